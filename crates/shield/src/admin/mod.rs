@@ -1,0 +1,313 @@
+//! The admin HTTP API: status, list management, threat assessment and emergency mode under
+//! `/api/security/*` (bearer token, compared in constant time), and `/health`, `/ready`,
+//! `/metrics` for orchestrators and Prometheus.
+
+mod metrics;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::decision::json_response;
+use crate::ip::{parse_network, ListKind};
+use crate::system::Core;
+
+type Shared = Arc<Core>;
+
+pub(crate) fn router(core: Shared) -> Router {
+    let api = Router::new()
+        .route("/api/security/status", get(status))
+        .route(
+            "/api/security/ip/whitelist",
+            post(add_whitelist).get(list_whitelist),
+        )
+        .route(
+            "/api/security/ip/blacklist",
+            post(add_blacklist).get(list_blacklist),
+        )
+        .route("/api/security/ip/whitelist/{*ip}", delete(remove_whitelist))
+        .route("/api/security/ip/blacklist/{*ip}", delete(remove_blacklist))
+        .route("/api/security/threat/{ip}", get(threat))
+        .route("/api/security/emergency", post(emergency))
+        .route("/api/security/{*rest}", axum::routing::any(not_found))
+        .route_layer(middleware::from_fn_with_state(core.clone(), require_token));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics::render))
+        .merge(api)
+        .with_state(core)
+}
+
+/// `{"error": ..., "detail": ..., "type": "invalid_request"}` with 400.
+fn invalid(detail: impl Into<String>) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": "Invalid request", "detail": detail.into(), "type": "invalid_request"}),
+    )
+}
+
+/// Compares without an early exit, so the time taken says nothing about how much of a guess
+/// was right. The length is not secret (tokens are generated at a fixed length).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // black_box keeps the optimiser from turning the fold back into an early-exit compare.
+    std::hint::black_box(diff) == 0
+}
+
+/// The credential of `Authorization: Bearer <token>` (the scheme is case-insensitive).
+fn bearer_credential(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_first_chunk::<7>()?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| rest.trim_ascii())
+}
+
+async fn require_token(State(core): State<Shared>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| bearer_credential(v.as_bytes()));
+    let ok = presented.is_some_and(|t| constant_time_eq(t, core.admin_token.as_bytes()));
+    if ok {
+        return next.run(request).await;
+    }
+    let mut response = json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({
+            "error": "Unauthorized",
+            "detail": if presented.is_some() { "Invalid admin token" } else { "Missing bearer token" },
+            "type": "unauthorized",
+        }),
+    );
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "Not found", "detail": "No such admin endpoint", "type": "not_found"}),
+    )
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+async fn ready(State(core): State<Shared>) -> Response {
+    // Memory state is always ready; a Redis backend that is down makes this `degraded`
+    // (still 200: the gateway serves from local state).
+    let _ = &core;
+    json_response(StatusCode::OK, &json!({"status": "ready"}))
+}
+
+async fn status(State(core): State<Shared>) -> Response {
+    let system = crate::SecuritySystem::from_core(core);
+    let status = system.status().await;
+    match serde_json::to_value(status) {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "Internal error", "detail": e.to_string(), "type": "internal"}),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListRequest {
+    ip: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(
+    headers: &http::HeaderMap,
+    body: &Bytes,
+) -> Result<T, Response> {
+    let declared_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.to_ascii_lowercase().contains("json"));
+    if !declared_json {
+        return Err(invalid(
+            "expected a JSON body (Content-Type: application/json)",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| invalid(format!("bad JSON body: {e}")))
+}
+
+async fn add_to(core: Shared, list: ListKind, headers: http::HeaderMap, body: Bytes) -> Response {
+    let request: ListRequest = match parse_body(&headers, &body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let network = match parse_network(&request.ip) {
+        Ok(n) => n,
+        Err(message) => return invalid(format!("ip {:?}: {message}", request.ip)),
+    };
+    if request.ttl_seconds == Some(0) {
+        return invalid("ttl_seconds must be at least 1 (omit it for no expiry)");
+    }
+    let reason = request
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "Added by admin API".to_string());
+    match core.add_to_list(list, network, reason.clone(), request.ttl_seconds) {
+        Ok(entry) => json_response(
+            StatusCode::OK,
+            &json!({
+                "status": "added",
+                "list": list.as_str(),
+                "ip": crate::events::show_network(&network),
+                "network": network.to_string(),
+                "reason": reason,
+                "expires_at_ms": entry.expires_at_ms,
+            }),
+        ),
+        Err(e) => json_response(
+            StatusCode::INSUFFICIENT_STORAGE,
+            &json!({"error": "List full", "detail": e.to_string(), "type": "list_full"}),
+        ),
+    }
+}
+
+async fn add_whitelist(
+    State(core): State<Shared>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    add_to(core, ListKind::Whitelist, headers, body).await
+}
+
+async fn add_blacklist(
+    State(core): State<Shared>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    add_to(core, ListKind::Blacklist, headers, body).await
+}
+
+fn remove_from(core: &Core, list: ListKind, ip: &str) -> Response {
+    let network = match parse_network(ip) {
+        Ok(n) => n,
+        Err(message) => return invalid(format!("ip {ip:?}: {message}")),
+    };
+    if core.remove_from_list(list, network) {
+        json_response(
+            StatusCode::OK,
+            &json!({"status": "removed", "list": list.as_str(), "network": network.to_string()}),
+        )
+    } else {
+        json_response(
+            StatusCode::NOT_FOUND,
+            &json!({
+                "error": "Not found",
+                "detail": format!("{network} is not on the {}", list.as_str()),
+                "type": "not_found",
+            }),
+        )
+    }
+}
+
+async fn remove_whitelist(State(core): State<Shared>, Path(ip): Path<String>) -> Response {
+    remove_from(&core, ListKind::Whitelist, &ip)
+}
+
+async fn remove_blacklist(State(core): State<Shared>, Path(ip): Path<String>) -> Response {
+    remove_from(&core, ListKind::Blacklist, &ip)
+}
+
+fn list_entries(core: &Core, list: ListKind, query: Option<String>) -> Response {
+    let mut limit = 1000;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("limit", value)) => match value.parse::<usize>() {
+                Ok(n) => limit = n.min(100_000),
+                Err(_) => return invalid(format!("limit {value:?} is not a number")),
+            },
+            _ => return invalid(format!("unknown query parameter {pair:?}; only limit=N")),
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "list": list.as_str(),
+            "total": core.lists.len(list),
+            "entries": core.lists.entries(list, limit),
+        }),
+    )
+}
+
+async fn list_whitelist(State(core): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    list_entries(&core, ListKind::Whitelist, query)
+}
+
+async fn list_blacklist(State(core): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    list_entries(&core, ListKind::Blacklist, query)
+}
+
+async fn threat(State(core): State<Shared>, Path(ip): Path<String>) -> Response {
+    let Ok(ip) = ip.trim().parse::<IpAddr>() else {
+        return invalid(format!("{ip:?} is not an IP address"));
+    };
+    let system = crate::SecuritySystem::from_core(core);
+    match serde_json::to_value(system.threat_assessment(ip)) {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "Internal error", "detail": e.to_string(), "type": "internal"}),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmergencyRequest {
+    enabled: bool,
+}
+
+async fn emergency(State(core): State<Shared>, headers: http::HeaderMap, body: Bytes) -> Response {
+    let request: EmergencyRequest = match parse_body(&headers, &body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    core.set_emergency(request.enabled, "admin");
+    json_response(StatusCode::OK, &json!({"emergency_mode": request.enabled}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+}

@@ -1,0 +1,629 @@
+//! Layering the sources into one [`Config`], collecting every problem on the way.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use toml::{Table, Value};
+
+use super::settings::{self, Kind, Setting, SECTIONS};
+use super::{Config, ConfigOverrides};
+
+/// Where configuration comes from, lowest precedence first.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// Starting point instead of the library defaults (the `demo` command turns everything on
+    /// here, so the file and the environment still apply on top).
+    pub base: Option<Config>,
+    /// A TOML file (`--config`).
+    pub file: Option<PathBuf>,
+    /// Environment variables, usually `std::env::vars()`; passed in so tests need not touch the
+    /// process environment.
+    pub env: Vec<(String, String)>,
+    /// Library overrides and command-line flags, highest precedence.
+    pub overrides: ConfigOverrides,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where it came from: `environment`, the file's path, `override`, or `validation`.
+    pub source: String,
+    /// The key as the user wrote it (`SECURITY_RATE_LIMIT_PER_IP_CAPACITY`, `rate_limit.foo`).
+    pub key: String,
+    /// The offending value as written, if there is one.
+    pub value: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(
+                f,
+                "{}={} ({}): {}",
+                self.key, value, self.source, self.message
+            ),
+            None => write!(f, "{} ({}): {}", self.key, self.source, self.message),
+        }
+    }
+}
+
+/// Every problem found while loading; the configuration is not used when there is any.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let noun = if self.problems.len() == 1 {
+            "problem"
+        } else {
+            "problems"
+        };
+        writeln!(f, "{} configuration {noun}:", self.problems.len())?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Collector(Vec<ConfigProblem>);
+
+impl Collector {
+    fn push(&mut self, source: &str, key: &str, value: Option<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            source: source.to_string(),
+            key: key.to_string(),
+            value,
+            message: message.into(),
+        });
+    }
+}
+
+/// Layers the sources and validates the result.
+pub fn load(sources: ConfigSources) -> Result<Config, ConfigError> {
+    let mut problems = Collector(Vec::new());
+    let base = sources.base.unwrap_or_default();
+    let mut tree = match Value::try_from(&base) {
+        Ok(Value::Table(table)) => table,
+        _ => Table::new(),
+    };
+
+    if let Some(path) = &sources.file {
+        apply_file(&mut tree, path, &mut problems);
+    }
+    apply_env(&mut tree, &sources.env, &mut problems);
+    apply_overrides(&mut tree, &sources.overrides, &mut problems);
+
+    if !problems.0.is_empty() {
+        return Err(ConfigError {
+            problems: problems.0,
+        });
+    }
+    let config: Config = match Value::Table(tree).try_into() {
+        Ok(config) => config,
+        Err(e) => {
+            problems.push("configuration", "(structure)", None, e.to_string());
+            return Err(ConfigError {
+                problems: problems.0,
+            });
+        }
+    };
+    validate(&config, &mut problems);
+    if problems.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            problems: problems.0,
+        })
+    }
+}
+
+fn apply_file(tree: &mut Table, path: &std::path::Path, problems: &mut Collector) {
+    let source = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.push(
+                &source,
+                "--config",
+                Some(source.clone()),
+                format!("cannot read file: {e}"),
+            );
+            return;
+        }
+    };
+    let file: Table = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => {
+            problems.push(
+                &source,
+                "(file)",
+                None,
+                format!("not valid TOML: {}", e.to_string().trim()),
+            );
+            return;
+        }
+    };
+    for (key, value) in file {
+        match value {
+            Value::Table(section) if SECTIONS.contains(&key.as_str()) => {
+                for (sub, value) in section {
+                    let path = format!("{key}.{sub}");
+                    apply_file_value(tree, &path, value, &source, problems);
+                }
+            }
+            value => apply_file_value(tree, &key, value, &source, problems),
+        }
+    }
+}
+
+fn apply_file_value(
+    tree: &mut Table,
+    path: &str,
+    value: Value,
+    source: &str,
+    problems: &mut Collector,
+) {
+    let Some(setting) = settings::SETTINGS.iter().find(|s| s.path == path) else {
+        problems.push(source, path, None, "unknown key");
+        return;
+    };
+    match coerce(setting.kind, value.clone()) {
+        Ok(value) => set_path(tree, setting.path, Some(value)),
+        Err(message) => problems.push(source, path, Some(show(&value)), message),
+    }
+}
+
+fn apply_env(tree: &mut Table, env: &[(String, String)], problems: &mut Collector) {
+    for setting in settings::SETTINGS {
+        // The last assignment wins, as in a shell.
+        let Some((_, raw)) = env.iter().rev().find(|(name, _)| name == setting.env) else {
+            continue;
+        };
+        match parse_text(setting, raw) {
+            Ok(value) => set_path(tree, setting.path, value),
+            Err(message) => problems.push("environment", setting.env, Some(raw.clone()), message),
+        }
+    }
+}
+
+fn apply_overrides(tree: &mut Table, overrides: &ConfigOverrides, problems: &mut Collector) {
+    for (name, value) in overrides.entries() {
+        let Some(setting) = settings::find(name) else {
+            problems.push("override", name, Some(show(value)), "unknown setting");
+            continue;
+        };
+        // Text for a typed setting is read the way the environment is (`--set X=5`).
+        let result = match (value, setting.kind) {
+            (Value::String(text), kind) if !matches!(kind, Kind::Str | Kind::Choice(_)) => {
+                parse_text(setting, text)
+            }
+            (value, kind) => coerce(kind, value.clone()).map(Some),
+        };
+        match result {
+            Ok(value) => set_path(tree, setting.path, value),
+            Err(message) => problems.push("override", name, Some(show(value)), message),
+        }
+    }
+}
+
+/// Checks a TOML value against a kind, converting where the meaning is unambiguous (an
+/// integer where a number is expected, a comma-separated string where a list is).
+fn coerce(kind: Kind, value: Value) -> Result<Value, String> {
+    let fail = || Err(kind.expectation());
+    match (kind, value) {
+        (Kind::Bool, Value::Boolean(b)) => Ok(Value::Boolean(b)),
+        (Kind::UInt, Value::Integer(i)) if i >= 0 => Ok(Value::Integer(i)),
+        (Kind::Float | Kind::OptFloat, Value::Integer(i)) if i >= 0 => Ok(Value::Float(i as f64)),
+        (Kind::Float | Kind::OptFloat, Value::Float(x)) if x.is_finite() && x >= 0.0 => {
+            Ok(Value::Float(x))
+        }
+        (Kind::Str, Value::String(s)) => Ok(Value::String(s)),
+        (Kind::Choice(words), Value::String(s)) => {
+            let lower = s.trim().to_ascii_lowercase();
+            if words.contains(&lower.as_str()) {
+                Ok(Value::String(lower))
+            } else {
+                fail()
+            }
+        }
+        (Kind::List, Value::String(s)) => Ok(split_list(&s)),
+        (Kind::List, Value::Array(items)) => {
+            if items.iter().all(|v| v.is_str()) {
+                Ok(Value::Array(items))
+            } else {
+                fail()
+            }
+        }
+        _ => fail(),
+    }
+}
+
+/// Reads text (an environment value, a `--set` flag) as a setting's kind. `Ok(None)` unsets an
+/// optional number.
+fn parse_text(setting: &Setting, raw: &str) -> Result<Option<Value>, String> {
+    let text = raw.trim();
+    let fail = || Err(setting.kind.expectation());
+    match setting.kind {
+        Kind::Bool => match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Some(Value::Boolean(true))),
+            "false" | "0" | "no" | "off" => Ok(Some(Value::Boolean(false))),
+            _ => fail(),
+        },
+        Kind::UInt => match text.parse::<u64>() {
+            Ok(n) if n <= i64::MAX as u64 => Ok(Some(Value::Integer(n as i64))),
+            _ => fail(),
+        },
+        Kind::OptFloat if text.is_empty() => Ok(None),
+        Kind::Float | Kind::OptFloat => match text.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(Value::Float(x))),
+            _ => fail(),
+        },
+        Kind::Str => Ok(Some(Value::String(raw.to_string()))),
+        Kind::Choice(_) => coerce(setting.kind, Value::String(text.to_string())).map(Some),
+        Kind::List => Ok(Some(split_list(text))),
+    }
+}
+
+fn split_list(text: &str) -> Value {
+    Value::Array(
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::String(s.to_string()))
+            .collect(),
+    )
+}
+
+fn set_path(tree: &mut Table, path: &str, value: Option<Value>) {
+    let mut node = tree;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            match value {
+                Some(value) => {
+                    node.insert(part.to_string(), value);
+                }
+                None => {
+                    node.remove(part);
+                }
+            }
+            return;
+        }
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        let Value::Table(next) = entry else { return };
+        node = next;
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Checks of meaning that the kinds alone cannot express.
+fn validate(config: &Config, problems: &mut Collector) {
+    let mut check = |ok: bool, path: &str, value: String, message: &str| {
+        if !ok {
+            let env = settings::SETTINGS
+                .iter()
+                .find(|s| s.path == path)
+                .map_or(path, |s| s.env);
+            problems.push("validation", env, Some(value), message);
+        }
+    };
+    let rl = &config.rate_limit;
+    for (path, capacity) in [
+        ("rate_limit.global_capacity", rl.global_capacity),
+        ("rate_limit.per_user_capacity", rl.per_user_capacity),
+        ("rate_limit.per_ip_capacity", rl.per_ip_capacity),
+    ] {
+        check(
+            capacity >= 1,
+            path,
+            capacity.to_string(),
+            "a bucket must hold at least 1 token",
+        );
+    }
+    for (path, rate) in [
+        ("rate_limit.global_refill_rate", rl.global_refill_rate),
+        ("rate_limit.per_user_refill_rate", rl.per_user_refill_rate),
+        ("rate_limit.per_ip_refill_rate", rl.per_ip_refill_rate),
+    ] {
+        if let Some(rate) = rate {
+            check(
+                rate > 0.0,
+                path,
+                rate.to_string(),
+                "must be greater than 0 (a bucket that never refills blocks forever)",
+            );
+        }
+    }
+    let dd = &config.ddos;
+    for (path, n) in [
+        (
+            "ddos.requests_per_second_threshold",
+            dd.requests_per_second_threshold,
+        ),
+        (
+            "ddos.requests_per_minute_threshold",
+            dd.requests_per_minute_threshold,
+        ),
+        (
+            "ddos.concurrent_connections_limit",
+            dd.concurrent_connections_limit,
+        ),
+    ] {
+        check(n >= 1, path, n.to_string(), "must be at least 1");
+    }
+    let threshold = config.ip.auto_blacklist_threshold;
+    check(
+        threshold <= 100,
+        "ip.auto_blacklist_threshold",
+        threshold.to_string(),
+        "reputation scores run from 0 to 100",
+    );
+    let anomaly = config.threat_detection.anomaly_threshold;
+    check(
+        anomaly <= 1.0,
+        "threat_detection.anomaly_threshold",
+        anomaly.to_string(),
+        "anomaly scores run from 0 to 1",
+    );
+    let inspect = config.max_inspect_body_bytes;
+    check(
+        inspect >= 1,
+        "max_inspect_body_bytes",
+        inspect.to_string(),
+        "must be at least 1",
+    );
+    let cap = config.ip_list_max_entries;
+    check(
+        cap >= 1,
+        "ip_list_max_entries",
+        cap.to_string(),
+        "must be at least 1",
+    );
+    for (path, list) in [
+        ("trusted_proxies", &config.trusted_proxies),
+        ("whitelist", &config.whitelist),
+        ("blacklist", &config.blacklist),
+    ] {
+        for entry in list {
+            if let Err(message) = crate::ip::parse_network(entry) {
+                check(false, path, entry.clone(), &message);
+            }
+        }
+    }
+    if !config.user_id_header.is_empty() {
+        let valid = http::HeaderName::from_bytes(config.user_id_header.as_bytes()).is_ok();
+        check(
+            valid,
+            "user_id_header",
+            config.user_id_header.clone(),
+            "not a valid HTTP header name",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load(ConfigSources {
+            env: env(pairs),
+            ..ConfigSources::default()
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let config = load_env(&[]).expect("defaults are valid");
+        assert!(!config.enable_rate_limiting && !config.enable_threat_detection);
+        assert_eq!(config.rate_limit.global_capacity, 1000);
+        assert_eq!(config.rate_limit.global_refill_rate, Some(100.0));
+        assert_eq!(config.rate_limit.per_user_capacity, 100);
+        assert_eq!(config.rate_limit.per_ip_capacity, 200);
+        assert_eq!(config.ddos.requests_per_second_threshold, 50);
+        assert_eq!(config.ddos.requests_per_minute_threshold, 1000);
+        assert_eq!(config.ddos.concurrent_connections_limit, 100);
+        assert_eq!(config.ip.auto_blacklist_threshold, 10);
+        assert_eq!(config.ip.temp_block_duration, 3600);
+        assert_eq!(config.threat_detection.anomaly_threshold, 0.7);
+        assert_eq!(config.threat_detection.ml_retrain_interval, 3600);
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let config = load_env(&[
+            ("SECURITY_ENABLE_RATE_LIMITING", "true"),
+            ("SECURITY_RATE_LIMIT_PER_IP_CAPACITY", "5"),
+            ("SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", "0.1"),
+            ("SECURITY_BLACKLIST", "1.2.3.4, 10.0.0.0/8,,2001:db8::/32"),
+            ("REDIS_URL", "redis://localhost:6379/0"),
+        ])
+        .expect("valid");
+        assert!(config.enable_rate_limiting);
+        assert_eq!(config.rate_limit.per_ip_capacity, 5);
+        assert_eq!(config.rate_limit.per_ip_refill_rate, Some(0.1));
+        assert_eq!(
+            config.blacklist,
+            vec!["1.2.3.4", "10.0.0.0/8", "2001:db8::/32"]
+        );
+        assert_eq!(config.redis_url, "redis://localhost:6379/0");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_key_and_value() {
+        let err = load_env(&[
+            ("SECURITY_RATE_LIMIT_PER_IP_CAPACITY", "abc"),
+            ("SECURITY_ENABLE_DDOS_PROTECTION", "maybe"),
+            ("SECURITY_RATE_LIMIT_GLOBAL_CAPACITY", "-5"),
+            ("SECURITY_FAIL_MODE", "sideways"),
+        ])
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 4, "{text}");
+        assert!(
+            text.contains("SECURITY_RATE_LIMIT_PER_IP_CAPACITY=abc"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SECURITY_ENABLE_DDOS_PROTECTION=maybe"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SECURITY_RATE_LIMIT_GLOBAL_CAPACITY=-5"),
+            "{text}"
+        );
+        assert!(text.contains("SECURITY_FAIL_MODE=sideways"), "{text}");
+        assert!(text.contains("expected one of open, closed"), "{text}");
+    }
+
+    #[test]
+    fn semantic_problems_name_the_setting() {
+        let err = load_env(&[
+            ("SECURITY_RATE_LIMIT_PER_IP_CAPACITY", "0"),
+            ("SECURITY_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
+            ("SECURITY_THREAT_ANOMALY_THRESHOLD", "1.5"),
+        ])
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 3, "{text}");
+        assert!(
+            text.contains("SECURITY_RATE_LIMIT_PER_IP_CAPACITY=0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SECURITY_TRUSTED_PROXIES=not-an-ip"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SECURITY_THREAT_ANOMALY_THRESHOLD=1.5"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn file_then_env_then_overrides() {
+        let dir = std::env::temp_dir().join(format!("mcp-shield-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("layers.toml");
+        std::fs::write(
+            &path,
+            "enable_rate_limiting = true\nwhitelist = [\"10.1.0.0/16\"]\n[rate_limit]\nper_ip_capacity = 7\nglobal_capacity = 9\nper_ip_refill_rate = 2\n",
+        )
+        .expect("write");
+        let config = load(ConfigSources {
+            file: Some(path.clone()),
+            env: env(&[("SECURITY_RATE_LIMIT_GLOBAL_CAPACITY", "11")]),
+            overrides: ConfigOverrides::new().set("RATE_LIMIT_PER_IP_CAPACITY", 13),
+            ..ConfigSources::default()
+        })
+        .expect("valid");
+        assert!(config.enable_rate_limiting);
+        assert_eq!(config.whitelist, vec!["10.1.0.0/16"]);
+        assert_eq!(config.rate_limit.global_capacity, 11, "env beats file");
+        assert_eq!(config.rate_limit.per_ip_capacity, 13, "override beats file");
+        assert_eq!(
+            config.rate_limit.per_ip_refill_rate,
+            Some(2.0),
+            "integer read as a rate"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_in_the_file_are_all_reported() {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-shield-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(
+            &path,
+            "enable_rate_limitting = true\n[rate_limit]\nper_ip_capacity = \"lots\"\nburst = 3\n[ddos]\nrequests_per_second_threshold = -1\n",
+        )
+        .expect("write");
+        let err = load(ConfigSources {
+            file: Some(path),
+            ..ConfigSources::default()
+        })
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 4, "{text}");
+        assert!(text.contains("enable_rate_limitting"), "{text}");
+        assert!(text.contains("rate_limit.per_ip_capacity=lots"), "{text}");
+        assert!(text.contains("rate_limit.burst"), "{text}");
+        assert!(
+            text.contains("ddos.requests_per_second_threshold=-1"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn unreadable_file_is_a_problem() {
+        let err = load(ConfigSources {
+            file: Some(PathBuf::from("/nonexistent/mcp-shield.toml")),
+            ..ConfigSources::default()
+        })
+        .expect_err("missing file");
+        assert!(err.to_string().contains("cannot read file"));
+    }
+
+    #[test]
+    fn empty_rate_unsets_it_to_the_derived_default() {
+        let config = load_env(&[
+            ("SECURITY_RATE_LIMIT_GLOBAL_REFILL_RATE", ""),
+            ("SECURITY_RATE_LIMIT_GLOBAL_CAPACITY", "50"),
+        ])
+        .expect("valid");
+        assert_eq!(config.rate_limit.global_refill_rate, None);
+        let rl = &config.rate_limit;
+        assert_eq!(
+            super::super::RateLimitConfig::effective_rate(
+                rl.global_capacity,
+                rl.global_refill_rate
+            ),
+            5.0
+        );
+    }
+
+    #[test]
+    fn redacted_output_hides_secrets() {
+        let config = load_env(&[
+            ("SECURITY_ADMIN_TOKEN", "s3cret-token-value"),
+            ("SECURITY_IP_HASH_KEY", "hash-key"),
+            ("REDIS_URL", "redis://:pw@localhost:6379/0"),
+        ])
+        .expect("valid");
+        let text = config.to_redacted_toml();
+        assert!(
+            !text.contains("s3cret") && !text.contains("hash-key") && !text.contains(":pw@"),
+            "{text}"
+        );
+        assert!(
+            text.contains("redis://:<redacted>@localhost:6379/0"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! Configuration: built-in defaults < TOML file < environment < overrides (flags or the library's
+//! [`ConfigOverrides`]).
+//!
+//! Every scalar setting is listed once in [`settings::SETTINGS`] with its TOML path and its
+//! environment name (the seed's `SECURITY_*` names, `REDIS_URL`, `GEOIP_DATABASE_PATH`). The
+//! TOML file uses the same names in lower case without the prefix, grouped by component:
+//! `SECURITY_RATE_LIMIT_GLOBAL_CAPACITY` is `global_capacity` under `[rate_limit]`.
+//! [`load`] collects every problem (the key, the value, what was expected) instead of stopping
+//! at the first, and never falls back to a default silently.
+
+mod load;
+mod overrides;
+pub mod settings;
+
+pub use load::{load, ConfigError, ConfigProblem, ConfigSources};
+pub use overrides::{ConfigOverrides, OverrideValue};
+
+use serde::{Deserialize, Serialize};
+
+/// Which forwarding header a trusted proxy sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=proxy1`
+    Forwarded,
+}
+
+/// What a guard's internal error does to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Let the request through (the seed's "fail-open on component errors").
+    #[default]
+    Open,
+    /// Refuse it with 503.
+    Closed,
+}
+
+/// Log line format for the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What a request body larger than the inspection limit gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OversizeBodyAction {
+    /// 413 `payload_too_large`: nothing reaches the upstream uninspected (ModSecurity's
+    /// `SecRequestBodyLimitAction Reject`).
+    #[default]
+    Reject,
+    /// Forward it; only the first `max_inspect_body_bytes` were inspected.
+    Pass,
+}
+
+/// The effective configuration. Build it with [`load`]; [`Config::default`] is the library's
+/// defaults (every component off, as in the seed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub enable_rate_limiting: bool,
+    pub enable_ddos_protection: bool,
+    pub enable_ip_management: bool,
+    pub enable_threat_detection: bool,
+    pub admin_token: String,
+    pub trusted_proxies: Vec<String>,
+    pub forwarded_header: ForwardedHeader,
+    pub whitelist: Vec<String>,
+    pub blacklist: Vec<String>,
+    pub whitelist_users: Vec<String>,
+    pub user_id_header: String,
+    pub fail_mode: FailMode,
+    pub log_format: LogFormat,
+    pub ip_hash_key: String,
+    pub max_inspect_body_bytes: u64,
+    pub oversize_body_action: OversizeBodyAction,
+    pub ip_list_max_entries: u64,
+    pub redis_url: String,
+    pub geoip_database_path: String,
+    pub rate_limit: RateLimitConfig,
+    pub ddos: DdosConfig,
+    pub ip: IpConfig,
+    pub threat_detection: ThreatDetectionConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enable_rate_limiting: false,
+            enable_ddos_protection: false,
+            enable_ip_management: false,
+            enable_threat_detection: false,
+            admin_token: String::new(),
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
+            whitelist: Vec::new(),
+            blacklist: Vec::new(),
+            whitelist_users: Vec::new(),
+            user_id_header: String::new(),
+            fail_mode: FailMode::default(),
+            log_format: LogFormat::default(),
+            ip_hash_key: String::new(),
+            max_inspect_body_bytes: 1024 * 1024,
+            oversize_body_action: OversizeBodyAction::default(),
+            ip_list_max_entries: 1_000_000,
+            redis_url: String::new(),
+            geoip_database_path: String::new(),
+            rate_limit: RateLimitConfig::default(),
+            ddos: DdosConfig::default(),
+            ip: IpConfig::default(),
+            threat_detection: ThreatDetectionConfig::default(),
+        }
+    }
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub global_capacity: u64,
+    // Field-level default: absent means unset (derived from the capacity), not the
+    // container default; `load` starts from the serialized defaults, so an untouched rate
+    // keeps its default value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_refill_rate: Option<f64>,
+    pub per_user_capacity: u64,
+    // Field-level default: absent means unset (derived from the capacity), not the
+    // container default; `load` starts from the serialized defaults, so an untouched rate
+    // keeps its default value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user_refill_rate: Option<f64>,
+    pub per_ip_capacity: u64,
+    // Field-level default: absent means unset (derived from the capacity), not the
+    // container default; `load` starts from the serialized defaults, so an untouched rate
+    // keeps its default value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_ip_refill_rate: Option<f64>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            global_capacity: 1000,
+            global_refill_rate: Some(100.0),
+            per_user_capacity: 100,
+            per_user_refill_rate: None,
+            per_ip_capacity: 200,
+            per_ip_refill_rate: None,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Tokens per second for a bucket: the configured rate, else a tenth of the capacity.
+    pub fn effective_rate(capacity: u64, rate: Option<f64>) -> f64 {
+        rate.unwrap_or(capacity as f64 / 10.0)
+    }
+}
+
+/// `[ddos]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DdosConfig {
+    pub requests_per_second_threshold: u64,
+    pub requests_per_minute_threshold: u64,
+    pub concurrent_connections_limit: u64,
+}
+
+impl Default for DdosConfig {
+    fn default() -> Self {
+        DdosConfig {
+            requests_per_second_threshold: 50,
+            requests_per_minute_threshold: 1000,
+            concurrent_connections_limit: 100,
+        }
+    }
+}
+
+/// `[ip]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpConfig {
+    pub auto_blacklist_threshold: u64,
+    pub temp_block_duration: u64,
+    pub threat_feeds: Vec<String>,
+}
+
+impl Default for IpConfig {
+    fn default() -> Self {
+        IpConfig {
+            auto_blacklist_threshold: 10,
+            temp_block_duration: 3600,
+            threat_feeds: Vec::new(),
+        }
+    }
+}
+
+/// `[threat_detection]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThreatDetectionConfig {
+    pub anomaly_threshold: f64,
+    pub ml_retrain_interval: u64,
+}
+
+impl Default for ThreatDetectionConfig {
+    fn default() -> Self {
+        ThreatDetectionConfig {
+            anomaly_threshold: 0.7,
+            ml_retrain_interval: 3600,
+        }
+    }
+}
+
+impl Config {
+    /// The library defaults, then the process environment, then `overrides`: what the seed's
+    /// `init_security_system(config_overrides)` reads.
+    pub fn from_env(overrides: ConfigOverrides) -> Result<Config, ConfigError> {
+        load(ConfigSources {
+            env: std::env::vars().collect(),
+            overrides,
+            ..ConfigSources::default()
+        })
+    }
+
+    /// The effective configuration as TOML, with secrets replaced by `<redacted>` (a Redis
+    /// URL keeps its host and loses only its password).
+    pub fn to_redacted_toml(&self) -> String {
+        let mut copy = self.clone();
+        copy.redact();
+        toml::to_string(&copy).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+
+    /// Replaces every secret with `<redacted>` in place.
+    pub fn redact(&mut self) {
+        const REDACTED: &str = "<redacted>";
+        if !self.admin_token.is_empty() {
+            self.admin_token = REDACTED.into();
+        }
+        if !self.ip_hash_key.is_empty() {
+            self.ip_hash_key = REDACTED.into();
+        }
+        self.redis_url = redact_url_password(&self.redis_url);
+    }
+}
+
+/// `redis://user:secret@host:6379/0` becomes `redis://user:<redacted>@host:6379/0`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    let user = match userinfo.find(':') {
+        Some(colon) => &userinfo[..colon],
+        // `redis://secret@host` puts the password where a user name would be.
+        None => "",
+    };
+    format!(
+        "{}://{}:<redacted>{}",
+        &url[..scheme_end],
+        user,
+        &rest[at..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_password_is_redacted_host_kept() {
+        assert_eq!(
+            redact_url_password("redis://:hunter2@cache:6379/0"),
+            "redis://:<redacted>@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url_password("rediss://app:hunter2@cache/1"),
+            "rediss://app:<redacted>@cache/1"
+        );
+        assert_eq!(
+            redact_url_password("redis://localhost:6379/0"),
+            "redis://localhost:6379/0"
+        );
+    }
+
+    #[test]
+    fn every_setting_exists_in_the_defaults() {
+        let tree = toml::Value::try_from(Config::default()).expect("defaults serialize");
+        for setting in settings::SETTINGS {
+            let mut node = &tree;
+            let parts: Vec<&str> = setting.path.split('.').collect();
+            for (i, part) in parts.iter().enumerate() {
+                match node.get(part) {
+                    Some(next) => node = next,
+                    // Optional numbers are absent from the serialized defaults.
+                    None if setting.kind == settings::Kind::OptFloat && i == parts.len() - 1 => {}
+                    None => panic!("{} is in SETTINGS but not in Config", setting.path),
+                }
+            }
+        }
+    }
+}

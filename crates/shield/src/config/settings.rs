@@ -1,0 +1,134 @@
+//! The table of every scalar setting: its TOML path, its environment name, its kind and what it
+//! does. Environment parsing, file checking, `check-config` and `docs/CONFIGURATION.md` all read
+//! this one table, so a setting cannot exist in one place and be missing in another.
+
+/// What values a setting takes; decides how an environment string is parsed and how a TOML
+/// value is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `true` / `false` (environment also takes `1`/`0`, `yes`/`no`, `on`/`off`).
+    Bool,
+    /// A non-negative integer.
+    UInt,
+    /// A non-negative, finite number; fractions allowed.
+    Float,
+    /// A non-negative number that may be left unset (empty), in which case it is derived.
+    OptFloat,
+    /// Free text.
+    Str,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// A list of strings; comma-separated in the environment.
+    List,
+}
+
+impl Kind {
+    /// Words for error messages: "expected ...".
+    pub fn expectation(self) -> String {
+        match self {
+            Kind::Bool => "expected true or false".into(),
+            Kind::UInt => "expected a non-negative integer".into(),
+            Kind::Float => "expected a non-negative number".into(),
+            Kind::OptFloat => "expected a non-negative number, or nothing".into(),
+            Kind::Str => "expected a string".into(),
+            Kind::Choice(words) => format!("expected one of {}", words.join(", ")),
+            Kind::List => "expected a list of strings (comma-separated in the environment)".into(),
+        }
+    }
+}
+
+/// One scalar setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Path in the TOML file: `key` at the top level or `section.key`.
+    pub path: &'static str,
+    /// Environment variable name.
+    pub env: &'static str,
+    /// Accepted values.
+    pub kind: Kind,
+    /// Redacted by `check-config` and in `status`.
+    pub secret: bool,
+    /// Which component reads it.
+    pub component: &'static str,
+    /// One sentence for the reference.
+    pub doc: &'static str,
+}
+
+const fn s(
+    path: &'static str,
+    env: &'static str,
+    kind: Kind,
+    component: &'static str,
+    doc: &'static str,
+) -> Setting {
+    Setting {
+        path,
+        env,
+        kind,
+        secret: false,
+        component,
+        doc,
+    }
+}
+
+const fn secret(mut setting: Setting) -> Setting {
+    setting.secret = true;
+    setting
+}
+
+/// Every scalar setting, in the order `check-config` prints them.
+#[rustfmt::skip]
+pub const SETTINGS: &[Setting] = &[
+    // Switches (the seed's names; all off in the library, all on in `demo`).
+    s("enable_rate_limiting", "SECURITY_ENABLE_RATE_LIMITING", Kind::Bool, "rate limiting", "Turn on the token-bucket rate limiter."),
+    s("enable_ddos_protection", "SECURITY_ENABLE_DDOS_PROTECTION", Kind::Bool, "ddos protection", "Turn on sliding-window DDoS protection."),
+    s("enable_ip_management", "SECURITY_ENABLE_IP_MANAGEMENT", Kind::Bool, "ip management", "Turn on reputation, auto-blacklisting, GeoIP and feeds (the explicit allow/deny lists are always enforced)."),
+    s("enable_threat_detection", "SECURITY_ENABLE_THREAT_DETECTION", Kind::Bool, "threat detection", "Turn on payload threat detection."),
+    // Core.
+    secret(s("admin_token", "SECURITY_ADMIN_TOKEN", Kind::Str, "admin api", "Bearer token for /api/security/*. Empty: the gateway generates one at start and logs it once.")),
+    s("trusted_proxies", "SECURITY_TRUSTED_PROXIES", Kind::List, "core", "CIDRs or IPs of reverse proxies whose forwarding header is believed. Empty: forwarding headers are ignored."),
+    s("forwarded_header", "SECURITY_FORWARDED_HEADER", Kind::Choice(&["x-forwarded-for", "forwarded"]), "core", "Which forwarding header a trusted proxy sets; only that one is read."),
+    s("whitelist", "SECURITY_WHITELIST", Kind::List, "ip lists", "IPs or CIDRs that skip every guard, loaded at start."),
+    s("blacklist", "SECURITY_BLACKLIST", Kind::List, "ip lists", "IPs or CIDRs refused with 403 ip_blocked, loaded at start."),
+    s("whitelist_users", "SECURITY_WHITELIST_USERS", Kind::List, "rate limiting", "User ids (see user_id_header) that bypass rate limits."),
+    s("user_id_header", "SECURITY_USER_ID_HEADER", Kind::Str, "core", "Header naming the user. Empty: a keyed hash of the Authorization credential."),
+    s("fail_mode", "SECURITY_FAIL_MODE", Kind::Choice(&["open", "closed"]), "core", "What a guard's internal error does: let the request through (open) or refuse it with 503 (closed)."),
+    s("log_format", "SECURITY_LOG_FORMAT", Kind::Choice(&["text", "json"]), "core", "Log lines as text or one JSON object per line."),
+    secret(s("ip_hash_key", "SECURITY_IP_HASH_KEY", Kind::Str, "core", "Key for the keyed hash of IPs and credentials. Empty: a random key per process (hashes then differ between instances and restarts).")),
+    s("max_inspect_body_bytes", "SECURITY_MAX_INSPECT_BODY_BYTES", Kind::UInt, "core", "Request bodies are read for inspection up to this many bytes."),
+    s("oversize_body_action", "SECURITY_OVERSIZE_BODY_ACTION", Kind::Choice(&["reject", "pass"]), "core", "A body larger than max_inspect_body_bytes: refused with 413 (reject) or forwarded with only its first bytes inspected (pass)."),
+    s("ip_list_max_entries", "SECURITY_IP_LIST_MAX_ENTRIES", Kind::UInt, "ip lists", "Cap on entries per list (whitelist, blacklist); adding beyond it is refused."),
+    secret(s("redis_url", "REDIS_URL", Kind::Str, "redis", "Redis for shared state between instances (read when the Redis backend lands; memory until then).")),
+    s("geoip_database_path", "GEOIP_DATABASE_PATH", Kind::Str, "ip management", "MaxMind MMDB file for GeoIP."),
+    // Rate limiting.
+    s("rate_limit.global_capacity", "SECURITY_RATE_LIMIT_GLOBAL_CAPACITY", Kind::UInt, "rate limiting", "Global bucket size."),
+    s("rate_limit.global_refill_rate", "SECURITY_RATE_LIMIT_GLOBAL_REFILL_RATE", Kind::OptFloat, "rate limiting", "Global tokens per second (empty: capacity / 10)."),
+    s("rate_limit.per_user_capacity", "SECURITY_RATE_LIMIT_PER_USER_CAPACITY", Kind::UInt, "rate limiting", "Bucket size per user."),
+    s("rate_limit.per_user_refill_rate", "SECURITY_RATE_LIMIT_PER_USER_REFILL_RATE", Kind::OptFloat, "rate limiting", "Tokens per second per user (empty: capacity / 10)."),
+    s("rate_limit.per_ip_capacity", "SECURITY_RATE_LIMIT_PER_IP_CAPACITY", Kind::UInt, "rate limiting", "Bucket size per client IP."),
+    s("rate_limit.per_ip_refill_rate", "SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", Kind::OptFloat, "rate limiting", "Tokens per second per client IP (empty: capacity / 10)."),
+    // DDoS protection.
+    s("ddos.requests_per_second_threshold", "SECURITY_DDOS_REQUESTS_PER_SECOND_THRESHOLD", Kind::UInt, "ddos protection", "Requests per second per IP before blocking."),
+    s("ddos.requests_per_minute_threshold", "SECURITY_DDOS_REQUESTS_PER_MINUTE_THRESHOLD", Kind::UInt, "ddos protection", "Requests per minute per IP before blocking."),
+    s("ddos.concurrent_connections_limit", "SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT", Kind::UInt, "ddos protection", "Concurrent connections per IP."),
+    // IP management.
+    s("ip.auto_blacklist_threshold", "SECURITY_IP_AUTO_BLACKLIST_THRESHOLD", Kind::UInt, "ip management", "Reputation score (0 to 100) at or below which an IP is blocked."),
+    s("ip.temp_block_duration", "SECURITY_IP_TEMP_BLOCK_DURATION", Kind::UInt, "ip management", "Seconds a temporary block lasts."),
+    s("ip.threat_feeds", "SECURITY_THREAT_FEEDS", Kind::List, "ip management", "Threat-intelligence feeds: file paths or http(s) URLs, optionally name=source."),
+    // Threat detection.
+    s("threat_detection.anomaly_threshold", "SECURITY_THREAT_ANOMALY_THRESHOLD", Kind::Float, "threat detection", "Anomaly score (0 to 1) at or above which a client is anomalous."),
+    s("threat_detection.ml_retrain_interval", "SECURITY_THREAT_ML_RETRAIN_INTERVAL", Kind::UInt, "threat detection", "Seconds between retrainings of the anomaly model."),
+];
+
+/// Finds a setting by TOML path, environment name, or environment name without `SECURITY_`
+/// (the seed's override keys: `ENABLE_RATE_LIMITING`, `RATE_LIMIT_GLOBAL_CAPACITY`).
+pub fn find(name: &str) -> Option<&'static Setting> {
+    let upper = name.to_ascii_uppercase();
+    SETTINGS.iter().find(|s| {
+        s.path == name || s.env == upper || s.env.strip_prefix("SECURITY_") == Some(upper.as_str())
+    })
+}
+
+/// Sections of the TOML file that hold more than scalars (arrays of tables the components
+/// read themselves). Keys under these are checked by the component's own deserializer.
+pub const SECTIONS: &[&str] = &["rate_limit", "ddos", "ip", "threat_detection"];

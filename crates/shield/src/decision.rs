@@ -1,0 +1,296 @@
+//! What the guards decide, and the one place that turns a decision into HTTP.
+
+use axum::body::Body;
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::json;
+
+/// Why a request is refused. Guards return this; they never build responses themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlockReason {
+    /// A token bucket is empty.
+    RateLimited {
+        /// Which bucket (`ip`, `user`, `global`, or a rule's name).
+        bucket: String,
+        /// Its capacity.
+        limit: u64,
+        /// Seconds until a token is back.
+        retry_after_secs: u64,
+        /// Unix seconds when the bucket is full again.
+        reset_unix: u64,
+    },
+    /// DDoS protection refused the request.
+    Ddos {
+        /// What was seen ("High request rate").
+        detail: String,
+        /// Seconds before trying again makes sense.
+        retry_after_secs: u64,
+    },
+    /// The client's address is refused.
+    IpBlocked {
+        /// Why: "IP is blacklisted", a feed, a country, a reputation.
+        detail: String,
+    },
+    /// Threat detection found an attack.
+    Threat {
+        /// Threat types (`sql_injection`, `xss_attack`, ...).
+        threats: Vec<String>,
+    },
+    /// The body is larger than the inspection limit and the policy is to reject.
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A guard failed and `SECURITY_FAIL_MODE=closed`.
+    Unavailable {
+        /// Which guard.
+        guard: &'static str,
+    },
+    /// The request could not be read (a broken body).
+    BadRequest {
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl BlockReason {
+    /// The body's `type`, also the statistics key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BlockReason::RateLimited { .. } => "rate_limited",
+            BlockReason::Ddos { .. } => "ddos_blocked",
+            BlockReason::IpBlocked { .. } => "ip_blocked",
+            BlockReason::Threat { .. } => "threat_detected",
+            BlockReason::PayloadTooLarge { .. } => "payload_too_large",
+            BlockReason::Unavailable { .. } => "security_unavailable",
+            BlockReason::BadRequest { .. } => "invalid_request",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BlockReason::RateLimited { .. } | BlockReason::Ddos { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            BlockReason::IpBlocked { .. } | BlockReason::Threat { .. } => StatusCode::FORBIDDEN,
+            BlockReason::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BlockReason::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            BlockReason::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The seed's JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            BlockReason::RateLimited {
+                retry_after_secs, ..
+            } => json!({
+                "error": "Too many requests",
+                "detail": "Rate limit exceeded",
+                "type": "rate_limited",
+                "retry_after": retry_after_secs,
+            }),
+            BlockReason::Ddos {
+                detail,
+                retry_after_secs,
+            } => json!({
+                "error": "Request blocked by DDoS protection",
+                "detail": detail,
+                "type": "ddos_blocked",
+                "retry_after": retry_after_secs,
+            }),
+            BlockReason::IpBlocked { detail } => json!({
+                "error": "Access denied by security policy",
+                "detail": detail,
+                "type": "ip_blocked",
+            }),
+            BlockReason::Threat { threats } => json!({
+                "error": "Request blocked by threat detection",
+                "detail": "Malicious content detected",
+                "type": "threat_detected",
+                "threats": threats,
+            }),
+            BlockReason::PayloadTooLarge { limit } => json!({
+                "error": "Request body too large",
+                "detail": format!("Request bodies over {limit} bytes are not accepted"),
+                "type": "payload_too_large",
+            }),
+            BlockReason::Unavailable { guard } => json!({
+                "error": "Security check unavailable",
+                "detail": format!("{guard} failed and the fail mode is closed"),
+                "type": "security_unavailable",
+            }),
+            BlockReason::BadRequest { detail } => json!({
+                "error": "Bad request",
+                "detail": detail,
+                "type": "invalid_request",
+            }),
+        }
+    }
+
+    /// The full response: status, JSON body, and the headers the seed gives each kind.
+    pub fn into_response(&self) -> Response<Body> {
+        let mut response = json_response(self.status(), &self.body());
+        let headers = response.headers_mut();
+        match self {
+            BlockReason::RateLimited {
+                limit,
+                retry_after_secs,
+                reset_unix,
+                ..
+            } => {
+                headers.insert("x-ratelimit-limit", HeaderValue::from(*limit));
+                headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+                headers.insert("x-ratelimit-reset", HeaderValue::from(*reset_unix));
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            BlockReason::Ddos {
+                retry_after_secs, ..
+            } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A JSON response with the given status.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The rate-limit state of the tightest bucket that covered an allowed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    /// Capacity of the bucket.
+    pub limit: u64,
+    /// Whole tokens left in it.
+    pub remaining: u64,
+}
+
+/// What an allowed request carries back: headers to add to the response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    /// The tightest rate limit that applied.
+    pub rate_limit: Option<RateLimitStatus>,
+    /// The client was whitelisted and skipped every guard.
+    pub whitelisted: bool,
+}
+
+impl Annotations {
+    /// Keeps the tighter of two rate limits (fewest tokens left).
+    pub fn merge(&mut self, other: Annotations) {
+        self.whitelisted |= other.whitelisted;
+        self.rate_limit = match (self.rate_limit, other.rate_limit) {
+            (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Adds `X-RateLimit-Limit` / `X-RateLimit-Remaining` to an allowed response.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if let Some(rl) = self.rate_limit {
+            headers.insert("x-ratelimit-limit", HeaderValue::from(rl.limit));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(rl.remaining));
+        }
+    }
+}
+
+/// A guard's answer for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Go on to the next guard.
+    Pass(Annotations),
+    /// Refuse the request.
+    Block(BlockReason),
+}
+
+impl Verdict {
+    /// Pass with nothing to add.
+    pub fn pass() -> Self {
+        Verdict::Pass(Annotations::default())
+    }
+}
+
+/// The pipeline's answer for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Forward it, adding these headers to the response.
+    Allow(Annotations),
+    /// Refuse it.
+    Block(BlockReason),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_response_has_every_header() {
+        let reason = BlockReason::RateLimited {
+            bucket: "ip".into(),
+            limit: 100,
+            retry_after_secs: 60,
+            reset_unix: 1_640_995_200,
+        };
+        let response = reason.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let h = response.headers();
+        assert_eq!(h["x-ratelimit-limit"], "100");
+        assert_eq!(h["x-ratelimit-remaining"], "0");
+        assert_eq!(h["x-ratelimit-reset"], "1640995200");
+        assert_eq!(h["retry-after"], "60");
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(reason.body()["retry_after"], 60);
+        assert_eq!(reason.body()["type"], "rate_limited");
+    }
+
+    #[test]
+    fn seed_bodies() {
+        let ip = BlockReason::IpBlocked {
+            detail: "IP is blacklisted".into(),
+        };
+        assert_eq!(ip.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            ip.body(),
+            json!({"error": "Access denied by security policy", "detail": "IP is blacklisted", "type": "ip_blocked"})
+        );
+        let ddos = BlockReason::Ddos {
+            detail: "Suspicious request pattern detected".into(),
+            retry_after_secs: 5,
+        };
+        assert_eq!(ddos.into_response().headers()["retry-after"], "5");
+        assert_eq!(ddos.body()["error"], "Request blocked by DDoS protection");
+        let threat = BlockReason::Threat {
+            threats: vec!["sql_injection".into()],
+        };
+        assert_eq!(threat.body()["threats"], json!(["sql_injection"]));
+        assert_eq!(threat.body()["type"], "threat_detected");
+    }
+
+    #[test]
+    fn tightest_rate_limit_wins() {
+        let mut a = Annotations {
+            rate_limit: Some(RateLimitStatus {
+                limit: 100,
+                remaining: 50,
+            }),
+            whitelisted: false,
+        };
+        a.merge(Annotations {
+            rate_limit: Some(RateLimitStatus {
+                limit: 5,
+                remaining: 2,
+            }),
+            whitelisted: false,
+        });
+        assert_eq!(a.rate_limit.map(|r| r.limit), Some(5));
+    }
+}

@@ -1,0 +1,318 @@
+//! [`SecurityEvent`]s and the bus that carries them to statistics, logs and any subscriber.
+//!
+//! Guards never call each other: they publish what they saw here, and whoever cares (the
+//! statistics, the log, later the reputation tracker and Redis pub/sub) subscribes. Synchronous
+//! sinks run inline, in publish order, so statistics are exact the moment a response leaves;
+//! asynchronous subscribers get a broadcast channel that drops the oldest events when they fall
+//! behind rather than slowing the request path.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::decision::BlockReason;
+use crate::ip::ListKind;
+
+/// Something the security layer did or saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecurityEvent {
+    /// A request was refused.
+    Blocked {
+        /// The client.
+        ip: IpAddr,
+        /// Why.
+        reason: BlockReason,
+        /// The request path.
+        path: String,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
+    /// A list entry was added.
+    ListAdded {
+        /// Which list.
+        list: ListKind,
+        /// The network.
+        network: IpNet,
+        /// Why.
+        reason: String,
+        /// When it expires (Unix ms).
+        expires_at_ms: Option<u64>,
+    },
+    /// A list entry was removed.
+    ListRemoved {
+        /// Which list.
+        list: ListKind,
+        /// The network.
+        network: IpNet,
+    },
+    /// Emergency mode was switched.
+    EmergencyMode {
+        /// On or off.
+        enabled: bool,
+        /// What switched it (`admin`, `automatic`).
+        by: &'static str,
+    },
+    /// A guard failed internally.
+    GuardError {
+        /// Which guard.
+        guard: &'static str,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Something that handles events inline.
+pub trait EventSink: Send + Sync + 'static {
+    /// Called for every event, on the publishing thread: keep it short.
+    fn handle(&self, event: &SecurityEvent);
+}
+
+/// Publishes events to the inline sinks and to async subscribers.
+pub struct EventBus {
+    sinks: Vec<Arc<dyn EventSink>>,
+    channel: broadcast::Sender<Arc<SecurityEvent>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("sinks", &self.sinks.len())
+            .field("subscribers", &self.channel.receiver_count())
+            .finish()
+    }
+}
+
+impl EventBus {
+    /// A bus with inline sinks; async subscribers may lag by at most `capacity` events.
+    pub fn new(sinks: Vec<Arc<dyn EventSink>>, capacity: usize) -> Self {
+        let (channel, _) = broadcast::channel(capacity.max(1));
+        EventBus { sinks, channel }
+    }
+
+    /// Hands the event to every sink, then to subscribers if there are any.
+    pub fn publish(&self, event: SecurityEvent) {
+        for sink in &self.sinks {
+            sink.handle(&event);
+        }
+        if self.channel.receiver_count() > 0 {
+            // An error only means every subscriber left in the meantime.
+            let _ = self.channel.send(Arc::new(event));
+        }
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SecurityEvent>> {
+        self.channel.subscribe()
+    }
+}
+
+/// The seed's counters, updated without locks.
+#[derive(Debug, Default)]
+pub struct Statistics {
+    total_requests: AtomicU64,
+    blocked_requests: AtomicU64,
+    rate_limited: AtomicU64,
+    ddos_blocked: AtomicU64,
+    ip_blocked: AtomicU64,
+    threat_detected: AtomicU64,
+    payload_too_large: AtomicU64,
+    whitelisted: AtomicU64,
+    guard_errors: AtomicU64,
+}
+
+/// A copy of the counters at one moment; serializes with the seed's keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatisticsSnapshot {
+    pub total_requests: u64,
+    pub blocked_requests: u64,
+    pub rate_limited: u64,
+    pub ddos_blocked: u64,
+    pub ip_blocked: u64,
+    pub threat_detected: u64,
+    /// Bodies refused for exceeding the inspection limit.
+    pub payload_too_large: u64,
+    /// Requests from whitelisted clients (they skipped every guard).
+    pub whitelisted: u64,
+    /// Internal guard failures (handled by the fail mode).
+    pub guard_errors: u64,
+}
+
+impl Statistics {
+    /// Counts one request that reached the guards.
+    pub fn record_request(&self) {
+        self.total_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request from a whitelisted client.
+    pub fn record_whitelisted(&self) {
+        self.whitelisted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatisticsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatisticsSnapshot {
+            total_requests: get(&self.total_requests),
+            blocked_requests: get(&self.blocked_requests),
+            rate_limited: get(&self.rate_limited),
+            ddos_blocked: get(&self.ddos_blocked),
+            ip_blocked: get(&self.ip_blocked),
+            threat_detected: get(&self.threat_detected),
+            payload_too_large: get(&self.payload_too_large),
+            whitelisted: get(&self.whitelisted),
+            guard_errors: get(&self.guard_errors),
+        }
+    }
+}
+
+impl EventSink for Statistics {
+    fn handle(&self, event: &SecurityEvent) {
+        match event {
+            SecurityEvent::Blocked { reason, .. } => {
+                self.blocked_requests.fetch_add(1, Ordering::Relaxed);
+                let counter = match reason {
+                    BlockReason::RateLimited { .. } => Some(&self.rate_limited),
+                    BlockReason::Ddos { .. } => Some(&self.ddos_blocked),
+                    BlockReason::IpBlocked { .. } => Some(&self.ip_blocked),
+                    BlockReason::Threat { .. } => Some(&self.threat_detected),
+                    BlockReason::PayloadTooLarge { .. } => Some(&self.payload_too_large),
+                    BlockReason::Unavailable { .. } | BlockReason::BadRequest { .. } => None,
+                };
+                if let Some(counter) = counter {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            SecurityEvent::GuardError { .. } => {
+                self.guard_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Writes events to `tracing` under the seed's targets and with its wording.
+#[derive(Debug, Default)]
+pub struct LogSink;
+
+fn python_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|t| format!("'{t}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl EventSink for LogSink {
+    fn handle(&self, event: &SecurityEvent) {
+        match event {
+            SecurityEvent::Blocked {
+                ip, reason, path, ..
+            } => match reason {
+                BlockReason::RateLimited { bucket, .. } => tracing::warn!(
+                    target: "security.rate_limiter",
+                    %ip, bucket = %bucket, path = %path,
+                    "Rate limit exceeded for {ip}: {bucket} bucket empty"
+                ),
+                BlockReason::Ddos { detail, .. } => tracing::warn!(
+                    target: "security.ddos_protection",
+                    %ip, path = %path,
+                    "DDoS protection blocked request from {ip}: {detail}"
+                ),
+                BlockReason::IpBlocked { detail } => tracing::warn!(
+                    target: "security.ip_manager",
+                    %ip, path = %path,
+                    "Blocked request from {ip}: {detail}"
+                ),
+                BlockReason::Threat { threats } => tracing::warn!(
+                    target: "security.threat_detector",
+                    %ip, path = %path,
+                    "Threats detected for IP {ip}: {}", python_list(threats)
+                ),
+                BlockReason::PayloadTooLarge { limit } => tracing::info!(
+                    target: "security.threat_detector",
+                    %ip, path = %path,
+                    "Refused request body from {ip}: larger than the inspection limit of {limit} bytes"
+                ),
+                BlockReason::Unavailable { guard } => tracing::error!(
+                    target: "security",
+                    %ip, path = %path,
+                    "Refused request from {ip}: {guard} failed and the fail mode is closed"
+                ),
+                BlockReason::BadRequest { detail } => tracing::info!(
+                    target: "security",
+                    %ip, path = %path,
+                    "Refused unreadable request from {ip}: {detail}"
+                ),
+            },
+            SecurityEvent::ListAdded {
+                list,
+                network,
+                reason,
+                ..
+            } => tracing::info!(
+                target: "security.ip_manager",
+                "Added {} to {}: {reason}", show_network(network), list.as_str()
+            ),
+            SecurityEvent::ListRemoved { list, network } => tracing::info!(
+                target: "security.ip_manager",
+                "Removed {} from {}", show_network(network), list.as_str()
+            ),
+            SecurityEvent::EmergencyMode { enabled, by } => tracing::warn!(
+                target: "security.ddos_protection",
+                "Emergency mode {} ({by})", if *enabled { "enabled" } else { "disabled" }
+            ),
+            SecurityEvent::GuardError { guard, error } => tracing::error!(
+                target: "security",
+                "{guard} failed: {error}"
+            ),
+        }
+    }
+}
+
+/// A host network prints as its address (`1.2.3.4`, not `1.2.3.4/32`), as the seed's logs do.
+pub fn show_network(network: &IpNet) -> String {
+    if network.prefix_len() == network.max_prefix_len() {
+        network.addr().to_string()
+    } else {
+        network.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_count_blocks_by_kind() {
+        let stats = Arc::new(Statistics::default());
+        let bus = EventBus::new(vec![stats.clone()], 16);
+        let mut rx = bus.subscribe();
+        stats.record_request();
+        bus.publish(SecurityEvent::Blocked {
+            ip: "1.2.3.4".parse().expect("ip"),
+            reason: BlockReason::IpBlocked {
+                detail: "IP is blacklisted".into(),
+            },
+            path: "/".into(),
+            at_ms: 0,
+        });
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.total_requests, snap.blocked_requests, snap.ip_blocked),
+            (1, 1, 1)
+        );
+        assert!(matches!(
+            *rx.try_recv().expect("event"),
+            SecurityEvent::Blocked { .. }
+        ));
+    }
+
+    #[test]
+    fn python_style_threat_list() {
+        assert_eq!(
+            python_list(&["sql_injection".into(), "xss_attack".into()]),
+            "['sql_injection', 'xss_attack']"
+        );
+    }
+}

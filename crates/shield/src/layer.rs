@@ -1,0 +1,328 @@
+//! The tower [`Layer`](tower_layer::Layer) and [`Service`] that put the security pipeline in front of
+//! any service taking `http::Request<axum::body::Body>`.
+//!
+//! Per request: read the body up to the inspection limit (only for content the guards can
+//! inspect), build [`RequestFacts`] once, ask the [`Pipeline`](crate::pipeline::Pipeline), then
+//! either render the block or forward the request with its body put back together (the
+//! inspected prefix followed by whatever was not read, so nothing is lost and large bodies still
+//! stream), add the rate-limit headers, and tell the guards how it ended.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tower_service::Service;
+
+use crate::config::OversizeBodyAction;
+use crate::decision::{BlockReason, Decision};
+use crate::pipeline::Outcome;
+use crate::request::RequestFacts;
+use crate::system::Core;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Paths answered before the guards (liveness, readiness and metrics must work for the
+/// orchestrator even while a client's address is blocked).
+pub const PROBE_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
+
+/// Wraps a service in the security pipeline. Made by
+/// [`SecuritySystem::layer`](crate::SecuritySystem::layer).
+#[derive(Clone)]
+pub struct SecurityLayer {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for SecurityLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityLayer").finish_non_exhaustive()
+    }
+}
+
+impl SecurityLayer {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        SecurityLayer { core }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for SecurityLayer {
+    type Service = SecurityService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SecurityService {
+            inner,
+            core: self.core.clone(),
+        }
+    }
+}
+
+/// The service [`SecurityLayer`] builds.
+#[derive(Clone)]
+pub struct SecurityService<S> {
+    inner: S,
+    core: Arc<Core>,
+}
+
+impl<S> std::fmt::Debug for SecurityService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityService").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for SecurityService<S>
+where
+    S: Service<Request<Body>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+    ResB: HttpBody<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The clone that was made ready is the one to call (tower's usual swap).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let core = self.core.clone();
+        Box::pin(handle(core, inner, request))
+    }
+}
+
+async fn handle<S, B, ResB>(
+    core: Arc<Core>,
+    mut inner: S,
+    request: Request<B>,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<Body>, Response = Response<ResB>>,
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+    ResB: HttpBody<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    let started = core.clock.monotonic_ns();
+    let (mut parts, body) = request.into_parts();
+    if PROBE_PATHS.contains(&parts.uri.path()) {
+        let response = inner
+            .call(Request::from_parts(parts, Body::new(body)))
+            .await?;
+        return Ok(response.map(Body::new));
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+
+    let limit = core.max_inspect_body_bytes;
+    let read = if wants_inspection(&parts.headers, &body) {
+        read_prefix(body, limit, core.oversize_body_action, &parts.headers).await
+    } else {
+        BodyRead::Skipped(body)
+    };
+    let (inspected, complete) = match &read {
+        BodyRead::Complete(bytes) => (bytes.clone(), true),
+        BodyRead::Oversize { prefix, .. } => {
+            let end = prefix.len().min(limit as usize);
+            (prefix.slice(..end), false)
+        }
+        BodyRead::Skipped(_) | BodyRead::Failed(_) => (Bytes::new(), true),
+    };
+    let mut facts = RequestFacts::build(&mut parts, inspected, complete, peer, &core.identity);
+
+    let decision = match &read {
+        BodyRead::Failed(detail) => core.pipeline.block(
+            &facts,
+            BlockReason::BadRequest {
+                detail: detail.clone(),
+            },
+        ),
+        _ => match core.pipeline.decide(&facts).await {
+            // Whitelisted clients skip every guard, the size check included.
+            Decision::Allow(a) if a.whitelisted => Decision::Allow(a),
+            Decision::Allow(_) if is_rejected_oversize(&read, core.oversize_body_action) => core
+                .pipeline
+                .block(&facts, BlockReason::PayloadTooLarge { limit }),
+            decision => decision,
+        },
+    };
+
+    match decision {
+        Decision::Block(reason) => {
+            let response = reason.into_response();
+            let outcome = Outcome {
+                status: response.status().as_u16(),
+                latency_ns: core.clock.monotonic_ns().saturating_sub(started),
+                blocked: true,
+            };
+            core.pipeline.observe(&facts, &outcome);
+            Ok(response)
+        }
+        Decision::Allow(annotations) => {
+            facts.restore_headers(&mut parts);
+            let body = match read {
+                BodyRead::Complete(bytes) => Body::from(bytes),
+                BodyRead::Oversize { prefix, rest } => Body::new(PrefixedBody {
+                    prefix: Some(prefix),
+                    rest,
+                }),
+                BodyRead::Skipped(body) => Body::new(body),
+                BodyRead::Failed(_) => Body::empty(),
+            };
+            let response = inner.call(Request::from_parts(parts, body)).await?;
+            let mut response = response.map(Body::new);
+            annotations.apply(response.headers_mut());
+            let outcome = Outcome {
+                status: response.status().as_u16(),
+                latency_ns: core.clock.monotonic_ns().saturating_sub(started),
+                blocked: false,
+            };
+            core.pipeline.observe(&facts, &outcome);
+            Ok(response)
+        }
+    }
+}
+
+fn is_rejected_oversize<B>(read: &BodyRead<B>, action: OversizeBodyAction) -> bool {
+    matches!(read, BodyRead::Oversize { .. }) && action == OversizeBodyAction::Reject
+}
+
+/// Bodies worth reading: JSON, forms, text and XML, or an undeclared type. Others (uploads,
+/// binary streams) pass untouched and unbuffered.
+fn wants_inspection<B: HttpBody>(headers: &HeaderMap, body: &B) -> bool {
+    if body.is_end_stream() {
+        return false;
+    }
+    let Some(content_type) = headers.get(CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(content_type) = content_type.to_str() else {
+        return true;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.is_empty()
+        || essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "application/x-www-form-urlencoded"
+        || essence.starts_with("text/")
+        || essence.ends_with("/xml")
+        || essence.ends_with("+xml")
+}
+
+enum BodyRead<B> {
+    /// All of it, within the limit.
+    Complete(Bytes),
+    /// Over the limit: what was read, and the rest still unread.
+    Oversize { prefix: Bytes, rest: B },
+    /// Not read at all.
+    Skipped(B),
+    /// The client's body broke off or was malformed.
+    Failed(String),
+}
+
+async fn read_prefix<B>(
+    mut body: B,
+    limit: u64,
+    action: OversizeBodyAction,
+    headers: &HeaderMap,
+) -> BodyRead<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if action == OversizeBodyAction::Reject && declared.is_some_and(|n| n > limit) {
+        // No need to read what will be refused.
+        return BodyRead::Oversize {
+            prefix: Bytes::new(),
+            rest: body,
+        };
+    }
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    loop {
+        match body.frame().await {
+            None => return BodyRead::Complete(buffer.freeze()),
+            Some(Err(e)) => return BodyRead::Failed(format!("request body: {}", e.into())),
+            Some(Ok(frame)) => {
+                // Request trailers are rare (gRPC sends them on responses); they are dropped.
+                if let Ok(data) = frame.into_data() {
+                    buffer.extend_from_slice(&data);
+                    if buffer.len() as u64 > limit {
+                        return BodyRead::Oversize {
+                            prefix: buffer.freeze(),
+                            rest: body,
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The bytes read for inspection, then the rest of the original body.
+    struct PrefixedBody<B> {
+        prefix: Option<Bytes>,
+        #[pin]
+        rest: B,
+    }
+}
+
+impl<B> HttpBody for PrefixedBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        if let Some(prefix) = this.prefix.take() {
+            if !prefix.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(prefix))));
+            }
+        }
+        this.rest.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.as_ref().is_none_or(Bytes::is_empty) && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let extra = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let inner = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + extra);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
+    }
+}

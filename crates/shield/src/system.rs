@@ -1,0 +1,510 @@
+//! [`SecuritySystem`]: builds every component from a [`Config`] and hands out the layer, the
+//! admin router, statistics and status (the seed's `init_security_system`,
+//! `create_security_middleware`, `get_statistics` and `get_security_status`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
+use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
+use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
+use crate::layer::SecurityLayer;
+use crate::pipeline::{Guard, Pipeline};
+use crate::request::{keyed_hash, IdentityRules};
+
+/// Why the system could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A start-up list did not fit.
+    #[error("loading {setting}: {source}")]
+    List {
+        /// Which setting.
+        setting: &'static str,
+        /// What went wrong.
+        source: ListError,
+    },
+    /// The operating system gave no randomness for a generated key.
+    #[error("generating a random key: {0}")]
+    Random(String),
+}
+
+/// Everything the layer and the admin API share.
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) lists: Arc<IpLists>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) bus: Arc<EventBus>,
+    pub(crate) stats: Arc<Statistics>,
+    pub(crate) identity: IdentityRules,
+    pub(crate) max_inspect_body_bytes: u64,
+    pub(crate) oversize_body_action: OversizeBodyAction,
+    pub(crate) admin_token: String,
+    pub(crate) admin_token_generated: bool,
+    pub(crate) emergency: AtomicBool,
+    pub(crate) started_unix_ms: u64,
+}
+
+impl Core {
+    /// Adds to a list and tells the bus.
+    pub(crate) fn add_to_list(
+        &self,
+        list: ListKind,
+        network: ipnet::IpNet,
+        reason: String,
+        ttl_seconds: Option<u64>,
+    ) -> Result<crate::ip::ListEntry, ListError> {
+        let entry = self.lists.add(list, network, reason.clone(), ttl_seconds)?;
+        self.bus.publish(SecurityEvent::ListAdded {
+            list,
+            network,
+            reason,
+            expires_at_ms: entry.expires_at_ms,
+        });
+        Ok(entry)
+    }
+
+    /// Removes from a list and tells the bus; false when it was not there.
+    pub(crate) fn remove_from_list(&self, list: ListKind, network: ipnet::IpNet) -> bool {
+        let removed = self.lists.remove(list, &network);
+        if removed {
+            self.bus
+                .publish(SecurityEvent::ListRemoved { list, network });
+        }
+        removed
+    }
+
+    pub(crate) fn set_emergency(&self, enabled: bool, by: &'static str) {
+        let was = self.emergency.swap(enabled, Ordering::SeqCst);
+        if was != enabled {
+            self.bus
+                .publish(SecurityEvent::EmergencyMode { enabled, by });
+        }
+    }
+}
+
+/// The security system: one per process (or per gateway), cheap to clone.
+#[derive(Clone)]
+pub struct SecuritySystem {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for SecuritySystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecuritySystem")
+            .field("pipeline", &self.core.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], InitError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| InitError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The 128-bit SipHash key behind every keyed hash, from `SECURITY_IP_HASH_KEY` (so every
+/// instance and restart agrees) or random.
+fn hash_key(configured: &str) -> Result<(u64, u64), InitError> {
+    if configured.is_empty() {
+        let bytes: [u8; 16] = random_bytes()?;
+        let (a, b) = bytes.split_at(8);
+        let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
+        return Ok((word(a), word(b)));
+    }
+    // Two fixed-key hashes of the configured text: a stable way to get 128 key bits from any
+    // string. The text is the secret; these constants are not.
+    Ok((
+        keyed_hash(
+            (0x6d63_702d_7368_6965, 0x6c64_2d6b_6579_2d30),
+            configured.as_bytes(),
+        ),
+        keyed_hash(
+            (0x6d63_702d_7368_6965, 0x6c64_2d6b_6579_2d31),
+            configured.as_bytes(),
+        ),
+    ))
+}
+
+impl SecuritySystem {
+    pub(crate) fn from_core(core: Arc<Core>) -> Self {
+        SecuritySystem { core }
+    }
+
+    /// Reads the environment, applies `overrides`, and builds the system: the seed's
+    /// `await init_security_system(config_overrides)`.
+    pub async fn init(overrides: ConfigOverrides) -> Result<Self, InitError> {
+        Self::from_config(Config::from_env(overrides)?)
+    }
+
+    /// Builds the system from a configuration, on the machine's clocks.
+    pub fn from_config(config: Config) -> Result<Self, InitError> {
+        Self::with_clock(config, Arc::new(SystemClock::default()))
+    }
+
+    /// Builds the system on a given clock (tests move a [`crate::ManualClock`]).
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, InitError> {
+        let stats = Arc::new(Statistics::default());
+        let sinks: Vec<Arc<dyn EventSink>> = vec![stats.clone(), Arc::new(LogSink)];
+        let bus = Arc::new(EventBus::new(sinks, 4096));
+        let lists = Arc::new(IpLists::new(
+            usize::try_from(config.ip_list_max_entries).unwrap_or(usize::MAX),
+            clock.clone(),
+        ));
+        for (setting, list, entries) in [
+            ("SECURITY_WHITELIST", ListKind::Whitelist, &config.whitelist),
+            ("SECURITY_BLACKLIST", ListKind::Blacklist, &config.blacklist),
+        ] {
+            for text in entries {
+                // Validated by the loader; a Config built by hand is checked here too.
+                let network = parse_network(text).map_err(|message| {
+                    InitError::Config(ConfigError {
+                        problems: vec![crate::config::ConfigProblem {
+                            source: "configuration".into(),
+                            key: setting.into(),
+                            value: Some(text.clone()),
+                            message,
+                        }],
+                    })
+                })?;
+                lists
+                    .add(list, network, setting, None)
+                    .map_err(|source| InitError::List { setting, source })?;
+            }
+        }
+        let guards: Vec<Arc<dyn Guard>> = vec![Arc::new(BlacklistGuard::new(lists.clone()))];
+        let pipeline = Pipeline::new(
+            lists.clone(),
+            guards,
+            bus.clone(),
+            stats.clone(),
+            clock.clone(),
+            config.fail_mode,
+        );
+        let mut trusted_proxies = Vec::new();
+        for text in &config.trusted_proxies {
+            if let Ok(net) = parse_network(text) {
+                trusted_proxies.push(net);
+            }
+        }
+        let identity = IdentityRules {
+            trusted_proxies,
+            forwarded_header: config.forwarded_header,
+            user_id_header: http::HeaderName::from_bytes(config.user_id_header.as_bytes()).ok(),
+            hash_key: hash_key(&config.ip_hash_key)?,
+        };
+        let (admin_token, admin_token_generated) = if config.admin_token.is_empty() {
+            (hex(&random_bytes::<24>()?), true)
+        } else {
+            (config.admin_token.clone(), false)
+        };
+        let core = Core {
+            max_inspect_body_bytes: config.max_inspect_body_bytes,
+            oversize_body_action: config.oversize_body_action,
+            started_unix_ms: clock.unix_ms(),
+            config,
+            clock,
+            lists,
+            pipeline,
+            bus,
+            stats,
+            identity,
+            admin_token,
+            admin_token_generated,
+            emergency: AtomicBool::new(false),
+        };
+        Ok(SecuritySystem {
+            core: Arc::new(core),
+        })
+    }
+
+    /// The tower layer (the seed's `IntegratedSecurityMiddleware`).
+    pub fn layer(&self) -> SecurityLayer {
+        SecurityLayer::new(self.core.clone())
+    }
+
+    /// The admin API: `/api/security/*` (bearer token), `/health`, `/ready`, `/metrics`.
+    pub fn admin_router(&self) -> axum::Router {
+        crate::admin::router(self.core.clone())
+    }
+
+    /// The seed's counters.
+    pub fn statistics(&self) -> StatisticsSnapshot {
+        self.core.stats.snapshot()
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// The admin token: the configured one, or the one generated at start.
+    pub fn admin_token(&self) -> &str {
+        &self.core.admin_token
+    }
+
+    /// Whether the admin token was generated (not configured): the gateway then logs it once.
+    pub fn admin_token_generated(&self) -> bool {
+        self.core.admin_token_generated
+    }
+
+    /// The allow and deny lists. Changes made here are not announced on the event bus; the
+    /// admin API's are (use [`SecuritySystem::whitelist`] / [`SecuritySystem::blacklist`]).
+    pub fn ip_lists(&self) -> &IpLists {
+        &self.core.lists
+    }
+
+    /// Adds an IP or CIDR to the whitelist, as `POST /api/security/ip/whitelist` does.
+    pub fn whitelist(
+        &self,
+        ip_or_cidr: &str,
+        reason: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), String> {
+        let network = parse_network(ip_or_cidr)?;
+        self.core
+            .add_to_list(
+                ListKind::Whitelist,
+                network,
+                reason.to_string(),
+                ttl_seconds,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Adds an IP or CIDR to the blacklist, as `POST /api/security/ip/blacklist` does.
+    pub fn blacklist(
+        &self,
+        ip_or_cidr: &str,
+        reason: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), String> {
+        let network = parse_network(ip_or_cidr)?;
+        self.core
+            .add_to_list(
+                ListKind::Blacklist,
+                network,
+                reason.to_string(),
+                ttl_seconds,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every event from now on (blocks, list changes, emergency mode).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<SecurityEvent>> {
+        self.core.bus.subscribe()
+    }
+
+    /// Forces emergency mode on or off.
+    pub fn set_emergency_mode(&self, enabled: bool) {
+        self.core.set_emergency(enabled, "admin");
+    }
+
+    /// What `GET /api/security/status` returns.
+    pub async fn status(&self) -> SecurityStatus {
+        status(&self.core)
+    }
+
+    /// What `GET /api/security/threat/{ip}` returns.
+    pub fn threat_assessment(&self, ip: IpAddr) -> ThreatAssessment {
+        threat_assessment(&self.core, ip)
+    }
+}
+
+/// One component in the status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ComponentStatus {
+    /// Asked for by the configuration.
+    pub configured: bool,
+    /// Actually running in this build.
+    pub enabled: bool,
+    /// Built in this version of mcp-shield.
+    pub implemented: bool,
+    /// Working as it should.
+    pub healthy: bool,
+    /// Where its state lives: `memory`, `redis` or `degraded`.
+    pub backend: &'static str,
+    /// Anything an operator should know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Component-specific figures.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<&'static str, serde_json::Value>,
+}
+
+/// What `GET /api/security/status` returns.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SecurityStatus {
+    /// `rate_limiting`, `ddos_protection`, `ip_management`, `threat_detection`, `ip_lists`.
+    pub components: BTreeMap<&'static str, ComponentStatus>,
+    /// The seed's counters.
+    pub statistics: StatisticsSnapshot,
+    /// Whether emergency mode is on.
+    pub emergency_mode: bool,
+    /// A summary of the configuration (no secrets).
+    pub config: serde_json::Value,
+    /// mcp-shield's version.
+    pub version: &'static str,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+}
+
+fn not_built(configured: bool, issue: &str) -> ComponentStatus {
+    ComponentStatus {
+        configured,
+        enabled: false,
+        implemented: false,
+        healthy: true,
+        backend: "memory",
+        note: Some(format!(
+            "not built in this version ({issue}); requests pass unchecked by it"
+        )),
+        details: BTreeMap::new(),
+    }
+}
+
+fn status(core: &Core) -> SecurityStatus {
+    let c = &core.config;
+    let mut components = BTreeMap::new();
+    let mut lists = ComponentStatus {
+        configured: true,
+        enabled: true,
+        implemented: true,
+        healthy: true,
+        backend: "memory",
+        note: None,
+        details: BTreeMap::new(),
+    };
+    lists.details.insert(
+        "whitelist_entries",
+        core.lists.len(ListKind::Whitelist).into(),
+    );
+    lists.details.insert(
+        "blacklist_entries",
+        core.lists.len(ListKind::Blacklist).into(),
+    );
+    lists
+        .details
+        .insert("max_entries_per_list", c.ip_list_max_entries.into());
+    components.insert("ip_lists", lists);
+    components.insert(
+        "rate_limiting",
+        not_built(c.enable_rate_limiting, "rate limiting"),
+    );
+    components.insert(
+        "ddos_protection",
+        not_built(c.enable_ddos_protection, "DDoS protection"),
+    );
+    let mut ip = not_built(c.enable_ip_management, "reputation, GeoIP, feeds");
+    ip.note = Some(
+        "reputation, auto-blacklisting, GeoIP and feeds are not built in this version; the \
+         allow and deny lists (component ip_lists) are enforced"
+            .into(),
+    );
+    components.insert("ip_management", ip);
+    components.insert(
+        "threat_detection",
+        not_built(c.enable_threat_detection, "threat detection"),
+    );
+    let redis_configured = !c.redis_url.is_empty();
+    let summary = serde_json::json!({
+        "enable_rate_limiting": c.enable_rate_limiting,
+        "enable_ddos_protection": c.enable_ddos_protection,
+        "enable_ip_management": c.enable_ip_management,
+        "enable_threat_detection": c.enable_threat_detection,
+        "fail_mode": c.fail_mode,
+        "trusted_proxies": c.trusted_proxies,
+        "forwarded_header": c.forwarded_header,
+        "max_inspect_body_bytes": c.max_inspect_body_bytes,
+        "oversize_body_action": c.oversize_body_action,
+        "redis_configured": redis_configured,
+        "rate_limit": c.rate_limit,
+        "ddos": c.ddos,
+        "ip": { "auto_blacklist_threshold": c.ip.auto_blacklist_threshold, "temp_block_duration": c.ip.temp_block_duration, "threat_feeds": c.ip.threat_feeds.len() },
+        "threat_detection": c.threat_detection,
+        "guards": core.pipeline.guard_names(),
+    });
+    SecurityStatus {
+        components,
+        statistics: core.stats.snapshot(),
+        emergency_mode: core.emergency.load(Ordering::SeqCst),
+        config: summary,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: core.clock.unix_ms().saturating_sub(core.started_unix_ms) / 1000,
+    }
+}
+
+/// What is known about one address.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ThreatAssessment {
+    /// The address asked about.
+    pub ip: IpAddr,
+    /// `low`, `medium`, `high` or `critical`.
+    pub threat_level: &'static str,
+    /// Whether its requests are refused now.
+    pub blocked: bool,
+    /// Until when (Unix ms), if the block expires.
+    pub blocked_until_ms: Option<u64>,
+    /// Why it is refused.
+    pub block_reason: Option<String>,
+    /// The whitelist entry that holds it.
+    pub whitelist: Option<ListMatch>,
+    /// The blacklist entry that holds it.
+    pub blacklist: Option<ListMatch>,
+    /// Reputation score, 0 to 100 (null until IP management is built).
+    pub reputation_score: Option<f64>,
+    /// Feeds that list it.
+    pub feeds: Vec<String>,
+    /// Country, city, ASN (null until GeoIP is built).
+    pub geo: Option<serde_json::Value>,
+    /// Recent threats seen from it.
+    pub recent_threats: Vec<serde_json::Value>,
+    /// Anomaly score, 0 to 1 (null until anomaly detection is built).
+    pub anomaly_score: Option<f64>,
+    /// Counters for the whole system (per-address counters arrive with DDoS protection).
+    pub statistics: StatisticsSnapshot,
+}
+
+fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
+    let ip = ip.to_canonical();
+    let whitelist = core.lists.lookup(ListKind::Whitelist, ip);
+    let blacklist = core.lists.lookup(ListKind::Blacklist, ip);
+    let blocked = whitelist.is_none() && blacklist.is_some();
+    let (threat_level, blocked_until_ms, block_reason) = match (&whitelist, &blacklist) {
+        (None, Some(entry)) => (
+            "high",
+            entry.entry.expires_at_ms,
+            Some(format!("IP is blacklisted: {}", entry.entry.reason)),
+        ),
+        _ => ("low", None, None),
+    };
+    ThreatAssessment {
+        ip,
+        threat_level,
+        blocked,
+        blocked_until_ms,
+        block_reason,
+        whitelist,
+        blacklist,
+        reputation_score: None,
+        feeds: Vec::new(),
+        geo: None,
+        recent_threats: Vec::new(),
+        anomaly_score: None,
+        statistics: core.stats.snapshot(),
+    }
+}
