@@ -1,1 +1,249 @@
-fn main() {}
+//! `mcp-shield`: the gateway binary. A thin shell over the `mcp_shield` library: it reads the
+//! configuration, installs logging, and serves the security layer in front of a reverse proxy
+//! (`serve`) or the built-in demo MCP server (`demo`).
+
+mod demo;
+mod proxy;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use axum::Router;
+use clap::{Parser, Subcommand};
+use mcp_shield::config::{self, Config, ConfigSources, LogFormat};
+use mcp_shield::{ConfigOverrides, SecuritySystem};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-shield",
+    version,
+    about = "A security gateway for MCP servers and HTTP APIs"
+)]
+struct Cli {
+    /// TOML configuration file (names as the environment's, lower case, without SECURITY_).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set one setting, above the file and the environment: NAME=VALUE, where NAME is an
+    /// environment name (SECURITY_RATE_LIMIT_PER_IP_CAPACITY) or a TOML path
+    /// (rate_limit.per_ip_capacity). Repeatable.
+    #[arg(long = "set", global = true, value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with every protection on, in front of a built-in demo MCP server.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run the gateway in front of an upstream MCP server or HTTP API.
+    Serve {
+        /// The upstream base URL (http://host:port[/path]).
+        #[arg(long)]
+        upstream: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Print the effective configuration (secrets redacted), or every problem and exit 2.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let base = matches!(cli.command, Command::Demo { .. }).then(demo_defaults);
+    let config = match load_config(&cli, base) {
+        Ok(config) => config,
+        Err(message) => {
+            eprint!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::CheckConfig = cli.command {
+        print!("{}", config.to_redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mcp-shield: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo { listen } => run_demo(config, listen).await,
+            Command::Serve { upstream, listen } => run_serve(config, &upstream, listen).await,
+            Command::CheckConfig => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mcp-shield: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `demo` turns every protection on; the file, environment and flags still apply on top.
+fn demo_defaults() -> Config {
+    Config {
+        enable_rate_limiting: true,
+        enable_ddos_protection: true,
+        enable_ip_management: true,
+        enable_threat_detection: true,
+        ..Config::default()
+    }
+}
+
+fn load_config(cli: &Cli, base: Option<Config>) -> Result<Config, String> {
+    let mut overrides = ConfigOverrides::new();
+    for assignment in &cli.set {
+        overrides = overrides
+            .set_assignment(assignment)
+            .map_err(|e| format!("{e}\n"))?;
+    }
+    config::load(ConfigSources {
+        base,
+        file: cli.config.clone(),
+        env: std::env::vars().collect(),
+        overrides,
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    // A second subscriber (only possible in tests) is not an error worth stopping for.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+/// The gateway's app: admin API first, everything else to `upstream`, all behind the layer.
+fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy) -> Router {
+    Router::new()
+        .merge(security.admin_router())
+        .fallback(move |request: axum::extract::Request| {
+            let upstream = upstream.clone();
+            async move { upstream.forward(request).await }
+        })
+        .layer(security.layer())
+}
+
+fn announce_token(security: &SecuritySystem) {
+    if security.admin_token_generated() {
+        tracing::warn!(
+            target: "mcp_shield",
+            "No SECURITY_ADMIN_TOKEN configured; generated admin token for this run: {}",
+            security.admin_token()
+        );
+    }
+}
+
+async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow::Result<()> {
+    let proxy = proxy::Proxy::new(upstream)?;
+    let security = SecuritySystem::from_config(config)?;
+    let listener = bind(listen).await?;
+    announce_token(&security);
+    tracing::info!(
+        target: "mcp_shield",
+        "mcp-shield gateway listening on {} in front of {}",
+        listener.local_addr()?,
+        upstream
+    );
+    server::run(
+        listener,
+        gateway_app(&security, proxy),
+        server::shutdown_signal(),
+    )
+    .await;
+    Ok(())
+}
+
+async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
+    // The demo MCP server runs on its own loopback port, so requests really cross the proxy.
+    let upstream_listener = bind("127.0.0.1:0".parse()?).await?;
+    let upstream_addr = upstream_listener.local_addr()?;
+    let (stop_upstream, upstream_stopped) = tokio::sync::oneshot::channel::<()>();
+    let upstream_task = tokio::spawn(server::run(upstream_listener, demo::router(), async {
+        let _ = upstream_stopped.await;
+    }));
+
+    let security = SecuritySystem::from_config(config)?;
+    let proxy = proxy::Proxy::new(&format!("http://{upstream_addr}"))?;
+    let listener = bind(listen).await?;
+    let addr = listener.local_addr()?;
+    print_demo_banner(&security, addr).await;
+    server::run(
+        listener,
+        gateway_app(&security, proxy),
+        server::shutdown_signal(),
+    )
+    .await;
+    let _ = stop_upstream.send(());
+    let _ = upstream_task.await;
+    Ok(())
+}
+
+async fn print_demo_banner(security: &SecuritySystem, addr: SocketAddr) {
+    let token = security.admin_token();
+    let status = security.status().await;
+    let mut components: Vec<String> = Vec::new();
+    for (name, c) in &status.components {
+        let state = match (c.enabled, c.implemented, c.configured) {
+            (true, _, _) => "on",
+            (false, false, true) => "requested, not built yet",
+            _ => "off",
+        };
+        components.push(format!("  {name:<17} {state}"));
+    }
+    println!(
+        r#"mcp-shield demo: gateway on http://{addr}, demo MCP server behind it at /mcp
+
+Components:
+{components}
+
+Admin token: {token}
+
+Try:
+  curl -s http://{addr}/mcp -H 'Content-Type: application/json' \
+    -d '{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"add","arguments":{{"a":2,"b":3}}}}}}'
+  curl -sN http://{addr}/mcp -H 'Content-Type: application/json' \
+    -d '{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"long_running","arguments":{{"steps":5,"delay_ms":400}},"_meta":{{"progressToken":"p1"}}}}}}'
+  curl -s http://{addr}/api/security/status -H 'Authorization: Bearer {token}'
+  curl -s http://{addr}/api/security/ip/blacklist -H 'Authorization: Bearer {token}' \
+    -H 'Content-Type: application/json' -d '{{"ip":"127.0.0.1","reason":"try it","ttl_seconds":30}}'
+  curl -s http://{addr}/metrics
+
+Ctrl-C stops it."#,
+        components = components.join("\n"),
+    );
+}

@@ -24,6 +24,9 @@ use crate::system::Core;
 
 type Shared = Arc<Core>;
 
+/// Every admin call's path starts with this.
+pub(crate) const API_PREFIX: &str = "/api/security/";
+
 pub(crate) fn router(core: Shared) -> Router {
     let api = Router::new()
         .route("/api/security/status", get(status))
@@ -59,7 +62,7 @@ fn invalid(detail: impl Into<String>) -> Response {
 
 /// Compares without an early exit, so the time taken says nothing about how much of a guess
 /// was right. The length is not secret (tokens are generated at a fixed length).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -69,7 +72,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The credential of `Authorization: Bearer <token>` (the scheme is case-insensitive).
-fn bearer_credential(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer_credential(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_first_chunk::<7>()?;
     scheme
         .eq_ignore_ascii_case(b"bearer ")
