@@ -1,0 +1,642 @@
+//! The security layer in-process, through `tower::ServiceExt::oneshot`: lists, forwarding,
+//! admin API, statistics, metrics, bodies.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::routing::post;
+use axum::Router;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mcp_shield::config::{self, ConfigSources};
+use mcp_shield::{Config, ConfigOverrides, ManualClock, SecuritySystem};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+fn config(overrides: ConfigOverrides) -> Config {
+    config::load(ConfigSources {
+        overrides: overrides.set("ADMIN_TOKEN", TOKEN),
+        ..ConfigSources::default()
+    })
+    .expect("valid config")
+}
+
+fn system(overrides: ConfigOverrides) -> SecuritySystem {
+    SecuritySystem::from_config(config(overrides)).expect("system")
+}
+
+/// An app that echoes the request body, behind the layer, with the admin API.
+fn build_app(security: &SecuritySystem) -> Router {
+    Router::new()
+        .route("/mcp", post(|body: Bytes| async move { body }))
+        .fallback(|| async { "upstream" })
+        .merge(security.admin_router())
+        .layer(security.layer())
+}
+
+struct Sent {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Sent {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+async fn send(app: &Router, from: &str, request: Request<Body>) -> Sent {
+    let mut request = request;
+    let peer: SocketAddr = if from.contains(':') {
+        format!("[{from}]:40000")
+    } else {
+        format!("{from}:40000")
+    }
+    .parse()
+    .expect("peer");
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Sent {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
+}
+
+fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {TOKEN}"));
+    match body {
+        Some(v) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string())),
+        None => builder.body(Body::empty()),
+    }
+    .expect("request")
+}
+
+fn assert_ip_blocked(sent: &Sent) {
+    assert_eq!(sent.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        sent.json(),
+        json!({"error": "Access denied by security policy", "detail": "IP is blacklisted", "type": "ip_blocked"})
+    );
+}
+
+#[tokio::test]
+async fn blacklisted_ipv4_cidr_and_ipv6_get_403_and_neighbours_pass() {
+    let security = system(ConfigOverrides::new().set(
+        "BLACKLIST",
+        "198.51.100.7, 203.0.113.0/24, 2001:db8:bad::/48",
+    ));
+    let app = build_app(&security);
+    assert_ip_blocked(&send(&app, "198.51.100.7", get("/x")).await);
+    assert_eq!(
+        send(&app, "198.51.100.8", get("/x")).await.status,
+        StatusCode::OK
+    );
+    assert_ip_blocked(&send(&app, "203.0.113.200", get("/x")).await);
+    assert_eq!(
+        send(&app, "203.0.114.1", get("/x")).await.status,
+        StatusCode::OK
+    );
+    assert_ip_blocked(&send(&app, "2001:db8:bad:1::9", get("/x")).await);
+    assert_eq!(
+        send(&app, "2001:db8:bae::9", get("/x")).await.status,
+        StatusCode::OK
+    );
+    // An IPv4 client seen through a dual-stack socket is still the IPv4 address.
+    assert_ip_blocked(&send(&app, "::ffff:198.51.100.7", get("/x")).await);
+}
+
+#[tokio::test]
+async fn admin_api_adds_and_deletes_and_delete_restores_access() {
+    let security = system(ConfigOverrides::new());
+    let app = build_app(&security);
+    let added = send(
+        &app,
+        "127.0.0.1",
+        admin(
+            "POST",
+            "/api/security/ip/blacklist",
+            Some(json!({"ip": "192.0.2.0/24", "reason": "Malicious activity detected"})),
+        ),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{:?}", added.body);
+    assert_eq!(added.json()["network"], "192.0.2.0/24");
+    assert_ip_blocked(&send(&app, "192.0.2.55", get("/")).await);
+
+    let listed = send(
+        &app,
+        "127.0.0.1",
+        admin("GET", "/api/security/ip/blacklist", None),
+    )
+    .await;
+    assert_eq!(listed.json()["total"], 1);
+    assert_eq!(
+        listed.json()["entries"][0]["reason"],
+        "Malicious activity detected"
+    );
+
+    let threat = send(
+        &app,
+        "127.0.0.1",
+        admin("GET", "/api/security/threat/192.0.2.55", None),
+    )
+    .await;
+    assert_eq!(threat.status, StatusCode::OK);
+    let t = threat.json();
+    assert_eq!(t["blocked"], true);
+    assert_eq!(t["blacklist"]["network"], "192.0.2.0/24");
+    assert_eq!(t["threat_level"], "high");
+    assert!(t["statistics"]["ip_blocked"].as_u64().expect("count") >= 1);
+
+    // The CIDR goes in the path unencoded or percent-encoded.
+    let deleted = send(
+        &app,
+        "127.0.0.1",
+        admin("DELETE", "/api/security/ip/blacklist/192.0.2.0/24", None),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    assert_eq!(
+        send(&app, "192.0.2.55", get("/")).await.status,
+        StatusCode::OK
+    );
+    let again = send(
+        &app,
+        "127.0.0.1",
+        admin("DELETE", "/api/security/ip/blacklist/192.0.2.0%2F24", None),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+    // Whitelist beats blacklist: a trusted host inside a blocked network passes.
+    send(
+        &app,
+        "127.0.0.1",
+        admin(
+            "POST",
+            "/api/security/ip/blacklist",
+            Some(json!({"ip": "2001:db8::/32"})),
+        ),
+    )
+    .await;
+    send(
+        &app,
+        "127.0.0.1",
+        admin(
+            "POST",
+            "/api/security/ip/whitelist",
+            Some(json!({"ip": "2001:db8::5", "reason": "Trusted service"})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        send(&app, "2001:db8::5", get("/")).await.status,
+        StatusCode::OK
+    );
+    assert_ip_blocked(&send(&app, "2001:db8::6", get("/")).await);
+    let removed = send(
+        &app,
+        "127.0.0.1",
+        admin("DELETE", "/api/security/ip/whitelist/2001:db8::5", None),
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_ip_blocked(&send(&app, "2001:db8::5", get("/")).await);
+}
+
+#[tokio::test]
+async fn list_entries_expire_after_their_ttl() {
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    let security =
+        SecuritySystem::with_clock(config(ConfigOverrides::new()), clock.clone()).expect("system");
+    let app = build_app(&security);
+    let added = send(
+        &app,
+        "127.0.0.1",
+        admin(
+            "POST",
+            "/api/security/ip/blacklist",
+            Some(json!({"ip": "198.51.100.1", "ttl_seconds": 60})),
+        ),
+    )
+    .await;
+    assert_eq!(added.json()["expires_at_ms"], 1_800_000_060_000u64);
+    assert_ip_blocked(&send(&app, "198.51.100.1", get("/")).await);
+    clock.advance(Duration::from_secs(59));
+    assert_ip_blocked(&send(&app, "198.51.100.1", get("/")).await);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        send(&app, "198.51.100.1", get("/")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn forwarded_address_is_honoured_only_from_a_trusted_proxy() {
+    let security = system(
+        ConfigOverrides::new()
+            .set("TRUSTED_PROXIES", "10.0.0.0/8")
+            .set("BLACKLIST", "203.0.113.9"),
+    );
+    let app = build_app(&security);
+    let forwarded = |xff: &str| {
+        Request::get("/")
+            .header("x-forwarded-for", xff)
+            .body(Body::empty())
+            .expect("request")
+    };
+    // Through the trusted proxy: the client behind it is blocked.
+    assert_ip_blocked(&send(&app, "10.1.1.1", forwarded("203.0.113.9")).await);
+    // A forged left-most entry does not help a blocked client hide.
+    assert_ip_blocked(&send(&app, "10.1.1.1", forwarded("1.1.1.1, 203.0.113.9")).await);
+    // A direct client cannot frame someone else or launder itself.
+    assert_eq!(
+        send(&app, "192.0.2.1", forwarded("203.0.113.9"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_ip_blocked(&send(&app, "203.0.113.9", forwarded("192.0.2.1")).await);
+}
+
+#[tokio::test]
+async fn admin_calls_need_the_right_token() {
+    let security = system(ConfigOverrides::new());
+    let app = build_app(&security);
+    let none = send(&app, "127.0.0.1", get("/api/security/status")).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json()["type"], "unauthorized");
+    let wrong = Request::get("/api/security/status")
+        .header("authorization", "Bearer not-the-token")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(
+        send(&app, "127.0.0.1", wrong).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let post = Request::post("/api/security/ip/blacklist")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"ip":"1.2.3.4"}"#))
+        .expect("request");
+    assert_eq!(
+        send(&app, "127.0.0.1", post).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        security.ip_lists().len(mcp_shield::ip::ListKind::Blacklist),
+        0
+    );
+    let ok = send(
+        &app,
+        "127.0.0.1",
+        admin("GET", "/api/security/status", None),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let status = ok.json();
+    assert_eq!(status["components"]["ip_lists"]["enabled"], true);
+    assert_eq!(status["components"]["rate_limiting"]["implemented"], false);
+    assert_eq!(status["emergency_mode"], false);
+    assert!(status["statistics"]["total_requests"].is_u64());
+}
+
+#[tokio::test]
+async fn an_operator_with_the_token_is_never_locked_out() {
+    let security = system(ConfigOverrides::new().set("BLACKLIST", "127.0.0.0/8"));
+    let app = build_app(&security);
+    assert_ip_blocked(&send(&app, "127.0.0.1", get("/api/security/status")).await);
+    let ok = send(
+        &app,
+        "127.0.0.1",
+        admin("DELETE", "/api/security/ip/blacklist/127.0.0.0/8", None),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, "127.0.0.1", get("/")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn bad_admin_input_is_400_invalid_request() {
+    let security = system(ConfigOverrides::new());
+    let app = build_app(&security);
+    let cases = [
+        admin(
+            "POST",
+            "/api/security/ip/blacklist",
+            Some(json!({"ip": "not-an-ip"})),
+        ),
+        admin(
+            "POST",
+            "/api/security/ip/blacklist",
+            Some(json!({"ip": "10.0.0.0/33"})),
+        ),
+        admin(
+            "POST",
+            "/api/security/ip/whitelist",
+            Some(json!({"reason": "no ip"})),
+        ),
+        admin(
+            "POST",
+            "/api/security/ip/whitelist",
+            Some(json!({"ip": "1.2.3.4", "ttl_seconds": -1})),
+        ),
+        admin(
+            "POST",
+            "/api/security/ip/whitelist",
+            Some(json!({"ip": "1.2.3.4", "ttl_seconds": 0})),
+        ),
+        admin(
+            "POST",
+            "/api/security/emergency",
+            Some(json!({"enabled": "yes"})),
+        ),
+        admin("GET", "/api/security/threat/999.1.1.1", None),
+        admin("DELETE", "/api/security/ip/blacklist/garbage", None),
+        Request::post("/api/security/ip/blacklist")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from("{not json"))
+            .expect("request"),
+        Request::post("/api/security/ip/blacklist")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "text/plain")
+            .body(Body::from("1.2.3.4"))
+            .expect("request"),
+    ];
+    for request in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let sent = send(&app, "127.0.0.1", request).await;
+        assert_eq!(sent.status, StatusCode::BAD_REQUEST, "{what}");
+        assert_eq!(sent.json()["type"], "invalid_request", "{what}");
+        assert!(sent.json()["detail"].is_string(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn statistics_count_and_metrics_parse() {
+    let security = system(ConfigOverrides::new().set("BLACKLIST", "198.51.100.0/24"));
+    let app = build_app(&security);
+    for _ in 0..3 {
+        send(&app, "192.0.2.1", get("/")).await;
+    }
+    for _ in 0..2 {
+        send(&app, "198.51.100.1", get("/")).await;
+    }
+    // Probes are answered before the guards, even for a blocked client, and are not counted.
+    let health = send(&app, "198.51.100.1", get("/health")).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let stats = security.statistics();
+    assert_eq!(
+        (
+            stats.total_requests,
+            stats.blocked_requests,
+            stats.ip_blocked
+        ),
+        (5, 2, 2)
+    );
+    assert_eq!(
+        (
+            stats.rate_limited,
+            stats.ddos_blocked,
+            stats.threat_detected
+        ),
+        (0, 0, 0)
+    );
+
+    let metrics = send(&app, "198.51.100.1", get("/metrics")).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics.headers["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/plain"));
+    let text = String::from_utf8(metrics.body.to_vec()).expect("utf-8");
+    let samples = parse_prometheus(&text);
+    assert_eq!(samples["mcp_shield_requests_total"], 5.0);
+    assert_eq!(samples["mcp_shield_blocked_requests_total"], 2.0);
+    assert_eq!(samples["mcp_shield_ip_blocked_total"], 2.0);
+    assert_eq!(
+        samples["mcp_shield_ip_list_entries{list=\"blacklist\"}"],
+        1.0
+    );
+    for key in ["rate_limited", "ddos_blocked", "threat_detected"] {
+        assert_eq!(samples[&format!("mcp_shield_{key}_total")], 0.0);
+    }
+}
+
+/// A strict reader of the Prometheus text format: every line is a comment (`# HELP name
+/// text`, `# TYPE name counter|gauge`) or `name{labels} value`, every sample has a TYPE before
+/// it, and names are valid.
+fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = std::collections::HashMap::new();
+    assert!(text.ends_with('\n'), "exposition must end with a newline");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let keyword = parts.next().expect("keyword");
+            let name = parts.next().expect("metric name");
+            assert!(name_ok(name), "bad name in {line:?}");
+            match keyword {
+                "HELP" => {}
+                "TYPE" => {
+                    let kind = parts.next().expect("type");
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                        "{line:?}"
+                    );
+                    typed.insert(name.to_string());
+                }
+                _ => panic!("unknown comment {line:?}"),
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        let name = series.split('{').next().expect("name");
+        assert!(name_ok(name), "bad name in {line:?}");
+        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels in {line:?}"
+            );
+        }
+        assert!(typed.contains(name), "sample before its TYPE: {line:?}");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+#[tokio::test]
+async fn bodies_reach_the_service_intact_and_oversize_is_configurable() {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "x".repeat(3000)}}}).to_string();
+    let post = |b: String| {
+        Request::post("/mcp")
+            .header("content-type", "application/json")
+            .body(Body::from(b))
+            .expect("request")
+    };
+    let security = system(ConfigOverrides::new().set("MAX_INSPECT_BODY_BYTES", 1024));
+    let app = build_app(&security);
+    let small = send(
+        &app,
+        "192.0.2.1",
+        post("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}".into()),
+    )
+    .await;
+    assert_eq!(
+        small.body,
+        Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}")
+    );
+    let big = send(&app, "192.0.2.1", post(body.clone())).await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(big.json()["type"], "payload_too_large");
+    assert_eq!(security.statistics().payload_too_large, 1);
+
+    // With `pass`, the body is forwarded whole even though only its start was inspected,
+    // including a body that arrives in many small chunks with no length declared.
+    let security = system(
+        ConfigOverrides::new()
+            .set("MAX_INSPECT_BODY_BYTES", 1024)
+            .set("OVERSIZE_BODY_ACTION", "pass"),
+    );
+    let passing = build_app(&security);
+    let big = send(&passing, "192.0.2.1", post(body.clone())).await;
+    assert_eq!(big.status, StatusCode::OK);
+    assert_eq!(big.body, Bytes::from(body.clone()));
+    let chunks: Vec<Result<Bytes, std::io::Error>> = body
+        .as_bytes()
+        .chunks(100)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let streamed = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .expect("request");
+    let sent = send(&passing, "192.0.2.1", streamed).await;
+    assert_eq!(sent.body, Bytes::from(body));
+}
+
+#[tokio::test]
+async fn hostile_requests_never_panic() {
+    let security = system(ConfigOverrides::new().set("BLACKLIST", "198.51.100.0/24"));
+    let app = build_app(&security);
+    let bodies: Vec<&[u8]> = vec![
+        b"{not json",
+        b"\xff\xfe\xfd",
+        b"[]",
+        b"[1,2,3]",
+        b"{\"jsonrpc\":\"2.0\",\"method\":7,\"params\":\"x\"}",
+        b"{\"jsonrpc\":\"2.0\",\"id\":{\"deep\":[1]},\"method\":\"tools/call\",\"params\":{\"name\":[\"a\"]}}",
+    ];
+    for body in bodies {
+        let request = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_vec()))
+            .expect("request");
+        assert_eq!(
+            send(&app, "192.0.2.1", request).await.status,
+            StatusCode::OK
+        );
+    }
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let request = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .body(Body::from(deep))
+        .expect("request");
+    assert_eq!(
+        send(&app, "192.0.2.1", request).await.status,
+        StatusCode::OK
+    );
+    // Percent-encoded invalid UTF-8 in the path, odd methods, a header full of junk bytes.
+    let odd = Request::builder()
+        .method("PROPFIND")
+        .uri("/%ff%fe/..%2f..%2fetc/passwd?%zz=%")
+        .header(
+            "user-agent",
+            http::HeaderValue::from_bytes(b"\xfa\xfb junk").expect("opaque"),
+        )
+        .header("x-forwarded-for", "not, an, address")
+        .header("authorization", "Bearer")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send(&app, "192.0.2.1", odd).await.status, StatusCode::OK);
+    // Without a peer address the client is unknown, not a crash.
+    let response = app.clone().oneshot(get("/")).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn list_changes_and_blocks_are_events() {
+    let security = system(ConfigOverrides::new());
+    let mut events = security.subscribe();
+    let app = build_app(&security);
+    security
+        .blacklist("198.51.100.3", "test", None)
+        .expect("add");
+    send(&app, "198.51.100.3", get("/")).await;
+    let first = events.recv().await.expect("event");
+    assert!(
+        matches!(*first, mcp_shield::SecurityEvent::ListAdded { .. }),
+        "{first:?}"
+    );
+    let second = events.recv().await.expect("event");
+    match &*second {
+        mcp_shield::SecurityEvent::Blocked { ip, path, .. } => {
+            assert_eq!(ip.to_string(), "198.51.100.3");
+            assert_eq!(path, "/");
+        }
+        other => panic!("expected a block, got {other:?}"),
+    }
+    let sent = send(
+        &app,
+        "127.0.0.1",
+        admin(
+            "POST",
+            "/api/security/emergency",
+            Some(json!({"enabled": true})),
+        ),
+    )
+    .await;
+    assert_eq!(sent.json()["emergency_mode"], true);
+    assert!(matches!(
+        *events.recv().await.expect("event"),
+        mcp_shield::SecurityEvent::EmergencyMode { enabled: true, .. }
+    ));
+    assert!(security.status().await.emergency_mode);
+}
