@@ -98,11 +98,8 @@ pub fn load(sources: ConfigSources) -> Result<Config, ConfigError> {
     apply_env(&mut tree, &sources.env, &mut problems);
     apply_overrides(&mut tree, &sources.overrides, &mut problems);
 
-    if !problems.0.is_empty() {
-        return Err(ConfigError {
-            problems: problems.0,
-        });
-    }
+    // Values that failed their checks were never written into the tree, so what is left
+    // still deserializes and can be validated: every problem is reported in one go.
     let config: Config = match Value::Table(tree).try_into() {
         Ok(config) => config,
         Err(e) => {

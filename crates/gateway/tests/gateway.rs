@@ -1,0 +1,740 @@
+//! The real `mcp-shield` binary on loopback: blocking by address, forwarding headers from
+//! trusted proxies, admin auth, streaming SSE, 502, hostile input, graceful shutdown,
+//! check-config and the demo.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::routing::get;
+use axum::Router;
+use http_body::Frame;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-shield");
+const TOKEN: &str = "gateway-test-token-0123456789";
+
+/// A running gateway process, killed on drop.
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SECURITY_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start mcp-shield");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        // Both streams are drained for the life of the process, so it never blocks on a
+        // full pipe; the listening address is read from either (serve logs it, demo prints it).
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let logs = logs.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    for marker in ["listening on ", "gateway on http://"] {
+                        if let Some(rest) = line.split(marker).nth(1) {
+                            let word = rest
+                                .split_whitespace()
+                                .next()
+                                .unwrap_or("")
+                                .trim_end_matches(',');
+                            if let Ok(addr) = word.parse() {
+                                let _ = tx.send(addr);
+                            }
+                        }
+                    }
+                    logs.lock().expect("logs").push(line);
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gateway did not start: {:?}", logs.lock().expect("logs"));
+            }
+        };
+        Gateway { child, addr, logs }
+    }
+
+    fn serve(upstream: &str, listen: &str, env: &[(&str, &str)]) -> Gateway {
+        Gateway::start(&["serve", "--upstream", upstream, "--listen", listen], env)
+    }
+
+    fn log_text(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test upstream: `/sse` streams five events 300 ms apart, `/headers` returns the request
+/// headers it received, anything else says who it is.
+async fn upstream() -> SocketAddr {
+    let app = Router::new()
+        .route(
+            "/sse",
+            get(|| async {
+                let stream = futures_util::stream::unfold(0u32, |n| async move {
+                    if n == 5 {
+                        return None;
+                    }
+                    if n > 0 {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    let event = Bytes::from(format!("data: event {n}\n\n"));
+                    Some((Ok::<_, std::convert::Infallible>(Frame::data(event)), n + 1))
+                });
+                http::Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::new(http_body_util::StreamBody::new(stream)))
+                    .expect("response")
+            }),
+        )
+        .route(
+            "/headers",
+            get(|headers: http::HeaderMap| async move {
+                let map: HashMap<String, String> = headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_string()))
+                    .collect();
+                axum::Json(map)
+            }),
+        )
+        .fallback(|body: Bytes| async move { format!("upstream saw {} bytes", body.len()) });
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+async fn connect(addr: SocketAddr, from: Option<IpAddr>) -> tokio::net::TcpStream {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .expect("socket");
+    if let Some(from) = from {
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .expect("bind source address");
+    }
+    socket.connect(addr).await.expect("connect")
+}
+
+/// Sends raw bytes (the request must ask for `Connection: close`) and reads the whole reply.
+async fn raw(addr: SocketAddr, from: Option<IpAddr>, request: &[u8]) -> Reply {
+    let mut stream = connect(addr, from).await;
+    stream.write_all(request).await.expect("write");
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes)).await;
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&bytes)));
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut body = bytes[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Reply { status, head, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text.into_bytes()
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().expect("ip"))
+}
+
+fn assert_ip_blocked(reply: &Reply) {
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        json!({"error": "Access denied by security policy", "detail": "IP is blacklisted", "type": "ip_blocked"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blacklisted_clients_get_403_and_neighbours_pass() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[("SECURITY_BLACKLIST", "127.0.0.2, 127.0.0.128/25")],
+    );
+    let get = request("GET", "/", &[], "");
+    assert_ip_blocked(&raw(gw.addr, ip("127.0.0.2"), &get).await);
+    assert_ip_blocked(&raw(gw.addr, ip("127.0.0.200"), &get).await);
+    let neighbour = raw(gw.addr, ip("127.0.0.3"), &get).await;
+    assert_eq!(neighbour.status, 200);
+    assert_eq!(neighbour.text(), "upstream saw 0 bytes");
+
+    // Delete restores.
+    let auth = format!("Bearer {TOKEN}");
+    let delete = request(
+        "DELETE",
+        "/api/security/ip/blacklist/127.0.0.2",
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(raw(gw.addr, ip("127.0.0.1"), &delete).await.status, 200);
+    assert_eq!(raw(gw.addr, ip("127.0.0.2"), &get).await.status, 200);
+    assert!(
+        gw.log_text()
+            .contains("Blocked request from 127.0.0.2: IP is blacklisted"),
+        "{}",
+        gw.log_text()
+    );
+
+    // And the admin API adds.
+    let add = request(
+        "POST",
+        "/api/security/ip/blacklist",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"ip": "127.0.0.4", "reason": "Malicious activity detected"}"#,
+    );
+    assert_eq!(raw(gw.addr, ip("127.0.0.1"), &add).await.status, 200);
+    assert_ip_blocked(&raw(gw.addr, ip("127.0.0.4"), &get).await);
+    assert!(gw
+        .log_text()
+        .contains("Added 127.0.0.4 to blacklist: Malicious activity detected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_are_blocked_by_address() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "[::1]:0",
+        &[("SECURITY_BLACKLIST", "::1")],
+    );
+    assert_ip_blocked(&raw(gw.addr, None, &request("GET", "/", &[], "")).await);
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "[::1]:0",
+        &[("SECURITY_BLACKLIST", "::2/128, 2001:db8::/32")],
+    );
+    assert_eq!(
+        raw(gw.addr, None, &request("GET", "/", &[], ""))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_address_counts_only_from_a_trusted_proxy() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[
+            ("SECURITY_TRUSTED_PROXIES", "127.0.0.5"),
+            ("SECURITY_BLACKLIST", "203.0.113.9"),
+        ],
+    );
+    let forwarded = request("GET", "/", &[("X-Forwarded-For", "203.0.113.9")], "");
+    assert_ip_blocked(&raw(gw.addr, ip("127.0.0.5"), &forwarded).await);
+    assert_eq!(raw(gw.addr, ip("127.0.0.1"), &forwarded).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_without_the_token_get_401() {
+    let up = upstream().await;
+    let gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
+    let none = raw(
+        gw.addr,
+        None,
+        &request("GET", "/api/security/status", &[], ""),
+    )
+    .await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["type"], "unauthorized");
+    let wrong = raw(
+        gw.addr,
+        None,
+        &request(
+            "GET",
+            "/api/security/status",
+            &[("Authorization", "Bearer nope")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    let auth = format!("Bearer {TOKEN}");
+    let ok = raw(
+        gw.addr,
+        None,
+        &request(
+            "GET",
+            "/api/security/status",
+            &[("Authorization", &auth)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.json()["statistics"]["total_requests"],
+        2,
+        "{}",
+        ok.text()
+    );
+    let metrics = raw(gw.addr, None, &request("GET", "/metrics", &[], "")).await;
+    assert!(
+        metrics.text().contains("mcp_shield_requests_total 2"),
+        "{}",
+        metrics.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_passes_mcp_headers_strips_hop_by_hop_and_appends_forwarded_for() {
+    let up = upstream().await;
+    let gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
+    let reply = raw(
+        gw.addr,
+        ip("127.0.0.7"),
+        &request(
+            "GET",
+            "/headers",
+            &[
+                ("Mcp-Session-Id", "s-123"),
+                ("MCP-Protocol-Version", "2025-11-25"),
+                ("Last-Event-ID", "42"),
+                ("X-Forwarded-For", "198.51.100.1"),
+                ("Keep-Alive", "timeout=5"),
+                ("Proxy-Authorization", "Basic c2VjcmV0"),
+            ],
+            "",
+        ),
+    )
+    .await;
+    let seen = reply.json();
+    assert_eq!(seen["mcp-session-id"], "s-123");
+    assert_eq!(seen["mcp-protocol-version"], "2025-11-25");
+    assert_eq!(seen["last-event-id"], "42");
+    assert_eq!(seen["x-forwarded-for"], "198.51.100.1, 127.0.0.7");
+    assert_eq!(seen["x-forwarded-host"], "localhost");
+    assert_eq!(seen["host"], up.to_string());
+    assert!(
+        seen.get("keep-alive").is_none() && seen.get("proxy-authorization").is_none(),
+        "{seen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_arrives_event_by_event_through_serve() {
+    let up = upstream().await;
+    let gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
+    let mut stream = connect(gw.addr, None).await;
+    stream
+        .write_all(&request(
+            "GET",
+            "/sse",
+            &[("Accept", "text/event-stream")],
+            "",
+        ))
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut arrivals = Vec::new();
+    let mut buf = [0u8; 4096];
+    while arrivals.len() < 5 && started.elapsed() < Duration::from_secs(10) {
+        let n = stream.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        while arrivals.len() < 5 && seen.contains(&format!("data: event {}", arrivals.len())) {
+            arrivals.push(started.elapsed());
+        }
+    }
+    assert_eq!(arrivals.len(), 5, "{seen}");
+    // Events are 300 ms apart at the source: the first arrives long before the last.
+    assert!(arrivals[0] < Duration::from_millis(500), "{arrivals:?}");
+    assert!(arrivals[4] >= Duration::from_millis(1100), "{arrivals:?}");
+    assert!(
+        arrivals[4] - arrivals[0] >= Duration::from_millis(1000),
+        "{arrivals:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_is_a_json_502() {
+    // Bind and drop: nothing listens on the port afterwards.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let gw = Gateway::serve(&format!("http://127.0.0.1:{port}"), "127.0.0.1:0", &[]);
+    let reply = raw(gw.addr, None, &request("GET", "/mcp", &[], "")).await;
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.json()["type"], "upstream_unavailable");
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/json")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_never_takes_the_gateway_down() {
+    let up = upstream().await;
+    let gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
+    let huge = "a".repeat(512 * 1024);
+    let reply = raw(
+        gw.addr,
+        None,
+        &request("GET", "/", &[("X-Huge", &huge)], ""),
+    )
+    .await;
+    assert!(
+        reply.status == 431 || reply.status == 400,
+        "{}",
+        reply.status
+    );
+    let mut bad_path =
+        b"GET /\xff\xfe\x80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
+    let reply = raw(gw.addr, None, &bad_path).await;
+    assert_eq!(reply.status, 400);
+    bad_path =
+        b"GET /%ff%fe/%c0%ae%c0%ae/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
+    assert_eq!(raw(gw.addr, None, &bad_path).await.status, 200);
+    let malformed = request(
+        "POST",
+        "/mcp",
+        &[("Content-Type", "application/json")],
+        "{\"jsonrpc\": \"2.0\", \"method\": ",
+    );
+    assert_eq!(raw(gw.addr, None, &malformed).await.status, 200);
+    let garbage = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n";
+    let mut stream = connect(gw.addr, None).await;
+    stream.write_all(garbage).await.expect("write");
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink)).await;
+    // Still serving.
+    let ok = raw(gw.addr, None, &request("GET", "/", &[], "")).await;
+    assert_eq!(ok.status, 200);
+    assert!(!gw.log_text().contains("panicked"), "{}", gw.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_gracefully() {
+    let up = upstream().await;
+    let mut gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
+    assert_eq!(
+        raw(gw.addr, None, &request("GET", "/", &[], ""))
+            .await
+            .status,
+        200
+    );
+    let pid = gw.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(exit) = gw.child.try_wait().expect("wait") {
+            assert!(exit.success(), "exit status {exit:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gw.log_text().contains("shutting down"), "{}", gw.log_text());
+}
+
+#[test]
+fn check_config_prints_redacted_config_or_every_problem() {
+    let bad = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("SECURITY_RATE_LIMIT_PER_IP_CAPACITY", "abc")
+        .env("SECURITY_TRUSTED_PROXIES", "10.0.0.0/8,nonsense")
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("SECURITY_RATE_LIMIT_PER_IP_CAPACITY=abc"),
+        "{err}"
+    );
+    assert!(err.contains("SECURITY_TRUSTED_PROXIES=nonsense"), "{err}");
+
+    let good = Command::new(BIN)
+        .args(["check-config", "--set", "rate_limit.per_ip_capacity=7"])
+        .env_clear()
+        .env("SECURITY_ADMIN_TOKEN", "super-secret-admin-token")
+        .env("REDIS_URL", "redis://:pw123@localhost:6379/0")
+        .env("SECURITY_ENABLE_RATE_LIMITING", "true")
+        .output()
+        .expect("run");
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let out = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        !out.contains("super-secret") && !out.contains("pw123"),
+        "{out}"
+    );
+    assert!(out.contains("enable_rate_limiting = true"), "{out}");
+    assert!(out.contains("per_ip_capacity = 7"), "{out}");
+    let parsed: toml::Table = toml::from_str(&out).expect("check-config prints TOML");
+    assert!(parsed.contains_key("rate_limit"));
+
+    let dir = std::env::temp_dir().join(format!("mcp-shield-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[rate_limit]\nper_ip_capacity = -3\nbogus = 1\n").expect("write");
+    let from_file = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env_clear()
+        .output()
+        .expect("run");
+    assert_eq!(from_file.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&from_file.stderr);
+    assert!(
+        err.contains("rate_limit.per_ip_capacity=-3") && err.contains("rate_limit.bogus"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_the_built_in_mcp_server() {
+    let gw = Gateway::start(&["demo", "--listen", "127.0.0.1:0"], &[]);
+    let call = |body: Value| {
+        request(
+            "POST",
+            "/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            &body.to_string(),
+        )
+    };
+    // A bare tools/call, no initialize.
+    let add = raw(gw.addr, None, &call(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 3}}}))).await;
+    assert_eq!(add.status, 200, "{}", add.text());
+    assert_eq!(add.json()["result"]["content"][0]["text"], "5");
+    let init = raw(gw.addr, None, &call(json!({"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))).await;
+    assert_eq!(init.json()["result"]["protocolVersion"], "2025-06-18");
+    let session = init.header("mcp-session-id").expect("session id");
+    let list = raw(
+        gw.addr,
+        None,
+        &request(
+            "POST",
+            "/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Mcp-Session-Id", &session),
+            ],
+            &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).to_string(),
+        ),
+    )
+    .await;
+    let names: Vec<String> = list.json()["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, ["echo", "add", "long_running"]);
+    let echo = raw(gw.addr, None, &call(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "héllo"}}}))).await;
+    assert_eq!(echo.json()["result"]["content"][0]["text"], "héllo");
+    let long = raw(gw.addr, None, &call(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "long_running", "arguments": {"steps": 3, "delay_ms": 10}, "_meta": {"progressToken": "p"}}}))).await;
+    assert_eq!(
+        long.header("content-type").as_deref(),
+        Some("text/event-stream")
+    );
+    assert_eq!(
+        long.text().matches("notifications/progress").count(),
+        3,
+        "{}",
+        long.text()
+    );
+    assert!(long.text().contains("long_running finished 3 steps"));
+    let note = raw(
+        gw.addr,
+        None,
+        &call(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+    )
+    .await;
+    assert_eq!(note.status, 202);
+    let delete = raw(
+        gw.addr,
+        None,
+        &request("DELETE", "/mcp", &[("Mcp-Session-Id", &session)], ""),
+    )
+    .await;
+    assert_eq!(delete.status, 200);
+    let gone = raw(
+        gw.addr,
+        None,
+        &request(
+            "POST",
+            "/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Mcp-Session-Id", &session),
+            ],
+            &json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(gone.status, 404);
+    let auth = format!("Bearer {TOKEN}");
+    let status = raw(
+        gw.addr,
+        None,
+        &request(
+            "GET",
+            "/api/security/status",
+            &[("Authorization", &auth)],
+            "",
+        ),
+    )
+    .await;
+    let components = &status.json()["components"];
+    assert_eq!(components["rate_limiting"]["configured"], true);
+    assert_eq!(components["ip_lists"]["enabled"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_honours_the_environment_and_generates_a_token() {
+    let mut command = Command::new(BIN);
+    command
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("SECURITY_ENABLE_RATE_LIMITING", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("start");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut token = None;
+    let mut rate_limiting = None;
+    for line in lines.by_ref() {
+        if let Some(t) = line.strip_prefix("Admin token: ") {
+            token = Some(t.to_string());
+            break;
+        }
+        if line.trim_start().starts_with("rate_limiting") {
+            rate_limiting = Some(line.clone());
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let token = token.expect("the demo prints its admin token");
+    assert!(token.len() >= 32, "{token}");
+    assert!(rate_limiting.expect("component line").ends_with("off"));
+}
