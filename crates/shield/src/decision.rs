@@ -3,7 +3,8 @@
 use axum::body::Body;
 use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
-use serde_json::json;
+use serde::Serialize;
+use std::borrow::Cow;
 
 /// Why a request is refused. Guards return this; they never build responses themselves.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,58 +81,66 @@ impl BlockReason {
         }
     }
 
-    /// The seed's JSON body.
-    pub fn body(&self) -> serde_json::Value {
-        match self {
+    /// The body's fields, borrowed: rendering serializes this straight to bytes.
+    fn fields(&self) -> BlockBody<'_> {
+        let (error, detail): (&str, Cow<'_, str>) = match self {
+            BlockReason::RateLimited { .. } => ("Too many requests", "Rate limit exceeded".into()),
+            BlockReason::Ddos { detail, .. } => {
+                ("Request blocked by DDoS protection", detail.as_str().into())
+            }
+            BlockReason::IpBlocked { detail } => {
+                ("Access denied by security policy", detail.as_str().into())
+            }
+            BlockReason::Threat { .. } => (
+                "Request blocked by threat detection",
+                "Malicious content detected".into(),
+            ),
+            BlockReason::PayloadTooLarge { limit } => (
+                "Request body too large",
+                format!("Request bodies over {limit} bytes are not accepted").into(),
+            ),
+            BlockReason::Unavailable { guard } => (
+                "Security check unavailable",
+                format!("{guard} failed and the fail mode is closed").into(),
+            ),
+            BlockReason::BadRequest { detail } => ("Bad request", detail.as_str().into()),
+        };
+        let retry_after = match self {
             BlockReason::RateLimited {
                 retry_after_secs, ..
-            } => json!({
-                "error": "Too many requests",
-                "detail": "Rate limit exceeded",
-                "type": "rate_limited",
-                "retry_after": retry_after_secs,
-            }),
-            BlockReason::Ddos {
-                detail,
-                retry_after_secs,
-            } => json!({
-                "error": "Request blocked by DDoS protection",
-                "detail": detail,
-                "type": "ddos_blocked",
-                "retry_after": retry_after_secs,
-            }),
-            BlockReason::IpBlocked { detail } => json!({
-                "error": "Access denied by security policy",
-                "detail": detail,
-                "type": "ip_blocked",
-            }),
-            BlockReason::Threat { threats } => json!({
-                "error": "Request blocked by threat detection",
-                "detail": "Malicious content detected",
-                "type": "threat_detected",
-                "threats": threats,
-            }),
-            BlockReason::PayloadTooLarge { limit } => json!({
-                "error": "Request body too large",
-                "detail": format!("Request bodies over {limit} bytes are not accepted"),
-                "type": "payload_too_large",
-            }),
-            BlockReason::Unavailable { guard } => json!({
-                "error": "Security check unavailable",
-                "detail": format!("{guard} failed and the fail mode is closed"),
-                "type": "security_unavailable",
-            }),
-            BlockReason::BadRequest { detail } => json!({
-                "error": "Bad request",
-                "detail": detail,
-                "type": "invalid_request",
-            }),
+            }
+            | BlockReason::Ddos {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let threats = match self {
+            BlockReason::Threat { threats } => Some(threats.as_slice()),
+            _ => None,
+        };
+        BlockBody {
+            error,
+            detail,
+            kind: self.kind(),
+            retry_after,
+            threats,
         }
+    }
+
+    /// The seed's JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(self.fields()).unwrap_or(serde_json::Value::Null)
     }
 
     /// The full response: status, JSON body, and the headers the seed gives each kind.
     pub fn into_response(&self) -> Response<Body> {
-        let mut response = json_response(self.status(), &self.body());
+        // A struct of borrowed strings serializes without building a JSON tree first.
+        let bytes = serde_json::to_vec(&self.fields()).unwrap_or_default();
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = self.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let headers = response.headers_mut();
         match self {
             BlockReason::RateLimited {
@@ -154,6 +163,19 @@ impl BlockReason {
         }
         response
     }
+}
+
+/// The fields of a block response, in the seed's order.
+#[derive(Serialize)]
+struct BlockBody<'a> {
+    error: &'a str,
+    detail: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threats: Option<&'a [String]>,
 }
 
 /// A JSON response with the given status.
@@ -231,6 +253,7 @@ pub enum Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn rate_limited_response_has_every_header() {

@@ -200,13 +200,13 @@ impl RequestFacts {
             return;
         }
         match parse_json_rpc(&self.body) {
-            Ok(Some((messages, batch))) => {
+            ParsedJson::JsonRpc { messages, batch } => {
                 self.body_kind = BodyKind::JsonRpc;
                 self.json_rpc = messages;
                 self.json_rpc_batch = batch;
             }
-            Ok(None) => self.body_kind = BodyKind::Json,
-            Err(()) => self.body_kind = BodyKind::InvalidJson,
+            ParsedJson::Other => self.body_kind = BodyKind::Json,
+            ParsedJson::Invalid => self.body_kind = BodyKind::InvalidJson,
         }
     }
 }
@@ -379,21 +379,45 @@ struct RawParams<'a> {
     uri: Option<std::borrow::Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawBody<'a> {
-    #[serde(borrow)]
-    Batch(Vec<RawMessage<'a>>),
-    #[serde(borrow)]
-    Single(RawMessage<'a>),
-    Other(serde::de::IgnoredAny),
+/// What a JSON body turned out to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParsedJson {
+    /// Not JSON at all.
+    Invalid,
+    /// JSON, but not JSON-RPC.
+    Other,
+    /// JSON-RPC messages; `batch` when the body was an array of them.
+    JsonRpc {
+        /// The messages in order.
+        messages: Vec<JsonRpcMessage>,
+        /// Whether they came as a batch.
+        batch: bool,
+    },
 }
 
-/// Reads JSON-RPC messages from a body: `Ok(None)` for JSON that is not JSON-RPC, `Err` for
-/// text that is not JSON.
-pub fn parse_json_rpc(body: &[u8]) -> Result<Option<(Vec<JsonRpcMessage>, bool)>, ()> {
-    // `Other` takes any valid JSON, so an error here means the text is not JSON at all.
-    let raw: RawBody<'_> = serde_json::from_slice(body).map_err(|_| ())?;
+/// Reads JSON-RPC messages from a body.
+pub fn parse_json_rpc(body: &[u8]) -> ParsedJson {
+    // The first byte says which shape to try, so the body is parsed once, straight into the
+    // few fields wanted (serde skips `arguments` and the rest without building them). Only
+    // when that fails is it parsed again, to tell "not JSON" from "JSON of another shape".
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let parsed = match first {
+        Some(b'{') => serde_json::from_slice::<RawMessage<'_>>(body).map(|m| vec![m]),
+        Some(b'[') => serde_json::from_slice::<Vec<RawMessage<'_>>>(body),
+        _ => {
+            return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => ParsedJson::Other,
+                Err(_) => ParsedJson::Invalid,
+            }
+        }
+    };
+    let Ok(messages) = parsed else {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => ParsedJson::Other,
+            Err(_) => ParsedJson::Invalid,
+        };
+    };
+    let batch = first == Some(&b'[');
     let convert = |m: &RawMessage<'_>| JsonRpcMessage {
         method: m.method.as_deref().map(str::to_string),
         name: m
@@ -415,12 +439,12 @@ pub fn parse_json_rpc(body: &[u8]) -> Result<Option<(Vec<JsonRpcMessage>, bool)>
     let is_rpc = |m: &RawMessage<'_>| {
         m.jsonrpc.is_some() && (m.method.is_some() || m.result.is_some() || m.error.is_some())
     };
-    match raw {
-        RawBody::Single(m) if is_rpc(&m) => Ok(Some((vec![convert(&m)], false))),
-        RawBody::Batch(ms) if !ms.is_empty() && ms.iter().all(is_rpc) => {
-            Ok(Some((ms.iter().map(convert).collect(), true)))
-        }
-        _ => Ok(None),
+    if messages.is_empty() || !messages.iter().all(is_rpc) {
+        return ParsedJson::Other;
+    }
+    ParsedJson::JsonRpc {
+        messages: messages.iter().map(convert).collect(),
+        batch,
     }
 }
 
@@ -525,19 +549,31 @@ mod tests {
     #[test]
     fn json_rpc_single_batch_and_other() {
         let single = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"add","arguments":{"a":1}}}"#;
-        let (msgs, batch) = parse_json_rpc(single).expect("json").expect("rpc");
+        let ParsedJson::JsonRpc {
+            messages: msgs,
+            batch,
+        } = parse_json_rpc(single)
+        else {
+            panic!("not JSON-RPC")
+        };
         assert!(!batch);
         assert_eq!(msgs[0].tool(), Some("add"));
         assert_eq!(msgs[0].id, Some(JsonRpcId::Number(3)));
         let many = br#"[{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
-        let (msgs, batch) = parse_json_rpc(many).expect("json").expect("rpc");
+        let ParsedJson::JsonRpc {
+            messages: msgs,
+            batch,
+        } = parse_json_rpc(many)
+        else {
+            panic!("not JSON-RPC")
+        };
         assert!(batch);
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[0].id, Some(JsonRpcId::String("a".into())));
         assert_eq!(msgs[1].id, None);
-        assert_eq!(parse_json_rpc(br#"{"hello":"world"}"#), Ok(None));
-        assert_eq!(parse_json_rpc(br#"[]"#), Ok(None));
-        assert_eq!(parse_json_rpc(b"{not json"), Err(()));
-        assert_eq!(parse_json_rpc(b"\xff\xfe"), Err(()));
+        assert_eq!(parse_json_rpc(br#"{"hello":"world"}"#), ParsedJson::Other);
+        assert_eq!(parse_json_rpc(br#"[]"#), ParsedJson::Other);
+        assert_eq!(parse_json_rpc(b"{not json"), ParsedJson::Invalid);
+        assert_eq!(parse_json_rpc(b"\xff\xfe"), ParsedJson::Invalid);
     }
 }

@@ -314,6 +314,23 @@ impl SecuritySystem {
         self.core.set_emergency(enabled, "admin");
     }
 
+    /// Works out the facts of a request the way the layer does, for callers that are not tower
+    /// services (another transport, a batch check). The headers move into the facts.
+    pub fn request_facts(
+        &self,
+        parts: &mut http::request::Parts,
+        body: bytes::Bytes,
+        peer: Option<IpAddr>,
+    ) -> crate::RequestFacts {
+        crate::RequestFacts::build(parts, body, true, peer, &self.core.identity)
+    }
+
+    /// Runs the pipeline on facts: the whole security decision, without HTTP around it.
+    /// Counts in the statistics and publishes events as a request through the layer does.
+    pub async fn decide(&self, facts: &crate::RequestFacts) -> crate::Decision {
+        self.core.pipeline.decide(facts).await
+    }
+
     /// What `GET /api/security/status` returns.
     pub async fn status(&self) -> SecurityStatus {
         status(&self.core)

@@ -142,26 +142,25 @@ struct ListRequest {
     ttl_seconds: Option<u64>,
 }
 
+/// The JSON body, or what is wrong with it (for a 400).
 fn parse_body<T: serde::de::DeserializeOwned>(
     headers: &http::HeaderMap,
     body: &Bytes,
-) -> Result<T, Response> {
+) -> Result<T, String> {
     let declared_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.to_ascii_lowercase().contains("json"));
     if !declared_json {
-        return Err(invalid(
-            "expected a JSON body (Content-Type: application/json)",
-        ));
+        return Err("expected a JSON body (Content-Type: application/json)".into());
     }
-    serde_json::from_slice(body).map_err(|e| invalid(format!("bad JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("bad JSON body: {e}"))
 }
 
 async fn add_to(core: Shared, list: ListKind, headers: http::HeaderMap, body: Bytes) -> Response {
     let request: ListRequest = match parse_body(&headers, &body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(detail) => return invalid(detail),
     };
     let network = match parse_network(&request.ip) {
         Ok(n) => n,
@@ -296,7 +295,7 @@ struct EmergencyRequest {
 async fn emergency(State(core): State<Shared>, headers: http::HeaderMap, body: Bytes) -> Response {
     let request: EmergencyRequest = match parse_body(&headers, &body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(detail) => return invalid(detail),
     };
     core.set_emergency(request.enabled, "admin");
     json_response(StatusCode::OK, &json!({"emergency_mode": request.enabled}))
