@@ -132,3 +132,49 @@ pub fn find(name: &str) -> Option<&'static Setting> {
 /// Sections of the TOML file that hold more than scalars (arrays of tables the components
 /// read themselves). Keys under these are checked by the component's own deserializer.
 pub const SECTIONS: &[&str] = &["rate_limit", "ddos", "ip", "threat_detection"];
+
+/// The settings table in Markdown (for `docs/CONFIGURATION.md`): environment name, TOML
+/// key, default, component, meaning.
+pub fn reference_markdown() -> String {
+    let defaults = toml::Value::try_from(super::Config::default()).ok();
+    let default_of = |setting: &Setting| -> String {
+        let mut node = defaults.as_ref();
+        for part in setting.path.split('.') {
+            node = node.and_then(|n| n.get(part));
+        }
+        match (node, setting.kind) {
+            (None, Kind::OptFloat) => "capacity / 10".to_string(),
+            (None, _) => "(unset)".to_string(),
+            (Some(toml::Value::String(s)), _) if s.is_empty() => "(empty)".to_string(),
+            (Some(toml::Value::Array(a)), _) if a.is_empty() => "(empty)".to_string(),
+            (Some(toml::Value::String(s)), _) => format!("`{s}`"),
+            (Some(v), _) => format!("`{v}`"),
+        }
+    };
+    let mut out = String::from(
+        "| environment | TOML key | default | component | meaning |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for setting in SETTINGS {
+        let (section, key) = match setting.path.split_once('.') {
+            Some((section, key)) => (format!("[{section}] "), key),
+            None => (String::new(), setting.path),
+        };
+        let mut meaning = setting.doc.to_string();
+        if let Kind::Choice(words) = setting.kind {
+            meaning.push_str(&format!(" One of: {}.", words.join(", ")));
+        }
+        if setting.secret {
+            meaning.push_str(" Secret: redacted by check-config and status.");
+        }
+        out.push_str(&format!(
+            "| `{}` | {}`{}` | {} | {} | {} |\n",
+            setting.env,
+            section,
+            key,
+            default_of(setting),
+            setting.component,
+            meaning
+        ));
+    }
+    out
+}
