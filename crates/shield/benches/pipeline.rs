@@ -165,17 +165,17 @@ fn bench_layer(c: &mut Criterion) {
     let inner = tower::service_fn(|_req: Request<Body>| async {
         Ok::<_, Infallible>(Response::new(Body::empty()))
     });
-    let service = tower::Layer::layer(&security.layer(), inner.clone());
+    let service = tower::Layer::layer(&security.layer(), inner);
     let tool_call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search","arguments":{"query":"quarterly revenue by region","limit":10}}}"#;
 
     let mut group = c.benchmark_group("layer");
     // The same request and service without the layer: what the layer adds is the difference.
     group.bench_function("get_without_layer_baseline", |b| {
-        let mut s = inner.clone();
+        let mut s = inner;
         b.iter(|| black_box(run(&mut s, request([192, 0, 2, 10], None))).status())
     });
     group.bench_function("mcp_tools_call_without_layer_baseline", |b| {
-        let mut s = inner.clone();
+        let mut s = inner;
         b.iter(|| black_box(run(&mut s, request([192, 0, 2, 10], Some(tool_call)))).status())
     });
     group.bench_function("get_allowed_100k_cidrs", |b| {

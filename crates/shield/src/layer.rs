@@ -128,6 +128,9 @@ where
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    if peer.is_none() {
+        warn_no_peer_once();
+    }
 
     let limit = core.max_inspect_body_bytes;
     let read = if wants_inspection(&parts.headers, &body) {
@@ -195,6 +198,18 @@ where
             core.pipeline.observe(&facts, &outcome);
             Ok(response)
         }
+    }
+}
+
+/// Without the peer address every client looks the same (0.0.0.0): say so once, loudly.
+fn warn_no_peer_once() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            target: "security",
+            "requests reach the security layer without a peer address; serve with \
+             into_make_service_with_connect_info::<SocketAddr>() so clients can be told apart"
+        );
     }
 }
 

@@ -323,4 +323,59 @@ mod tests {
         assert_eq!(t.len(), 51);
         assert_eq!(t.iter().count(), 51);
     }
+
+    /// SplitMix64: a seeded generator, so the comparison below is the same on every run.
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn agrees_with_a_linear_scan_on_random_networks() {
+        let mut state = 7;
+        let mut table = PrefixTable::new();
+        let mut all: Vec<(IpNet, usize)> = Vec::new();
+        // Addresses share a few leading bits so that networks nest and overlap.
+        for i in 0..3000 {
+            let r = splitmix(&mut state);
+            let net = if i % 3 == 0 {
+                let addr = (0x2001_0db8_u128 << 96) | u128::from(splitmix(&mut state) >> 48) << 64;
+                let len = (r % 129) as u8;
+                IpNet::V6(ipnet::Ipv6Net::new(addr.into(), len).expect("len").trunc())
+            } else {
+                let addr = 0x0a00_0000 | (splitmix(&mut state) as u32 & 0x00ff_ffff);
+                let len = (r % 33) as u8;
+                IpNet::V4(ipnet::Ipv4Net::new(addr.into(), len).expect("len").trunc())
+            };
+            table.insert(net, i);
+            all.retain(|(n, _)| *n != net);
+            all.push((net, i));
+            if i % 7 == 0 {
+                // Remove one at random, as an operator or a feed refresh would.
+                let victim = all[(splitmix(&mut state) % all.len() as u64) as usize].0;
+                assert!(table.remove(&victim).is_some());
+                all.retain(|(n, _)| *n != victim);
+            }
+        }
+        assert_eq!(table.len(), all.len());
+        for _ in 0..20_000 {
+            let r = splitmix(&mut state);
+            let ip: IpAddr = if r % 3 == 0 {
+                let addr = (0x2001_0db8_u128 << 96) | u128::from(splitmix(&mut state)) << 16;
+                IpAddr::V6(addr.into())
+            } else {
+                IpAddr::V4((0x0a00_0000 | (splitmix(&mut state) as u32 & 0x00ff_ffff)).into())
+            };
+            let expected = all
+                .iter()
+                .filter(|(n, _)| n.contains(&ip))
+                .max_by_key(|(n, _)| n.prefix_len())
+                .map(|(n, v)| (*n, *v));
+            let got = table.longest_match(ip).map(|(n, v)| (n, *v));
+            assert_eq!(got, expected, "lookup of {ip}");
+        }
+    }
 }
