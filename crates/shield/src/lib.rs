@@ -70,6 +70,7 @@ pub mod events;
 pub mod ip;
 pub mod layer;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod request;
 mod system;
 

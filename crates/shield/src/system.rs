@@ -15,6 +15,7 @@ use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, Sta
 use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
 use crate::layer::SecurityLayer;
 use crate::pipeline::{Guard, Pipeline};
+use crate::rate_limit::{MemoryStore, RateLimitGuard};
 use crate::request::{keyed_hash, IdentityRules};
 
 /// Why the system could not start.
@@ -51,6 +52,7 @@ pub(crate) struct Core {
     pub(crate) admin_token_generated: bool,
     pub(crate) emergency: AtomicBool,
     pub(crate) started_unix_ms: u64,
+    pub(crate) rate_limiter: Option<Arc<RateLimitGuard>>,
 }
 
 impl Core {
@@ -184,7 +186,23 @@ impl SecuritySystem {
                     .map_err(|source| InitError::List { setting, source })?;
             }
         }
-        let guards: Vec<Arc<dyn Guard>> = vec![Arc::new(BlacklistGuard::new(lists.clone()))];
+        let hash_key = hash_key(&config.ip_hash_key)?;
+        let mut guards: Vec<Arc<dyn Guard>> = vec![Arc::new(BlacklistGuard::new(lists.clone()))];
+        let rate_limiter = config.enable_rate_limiting.then(|| {
+            let store = Arc::new(MemoryStore::new(
+                usize::try_from(config.rate_limit.max_tracked_keys).unwrap_or(usize::MAX),
+            ));
+            Arc::new(RateLimitGuard::new(
+                &config.rate_limit,
+                &config.whitelist_users,
+                store,
+                clock.clone(),
+                hash_key,
+            ))
+        });
+        if let Some(guard) = &rate_limiter {
+            guards.push(guard.clone());
+        }
         let pipeline = Pipeline::new(
             lists.clone(),
             guards,
@@ -203,7 +221,7 @@ impl SecuritySystem {
             trusted_proxies,
             forwarded_header: config.forwarded_header,
             user_id_header: http::HeaderName::from_bytes(config.user_id_header.as_bytes()).ok(),
-            hash_key: hash_key(&config.ip_hash_key)?,
+            hash_key,
         };
         let (admin_token, admin_token_generated) = if config.admin_token.is_empty() {
             (hex(&random_bytes::<24>()?), true)
@@ -224,6 +242,7 @@ impl SecuritySystem {
             admin_token,
             admin_token_generated,
             emergency: AtomicBool::new(false),
+            rate_limiter,
         };
         Ok(SecuritySystem {
             core: Arc::new(core),
@@ -418,10 +437,23 @@ fn status(core: &Core) -> SecurityStatus {
         .details
         .insert("max_entries_per_list", c.ip_list_max_entries.into());
     components.insert("ip_lists", lists);
-    components.insert(
-        "rate_limiting",
-        not_built(c.enable_rate_limiting, "rate limiting"),
-    );
+    let mut rate = ComponentStatus {
+        configured: c.enable_rate_limiting,
+        enabled: core.rate_limiter.is_some(),
+        implemented: true,
+        healthy: true,
+        backend: core.rate_limiter.as_ref().map_or("memory", |r| r.backend()),
+        note: None,
+        details: BTreeMap::new(),
+    };
+    if let Some(limiter) = &core.rate_limiter {
+        rate.details
+            .insert("tracked_keys", limiter.tracked_keys().into());
+        rate.details
+            .insert("max_tracked_keys", c.rate_limit.max_tracked_keys.into());
+        rate.details.insert("rules", limiter.rule_names().into());
+    }
+    components.insert("rate_limiting", rate);
     components.insert(
         "ddos_protection",
         not_built(c.enable_ddos_protection, "DDoS protection"),

@@ -318,7 +318,12 @@ async fn admin_calls_need_the_right_token() {
     assert_eq!(ok.status, StatusCode::OK);
     let status = ok.json();
     assert_eq!(status["components"]["ip_lists"]["enabled"], true);
-    assert_eq!(status["components"]["rate_limiting"]["implemented"], false);
+    assert_eq!(status["components"]["rate_limiting"]["implemented"], true);
+    assert_eq!(status["components"]["rate_limiting"]["enabled"], false);
+    assert_eq!(
+        status["components"]["ddos_protection"]["implemented"],
+        false
+    );
     assert_eq!(status["emergency_mode"], false);
     assert!(status["statistics"]["total_requests"].is_u64());
 }

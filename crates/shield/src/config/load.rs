@@ -165,6 +165,10 @@ fn apply_file_value(
     source: &str,
     problems: &mut Collector,
 ) {
+    if path == "rate_limit.rules" {
+        apply_rules(tree, value, source, problems);
+        return;
+    }
     let Some(setting) = settings::SETTINGS.iter().find(|s| s.path == path) else {
         problems.push(source, path, None, "unknown key");
         return;
@@ -173,6 +177,92 @@ fn apply_file_value(
         Ok(value) => set_path(tree, setting.path, Some(value)),
         Err(message) => problems.push(source, path, Some(show(&value)), message),
     }
+}
+
+/// `[[rate_limit.rules]]`: each rule is read on its own, so every broken one is reported by
+/// its position and name, and the good ones still reach validation.
+fn apply_rules(tree: &mut Table, value: Value, source: &str, problems: &mut Collector) {
+    let Value::Array(items) = value else {
+        problems.push(
+            source,
+            "rate_limit.rules",
+            None,
+            "expected [[rate_limit.rules]] tables",
+        );
+        return;
+    };
+    let mut good = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let name = item
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let key = if name.is_empty() {
+            format!("rate_limit.rules[{i}]")
+        } else {
+            format!("rate_limit.rules[{i}] ({name})")
+        };
+        let rule: super::RateLimitRule = match item.clone().try_into() {
+            Ok(rule) => rule,
+            Err(e) => {
+                let message = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                problems.push(source, &key, None, message);
+                continue;
+            }
+        };
+        let before = problems.0.len();
+        let mut bad = |ok: bool, value: String, message: &str| {
+            if !ok {
+                problems.push(source, &key, Some(value), message);
+            }
+        };
+        bad(
+            !rule.name.trim().is_empty(),
+            rule.name.clone(),
+            "a rule needs a name",
+        );
+        bad(
+            names.insert(rule.name.clone()),
+            rule.name.clone(),
+            "two rules have this name",
+        );
+        bad(
+            rule.capacity >= 1,
+            rule.capacity.to_string(),
+            "capacity must be at least 1",
+        );
+        if let Some(rate) = rule.refill_rate {
+            bad(
+                rate > 0.0 && rate.is_finite(),
+                rate.to_string(),
+                "refill_rate must be greater than 0",
+            );
+        }
+        if let Some(path) = &rule.path {
+            bad(
+                path.starts_with('/'),
+                path.clone(),
+                "path must start with /",
+            );
+        }
+        if let Some(method) = &rule.method {
+            bad(
+                http::Method::from_bytes(method.as_bytes()).is_ok(),
+                method.clone(),
+                "not an HTTP method",
+            );
+        }
+        if problems.0.len() == before {
+            good.push(item);
+        }
+    }
+    set_path(tree, "rate_limit.rules", Some(Value::Array(good)));
 }
 
 fn apply_env(tree: &mut Table, env: &[(String, String)], problems: &mut Collector) {

@@ -144,6 +144,70 @@ pub struct RateLimitConfig {
     // keeps its default value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_ip_refill_rate: Option<f64>,
+    pub max_tracked_keys: u64,
+    pub default_rules: bool,
+    pub rules: Vec<RateLimitRule>,
+}
+
+/// What an endpoint rule's bucket counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKey {
+    /// One bucket per client IP.
+    #[default]
+    Ip,
+    /// One bucket per user (requests without a user identity skip the rule).
+    User,
+    /// One bucket for everyone.
+    Global,
+}
+
+/// `[[rate_limit.rules]]`: an extra bucket for the requests it matches. Every condition given
+/// must hold; every matching rule applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRule {
+    /// Names the bucket in logs and responses; unique.
+    pub name: String,
+    /// Exact path, or a prefix ending in `/*` (`/api/*` matches `/api` and `/api/...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// HTTP method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// JSON-RPC method (`tools/call`, `initialize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_method: Option<String>,
+    /// Tool name (`params.name` of `tools/call`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// What the bucket counts.
+    #[serde(default)]
+    pub key: RuleKey,
+    /// Bucket size.
+    pub capacity: u64,
+    /// Tokens per second; absent means a tenth of the capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill_rate: Option<f64>,
+}
+
+impl RateLimitRule {
+    /// The built-in rules, applied unless `default_rules = false`; a rule of the same name in
+    /// the file replaces one. `initialize` starts a session and costs the server most, so it
+    /// gets its own bucket per IP: 10 at once, then one every 6 seconds (10 a minute), far
+    /// stricter than the per-IP budget for tool calls.
+    pub fn defaults() -> Vec<RateLimitRule> {
+        vec![RateLimitRule {
+            name: "mcp-initialize".into(),
+            path: None,
+            method: None,
+            mcp_method: Some("initialize".into()),
+            tool: None,
+            key: RuleKey::Ip,
+            capacity: 10,
+            refill_rate: Some(10.0 / 60.0),
+        }]
+    }
 }
 
 impl Default for RateLimitConfig {
@@ -155,6 +219,9 @@ impl Default for RateLimitConfig {
             per_user_refill_rate: None,
             per_ip_capacity: 200,
             per_ip_refill_rate: None,
+            max_tracked_keys: 1_000_000,
+            default_rules: true,
+            rules: Vec::new(),
         }
     }
 }

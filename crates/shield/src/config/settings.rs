@@ -107,6 +107,8 @@ pub const SETTINGS: &[Setting] = &[
     s("rate_limit.per_user_refill_rate", "SECURITY_RATE_LIMIT_PER_USER_REFILL_RATE", Kind::OptFloat, "rate limiting", "Tokens per second per user (empty: capacity / 10)."),
     s("rate_limit.per_ip_capacity", "SECURITY_RATE_LIMIT_PER_IP_CAPACITY", Kind::UInt, "rate limiting", "Bucket size per client IP."),
     s("rate_limit.per_ip_refill_rate", "SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", Kind::OptFloat, "rate limiting", "Tokens per second per client IP (empty: capacity / 10)."),
+    s("rate_limit.max_tracked_keys", "SECURITY_RATE_LIMIT_MAX_TRACKED_KEYS", Kind::UInt, "rate limiting", "Buckets kept in memory at most; full buckets are forgotten first, then those nearest to full."),
+    s("rate_limit.default_rules", "SECURITY_RATE_LIMIT_DEFAULT_RULES", Kind::Bool, "rate limiting", "Apply the built-in endpoint rules (mcp-initialize: 10 initialize calls per IP, then 10 a minute)."),
     // DDoS protection.
     s("ddos.requests_per_second_threshold", "SECURITY_DDOS_REQUESTS_PER_SECOND_THRESHOLD", Kind::UInt, "ddos protection", "Requests per second per IP before blocking."),
     s("ddos.requests_per_minute_threshold", "SECURITY_DDOS_REQUESTS_PER_MINUTE_THRESHOLD", Kind::UInt, "ddos protection", "Requests per minute per IP before blocking."),
@@ -129,8 +131,7 @@ pub fn find(name: &str) -> Option<&'static Setting> {
     })
 }
 
-/// Sections of the TOML file that hold more than scalars (arrays of tables the components
-/// read themselves). Keys under these are checked by the component's own deserializer.
+/// Tables of the TOML file.
 pub const SECTIONS: &[&str] = &["rate_limit", "ddos", "ip", "threat_detection"];
 
 /// The settings table in Markdown (for `docs/CONFIGURATION.md`): environment name, TOML
