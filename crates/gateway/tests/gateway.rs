@@ -738,3 +738,50 @@ async fn demo_honours_the_environment_and_generates_a_token() {
     assert!(token.len() >= 32, "{token}");
     assert!(rate_limiting.expect("component line").ends_with("off"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_sixth_of_five_is_429_with_every_header() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[
+            ("SECURITY_ENABLE_RATE_LIMITING", "true"),
+            ("SECURITY_RATE_LIMIT_PER_IP_CAPACITY", "5"),
+            ("SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", "0.01"),
+            ("SECURITY_WHITELIST", "127.0.0.9"),
+        ],
+    );
+    let get = request("GET", "/", &[], "");
+    for remaining in (0..5).rev() {
+        let reply = raw(gw.addr, ip("127.0.0.1"), &get).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-ratelimit-limit").as_deref(), Some("5"));
+        assert_eq!(reply.header("x-ratelimit-remaining"), Some(remaining.to_string()));
+    }
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let refused = raw(gw.addr, ip("127.0.0.1"), &get).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("x-ratelimit-limit").as_deref(), Some("5"));
+    assert_eq!(refused.header("x-ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(refused.header("retry-after").as_deref(), Some("100"));
+    let reset: u64 = refused.header("x-ratelimit-reset").expect("reset").parse().expect("unix seconds");
+    assert!(reset >= before + 400 && reset <= before + 502, "reset {reset} vs now {before}");
+    assert_eq!(
+        refused.json(),
+        json!({"error": "Too many requests", "detail": "Rate limit exceeded", "type": "rate_limited", "retry_after": 100})
+    );
+    // Another address has its own bucket; a whitelisted one has none.
+    assert_eq!(raw(gw.addr, ip("127.0.0.2"), &get).await.status, 200);
+    for _ in 0..8 {
+        let reply = raw(gw.addr, ip("127.0.0.9"), &get).await;
+        assert_eq!(reply.status, 200);
+        assert!(reply.header("x-ratelimit-limit").is_none());
+    }
+    assert!(gw.log_text().contains("Rate limit exceeded for 127.0.0.1"), "{}", gw.log_text());
+    let metrics = raw(gw.addr, None, &request("GET", "/metrics", &[], "")).await;
+    assert!(metrics.text().contains("mcp_shield_rate_limited_total 1"), "{}", metrics.text());
+}
