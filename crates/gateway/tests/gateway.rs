@@ -757,7 +757,10 @@ async fn rate_limit_sixth_of_five_is_429_with_every_header() {
         let reply = raw(gw.addr, ip("127.0.0.1"), &get).await;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("x-ratelimit-limit").as_deref(), Some("5"));
-        assert_eq!(reply.header("x-ratelimit-remaining"), Some(remaining.to_string()));
+        assert_eq!(
+            reply.header("x-ratelimit-remaining"),
+            Some(remaining.to_string())
+        );
     }
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -766,10 +769,20 @@ async fn rate_limit_sixth_of_five_is_429_with_every_header() {
     let refused = raw(gw.addr, ip("127.0.0.1"), &get).await;
     assert_eq!(refused.status, 429);
     assert_eq!(refused.header("x-ratelimit-limit").as_deref(), Some("5"));
-    assert_eq!(refused.header("x-ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(
+        refused.header("x-ratelimit-remaining").as_deref(),
+        Some("0")
+    );
     assert_eq!(refused.header("retry-after").as_deref(), Some("100"));
-    let reset: u64 = refused.header("x-ratelimit-reset").expect("reset").parse().expect("unix seconds");
-    assert!(reset >= before + 400 && reset <= before + 502, "reset {reset} vs now {before}");
+    let reset: u64 = refused
+        .header("x-ratelimit-reset")
+        .expect("reset")
+        .parse()
+        .expect("unix seconds");
+    assert!(
+        reset >= before + 400 && reset <= before + 502,
+        "reset {reset} vs now {before}"
+    );
     assert_eq!(
         refused.json(),
         json!({"error": "Too many requests", "detail": "Rate limit exceeded", "type": "rate_limited", "retry_after": 100})
@@ -781,7 +794,15 @@ async fn rate_limit_sixth_of_five_is_429_with_every_header() {
         assert_eq!(reply.status, 200);
         assert!(reply.header("x-ratelimit-limit").is_none());
     }
-    assert!(gw.log_text().contains("Rate limit exceeded for 127.0.0.1"), "{}", gw.log_text());
+    assert!(
+        gw.log_text().contains("Rate limit exceeded for 127.0.0.1"),
+        "{}",
+        gw.log_text()
+    );
     let metrics = raw(gw.addr, None, &request("GET", "/metrics", &[], "")).await;
-    assert!(metrics.text().contains("mcp_shield_rate_limited_total 1"), "{}", metrics.text());
+    assert!(
+        metrics.text().contains("mcp_shield_rate_limited_total 1"),
+        "{}",
+        metrics.text()
+    );
 }

@@ -213,6 +213,42 @@ fn bench_layer(c: &mut Criterion) {
                 .expect("ready")
         })
     });
+    // The same decision with rate limiting on (per-IP, global and the default initialize rule;
+    // capacities too large to run out during the benchmark).
+    let limited = SecuritySystem::from_config(
+        config::load(ConfigSources {
+            overrides: ConfigOverrides::new()
+                .set("ADMIN_TOKEN", "bench-token-bench-token")
+                .set("ENABLE_RATE_LIMITING", true)
+                .set("RATE_LIMIT_GLOBAL_CAPACITY", 1u64 << 40)
+                .set("RATE_LIMIT_GLOBAL_REFILL_RATE", 1e9)
+                .set("RATE_LIMIT_PER_IP_CAPACITY", 1u64 << 40)
+                .set("RATE_LIMIT_PER_IP_REFILL_RATE", 1e9),
+            ..ConfigSources::default()
+        })
+        .expect("config"),
+    )
+    .expect("system");
+    let limited_facts = {
+        let (mut parts, _) = request([192, 0, 2, 10], None).into_parts();
+        limited.request_facts(
+            &mut parts,
+            bytes::Bytes::new(),
+            Some(IpAddr::from([192, 0, 2, 10])),
+        )
+    };
+    group.bench_function("decide_allowed_rate_limited", |b| {
+        b.iter(|| {
+            limited
+                .decide(black_box(&limited_facts))
+                .now_or_never()
+                .expect("ready")
+        })
+    });
+    let mut limited_service = tower::Layer::layer(&limited.layer(), inner);
+    group.bench_function("get_allowed_rate_limited", |b| {
+        b.iter(|| black_box(run(&mut limited_service, request([192, 0, 2, 10], None))).status())
+    });
     group.bench_function("build_request_only", |b| {
         b.iter(|| black_box(request([192, 0, 2, 10], Some(tool_call))))
     });

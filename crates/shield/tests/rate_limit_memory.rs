@@ -47,7 +47,10 @@ fn a_million_keys_fit_in_128_bytes_each_and_the_cap_holds() {
     // itself at once, so with every bucket in debt the table holds between 7/8 of the cap and
     // the cap.
     let tracked = store.tracked_keys();
-    assert!(tracked <= KEYS as usize && tracked >= KEYS as usize * 7 / 8, "{tracked} keys");
+    assert!(
+        tracked <= KEYS as usize && tracked >= KEYS as usize * 7 / 8,
+        "{tracked} keys"
+    );
     let per_key = (after.saturating_sub(before)) as f64 / tracked as f64;
     println!(
         "rate-limit memory: {per_key:.1} bytes per tracked key ({} MiB for {tracked} keys)",
@@ -61,9 +64,19 @@ fn a_million_keys_fit_in_128_bytes_each_and_the_cap_holds() {
         store.acquire(&[bucket(i)], now);
     }
     let flooded = rss_bytes();
-    assert!(store.tracked_keys() <= KEYS as usize, "{} keys", store.tracked_keys());
+    assert!(
+        store.tracked_keys() <= KEYS as usize,
+        "{} keys",
+        store.tracked_keys()
+    );
     let total_per_key = (flooded.saturating_sub(before)) as f64 / f64::from(KEYS);
     // Measured against the cap: the memory bound of a full table.
-    println!("after 1,500,000 distinct keys: {} tracked, {total_per_key:.1} bytes per capacity key", store.tracked_keys());
-    assert!(total_per_key <= 128.0, "{total_per_key:.1} bytes per key after the flood");
+    println!(
+        "after 1,500,000 distinct keys: {} tracked, {total_per_key:.1} bytes per capacity key",
+        store.tracked_keys()
+    );
+    assert!(
+        total_per_key <= 128.0,
+        "{total_per_key:.1} bytes per key after the flood"
+    );
 }
