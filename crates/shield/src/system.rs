@@ -285,42 +285,40 @@ impl SecuritySystem {
         &self.core.lists
     }
 
-    /// Adds an IP or CIDR to the whitelist, as `POST /api/security/ip/whitelist` does.
+    /// Adds an IP or CIDR to a list, as `POST /api/security/ip/{whitelist,blacklist}` does
+    /// (the change is announced on the event bus).
+    pub fn add_to_list(
+        &self,
+        list: ListKind,
+        ip_or_cidr: &str,
+        reason: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), String> {
+        let network = parse_network(ip_or_cidr)?;
+        self.core
+            .add_to_list(list, network, reason.to_string(), ttl_seconds)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Adds an IP or CIDR to the whitelist.
     pub fn whitelist(
         &self,
         ip_or_cidr: &str,
         reason: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), String> {
-        let network = parse_network(ip_or_cidr)?;
-        self.core
-            .add_to_list(
-                ListKind::Whitelist,
-                network,
-                reason.to_string(),
-                ttl_seconds,
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.add_to_list(ListKind::Whitelist, ip_or_cidr, reason, ttl_seconds)
     }
 
-    /// Adds an IP or CIDR to the blacklist, as `POST /api/security/ip/blacklist` does.
+    /// Adds an IP or CIDR to the blacklist.
     pub fn blacklist(
         &self,
         ip_or_cidr: &str,
         reason: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), String> {
-        let network = parse_network(ip_or_cidr)?;
-        self.core
-            .add_to_list(
-                ListKind::Blacklist,
-                network,
-                reason.to_string(),
-                ttl_seconds,
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.add_to_list(ListKind::Blacklist, ip_or_cidr, reason, ttl_seconds)
     }
 
     /// Every event from now on (blocks, list changes, emergency mode).

@@ -120,16 +120,19 @@ async fn ready(State(core): State<Shared>) -> Response {
     json_response(StatusCode::OK, &json!({"status": "ready"}))
 }
 
-async fn status(State(core): State<Shared>) -> Response {
-    let system = crate::SecuritySystem::from_core(core);
-    let status = system.status().await;
-    match serde_json::to_value(status) {
+/// 200 with `value` as JSON.
+fn ok_json(value: impl serde::Serialize) -> Response {
+    match serde_json::to_value(value) {
         Ok(value) => json_response(StatusCode::OK, &value),
         Err(e) => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({"error": "Internal error", "detail": e.to_string(), "type": "internal"}),
         ),
     }
+}
+
+async fn status(State(core): State<Shared>) -> Response {
+    ok_json(crate::SecuritySystem::from_core(core).status().await)
 }
 
 #[derive(Deserialize)]
@@ -276,14 +279,7 @@ async fn threat(State(core): State<Shared>, Path(ip): Path<String>) -> Response 
     let Ok(ip) = ip.trim().parse::<IpAddr>() else {
         return invalid(format!("{ip:?} is not an IP address"));
     };
-    let system = crate::SecuritySystem::from_core(core);
-    match serde_json::to_value(system.threat_assessment(ip)) {
-        Ok(value) => json_response(StatusCode::OK, &value),
-        Err(e) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"error": "Internal error", "detail": e.to_string(), "type": "internal"}),
-        ),
-    }
+    ok_json(crate::SecuritySystem::from_core(core).threat_assessment(ip))
 }
 
 #[derive(Deserialize)]
