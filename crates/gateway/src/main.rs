@@ -170,7 +170,7 @@ fn announce_token(security: &SecuritySystem) {
 
 async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow::Result<()> {
     let proxy = proxy::Proxy::new(upstream)?;
-    let security = SecuritySystem::from_config(config)?;
+    let security = SecuritySystem::start(config).await?;
     let listener = bind(listen).await?;
     announce_token(&security);
     tracing::info!(
@@ -197,7 +197,7 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
         let _ = upstream_stopped.await;
     }));
 
-    let security = SecuritySystem::from_config(config)?;
+    let security = SecuritySystem::start(config).await?;
     let proxy = proxy::Proxy::new(&format!("http://{upstream_addr}"))?;
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;

@@ -569,6 +569,7 @@ fn check_config_prints_redacted_config_or_every_problem() {
         .env_clear()
         .env("SECURITY_ADMIN_TOKEN", "super-secret-admin-token")
         .env("REDIS_URL", "redis://:pw123@localhost:6379/0")
+        .env("SECURITY_IP_HASH_KEY", "hash-key-for-the-test")
         .env("SECURITY_ENABLE_RATE_LIMITING", "true")
         .output()
         .expect("run");

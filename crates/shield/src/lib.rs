@@ -72,6 +72,7 @@ pub mod layer;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod request;
+pub mod state;
 mod system;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -12,11 +12,14 @@ use serde::Serialize;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
 use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
+use crate::ip::sync::ListSync;
 use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
 use crate::layer::SecurityLayer;
 use crate::pipeline::{Guard, Pipeline};
-use crate::rate_limit::{MemoryStore, RateLimitGuard};
+use crate::rate_limit::redis_store::RedisStore;
+use crate::rate_limit::{MemoryStore, RateLimitGuard, RateLimitStore};
 use crate::request::{keyed_hash, IdentityRules};
+use crate::state::redis::RedisState;
 
 /// Why the system could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,9 @@ pub enum InitError {
         /// What went wrong.
         source: ListError,
     },
+    /// The Redis backend could not be set up.
+    #[error("{0}")]
+    Redis(String),
     /// The operating system gave no randomness for a generated key.
     #[error("generating a random key: {0}")]
     Random(String),
@@ -53,6 +59,8 @@ pub(crate) struct Core {
     pub(crate) emergency: AtomicBool,
     pub(crate) started_unix_ms: u64,
     pub(crate) rate_limiter: Option<Arc<RateLimitGuard>>,
+    pub(crate) redis: Option<Arc<RedisState>>,
+    pub(crate) list_sync: Option<Arc<ListSync>>,
 }
 
 impl Core {
@@ -148,7 +156,36 @@ impl SecuritySystem {
     /// Reads the environment, applies `overrides`, and builds the system: the seed's
     /// `await init_security_system(config_overrides)`.
     pub async fn init(overrides: ConfigOverrides) -> Result<Self, InitError> {
-        Self::from_config(Config::from_env(overrides)?)
+        Self::start(Config::from_env(overrides)?).await
+    }
+
+    /// Builds the system and, with Redis configured, waits (up to about a second) for the
+    /// first connection and the shared lists, so the first requests already see shared state.
+    /// Without Redis it is [`SecuritySystem::from_config`].
+    pub async fn start(config: Config) -> Result<Self, InitError> {
+        let system = Self::from_config(config)?;
+        if let Some(redis) = &system.core.redis {
+            if redis.connect().await {
+                // Give the list subscription a moment to load the shared lists.
+                for _ in 0..50 {
+                    if system.lists_synced() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
+        Ok(system)
+    }
+
+    fn lists_synced(&self) -> bool {
+        self.core.list_sync.as_ref().is_none_or(|s| s.synced())
+    }
+
+    /// Whether shared state is unavailable and local state is serving (Redis configured and
+    /// down). Shown as `degraded` by `/ready` and `status`.
+    pub fn degraded(&self) -> bool {
+        self.core.redis.as_ref().is_some_and(|r| !r.is_up())
     }
 
     /// Builds the system from a configuration, on the machine's clocks.
@@ -188,10 +225,25 @@ impl SecuritySystem {
         }
         let hash_key = hash_key(&config.ip_hash_key)?;
         let mut guards: Vec<Arc<dyn Guard>> = vec![Arc::new(BlacklistGuard::new(lists.clone()))];
+        let redis = if config.redis_url.is_empty() {
+            None
+        } else {
+            Some(
+                RedisState::new(
+                    &config.redis_url,
+                    &config.redis_key_prefix,
+                    std::time::Duration::from_millis(config.redis_timeout_ms),
+                    hash_key,
+                )
+                .map_err(InitError::Redis)?,
+            )
+        };
+        let max_keys = usize::try_from(config.rate_limit.max_tracked_keys).unwrap_or(usize::MAX);
         let rate_limiter = config.enable_rate_limiting.then(|| {
-            let store = Arc::new(MemoryStore::new(
-                usize::try_from(config.rate_limit.max_tracked_keys).unwrap_or(usize::MAX),
-            ));
+            let store: Arc<dyn RateLimitStore> = match &redis {
+                Some(redis) => Arc::new(RedisStore::new(redis.clone(), max_keys)),
+                None => Arc::new(MemoryStore::new(max_keys)),
+            };
             Arc::new(RateLimitGuard::new(
                 &config.rate_limit,
                 &config.whitelist_users,
@@ -223,6 +275,14 @@ impl SecuritySystem {
             user_id_header: http::HeaderName::from_bytes(config.user_id_header.as_bytes()).ok(),
             hash_key,
         };
+        let list_sync = match &redis {
+            Some(redis) => {
+                let sync = ListSync::new(redis.clone(), lists.clone(), hex(&random_bytes::<6>()?));
+                sync.spawn(bus.subscribe());
+                Some(sync)
+            }
+            None => None,
+        };
         let (admin_token, admin_token_generated) = if config.admin_token.is_empty() {
             (hex(&random_bytes::<24>()?), true)
         } else {
@@ -243,10 +303,20 @@ impl SecuritySystem {
             admin_token_generated,
             emergency: AtomicBool::new(false),
             rate_limiter,
+            redis: redis.clone(),
+            list_sync,
         };
-        Ok(SecuritySystem {
-            core: Arc::new(core),
-        })
+        let core = Arc::new(core);
+        if let Some(redis) = redis {
+            // Connect in the background; `SecuritySystem::start` waits for it instead.
+            let connecting = redis.clone();
+            redis.runtime().spawn(async move {
+                if !connecting.is_up() {
+                    connecting.connect().await;
+                }
+            });
+        }
+        Ok(SecuritySystem { core })
     }
 
     /// The tower layer (the seed's `IntegratedSecurityMiddleware`).
@@ -414,12 +484,17 @@ fn not_built(configured: bool, issue: &str) -> ComponentStatus {
 fn status(core: &Core) -> SecurityStatus {
     let c = &core.config;
     let mut components = BTreeMap::new();
+    let shared_backend = match &core.redis {
+        None => "memory",
+        Some(redis) if redis.is_up() => "redis",
+        Some(_) => "degraded",
+    };
     let mut lists = ComponentStatus {
         configured: true,
         enabled: true,
         implemented: true,
-        healthy: true,
-        backend: "memory",
+        healthy: shared_backend != "degraded",
+        backend: shared_backend,
         note: None,
         details: BTreeMap::new(),
     };
@@ -439,7 +514,7 @@ fn status(core: &Core) -> SecurityStatus {
         configured: c.enable_rate_limiting,
         enabled: core.rate_limiter.is_some(),
         implemented: true,
-        healthy: true,
+        healthy: core.rate_limiter.is_none() || shared_backend != "degraded",
         backend: core.rate_limiter.as_ref().map_or("memory", |r| r.backend()),
         note: None,
         details: BTreeMap::new(),
@@ -479,6 +554,7 @@ fn status(core: &Core) -> SecurityStatus {
         "max_inspect_body_bytes": c.max_inspect_body_bytes,
         "oversize_body_action": c.oversize_body_action,
         "redis_configured": redis_configured,
+        "redis_key_prefix": c.redis_key_prefix,
         "rate_limit": c.rate_limit,
         "ddos": c.ddos,
         "ip": { "auto_blacklist_threshold": c.ip.auto_blacklist_threshold, "temp_block_duration": c.ip.temp_block_duration, "threat_feeds": c.ip.threat_feeds.len() },

@@ -114,10 +114,13 @@ async fn health() -> Response {
 }
 
 async fn ready(State(core): State<Shared>) -> Response {
-    // Memory state is always ready; a Redis backend that is down makes this `degraded`
-    // (still 200: the gateway serves from local state).
-    let _ = &core;
-    json_response(StatusCode::OK, &json!({"status": "ready"}))
+    // A Redis backend that is down makes this `degraded`, still 200: the instance serves
+    // from local state and should keep receiving traffic.
+    let status = match &core.redis {
+        Some(redis) if !redis.is_up() => "degraded",
+        _ => "ready",
+    };
+    json_response(StatusCode::OK, &json!({"status": status}))
 }
 
 /// 200 with `value` as JSON.

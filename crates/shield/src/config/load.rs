@@ -399,6 +399,28 @@ fn show(value: &Value) -> String {
     }
 }
 
+/// A single Redis server over TCP or TLS. Cluster and Sentinel are refused here rather than
+/// half-working later.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    const SUPPORTED: &str = "point REDIS_URL at one Redis server: redis://[user:password@]host[:port][/db] or rediss:// for TLS (Redis Cluster and Sentinel are not supported; use the primary's address)";
+    if url.contains(',') {
+        return Err(format!(
+            "a list of servers looks like a Cluster; {SUPPORTED}"
+        ));
+    }
+    let scheme = url.split("://").next().unwrap_or("");
+    match scheme {
+        "redis" | "rediss" => {}
+        s if s.contains("sentinel") || s.contains("cluster") => {
+            return Err(format!("{s}:// is not supported; {SUPPORTED}"))
+        }
+        _ => return Err(SUPPORTED.to_string()),
+    }
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|e| format!("not a Redis URL ({e}); {SUPPORTED}"))
+}
+
 /// Checks of meaning that the kinds alone cannot express.
 fn validate(config: &Config, problems: &mut Collector) {
     let mut check = |ok: bool, path: &str, value: String, message: &str| {
@@ -493,6 +515,24 @@ fn validate(config: &Config, problems: &mut Collector) {
             }
         }
     }
+    if !config.redis_url.is_empty() {
+        if let Err(message) = check_redis_url(&config.redis_url) {
+            let shown = super::redact_url_password(&config.redis_url);
+            check(false, "redis_url", shown, &message);
+        }
+        check(
+            !config.ip_hash_key.is_empty(),
+            "ip_hash_key",
+            String::new(),
+            "must be set when REDIS_URL is: every instance has to hash addresses and credentials with the same key, and the key must not live in Redis beside the hashes",
+        );
+        check(
+            config.redis_timeout_ms >= 1,
+            "redis_timeout_ms",
+            config.redis_timeout_ms.to_string(),
+            "must be at least 1",
+        );
+    }
     if !config.user_id_header.is_empty() {
         let valid = http::HeaderName::from_bytes(config.user_id_header.as_bytes()).is_ok();
         check(
@@ -547,6 +587,7 @@ mod tests {
             ("SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", "0.1"),
             ("SECURITY_BLACKLIST", "1.2.3.4, 10.0.0.0/8,,2001:db8::/32"),
             ("REDIS_URL", "redis://localhost:6379/0"),
+            ("SECURITY_IP_HASH_KEY", "k"),
         ])
         .expect("valid");
         assert!(config.enable_rate_limiting);

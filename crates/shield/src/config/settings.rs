@@ -98,7 +98,9 @@ pub const SETTINGS: &[Setting] = &[
     s("max_inspect_body_bytes", "SECURITY_MAX_INSPECT_BODY_BYTES", Kind::UInt, "core", "Request bodies are read for inspection up to this many bytes."),
     s("oversize_body_action", "SECURITY_OVERSIZE_BODY_ACTION", Kind::Choice(&["reject", "pass"]), "core", "A body larger than max_inspect_body_bytes: refused with 413 (reject) or forwarded with only its first bytes inspected (pass)."),
     s("ip_list_max_entries", "SECURITY_IP_LIST_MAX_ENTRIES", Kind::UInt, "ip lists", "Cap on entries per list (whitelist, blacklist); adding beyond it is refused."),
-    secret(s("redis_url", "REDIS_URL", Kind::Str, "redis", "Redis for shared state between instances (read when the Redis backend lands; memory until then).")),
+    secret(s("redis_url", "REDIS_URL", Kind::Str, "redis", "Redis for state shared by every instance (rate-limit buckets, IP lists): redis://[user:password@]host[:port][/db] or rediss:// for TLS. Empty: state in memory. Needs ip_hash_key.")),
+    s("redis_key_prefix", "SECURITY_REDIS_KEY_PREFIX", Kind::Str, "redis", "Prefix of every Redis key and channel mcp-shield uses."),
+    s("redis_timeout_ms", "SECURITY_REDIS_TIMEOUT_MS", Kind::UInt, "redis", "A Redis call slower than this counts as a failure: the instance serves from local state and reconnects in the background."),
     s("geoip_database_path", "GEOIP_DATABASE_PATH", Kind::Str, "ip management", "MaxMind MMDB file for GeoIP."),
     // Rate limiting.
     s("rate_limit.global_capacity", "SECURITY_RATE_LIMIT_GLOBAL_CAPACITY", Kind::UInt, "rate limiting", "Global bucket size."),

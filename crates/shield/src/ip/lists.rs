@@ -133,6 +133,19 @@ impl IpLists {
             added_at_ms: now,
             expires_at_ms: ttl_seconds.map(|s| now.saturating_add(s.saturating_mul(1000))),
         };
+        self.insert_entry(list, network, entry.clone())?;
+        Ok(entry)
+    }
+
+    /// Puts an entry made elsewhere (another instance) in place as it is, replacing any for
+    /// the same network.
+    pub fn insert_entry(
+        &self,
+        list: ListKind,
+        network: IpNet,
+        entry: ListEntry,
+    ) -> Result<(), ListError> {
+        let now = self.clock.unix_ms();
         let mut table = self.write(list);
         if table.len() >= self.cap && table.get_exact(&network).is_none() {
             table.retain(|_, e| e.live_at(now));
@@ -143,8 +156,31 @@ impl IpLists {
                 });
             }
         }
-        table.insert(network, entry.clone());
-        Ok(entry)
+        table.insert(network, entry);
+        Ok(())
+    }
+
+    /// Replaces a whole list (a reload from the shared store); expired entries are left out,
+    /// and at most the cap is kept.
+    pub fn replace_all(&self, list: ListKind, entries: Vec<(IpNet, ListEntry)>) {
+        let now = self.clock.unix_ms();
+        let mut table = PrefixTable::new();
+        for (network, entry) in entries.into_iter().filter(|(_, e)| e.live_at(now)) {
+            if table.len() >= self.cap {
+                break;
+            }
+            table.insert(network, entry);
+        }
+        *self.write(list) = table;
+    }
+
+    /// The live entry for exactly `network`.
+    pub fn lookup_exact(&self, list: ListKind, network: &IpNet) -> Option<ListEntry> {
+        let now = self.clock.unix_ms();
+        self.read(list)
+            .get_exact(network)
+            .filter(|e| e.live_at(now))
+            .cloned()
     }
 
     /// Removes exactly `network`; true when it was there (and not yet expired).

@@ -5,6 +5,7 @@
 mod guard;
 mod lists;
 mod prefix_table;
+pub mod sync;
 
 pub use guard::BlacklistGuard;
 pub use lists::{IpLists, ListEntry, ListError, ListKind, ListMatch};

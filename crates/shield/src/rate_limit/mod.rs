@@ -12,6 +12,7 @@
 
 pub mod gcra;
 pub mod guard;
+pub mod redis_store;
 pub mod rules;
 pub mod store;
 

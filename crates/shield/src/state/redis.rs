@@ -1,0 +1,234 @@
+//! The connection to Redis, with a circuit breaker in front of it.
+//!
+//! While Redis answers within `SECURITY_REDIS_TIMEOUT_MS`, state is shared. The first call that
+//! fails or is slow opens the breaker: a warning is logged once
+//! (`Redis connection failed, using local rate limiting`), callers serve from local state
+//! without waiting on Redis again, and one background task reconnects with exponential backoff
+//! (100 ms doubling to 5 s). When a connection answers `PING`, the breaker closes, recovery is
+//! logged, and whoever registered with [`RedisState::on_recovery`] resynchronises.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use tokio::sync::watch;
+
+use crate::request::keyed_hash;
+
+/// Why Redis could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisError {
+    /// The breaker is open: Redis failed recently and is being reconnected.
+    #[error("Redis is unavailable (reconnecting in the background)")]
+    Down,
+    /// The call failed or took too long.
+    #[error("Redis call failed: {0}")]
+    Failed(String),
+}
+
+/// A shared Redis connection with a circuit breaker.
+pub struct RedisState {
+    client: redis::Client,
+    connection: RwLock<Option<MultiplexedConnection>>,
+    up: AtomicBool,
+    reconnecting: AtomicBool,
+    timeout: Duration,
+    prefix: String,
+    hash_key: (u64, u64),
+    runtime: tokio::runtime::Handle,
+    /// Bumped on every recovery; subscribers resynchronise.
+    recoveries: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for RedisState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisState")
+            .field("up", &self.is_up())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisState {
+    /// A state for `url` (already validated), not yet connected. Needs a Tokio runtime.
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        hash_key: (u64, u64),
+    ) -> Result<Arc<Self>, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            "the Redis backend needs a Tokio runtime: build the system inside one".to_string()
+        })?;
+        let (recoveries, _) = watch::channel(0);
+        Ok(Arc::new(RedisState {
+            client,
+            connection: RwLock::new(None),
+            up: AtomicBool::new(false),
+            reconnecting: AtomicBool::new(false),
+            timeout,
+            prefix: prefix.to_string(),
+            hash_key,
+            runtime,
+            recoveries,
+        }))
+    }
+
+    /// Tries once to connect (bounded by a second), and starts the background reconnection
+    /// if that fails. Returns whether Redis is up.
+    pub async fn connect(self: &Arc<Self>) -> bool {
+        match self.open_connection(Duration::from_secs(1)).await {
+            Ok(connection) => {
+                self.install(connection);
+                tracing::info!(target: "security.rate_limiter", "Redis connected: state is shared between instances");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(target: "security.rate_limiter", "Redis connection failed, using local rate limiting: {e}");
+                self.start_reconnecting();
+                false
+            }
+        }
+    }
+
+    /// Whether the breaker is closed (Redis in use).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// The connection to use, unless the breaker is open.
+    pub fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+        if !self.is_up() {
+            return Err(RedisError::Down);
+        }
+        self.connection
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(RedisError::Down)
+    }
+
+    /// Runs a call with the configured timeout; a failure opens the breaker.
+    pub async fn call<T, F>(self: &Arc<Self>, call: F) -> Result<T, RedisError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                // Only a connection that failed opens the breaker; an error Redis answered
+                // with (a bad command, a script error) is this call's problem alone.
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+                {
+                    self.trip(&message);
+                } else {
+                    tracing::error!(target: "security.rate_limiter", "Redis refused a call: {message}");
+                }
+                Err(RedisError::Failed(message))
+            }
+            Err(_) => {
+                let message = format!("no answer within {} ms", self.timeout.as_millis());
+                self.trip(&message);
+                Err(RedisError::Failed(message))
+            }
+        }
+    }
+
+    /// Opens the breaker (once) and starts reconnecting.
+    pub fn trip(self: &Arc<Self>, why: &str) {
+        if self.up.swap(false, Ordering::AcqRel) {
+            tracing::warn!(target: "security.rate_limiter", "Redis connection failed, using local rate limiting: {why}");
+            self.start_reconnecting();
+        }
+    }
+
+    /// A receiver that changes every time the connection comes back.
+    pub fn on_recovery(&self) -> watch::Receiver<u64> {
+        self.recoveries.subscribe()
+    }
+
+    /// The Redis key for `parts` under the configured prefix.
+    pub fn key(&self, parts: std::fmt::Arguments<'_>) -> String {
+        format!("{}{}", self.prefix, parts)
+    }
+
+    /// An address as it may appear in a Redis key: a keyed hash, never the address.
+    pub fn hashed_ip(&self, ip: IpAddr) -> String {
+        let bytes = match ip.to_canonical() {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        format!("{:016x}", keyed_hash(self.hash_key, &bytes))
+    }
+
+    /// The client, for connections of their own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The runtime the state was built in, for background tasks.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    async fn open_connection(&self, limit: Duration) -> Result<MultiplexedConnection, String> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(limit))
+            .set_response_timeout(Some(limit));
+        let mut connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        if pong != "PONG" {
+            return Err(format!("unexpected PING answer {pong:?}"));
+        }
+        // Requests wait at most the configured timeout from here on.
+        connection.set_response_timeout(self.timeout);
+        Ok(connection)
+    }
+
+    fn install(&self, connection: MultiplexedConnection) {
+        *self.connection.write().unwrap_or_else(|e| e.into_inner()) = Some(connection);
+        self.up.store(true, Ordering::Release);
+    }
+
+    fn start_reconnecting(self: &Arc<Self>) {
+        if self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let state = self.clone();
+        self.runtime.spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(backoff).await;
+                match state.open_connection(Duration::from_secs(1)).await {
+                    Ok(connection) => {
+                        state.install(connection);
+                        state.reconnecting.store(false, Ordering::Release);
+                        tracing::info!(target: "security.rate_limiter", "Redis connection restored, using shared rate limiting");
+                        state.recoveries.send_modify(|n| *n += 1);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(target: "security.rate_limiter", "Redis still unavailable: {e}");
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        });
+    }
+}
