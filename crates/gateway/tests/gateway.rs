@@ -807,3 +807,101 @@ async fn rate_limit_sixth_of_five_is_429_with_every_header() {
         metrics.text()
     );
 }
+
+/// A redis-server of the test's own on a free port.
+struct OwnRedis(Child, u16);
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        OwnRedis(child, port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_redis_let_exactly_the_capacity_through() {
+    let up = upstream().await;
+    let redis = OwnRedis::start();
+    let url = format!("redis://127.0.0.1:{}/0", redis.1);
+    let env = [
+        ("SECURITY_ENABLE_RATE_LIMITING", "true"),
+        ("SECURITY_RATE_LIMIT_PER_IP_CAPACITY", "10"),
+        ("SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", "0.001"),
+        ("REDIS_URL", url.as_str()),
+        ("SECURITY_IP_HASH_KEY", "two-gateway-test-key"),
+    ];
+    let one = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &env);
+    let two = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &env);
+    let get = request("GET", "/", &[], "");
+    let mut passed = 0;
+    for i in 0..30 {
+        let gateway = if i % 2 == 0 { &one } else { &two };
+        let reply = raw(gateway.addr, ip("127.0.0.1"), &get).await;
+        match reply.status {
+            200 => passed += 1,
+            429 => {}
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    assert_eq!(passed, 10, "per-IP capacity 10 across both gateways");
+    // A block made through one gateway's admin API holds on the other.
+    let auth = format!("Bearer {TOKEN}");
+    let add = request(
+        "POST",
+        "/api/security/ip/blacklist",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"ip": "127.0.0.3"}"#,
+    );
+    assert_eq!(raw(one.addr, ip("127.0.0.1"), &add).await.status, 200);
+    let started = Instant::now();
+    loop {
+        let reply = raw(two.addr, ip("127.0.0.3"), &get).await;
+        if reply.status == 403 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "block did not reach the other gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = raw(two.addr, None, &request("GET", "/ready", &[], "")).await;
+    assert_eq!(ready.json()["status"], "ready");
+}

@@ -96,5 +96,14 @@ pub(crate) fn text(core: &Core) -> String {
         "1 while emergency mode is on.",
         u64::from(core.emergency.load(Ordering::Relaxed)),
     );
+    if let Some(redis) = &core.redis {
+        metric(
+            &mut out,
+            "mcp_shield_redis_up",
+            "gauge",
+            "1 while Redis answers; 0 while local state serves (degraded).",
+            u64::from(redis.is_up()),
+        );
+    }
     out
 }
