@@ -87,6 +87,20 @@ impl Gateway {
     fn log_text(&self) -> String {
         self.logs.lock().expect("logs").join("\n")
     }
+
+    /// Waits (up to five seconds) for a log line containing `text`: the process writes its
+    /// log and a reader thread collects it, so a line can trail the response it belongs to.
+    fn assert_logged(&self, text: &str) {
+        let started = Instant::now();
+        while !self.log_text().contains(text) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no log line with {text:?} in:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for Gateway {
@@ -272,12 +286,7 @@ async fn blacklisted_clients_get_403_and_neighbours_pass() {
     );
     assert_eq!(raw(gw.addr, ip("127.0.0.1"), &delete).await.status, 200);
     assert_eq!(raw(gw.addr, ip("127.0.0.2"), &get).await.status, 200);
-    assert!(
-        gw.log_text()
-            .contains("Blocked request from 127.0.0.2: IP is blacklisted"),
-        "{}",
-        gw.log_text()
-    );
+    gw.assert_logged("Blocked request from 127.0.0.2: IP is blacklisted");
 
     // And the admin API adds.
     let add = request(
@@ -291,9 +300,7 @@ async fn blacklisted_clients_get_403_and_neighbours_pass() {
     );
     assert_eq!(raw(gw.addr, ip("127.0.0.1"), &add).await.status, 200);
     assert_ip_blocked(&raw(gw.addr, ip("127.0.0.4"), &get).await);
-    assert!(gw
-        .log_text()
-        .contains("Added 127.0.0.4 to blacklist: Malicious activity detected"));
+    gw.assert_logged("Added 127.0.0.4 to blacklist: Malicious activity detected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,7 +551,7 @@ async fn sigterm_shuts_down_gracefully() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(gw.log_text().contains("shutting down"), "{}", gw.log_text());
+    gw.assert_logged("shutting down");
 }
 
 #[test]
@@ -795,11 +802,7 @@ async fn rate_limit_sixth_of_five_is_429_with_every_header() {
         assert_eq!(reply.status, 200);
         assert!(reply.header("x-ratelimit-limit").is_none());
     }
-    assert!(
-        gw.log_text().contains("Rate limit exceeded for 127.0.0.1"),
-        "{}",
-        gw.log_text()
-    );
+    gw.assert_logged("Rate limit exceeded for 127.0.0.1");
     let metrics = raw(gw.addr, None, &request("GET", "/metrics", &[], "")).await;
     assert!(
         metrics.text().contains("mcp_shield_rate_limited_total 1"),
@@ -904,4 +907,36 @@ async fn two_gateways_on_one_redis_let_exactly_the_capacity_through() {
     }
     let ready = raw(two.addr, None, &request("GET", "/ready", &[], "")).await;
     assert_eq!(ready.json()["status"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_gets_ddos_blocked_while_another_is_served() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[
+            ("SECURITY_ENABLE_DDOS_PROTECTION", "true"),
+            ("SECURITY_DDOS_REQUESTS_PER_SECOND_THRESHOLD", "20"),
+        ],
+    );
+    let get = request("GET", "/", &[], "");
+    let mut refused = None;
+    for i in 0..60 {
+        let reply = raw(gw.addr, ip("127.0.0.66"), &get).await;
+        if reply.status == 429 {
+            refused = Some((i, reply));
+            break;
+        }
+        assert_eq!(reply.status, 200);
+    }
+    let (at, reply) = refused.expect("the flood is refused");
+    assert!(
+        at >= 20,
+        "refused after {at} requests, before the threshold"
+    );
+    assert_eq!(reply.json()["type"], "ddos_blocked");
+    assert_eq!(reply.header("retry-after").as_deref(), Some("60"));
+    assert_eq!(raw(gw.addr, ip("127.0.0.67"), &get).await.status, 200);
+    gw.assert_logged("DDoS protection blocked request from 127.0.0.66: High request rate");
 }

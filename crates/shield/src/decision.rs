@@ -26,6 +26,8 @@ pub enum BlockReason {
         detail: String,
         /// Seconds before trying again makes sense.
         retry_after_secs: u64,
+        /// This request started the block (logged at WARN; the repeats are not).
+        first: bool,
     },
     /// The client's address is refused.
     IpBlocked {
@@ -288,6 +290,7 @@ mod tests {
         let ddos = BlockReason::Ddos {
             detail: "Suspicious request pattern detected".into(),
             retry_after_secs: 5,
+            first: true,
         };
         assert_eq!(ddos.into_response().headers()["retry-after"], "5");
         assert_eq!(ddos.body()["error"], "Request blocked by DDoS protection");

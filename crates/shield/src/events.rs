@@ -214,10 +214,25 @@ impl EventSink for LogSink {
                     %ip, bucket = %bucket, path = %path,
                     "Rate limit exceeded for {ip}: {bucket} bucket empty"
                 ),
-                BlockReason::Ddos { detail, .. } => tracing::warn!(
+                // One line when a block starts; during a flood the repeats would make the log
+                // itself the bottleneck, so they are debug.
+                BlockReason::Ddos {
+                    detail,
+                    first: true,
+                    ..
+                } => tracing::warn!(
                     target: "security.ddos_protection",
                     %ip, path = %path,
                     "DDoS protection blocked request from {ip}: {detail}"
+                ),
+                BlockReason::Ddos {
+                    detail,
+                    first: false,
+                    ..
+                } => tracing::debug!(
+                    target: "security.ddos_protection",
+                    %ip, path = %path,
+                    "DDoS protection blocked request from {ip}: {detail} (block running)"
                 ),
                 BlockReason::IpBlocked { detail } => tracing::warn!(
                     target: "security.ip_manager",

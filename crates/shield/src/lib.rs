@@ -65,6 +65,7 @@
 mod admin;
 pub mod clock;
 pub mod config;
+pub mod ddos;
 pub mod decision;
 pub mod events;
 pub mod ip;

@@ -321,7 +321,7 @@ async fn admin_calls_need_the_right_token() {
     assert_eq!(status["components"]["rate_limiting"]["implemented"], true);
     assert_eq!(status["components"]["rate_limiting"]["enabled"], false);
     assert_eq!(
-        status["components"]["ddos_protection"]["implemented"],
+        status["components"]["threat_detection"]["implemented"],
         false
     );
     assert_eq!(status["emergency_mode"], false);

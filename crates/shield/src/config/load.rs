@@ -476,6 +476,31 @@ fn validate(config: &Config, problems: &mut Collector) {
     ] {
         check(n >= 1, path, n.to_string(), "must be at least 1");
     }
+    let factor = dd.emergency_factor;
+    check(
+        factor > 0.0 && factor <= 1.0,
+        "ddos.emergency_factor",
+        factor.to_string(),
+        "must be greater than 0 and at most 1 (emergency mode tightens limits)",
+    );
+    check(
+        dd.block_duration >= 1,
+        "ddos.block_duration",
+        dd.block_duration.to_string(),
+        "must be at least 1 second",
+    );
+    check(
+        dd.max_block_duration >= dd.block_duration,
+        "ddos.max_block_duration",
+        dd.max_block_duration.to_string(),
+        "must be at least the block duration",
+    );
+    check(
+        dd.max_tracked_ips >= 1,
+        "ddos.max_tracked_ips",
+        dd.max_tracked_ips.to_string(),
+        "must be at least 1",
+    );
     let threshold = config.ip.auto_blacklist_threshold;
     check(
         threshold <= 100,

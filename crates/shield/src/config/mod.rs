@@ -244,6 +244,10 @@ pub struct DdosConfig {
     pub requests_per_second_threshold: u64,
     pub requests_per_minute_threshold: u64,
     pub concurrent_connections_limit: u64,
+    pub block_duration: u64,
+    pub max_block_duration: u64,
+    pub emergency_factor: f64,
+    pub max_tracked_ips: u64,
 }
 
 impl Default for DdosConfig {
@@ -252,6 +256,10 @@ impl Default for DdosConfig {
             requests_per_second_threshold: 50,
             requests_per_minute_threshold: 1000,
             concurrent_connections_limit: 100,
+            block_duration: 60,
+            max_block_duration: 3600,
+            emergency_factor: 0.5,
+            max_tracked_ips: 500_000,
         }
     }
 }

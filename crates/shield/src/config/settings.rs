@@ -114,7 +114,11 @@ pub const SETTINGS: &[Setting] = &[
     // DDoS protection.
     s("ddos.requests_per_second_threshold", "SECURITY_DDOS_REQUESTS_PER_SECOND_THRESHOLD", Kind::UInt, "ddos protection", "Requests per second per IP before blocking."),
     s("ddos.requests_per_minute_threshold", "SECURITY_DDOS_REQUESTS_PER_MINUTE_THRESHOLD", Kind::UInt, "ddos protection", "Requests per minute per IP before blocking."),
-    s("ddos.concurrent_connections_limit", "SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT", Kind::UInt, "ddos protection", "Concurrent connections per IP."),
+    s("ddos.concurrent_connections_limit", "SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT", Kind::UInt, "ddos protection", "Concurrent connections per IP (not enforced yet)."),
+    s("ddos.block_duration", "SECURITY_DDOS_BLOCK_DURATION", Kind::UInt, "ddos protection", "Seconds an address over a rate threshold is refused; doubled for each repeat offence."),
+    s("ddos.max_block_duration", "SECURITY_DDOS_MAX_BLOCK_DURATION", Kind::UInt, "ddos protection", "Longest DDoS block in seconds, however often the address offends."),
+    s("ddos.emergency_factor", "SECURITY_DDOS_EMERGENCY_FACTOR", Kind::Float, "ddos protection", "In emergency mode the per-address thresholds are multiplied by this."),
+    s("ddos.max_tracked_ips", "SECURITY_DDOS_MAX_TRACKED_IPS", Kind::UInt, "ddos protection", "Addresses whose recent traffic is kept at most; idle ones are forgotten first, blocked ones never while blocked."),
     // IP management.
     s("ip.auto_blacklist_threshold", "SECURITY_IP_AUTO_BLACKLIST_THRESHOLD", Kind::UInt, "ip management", "Reputation score (0 to 100) at or below which an IP is blocked."),
     s("ip.temp_block_duration", "SECURITY_IP_TEMP_BLOCK_DURATION", Kind::UInt, "ip management", "Seconds a temporary block lasts."),
