@@ -179,13 +179,24 @@ async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow
         listener.local_addr()?,
         upstream
     );
+    let options = server_options(&security);
     server::run(
         listener,
         gateway_app(&security, proxy),
+        options,
         server::shutdown_signal(),
     )
     .await;
     Ok(())
+}
+
+fn server_options(security: &SecuritySystem) -> server::ServerOptions {
+    server::ServerOptions {
+        header_timeout: std::time::Duration::from_secs(
+            security.config().ddos.header_timeout.max(1),
+        ),
+        gate: security.connection_gate(),
+    }
 }
 
 async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
@@ -193,18 +204,25 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     let upstream_listener = bind("127.0.0.1:0".parse()?).await?;
     let upstream_addr = upstream_listener.local_addr()?;
     let (stop_upstream, upstream_stopped) = tokio::sync::oneshot::channel::<()>();
-    let upstream_task = tokio::spawn(server::run(upstream_listener, demo::router(), async {
-        let _ = upstream_stopped.await;
-    }));
+    let upstream_task = tokio::spawn(server::run(
+        upstream_listener,
+        demo::router(),
+        server::ServerOptions::default(),
+        async {
+            let _ = upstream_stopped.await;
+        },
+    ));
 
     let security = SecuritySystem::start(config).await?;
     let proxy = proxy::Proxy::new(&format!("http://{upstream_addr}"))?;
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     print_demo_banner(&security, addr).await;
+    let options = server_options(&security);
     server::run(
         listener,
         gateway_app(&security, proxy),
+        options,
         server::shutdown_signal(),
     )
     .await;

@@ -12,20 +12,44 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use mcp_shield::{Admission, ConnectionGate};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 /// How long shutdown waits for open connections (SSE streams may never end by themselves).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How the accept loop treats clients.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// A client has this long to send a request head (slow-loris defence); also how long an
+    /// idle keep-alive connection waits for its next request.
+    pub header_timeout: Duration,
+    /// Open connections per peer address (DDoS protection); `None` admits everything.
+    pub gate: Option<ConnectionGate>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            header_timeout: Duration::from_secs(10),
+            gate: None,
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves.
-pub async fn run(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Slow-loris defence: a client has this long to send its request head.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+        .header_read_timeout(options.header_timeout);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -40,6 +64,18 @@ pub async fn run(listener: TcpListener, app: Router, shutdown: impl Future<Outpu
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
+                };
+                // A refused connection costs an accept and a close, nothing more.
+                let permit = match &options.gate {
+                    Some(gate) => match gate.admit(peer.ip()) {
+                        Admission::Admitted(permit) => permit,
+                        Admission::Refused => {
+                            tracing::debug!(target: "security.ddos_protection", %peer, "connection refused: too many open from this address");
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                    None => None,
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
@@ -56,6 +92,7 @@ pub async fn run(listener: TcpListener, app: Router, shutdown: impl Future<Outpu
                     if let Err(e) = connection.await {
                         tracing::debug!(target: "mcp_shield::server", %peer, "connection ended: {e}");
                     }
+                    drop(permit);
                 });
             }
             _ = &mut shutdown => break,

@@ -940,3 +940,76 @@ async fn a_flood_from_one_address_gets_ddos_blocked_while_another_is_served() {
     assert_eq!(raw(gw.addr, ip("127.0.0.67"), &get).await.status, 200);
     gw.assert_logged("DDoS protection blocked request from 127.0.0.66: High request rate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_greedy_clients_are_cut_off_and_streams_survive() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[
+            ("SECURITY_ENABLE_DDOS_PROTECTION", "true"),
+            ("SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT", "3"),
+            ("SECURITY_DDOS_HEADER_TIMEOUT", "1"),
+        ],
+    );
+    // Three connections held open; the fourth is closed at once, unanswered.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect(gw.addr, ip("127.0.0.20")).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = connect(gw.addr, ip("127.0.0.20")).await;
+    let _ = fourth.write_all(&request("GET", "/", &[], "")).await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), fourth.read_to_end(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the fourth connection must be closed unanswered: {buf:?}"
+    );
+    // Another address is not affected; closing one frees a place.
+    assert_eq!(
+        raw(gw.addr, ip("127.0.0.21"), &request("GET", "/", &[], ""))
+            .await
+            .status,
+        200
+    );
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        raw(gw.addr, ip("127.0.0.20"), &request("GET", "/", &[], ""))
+            .await
+            .status,
+        200
+    );
+    drop(held);
+
+    // Half a request head, then silence: disconnected after the header timeout.
+    let mut slow = connect(gw.addr, ip("127.0.0.30")).await;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "still open after 5 s");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An SSE response lasting longer than the header timeout is not cut.
+    let mut stream = connect(gw.addr, ip("127.0.0.31")).await;
+    stream
+        .write_all(&request("GET", "/sse", &[], ""))
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all)).await;
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.contains("data: event 4"),
+        "the 1.2 s stream was cut: {text}"
+    );
+}

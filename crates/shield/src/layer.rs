@@ -22,7 +22,9 @@ use http_body_util::BodyExt;
 use tower_service::Service;
 
 use crate::config::OversizeBodyAction;
+use crate::ddos::inflight::Permit;
 use crate::decision::{BlockReason, Decision};
+use crate::ip::ListKind;
 use crate::pipeline::Outcome;
 use crate::request::RequestFacts;
 use crate::system::Core;
@@ -148,13 +150,38 @@ where
     };
     let mut facts = RequestFacts::build(&mut parts, inspected, complete, peer, &core.identity);
 
+    // Requests in flight per client address (DDoS protection): the permit lives until the
+    // response body ends, so a long SSE stream counts for as long as it is open.
+    let mut permit = None;
+    let over_concurrency = match &core.inflight {
+        Some(counts) if !core.lists.contains(ListKind::Whitelist, facts.client_ip) => {
+            permit = counts.try_open(facts.client_ip);
+            permit.is_none()
+        }
+        _ => false,
+    };
+
     let decision = match &read {
-        BodyRead::Failed(detail) => core.pipeline.block(
-            &facts,
-            BlockReason::BadRequest {
-                detail: detail.clone(),
-            },
-        ),
+        BodyRead::Failed(detail) => {
+            core.stats.record_request();
+            core.pipeline.block(
+                &facts,
+                BlockReason::BadRequest {
+                    detail: detail.clone(),
+                },
+            )
+        }
+        _ if over_concurrency => {
+            core.stats.record_request();
+            core.pipeline.block(
+                &facts,
+                BlockReason::Ddos {
+                    detail: "Too many concurrent requests".into(),
+                    retry_after_secs: 1,
+                    first: false,
+                },
+            )
+        }
         _ => match core.pipeline.decide(&facts).await {
             // Whitelisted clients skip every guard, the size check included.
             Decision::Allow(a) if a.whitelisted => Decision::Allow(a),
@@ -188,7 +215,15 @@ where
                 BodyRead::Failed(_) => Body::empty(),
             };
             let response = inner.call(Request::from_parts(parts, body)).await?;
-            let mut response = response.map(Body::new);
+            let mut response = match permit {
+                Some(permit) => response.map(|body| {
+                    Body::new(PermitBody {
+                        inner: body,
+                        _permit: permit,
+                    })
+                }),
+                None => response.map(Body::new),
+            };
             annotations.apply(response.headers_mut());
             let outcome = Outcome {
                 status: response.status().as_u16(),
@@ -306,6 +341,38 @@ where
                 }
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds a client's in-flight permit until it ends or is dropped.
+    struct PermitBody<B> {
+        #[pin]
+        inner: B,
+        _permit: Permit,
+    }
+}
+
+impl<B> HttpBody for PermitBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

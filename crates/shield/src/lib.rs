@@ -83,4 +83,7 @@ pub use events::{EventBus, EventSink, SecurityEvent, Statistics, StatisticsSnaps
 pub use layer::{SecurityLayer, SecurityService};
 pub use pipeline::{Check, Guard, GuardError, Outcome, Pipeline};
 pub use request::{JsonRpcMessage, RequestFacts, UserId};
-pub use system::{ComponentStatus, InitError, SecurityStatus, SecuritySystem, ThreatAssessment};
+pub use system::{
+    Admission, ComponentStatus, ConnectionGate, InitError, SecurityStatus, SecuritySystem,
+    ThreatAssessment,
+};

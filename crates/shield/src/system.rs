@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
+use crate::ddos::inflight::{OpenCounts, Permit};
 use crate::ddos::DdosGuard;
 use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
 use crate::ip::sync::ListSync;
@@ -61,6 +62,8 @@ pub(crate) struct Core {
     pub(crate) started_unix_ms: u64,
     pub(crate) rate_limiter: Option<Arc<RateLimitGuard>>,
     pub(crate) ddos: Option<Arc<DdosGuard>>,
+    /// Requests in flight per client address (with DDoS protection on).
+    pub(crate) inflight: Option<Arc<OpenCounts>>,
     pub(crate) redis: Option<Arc<RedisState>>,
     pub(crate) list_sync: Option<Arc<ListSync>>,
 }
@@ -301,6 +304,11 @@ impl SecuritySystem {
         } else {
             (config.admin_token.clone(), false)
         };
+        let inflight = ddos.as_ref().map(|_| {
+            OpenCounts::new(
+                u32::try_from(config.ddos.concurrent_connections_limit).unwrap_or(u32::MAX),
+            )
+        });
         let core = Core {
             max_inspect_body_bytes: config.max_inspect_body_bytes,
             oversize_body_action: config.oversize_body_action,
@@ -316,6 +324,7 @@ impl SecuritySystem {
             admin_token_generated,
             emergency,
             rate_limiter,
+            inflight,
             ddos,
             redis: redis.clone(),
             list_sync,
@@ -432,6 +441,19 @@ impl SecuritySystem {
         self.core.pipeline.decide(facts).await
     }
 
+    /// The gate for TCP connections per client address, for a server's accept loop (`None`
+    /// without DDoS protection). At most `SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT` open
+    /// connections per peer address; trusted proxies, which carry many clients, are exempt.
+    pub fn connection_gate(&self) -> Option<ConnectionGate> {
+        let c = &self.core.config;
+        c.enable_ddos_protection.then(|| ConnectionGate {
+            counts: OpenCounts::new(
+                u32::try_from(c.ddos.concurrent_connections_limit).unwrap_or(u32::MAX),
+            ),
+            exempt: self.core.identity.trusted_proxies.clone(),
+        })
+    }
+
     /// What `GET /api/security/status` returns.
     pub async fn status(&self) -> SecurityStatus {
         status(&self.core)
@@ -440,6 +462,36 @@ impl SecuritySystem {
     /// What `GET /api/security/threat/{ip}` returns.
     pub fn threat_assessment(&self, ip: IpAddr) -> ThreatAssessment {
         threat_assessment(&self.core, ip)
+    }
+}
+
+/// Admits TCP connections per peer address; see [`SecuritySystem::connection_gate`].
+#[derive(Debug, Clone)]
+pub struct ConnectionGate {
+    counts: Arc<OpenCounts>,
+    exempt: Vec<ipnet::IpNet>,
+}
+
+/// What the gate says about a new connection.
+#[derive(Debug)]
+pub enum Admission {
+    /// Serve it; the permit closes the count when dropped (hold it for the connection's life).
+    Admitted(Option<Permit>),
+    /// The peer has too many connections open: close this one at once.
+    Refused,
+}
+
+impl ConnectionGate {
+    /// Decides a new connection from `peer`.
+    pub fn admit(&self, peer: IpAddr) -> Admission {
+        let peer = peer.to_canonical();
+        if self.exempt.iter().any(|n| n.contains(&peer)) {
+            return Admission::Admitted(None);
+        }
+        match self.counts.try_open(peer) {
+            Some(permit) => Admission::Admitted(Some(permit)),
+            None => Admission::Refused,
+        }
     }
 }
 

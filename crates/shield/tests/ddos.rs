@@ -123,3 +123,64 @@ async fn emergency_mode_halves_the_thresholds() {
         json!(10.0)
     );
 }
+
+#[tokio::test]
+async fn requests_in_flight_per_address_are_capped_until_their_bodies_end() {
+    let config = config::load(ConfigSources {
+        overrides: ConfigOverrides::new()
+            .set("ENABLE_DDOS_PROTECTION", true)
+            .set("DDOS_CONCURRENT_CONNECTIONS_LIMIT", 2)
+            .set("WHITELIST", "10.0.0.1")
+            .set("ADMIN_TOKEN", "ddos-test-token"),
+        ..ConfigSources::default()
+    })
+    .expect("config");
+    let security = SecuritySystem::from_config(config).expect("system");
+    // Every response is a stream that stays open until the client drops it.
+    let app = Router::new()
+        .fallback(|| async {
+            let (_tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+            let stream = futures_util::stream::unfold((rx, _tx), |(mut rx, tx)| async move {
+                rx.recv().await.map(|item| (item, (rx, tx)))
+            });
+            Body::from_stream(stream)
+        })
+        .layer(security.layer());
+    let send = |from: &str| {
+        let mut request = Request::get("/stream")
+            .body(Body::empty())
+            .expect("request");
+        let peer: SocketAddr = format!("{from}:40000").parse().expect("peer");
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request)
+    };
+    let first = send("192.0.2.1").await.expect("infallible");
+    let second = send("192.0.2.1").await.expect("infallible");
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = send("192.0.2.1").await.expect("infallible");
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = third.into_body().collect().await.expect("body").to_bytes();
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["detail"], "Too many concurrent requests");
+    // Other addresses and whitelisted ones are not limited by it.
+    assert_eq!(
+        send("192.0.2.2").await.expect("infallible").status(),
+        StatusCode::OK
+    );
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let r = send("10.0.0.1").await.expect("infallible");
+        assert_eq!(r.status(), StatusCode::OK);
+        held.push(r);
+    }
+    // Dropping a response (its body) frees the slot.
+    drop(first);
+    assert_eq!(
+        send("192.0.2.1").await.expect("infallible").status(),
+        StatusCode::OK
+    );
+    drop(second);
+}

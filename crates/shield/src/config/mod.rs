@@ -248,6 +248,7 @@ pub struct DdosConfig {
     pub max_block_duration: u64,
     pub emergency_factor: f64,
     pub max_tracked_ips: u64,
+    pub header_timeout: u64,
 }
 
 impl Default for DdosConfig {
@@ -260,6 +261,7 @@ impl Default for DdosConfig {
             max_block_duration: 3600,
             emergency_factor: 0.5,
             max_tracked_ips: 500_000,
+            header_timeout: 10,
         }
     }
 }

@@ -114,7 +114,8 @@ pub const SETTINGS: &[Setting] = &[
     // DDoS protection.
     s("ddos.requests_per_second_threshold", "SECURITY_DDOS_REQUESTS_PER_SECOND_THRESHOLD", Kind::UInt, "ddos protection", "Requests per second per IP before blocking."),
     s("ddos.requests_per_minute_threshold", "SECURITY_DDOS_REQUESTS_PER_MINUTE_THRESHOLD", Kind::UInt, "ddos protection", "Requests per minute per IP before blocking."),
-    s("ddos.concurrent_connections_limit", "SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT", Kind::UInt, "ddos protection", "Concurrent connections per IP (not enforced yet)."),
+    s("ddos.concurrent_connections_limit", "SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT", Kind::UInt, "ddos protection", "Open TCP connections per peer address (gateway; trusted proxies exempt) and requests in flight per client address (layer; until the response body ends)."),
+    s("ddos.header_timeout", "SECURITY_DDOS_HEADER_TIMEOUT", Kind::UInt, "ddos protection", "Seconds a client has to send a request head (gateway; slow-loris defence)."),
     s("ddos.block_duration", "SECURITY_DDOS_BLOCK_DURATION", Kind::UInt, "ddos protection", "Seconds an address over a rate threshold is refused; doubled for each repeat offence."),
     s("ddos.max_block_duration", "SECURITY_DDOS_MAX_BLOCK_DURATION", Kind::UInt, "ddos protection", "Longest DDoS block in seconds, however often the address offends."),
     s("ddos.emergency_factor", "SECURITY_DDOS_EMERGENCY_FACTOR", Kind::Float, "ddos protection", "In emergency mode the per-address thresholds are multiplied by this."),

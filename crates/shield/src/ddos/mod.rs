@@ -7,6 +7,7 @@
 //! - [`guard`]: the pipeline guard.
 
 pub mod guard;
+pub mod inflight;
 pub mod table;
 pub mod tracker;
 pub mod window;
