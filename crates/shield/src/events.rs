@@ -56,6 +56,16 @@ pub enum SecurityEvent {
         /// What switched it (`admin`, `automatic`).
         by: &'static str,
     },
+    /// DDoS pattern analysis found something (reported, not by itself blocked).
+    Pattern {
+        /// The address, or `None` for a pattern across addresses (a distributed flood).
+        ip: Option<IpAddr>,
+        /// `endpoint_hammering`, `burst_above_baseline`, `high_error_rate`,
+        /// `distributed_flood`.
+        pattern: &'static str,
+        /// What was seen.
+        detail: String,
+    },
     /// A guard failed internally.
     GuardError {
         /// Which guard.
@@ -122,6 +132,7 @@ pub struct Statistics {
     payload_too_large: AtomicU64,
     whitelisted: AtomicU64,
     guard_errors: AtomicU64,
+    patterns_detected: AtomicU64,
 }
 
 /// A copy of the counters at one moment; serializes with the seed's keys.
@@ -139,6 +150,8 @@ pub struct StatisticsSnapshot {
     pub whitelisted: u64,
     /// Internal guard failures (handled by the fail mode).
     pub guard_errors: u64,
+    /// DDoS patterns found (each address and pattern once, each surge once).
+    pub patterns_detected: u64,
 }
 
 impl Statistics {
@@ -165,6 +178,7 @@ impl Statistics {
             payload_too_large: get(&self.payload_too_large),
             whitelisted: get(&self.whitelisted),
             guard_errors: get(&self.guard_errors),
+            patterns_detected: get(&self.patterns_detected),
         }
     }
 }
@@ -188,6 +202,9 @@ impl EventSink for Statistics {
             }
             SecurityEvent::GuardError { .. } => {
                 self.guard_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            SecurityEvent::Pattern { .. } => {
+                self.patterns_detected.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -276,6 +293,24 @@ impl EventSink for LogSink {
             SecurityEvent::EmergencyMode { enabled, by } => tracing::warn!(
                 target: "security.ddos_protection",
                 "Emergency mode {} ({by})", if *enabled { "enabled" } else { "disabled" }
+            ),
+            SecurityEvent::Pattern {
+                ip: Some(ip),
+                pattern,
+                detail,
+            } => tracing::warn!(
+                target: "security.ddos_protection",
+                %ip, pattern,
+                "Suspicious pattern from {ip}: {pattern} ({detail})"
+            ),
+            SecurityEvent::Pattern {
+                ip: None,
+                pattern,
+                detail,
+            } => tracing::warn!(
+                target: "security.ddos_protection",
+                pattern,
+                "Suspicious pattern across clients: {pattern} ({detail})"
             ),
             SecurityEvent::GuardError { guard, error } => tracing::error!(
                 target: "security",

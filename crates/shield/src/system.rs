@@ -98,6 +98,9 @@ impl Core {
     }
 
     pub(crate) fn set_emergency(&self, enabled: bool, by: &'static str) {
+        if let Some(ddos) = &self.ddos {
+            ddos.emergency_switched(enabled);
+        }
         let was = self.emergency.swap(enabled, Ordering::SeqCst);
         if was != enabled {
             self.bus
@@ -248,6 +251,7 @@ impl SecuritySystem {
             Arc::new(DdosGuard::new(
                 &config.ddos,
                 emergency.clone(),
+                bus.clone(),
                 clock.clone(),
             ))
         });
@@ -600,8 +604,8 @@ fn status(core: &Core) -> SecurityStatus {
         healthy: true,
         backend: "memory",
         note: Some(
-            "per-address sliding-window rates and growing blocks are enforced; connection \
-             limits, pattern analysis and automatic emergency mode are not built yet"
+            "low-reputation addresses do not get tighter limits in emergency mode yet (reputation \
+             is not built)"
                 .into(),
         ),
         details: BTreeMap::new(),
@@ -687,6 +691,9 @@ pub struct ThreatAssessment {
     /// This address's requests in the last second and minute (sliding windows), when DDoS
     /// protection tracks it.
     pub request_rate: Option<RequestRate>,
+    /// DDoS patterns seen from it (`endpoint_hammering`, `burst_above_baseline`,
+    /// `high_error_rate`).
+    pub patterns: Vec<&'static str>,
     /// Counters for the whole system.
     pub statistics: StatisticsSnapshot,
 }
@@ -737,6 +744,9 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
         geo: None,
         recent_threats: Vec::new(),
         anomaly_score: None,
+        patterns: traffic
+            .map(|t| t.patterns().into_iter().map(|p| p.name()).collect())
+            .unwrap_or_default(),
         request_rate: traffic.map(|t| {
             let (per_second, per_minute) = t.rates(now);
             RequestRate {

@@ -101,14 +101,26 @@ async fn a_flood_from_one_address_is_refused_while_others_are_served() {
 
 #[tokio::test]
 async fn emergency_mode_halves_the_thresholds() {
-    let (app, _clock, security) =
+    let (app, clock, security) =
         setup(ConfigOverrides::new().set("DDOS_REQUESTS_PER_SECOND_THRESHOLD", 10));
+    // A client known before the emergency...
+    assert_eq!(get(&app, "192.0.2.1").await.0, StatusCode::OK);
+    clock.advance(Duration::from_secs(2));
     security.set_emergency_mode(true);
+    // ...gets half the threshold,
     for _ in 0..5 {
         assert_eq!(get(&app, "192.0.2.1").await.0, StatusCode::OK);
     }
     assert_eq!(
         get(&app, "192.0.2.1").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // and a client first seen during the emergency gets the tightest: half of that again.
+    for _ in 0..2 {
+        assert_eq!(get(&app, "192.0.2.2").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        get(&app, "192.0.2.2").await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
     let status = security.status().await;
@@ -183,4 +195,92 @@ async fn requests_in_flight_per_address_are_capped_until_their_bodies_end() {
         StatusCode::OK
     );
     drop(second);
+}
+
+#[tokio::test]
+async fn a_global_flood_enters_emergency_mode_and_a_quiet_cooldown_leaves_it() {
+    let (app, clock, security) = setup(
+        ConfigOverrides::new()
+            .set("DDOS_EMERGENCY_RPS_THRESHOLD", 50.0)
+            .set("DDOS_EMERGENCY_COOLDOWN", 10)
+            .set("DDOS_REQUESTS_PER_SECOND_THRESHOLD", 1000),
+    );
+    let mut events = security.subscribe();
+    // Calm: 10 requests a second.
+    for _ in 0..5 {
+        for i in 0..10 {
+            get(&app, &format!("192.0.2.{i}")).await;
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    assert!(!security.status().await.emergency_mode);
+    // A flood: 200 requests in one second from many addresses.
+    for i in 0..200u32 {
+        get(&app, &format!("198.51.{}.{}", i / 250, i % 250)).await;
+    }
+    clock.advance(Duration::from_secs(1));
+    get(&app, "192.0.2.1").await; // the next second's first request ticks the controller
+    assert!(security.status().await.emergency_mode, "entered");
+    // Quiet for nine seconds: still on (hysteresis).
+    for _ in 0..9 {
+        clock.advance(Duration::from_secs(1));
+        get(&app, "192.0.2.1").await;
+    }
+    assert!(security.status().await.emergency_mode, "too early to leave");
+    clock.advance(Duration::from_secs(2));
+    get(&app, "192.0.2.1").await;
+    assert!(
+        !security.status().await.emergency_mode,
+        "left after the cooldown"
+    );
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let mcp_shield::SecurityEvent::EmergencyMode { enabled, by } = &*event {
+            seen.push((*enabled, *by));
+        }
+    }
+    assert_eq!(seen, vec![(true, "automatic"), (false, "automatic")]);
+}
+
+#[tokio::test]
+async fn patterns_are_reported_and_shown_in_the_assessment() {
+    let config = config::load(ConfigSources {
+        overrides: ConfigOverrides::new()
+            .set("ENABLE_DDOS_PROTECTION", true)
+            .set("DDOS_REQUESTS_PER_SECOND_THRESHOLD", 1000)
+            .set("DDOS_REQUESTS_PER_MINUTE_THRESHOLD", 100_000)
+            .set("ADMIN_TOKEN", "ddos-test-token"),
+        ..ConfigSources::default()
+    })
+    .expect("config");
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    let security = SecuritySystem::with_clock(config, clock.clone()).expect("system");
+    let app = Router::new()
+        .route("/exists", axum::routing::get(|| async { "ok" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no") })
+        .layer(security.layer());
+    let mut events = security.subscribe();
+    // A scanner: 40 requests a second to paths that do not exist.
+    for i in 0..40u32 {
+        let mut request = Request::get(format!("/probe/{i}"))
+            .body(Body::empty())
+            .expect("request");
+        request.extensions_mut().insert(ConnectInfo(
+            "203.0.113.5:40000".parse::<SocketAddr>().expect("peer"),
+        ));
+        app.clone().oneshot(request).await.expect("infallible");
+        clock.advance(Duration::from_millis(25));
+    }
+    let mut patterns = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let mcp_shield::SecurityEvent::Pattern { ip, pattern, .. } = &*event {
+            assert_eq!(ip.map(|i| i.to_string()).as_deref(), Some("203.0.113.5"));
+            patterns.push(*pattern);
+        }
+    }
+    assert!(patterns.contains(&"burst_above_baseline"), "{patterns:?}");
+    assert!(patterns.contains(&"high_error_rate"), "{patterns:?}");
+    let assessment = security.threat_assessment("203.0.113.5".parse().expect("ip"));
+    assert!(assessment.patterns.contains(&"high_error_rate"));
+    assert!(security.statistics().patterns_detected >= 2);
 }

@@ -249,6 +249,9 @@ pub struct DdosConfig {
     pub emergency_factor: f64,
     pub max_tracked_ips: u64,
     pub header_timeout: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_rps_threshold: Option<f64>,
+    pub emergency_cooldown: u64,
 }
 
 impl Default for DdosConfig {
@@ -262,6 +265,8 @@ impl Default for DdosConfig {
             emergency_factor: 0.5,
             max_tracked_ips: 500_000,
             header_timeout: 10,
+            emergency_rps_threshold: None,
+            emergency_cooldown: 300,
         }
     }
 }

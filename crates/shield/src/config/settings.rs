@@ -118,6 +118,8 @@ pub const SETTINGS: &[Setting] = &[
     s("ddos.header_timeout", "SECURITY_DDOS_HEADER_TIMEOUT", Kind::UInt, "ddos protection", "Seconds a client has to send a request head (gateway; slow-loris defence)."),
     s("ddos.block_duration", "SECURITY_DDOS_BLOCK_DURATION", Kind::UInt, "ddos protection", "Seconds an address over a rate threshold is refused; doubled for each repeat offence."),
     s("ddos.max_block_duration", "SECURITY_DDOS_MAX_BLOCK_DURATION", Kind::UInt, "ddos protection", "Longest DDoS block in seconds, however often the address offends."),
+    s("ddos.emergency_rps_threshold", "SECURITY_DDOS_EMERGENCY_RPS_THRESHOLD", Kind::OptFloat, "ddos protection", "Requests per second (all clients) that start emergency mode. Empty: five times the learned calm rate, at least 200."),
+    s("ddos.emergency_cooldown", "SECURITY_DDOS_EMERGENCY_COOLDOWN", Kind::UInt, "ddos protection", "Seconds in a row under the threshold before emergency mode ends."),
     s("ddos.emergency_factor", "SECURITY_DDOS_EMERGENCY_FACTOR", Kind::Float, "ddos protection", "In emergency mode the per-address thresholds are multiplied by this."),
     s("ddos.max_tracked_ips", "SECURITY_DDOS_MAX_TRACKED_IPS", Kind::UInt, "ddos protection", "Addresses whose recent traffic is kept at most; idle ones are forgotten first, blocked ones never while blocked."),
     // IP management.

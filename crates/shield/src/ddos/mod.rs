@@ -6,8 +6,10 @@
 //! - [`table`]: the bounded, sharded table of addresses.
 //! - [`guard`]: the pipeline guard.
 
+pub mod emergency;
 pub mod guard;
 pub mod inflight;
+pub mod patterns;
 pub mod table;
 pub mod tracker;
 pub mod window;

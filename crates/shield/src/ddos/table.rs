@@ -60,6 +60,43 @@ impl TrafficTable {
         shard.entry(ip).or_default().judge(now_ms, limits)
     }
 
+    /// Counts a request from `ip` to `endpoint` weighing `weight`, decides it (with `tight`
+    /// limits instead for an address first seen at or after `tight.0`), and notes patterns.
+    /// Returns the judgement and the patterns newly shown.
+    pub fn judge_and_note(
+        &self,
+        ip: IpAddr,
+        now_ms: u64,
+        limits: &Thresholds,
+        tight: Option<(u64, Thresholds)>,
+        weight: u32,
+        endpoint: u64,
+    ) -> (Judgement, u8) {
+        let mut shard = self.shard(&ip);
+        if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
+            evict(&mut shard, now_ms, self.shard_cap);
+        }
+        let traffic = shard.entry(ip).or_default();
+        let limits = match tight {
+            Some((since, tight))
+                if traffic.first_seen_ms == 0 || traffic.first_seen_ms >= since =>
+            {
+                tight
+            }
+            _ => *limits,
+        };
+        let judgement = traffic.judge_weighted(now_ms, &limits, weight);
+        let patterns = traffic.note_request(now_ms, endpoint);
+        (judgement, patterns)
+    }
+
+    /// Notes how a request from `ip` ended; returns the patterns newly shown.
+    pub fn note_response(&self, ip: IpAddr, now_ms: u64, status: u16) -> u8 {
+        self.shard(&ip)
+            .get_mut(&ip)
+            .map_or(0, |t| t.note_response(now_ms, status))
+    }
+
     /// What is known of `ip`.
     pub fn get(&self, ip: IpAddr) -> Option<IpTraffic> {
         self.shard(&ip).get(&ip).copied()

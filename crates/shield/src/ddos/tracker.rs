@@ -1,6 +1,10 @@
 //! Per-address traffic and the decision on it: sliding per-second and per-minute rates, and a
 //! block that grows while the address keeps pushing.
 
+use super::patterns::{
+    Pattern, BURST_MIN_PER_SECOND, BURST_MULTIPLE, ERRORS_MIN_PER_MINUTE, ERROR_SHARE,
+    HAMMER_MIN_PER_MINUTE, HAMMER_STREAK,
+};
 use super::window::SlidingWindow;
 
 /// Limits for one address.
@@ -48,9 +52,19 @@ pub enum Judgement {
 pub struct IpTraffic {
     second: SlidingWindow,
     minute: SlidingWindow,
+    errors: SlidingWindow,
     blocked_until_ms: u64,
     last_offence_ms: u64,
     offences: u8,
+    /// Patterns seen (bits of [`Pattern`]).
+    patterns: u8,
+    streak_endpoint: u64,
+    streak: u32,
+    /// The address's usual per-second rate, learned slowly.
+    baseline_per_second: f32,
+    baseline_at_ms: u64,
+    /// First request (ms).
+    pub first_seen_ms: u64,
     /// Last request (ms), for eviction.
     pub last_seen_ms: u64,
 }
@@ -59,9 +73,18 @@ impl IpTraffic {
     /// Counts a request at `now_ms` (refused ones too: an address that keeps pushing while
     /// blocked stays over the limit) and decides it.
     pub fn judge(&mut self, now_ms: u64, limits: &Thresholds) -> Judgement {
+        self.judge_weighted(now_ms, limits, 1)
+    }
+
+    /// As [`IpTraffic::judge`], the request counting `weight` times (emergency mode makes
+    /// expensive MCP calls weigh more, so they are limited first).
+    pub fn judge_weighted(&mut self, now_ms: u64, limits: &Thresholds, weight: u32) -> Judgement {
+        if self.first_seen_ms == 0 {
+            self.first_seen_ms = now_ms;
+        }
         self.last_seen_ms = now_ms;
-        let per_second = self.second.record(now_ms, 1_000);
-        let per_minute = self.minute.record(now_ms, 60_000);
+        let per_second = self.second.record_n(now_ms, 1_000, weight);
+        let per_minute = self.minute.record_n(now_ms, 60_000, weight);
         if now_ms < self.blocked_until_ms {
             return Judgement::Blocked {
                 retry_after_ms: self.blocked_until_ms - now_ms,
@@ -89,6 +112,61 @@ impl IpTraffic {
             first: true,
             per_second: over_second,
         }
+    }
+
+    /// Notes a request to `endpoint` (a key of path and tool) after [`IpTraffic::judge`];
+    /// returns the patterns it newly shows (bits of [`Pattern`]).
+    pub fn note_request(&mut self, now_ms: u64, endpoint: u64) -> u8 {
+        let (per_second, per_minute) = self.rates(now_ms);
+        if endpoint == self.streak_endpoint {
+            self.streak = self.streak.saturating_add(1);
+        } else {
+            self.streak_endpoint = endpoint;
+            self.streak = 1;
+        }
+        let mut found = 0;
+        if self.streak >= HAMMER_STREAK && per_minute >= HAMMER_MIN_PER_MINUTE {
+            found |= Pattern::Hammering.bit();
+        }
+        let baseline = f64::from(self.baseline_per_second);
+        if per_second >= BURST_MIN_PER_SECOND && per_second > BURST_MULTIPLE * baseline {
+            found |= Pattern::Burst.bit();
+        }
+        // The baseline follows the per-second rate with a one-minute time constant, weighted
+        // by time rather than by request, so a burst's many requests barely move it.
+        let elapsed = now_ms.saturating_sub(self.baseline_at_ms) as f32;
+        let alpha = if self.baseline_at_ms == 0 {
+            1.0
+        } else {
+            (elapsed / 60_000.0).min(1.0)
+        };
+        self.baseline_per_second += alpha * (per_second as f32 - self.baseline_per_second);
+        self.baseline_at_ms = now_ms;
+        let new = found & !self.patterns;
+        self.patterns |= found;
+        new
+    }
+
+    /// Notes how a request ended; returns the patterns newly shown.
+    pub fn note_response(&mut self, now_ms: u64, status: u16) -> u8 {
+        let errors = if status >= 400 {
+            self.errors.record(now_ms, 60_000)
+        } else {
+            self.errors.estimate(now_ms, 60_000)
+        };
+        let (_, per_minute) = self.rates(now_ms);
+        let mut found = 0;
+        if errors >= ERRORS_MIN_PER_MINUTE && errors >= ERROR_SHARE * per_minute {
+            found |= Pattern::ErrorRate.bit();
+        }
+        let new = found & !self.patterns;
+        self.patterns |= found;
+        new
+    }
+
+    /// Patterns seen from this address.
+    pub fn patterns(&self) -> Vec<Pattern> {
+        Pattern::from_bits(self.patterns)
     }
 
     /// Whether a block is running.
@@ -214,6 +292,44 @@ mod tests {
         // About 100 requests inside one sliding minute (the first window was partial).
         let at = blocked_at.expect("blocked by the per-minute limit");
         assert!((100..=120).contains(&at), "{at}");
+    }
+
+    #[test]
+    fn hammering_bursts_and_errors_are_recognised_once() {
+        let loose = Thresholds {
+            per_second: 1e9,
+            per_minute: 1e9,
+            ..LIMITS
+        };
+        let mut t = IpTraffic::default();
+        // A calm client: 1 request a second to varied endpoints.
+        for i in 0..60u64 {
+            t.judge(1_000_000 + i * 1000, &loose);
+            assert_eq!(t.note_request(1_000_000 + i * 1000, i % 3), 0);
+        }
+        // Then 30 requests in one second to one endpoint: a burst.
+        let mut bits = 0;
+        for i in 0..30u64 {
+            t.judge(1_060_000 + i * 30, &loose);
+            bits |= t.note_request(1_060_000 + i * 30, 42);
+        }
+        assert_eq!(Pattern::from_bits(bits), vec![Pattern::Burst]);
+        // Keep at it, 150 requests on the same endpoint: hammering too.
+        for i in 0..150u64 {
+            t.judge(1_061_000 + i * 100, &loose);
+            bits |= t.note_request(1_061_000 + i * 100, 42);
+        }
+        assert!(Pattern::from_bits(bits).contains(&Pattern::Hammering));
+        // Later, mostly 404s: a high error rate, reported once.
+        let mut error_bits = 0;
+        for i in 0..40u64 {
+            let now = 1_300_000 + i * 100;
+            t.judge(now, &loose);
+            error_bits |= t.note_response(now, 404);
+        }
+        assert_eq!(Pattern::from_bits(error_bits), vec![Pattern::ErrorRate]);
+        assert_eq!(t.note_response(1_304_500, 404), 0, "already reported");
+        assert_eq!(t.patterns().len(), 3);
     }
 
     #[test]

@@ -19,8 +19,13 @@ impl SlidingWindow {
     /// Counts one request at `now_ms` and returns the estimated number of requests in the
     /// `length_ms` before it, this one included.
     pub fn record(&mut self, now_ms: u64, length_ms: u64) -> f64 {
+        self.record_n(now_ms, length_ms, 1)
+    }
+
+    /// Counts `n` at once (a request that weighs more).
+    pub fn record_n(&mut self, now_ms: u64, length_ms: u64, n: u32) -> f64 {
         self.roll(now_ms, length_ms);
-        self.current = self.current.saturating_add(1);
+        self.current = self.current.saturating_add(n);
         self.estimate(now_ms, length_ms)
     }
 
