@@ -19,6 +19,9 @@ use tower::ServiceExt;
 /// How long shutdown waits for open connections (SSE streams may never end by themselves).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// The largest request head read (bytes).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// How the accept loop treats clients.
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -49,7 +52,10 @@ pub async fn run(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout);
+        // Also the idle keep-alive timeout: the clock runs whenever a request head is awaited.
+        .header_read_timeout(options.header_timeout)
+        // Request heads over 64 KiB get 431 (nginx allows 32 KiB by default).
+        .max_buf_size(MAX_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

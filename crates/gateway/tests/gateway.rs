@@ -999,6 +999,35 @@ async fn slow_and_greedy_clients_are_cut_off_and_streams_survive() {
         started.elapsed()
     );
 
+    // An idle keep-alive connection is closed after the same timeout.
+    let mut idle = connect(gw.addr, ip("127.0.0.32")).await;
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut first = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut first)).await;
+    assert!(
+        read.is_ok(),
+        "idle keep-alive connection still open after 5 s"
+    );
+    assert!(String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A request head over 64 KiB is refused.
+    let big = "a".repeat(70 * 1024);
+    let reply = raw(
+        gw.addr,
+        ip("127.0.0.33"),
+        &request("GET", "/", &[("X-Big", &big)], ""),
+    )
+    .await;
+    assert_eq!(reply.status, 431);
+
     // An SSE response lasting longer than the header timeout is not cut.
     let mut stream = connect(gw.addr, ip("127.0.0.31")).await;
     stream
