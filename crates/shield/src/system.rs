@@ -604,8 +604,8 @@ fn status(core: &Core) -> SecurityStatus {
         healthy: true,
         backend: "memory",
         note: Some(
-            "low-reputation addresses do not get tighter limits in emergency mode yet (reputation \
-             is not built)"
+            "in emergency mode, suspect addresses (new, or blocked or flagged before) get the \
+             tightest limits; reputation scores will join that test when IP management lands"
                 .into(),
         ),
         details: BTreeMap::new(),

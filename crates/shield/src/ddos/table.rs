@@ -61,7 +61,8 @@ impl TrafficTable {
     }
 
     /// Counts a request from `ip` to `endpoint` weighing `weight`, decides it (with `tight`
-    /// limits instead for an address first seen at or after `tight.0`), and notes patterns.
+    /// limits instead for a suspect address: first seen at or after `tight.0`, or with a bad
+    /// record), and notes patterns.
     /// Returns the judgement and the patterns newly shown.
     pub fn judge_and_note(
         &self,

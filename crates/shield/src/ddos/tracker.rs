@@ -164,6 +164,16 @@ impl IpTraffic {
         new
     }
 
+    /// Whether the address earns the tightest limits in an emergency that began at
+    /// `emergency_since_ms`: it is new since then, or it has a bad record here (a block
+    /// before, or a pattern seen). Reputation from IP management will add to this.
+    pub fn is_suspect(&self, emergency_since_ms: u64) -> bool {
+        self.first_seen_ms == 0
+            || self.first_seen_ms >= emergency_since_ms
+            || self.offences > 0
+            || self.patterns != 0
+    }
+
     /// Patterns seen from this address.
     pub fn patterns(&self) -> Vec<Pattern> {
         Pattern::from_bits(self.patterns)
