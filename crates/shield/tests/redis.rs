@@ -4,51 +4,12 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::Router;
-use http::{Request, StatusCode};
+use http::StatusCode;
 use mcp_shield::config::{self, ConfigSources};
 use mcp_shield::{ConfigOverrides, SecuritySystem};
-use support::RedisServer;
-use tower::ServiceExt;
-
-const TOKEN: &str = "redis-test-admin-token";
-
-async fn system(redis: &RedisServer, overrides: ConfigOverrides) -> SecuritySystem {
-    let config = config::load(ConfigSources {
-        overrides: overrides
-            .set("REDIS_URL", redis.url())
-            .set("IP_HASH_KEY", "shared-test-hash-key")
-            .set("ADMIN_TOKEN", TOKEN)
-            .set("ENABLE_RATE_LIMITING", true),
-        ..ConfigSources::default()
-    })
-    .expect("valid config");
-    SecuritySystem::start(config).await.expect("system")
-}
-
-fn app(security: &SecuritySystem) -> Router {
-    Router::new()
-        .fallback(|| async { "ok" })
-        .merge(security.admin_router())
-        .layer(security.layer())
-}
-
-async fn status_of(app: &Router, from: &str) -> StatusCode {
-    let mut request = Request::get("/").body(Body::empty()).expect("request");
-    let peer: SocketAddr = format!("{from}:40000").parse().expect("peer");
-    request.extensions_mut().insert(ConnectInfo(peer));
-    app.clone()
-        .oneshot(request)
-        .await
-        .expect("infallible")
-        .status()
-}
+use support::{app, status_of, system_on, RedisServer};
 
 fn per_ip(capacity: u64) -> ConfigOverrides {
     ConfigOverrides::new()
@@ -59,8 +20,8 @@ fn per_ip(capacity: u64) -> ConfigOverrides {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_systems_share_one_bucket_exactly() {
     let redis = RedisServer::start();
-    let a = system(&redis, per_ip(10)).await;
-    let b = system(&redis, per_ip(10)).await;
+    let a = system_on(&redis, per_ip(10)).await;
+    let b = system_on(&redis, per_ip(10)).await;
     assert!(!a.degraded() && !b.degraded());
     let (app_a, app_b) = (app(&a), app(&b));
     let mut allowed = 0;
@@ -96,8 +57,8 @@ async fn two_systems_share_one_bucket_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_on_one_instance_is_enforced_on_the_other_within_100ms() {
     let redis = RedisServer::start();
-    let a = system(&redis, ConfigOverrides::new()).await;
-    let b = system(&redis, ConfigOverrides::new()).await;
+    let a = system_on(&redis, ConfigOverrides::new()).await;
+    let b = system_on(&redis, ConfigOverrides::new()).await;
     let app_b = app(&b);
     assert_eq!(status_of(&app_b, "198.51.100.9").await, StatusCode::OK);
     let started = Instant::now();
@@ -131,7 +92,7 @@ async fn a_block_on_one_instance_is_enforced_on_the_other_within_100ms() {
     }
 
     // A third instance starting later loads the lists from Redis.
-    let c = system(&redis, ConfigOverrides::new()).await;
+    let c = system_on(&redis, ConfigOverrides::new()).await;
     assert_eq!(
         status_of(&app(&c), "198.51.100.10").await,
         StatusCode::FORBIDDEN

@@ -4,49 +4,19 @@
 mod support;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::Router;
 use http::{Request, StatusCode};
-use mcp_shield::config::{self, ConfigSources};
-use mcp_shield::{ConfigOverrides, SecuritySystem};
-use support::RedisServer;
+use mcp_shield::ConfigOverrides;
+use support::{app, status_of, system_on, RedisServer};
 use tower::ServiceExt;
 
-async fn system(redis: &RedisServer, capacity: u64) -> SecuritySystem {
-    let config = config::load(ConfigSources {
-        overrides: ConfigOverrides::new()
-            .set("RATE_LIMIT_PER_IP_CAPACITY", capacity)
-            .set("RATE_LIMIT_PER_IP_REFILL_RATE", 0.001)
-            .set("REDIS_URL", redis.url())
-            .set("IP_HASH_KEY", "shared-test-hash-key")
-            .set("ENABLE_RATE_LIMITING", true),
-        ..ConfigSources::default()
-    })
-    .expect("valid config");
-    SecuritySystem::start(config).await.expect("system")
-}
-
-fn app(security: &SecuritySystem) -> Router {
-    Router::new()
-        .fallback(|| async { "ok" })
-        .merge(security.admin_router())
-        .layer(security.layer())
-}
-
-async fn status_of(app: &Router, from: &str) -> StatusCode {
-    let mut request = Request::get("/").body(Body::empty()).expect("request");
-    let peer: SocketAddr = format!("{from}:40000").parse().expect("peer");
-    request.extensions_mut().insert(ConnectInfo(peer));
-    app.clone()
-        .oneshot(request)
-        .await
-        .expect("infallible")
-        .status()
+fn capacity(n: u64) -> ConfigOverrides {
+    ConfigOverrides::new()
+        .set("RATE_LIMIT_PER_IP_CAPACITY", n)
+        .set("RATE_LIMIT_PER_IP_REFILL_RATE", 0.001)
 }
 
 /// Collects log lines in memory.
@@ -82,8 +52,8 @@ async fn killing_redis_mid_traffic_fails_over_and_restarting_restores_sharing() 
 
     let mut redis = RedisServer::start();
     let port = redis.port;
-    let a = system(&redis, 1_000).await;
-    let b = system(&redis, 1_000).await;
+    let a = system_on(&redis, capacity(1_000)).await;
+    let b = system_on(&redis, capacity(1_000)).await;
     let (app_a, app_b) = (app(&a), app(&b));
     for _ in 0..20 {
         assert_eq!(status_of(&app_a, "192.0.2.1").await, StatusCode::OK);
@@ -145,8 +115,8 @@ async fn killing_redis_mid_traffic_fails_over_and_restarting_restores_sharing() 
         logs.text()
     );
     // Sharing is back: the fresh Redis holds one bucket for both.
-    let a2 = system(&_redis, 4).await;
-    let b2 = system(&_redis, 4).await;
+    let a2 = system_on(&_redis, capacity(4)).await;
+    let b2 = system_on(&_redis, capacity(4)).await;
     let (app_a2, app_b2) = (app(&a2), app(&b2));
     let mut allowed = 0;
     for i in 0..10 {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,4 +78,48 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A system on `redis` with rate limiting on, sharing the tests' hash key.
+pub async fn system_on(
+    redis: &RedisServer,
+    overrides: mcp_shield::ConfigOverrides,
+) -> mcp_shield::SecuritySystem {
+    let config = mcp_shield::config::load(mcp_shield::ConfigSources {
+        overrides: overrides
+            .set("REDIS_URL", redis.url())
+            .set("IP_HASH_KEY", "shared-test-hash-key")
+            .set("ADMIN_TOKEN", "redis-test-admin-token")
+            .set("ENABLE_RATE_LIMITING", true),
+        ..mcp_shield::ConfigSources::default()
+    })
+    .expect("valid config");
+    mcp_shield::SecuritySystem::start(config)
+        .await
+        .expect("system")
+}
+
+/// An app answering "ok" behind the system's layer, with its admin API.
+pub fn app(security: &mcp_shield::SecuritySystem) -> axum::Router {
+    axum::Router::new()
+        .fallback(|| async { "ok" })
+        .merge(security.admin_router())
+        .layer(security.layer())
+}
+
+/// The status of `GET /` from `from`.
+pub async fn status_of(app: &axum::Router, from: &str) -> http::StatusCode {
+    use tower::ServiceExt;
+    let mut request = http::Request::get("/")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let peer: SocketAddr = format!("{from}:40000").parse().expect("peer");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    app.clone()
+        .oneshot(request)
+        .await
+        .expect("infallible")
+        .status()
 }
