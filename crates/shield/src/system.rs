@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
 use crate::ddos::inflight::{OpenCounts, Permit};
 use crate::ddos::DdosGuard;
 use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
+use crate::ip::geo::{CountryGuard, GeoIp};
 use crate::ip::sync::ListSync;
 use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
 use crate::layer::SecurityLayer;
@@ -37,6 +38,9 @@ pub enum InitError {
         /// What went wrong.
         source: ListError,
     },
+    /// A GeoIP database is unreadable or corrupt.
+    #[error("{0}")]
+    GeoIp(String),
     /// The Redis backend could not be set up.
     #[error("{0}")]
     Redis(String),
@@ -62,6 +66,8 @@ pub(crate) struct Core {
     pub(crate) started_unix_ms: u64,
     pub(crate) rate_limiter: Option<Arc<RateLimitGuard>>,
     pub(crate) ddos: Option<Arc<DdosGuard>>,
+    pub(crate) geo: Option<Arc<GeoIp>>,
+    pub(crate) country_guard: bool,
     /// Requests in flight per client address (with DDoS protection on).
     pub(crate) inflight: Option<Arc<OpenCounts>>,
     pub(crate) redis: Option<Arc<RedisState>>,
@@ -258,6 +264,35 @@ impl SecuritySystem {
         if let Some(guard) = &ddos {
             guards.push(guard.clone());
         }
+        let geo = if config.enable_ip_management {
+            GeoIp::open(&config.geoip_database_path, &config.geoip_asn_database_path)
+                .map_err(InitError::GeoIp)?
+                .map(Arc::new)
+        } else {
+            None
+        };
+        let wants_countries = !config.ip.geo_blocked_countries.is_empty()
+            || !config.ip.geo_allowed_countries.is_empty();
+        let mut country_guard = false;
+        match (&geo, wants_countries && config.enable_ip_management) {
+            (Some(geo), true) => {
+                // Country rules come right after the deny list, before the costlier guards.
+                guards.insert(
+                    1,
+                    Arc::new(CountryGuard::new(
+                        geo.clone(),
+                        &config.ip.geo_blocked_countries,
+                        &config.ip.geo_allowed_countries,
+                    )),
+                );
+                country_guard = true;
+            }
+            (None, true) => tracing::warn!(
+                target: "security.ip_manager",
+                "country rules are configured but no GeoIP database is loaded: they are not enforced"
+            ),
+            _ => {}
+        }
         let max_keys = usize::try_from(config.rate_limit.max_tracked_keys).unwrap_or(usize::MAX);
         let rate_limiter = config.enable_rate_limiting.then(|| {
             let store: Arc<dyn RateLimitStore> = match &redis {
@@ -329,6 +364,8 @@ impl SecuritySystem {
             emergency,
             rate_limiter,
             inflight,
+            geo,
+            country_guard,
             ddos,
             redis: redis.clone(),
             list_sync,
@@ -621,11 +658,23 @@ fn status(core: &Core) -> SecurityStatus {
             .insert("per_minute_threshold_now", limits.per_minute.into());
     }
     components.insert("ddos_protection", ddos);
-    let mut ip = not_built(c.enable_ip_management, "reputation, GeoIP, feeds");
-    ip.note = Some(
-        "reputation, auto-blacklisting, GeoIP and feeds are not built in this version; the \
-         allow and deny lists (component ip_lists) are enforced"
-            .into(),
+    let mut ip = ComponentStatus {
+        configured: c.enable_ip_management,
+        enabled: c.enable_ip_management,
+        implemented: true,
+        healthy: true,
+        backend: "memory",
+        note: Some(
+            "GeoIP and country rules are built; reputation, auto-blacklisting, threat feeds and \
+             persistence are not yet (the allow and deny lists are component ip_lists)"
+                .into(),
+        ),
+        details: BTreeMap::new(),
+    };
+    ip.details.insert("geoip", core.geo.is_some().into());
+    ip.details.insert(
+        "country_rule",
+        (if core.country_guard { "on" } else { "off" }).into(),
     );
     components.insert("ip_management", ip);
     components.insert(
@@ -741,7 +790,10 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
         blacklist,
         reputation_score: None,
         feeds: Vec::new(),
-        geo: None,
+        geo: core
+            .geo
+            .as_ref()
+            .and_then(|g| serde_json::to_value(g.lookup(ip)).ok()),
         recent_threats: Vec::new(),
         anomaly_score: None,
         patterns: traffic

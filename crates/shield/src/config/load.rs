@@ -558,6 +558,26 @@ fn validate(config: &Config, problems: &mut Collector) {
             "must be at least 1",
         );
     }
+    for (path, list) in [
+        ("ip.geo_blocked_countries", &config.ip.geo_blocked_countries),
+        ("ip.geo_allowed_countries", &config.ip.geo_allowed_countries),
+    ] {
+        for code in list {
+            let ok = code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic());
+            check(
+                ok,
+                path,
+                code.clone(),
+                "not an ISO 3166 alpha-2 country code (like GB or US)",
+            );
+        }
+    }
+    check(
+        config.ip.geo_blocked_countries.is_empty() || config.ip.geo_allowed_countries.is_empty(),
+        "ip.geo_allowed_countries",
+        config.ip.geo_allowed_countries.join(","),
+        "set blocked countries or allowed countries, not both",
+    );
     if !config.user_id_header.is_empty() {
         let valid = http::HeaderName::from_bytes(config.user_id_header.as_bytes()).is_ok();
         check(

@@ -88,6 +88,7 @@ pub struct Config {
     pub redis_key_prefix: String,
     pub redis_timeout_ms: u64,
     pub geoip_database_path: String,
+    pub geoip_asn_database_path: String,
     pub rate_limit: RateLimitConfig,
     pub ddos: DdosConfig,
     pub ip: IpConfig,
@@ -118,6 +119,7 @@ impl Default for Config {
             redis_key_prefix: "mcp-shield:".into(),
             redis_timeout_ms: 50,
             geoip_database_path: String::new(),
+            geoip_asn_database_path: String::new(),
             rate_limit: RateLimitConfig::default(),
             ddos: DdosConfig::default(),
             ip: IpConfig::default(),
@@ -278,6 +280,8 @@ pub struct IpConfig {
     pub auto_blacklist_threshold: u64,
     pub temp_block_duration: u64,
     pub threat_feeds: Vec<String>,
+    pub geo_blocked_countries: Vec<String>,
+    pub geo_allowed_countries: Vec<String>,
 }
 
 impl Default for IpConfig {
@@ -286,6 +290,8 @@ impl Default for IpConfig {
             auto_blacklist_threshold: 10,
             temp_block_duration: 3600,
             threat_feeds: Vec::new(),
+            geo_blocked_countries: Vec::new(),
+            geo_allowed_countries: Vec::new(),
         }
     }
 }

@@ -101,7 +101,8 @@ pub const SETTINGS: &[Setting] = &[
     secret(s("redis_url", "REDIS_URL", Kind::Str, "redis", "Redis for state shared by every instance (rate-limit buckets, IP lists): redis://[user:password@]host[:port][/db] or rediss:// for TLS. Empty: state in memory. Needs ip_hash_key.")),
     s("redis_key_prefix", "SECURITY_REDIS_KEY_PREFIX", Kind::Str, "redis", "Prefix of every Redis key and channel mcp-shield uses."),
     s("redis_timeout_ms", "SECURITY_REDIS_TIMEOUT_MS", Kind::UInt, "redis", "A Redis call slower than this counts as a failure: the instance serves from local state and reconnects in the background."),
-    s("geoip_database_path", "GEOIP_DATABASE_PATH", Kind::Str, "ip management", "MaxMind MMDB file for GeoIP."),
+    s("geoip_database_path", "GEOIP_DATABASE_PATH", Kind::Str, "ip management", "MaxMind City or Country MMDB file (GeoLite2 or GeoIP2) for country and city; an ASN database works here too."),
+    s("geoip_asn_database_path", "SECURITY_GEOIP_ASN_DATABASE_PATH", Kind::Str, "ip management", "A second MMDB file, for the ASN when the first is a City or Country database."),
     // Rate limiting.
     s("rate_limit.global_capacity", "SECURITY_RATE_LIMIT_GLOBAL_CAPACITY", Kind::UInt, "rate limiting", "Global bucket size."),
     s("rate_limit.global_refill_rate", "SECURITY_RATE_LIMIT_GLOBAL_REFILL_RATE", Kind::OptFloat, "rate limiting", "Global tokens per second (empty: capacity / 10)."),
@@ -125,6 +126,8 @@ pub const SETTINGS: &[Setting] = &[
     // IP management.
     s("ip.auto_blacklist_threshold", "SECURITY_IP_AUTO_BLACKLIST_THRESHOLD", Kind::UInt, "ip management", "Reputation score (0 to 100) at or below which an IP is blocked."),
     s("ip.temp_block_duration", "SECURITY_IP_TEMP_BLOCK_DURATION", Kind::UInt, "ip management", "Seconds a temporary block lasts."),
+    s("ip.geo_blocked_countries", "SECURITY_GEO_BLOCKED_COUNTRIES", Kind::List, "ip management", "ISO 3166 country codes refused with 403 ip_blocked (needs a GeoIP database)."),
+    s("ip.geo_allowed_countries", "SECURITY_GEO_ALLOWED_COUNTRIES", Kind::List, "ip management", "If set, only these ISO country codes are served; addresses of unknown country are served."),
     s("ip.threat_feeds", "SECURITY_THREAT_FEEDS", Kind::List, "ip management", "Threat-intelligence feeds: file paths or http(s) URLs, optionally name=source."),
     // Threat detection.
     s("threat_detection.anomaly_threshold", "SECURITY_THREAT_ANOMALY_THRESHOLD", Kind::Float, "threat detection", "Anomaly score (0 to 1) at or above which a client is anomalous."),
