@@ -15,6 +15,7 @@ use crate::ddos::inflight::{OpenCounts, Permit};
 use crate::ddos::DdosGuard;
 use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
 use crate::ip::geo::{CountryGuard, GeoIp};
+use crate::ip::reputation::{self, Reputation};
 use crate::ip::sync::ListSync;
 use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
 use crate::layer::SecurityLayer;
@@ -67,6 +68,7 @@ pub(crate) struct Core {
     pub(crate) rate_limiter: Option<Arc<RateLimitGuard>>,
     pub(crate) ddos: Option<Arc<DdosGuard>>,
     pub(crate) geo: Option<Arc<GeoIp>>,
+    pub(crate) reputation: Option<Arc<Reputation>>,
     pub(crate) country_guard: bool,
     /// Requests in flight per client address (with DDoS protection on).
     pub(crate) inflight: Option<Arc<OpenCounts>>,
@@ -210,12 +212,27 @@ impl SecuritySystem {
     /// Builds the system on a given clock (tests move a [`crate::ManualClock`]).
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, InitError> {
         let stats = Arc::new(Statistics::default());
-        let sinks: Vec<Arc<dyn EventSink>> = vec![stats.clone(), Arc::new(LogSink)];
-        let bus = Arc::new(EventBus::new(sinks, 4096));
         let lists = Arc::new(IpLists::new(
             usize::try_from(config.ip_list_max_entries).unwrap_or(usize::MAX),
             clock.clone(),
         ));
+        let reputation = config.enable_ip_management.then(|| {
+            Reputation::new(
+                config.ip.auto_blacklist_threshold,
+                config.ip.temp_block_duration,
+                usize::try_from(config.ip.max_tracked_ips).unwrap_or(usize::MAX),
+                lists.clone(),
+                clock.clone(),
+            )
+        });
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![stats.clone(), Arc::new(LogSink)];
+        if let Some(reputation) = &reputation {
+            sinks.push(reputation.clone());
+        }
+        let bus = Arc::new(EventBus::new(sinks, 4096));
+        if let Some(reputation) = &reputation {
+            reputation.announce_on(&bus);
+        }
         for (setting, list, entries) in [
             ("SECURITY_WHITELIST", ListKind::Whitelist, &config.whitelist),
             ("SECURITY_BLACKLIST", ListKind::Blacklist, &config.blacklist),
@@ -364,6 +381,7 @@ impl SecuritySystem {
             emergency,
             rate_limiter,
             inflight,
+            reputation,
             geo,
             country_guard,
             ddos,
@@ -665,13 +683,17 @@ fn status(core: &Core) -> SecurityStatus {
         healthy: true,
         backend: "memory",
         note: Some(
-            "GeoIP and country rules are built; reputation, auto-blacklisting, threat feeds and \
+            "reputation, auto-blacklisting, GeoIP and country rules are built; threat feeds and \
              persistence are not yet (the allow and deny lists are component ip_lists)"
                 .into(),
         ),
         details: BTreeMap::new(),
     };
     ip.details.insert("geoip", core.geo.is_some().into());
+    if let Some(reputation) = &core.reputation {
+        ip.details
+            .insert("reputation_tracked_ips", reputation.tracked().into());
+    }
     ip.details.insert(
         "country_rule",
         (if core.country_guard { "on" } else { "off" }).into(),
@@ -780,6 +802,19 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
         ),
         _ => ("low", None, None),
     };
+    let reputation_score = core.reputation.as_ref().map(|r| r.score(ip));
+    // The worse of what the lists say and what the reputation says.
+    let rank = |level: &str| {
+        ["low", "medium", "high", "critical"]
+            .iter()
+            .position(|l| *l == level)
+    };
+    let threat_level = match reputation_score.map(reputation::threat_level) {
+        Some(from_score) if whitelist.is_none() && rank(from_score) > rank(threat_level) => {
+            from_score
+        }
+        _ => threat_level,
+    };
     ThreatAssessment {
         ip,
         threat_level,
@@ -788,7 +823,7 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
         block_reason,
         whitelist,
         blacklist,
-        reputation_score: None,
+        reputation_score,
         feeds: Vec::new(),
         geo: core
             .geo

@@ -282,6 +282,7 @@ pub struct IpConfig {
     pub threat_feeds: Vec<String>,
     pub geo_blocked_countries: Vec<String>,
     pub geo_allowed_countries: Vec<String>,
+    pub max_tracked_ips: u64,
 }
 
 impl Default for IpConfig {
@@ -292,6 +293,7 @@ impl Default for IpConfig {
             threat_feeds: Vec::new(),
             geo_blocked_countries: Vec::new(),
             geo_allowed_countries: Vec::new(),
+            max_tracked_ips: 500_000,
         }
     }
 }

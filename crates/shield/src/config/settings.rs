@@ -128,6 +128,7 @@ pub const SETTINGS: &[Setting] = &[
     s("ip.temp_block_duration", "SECURITY_IP_TEMP_BLOCK_DURATION", Kind::UInt, "ip management", "Seconds a temporary block lasts."),
     s("ip.geo_blocked_countries", "SECURITY_GEO_BLOCKED_COUNTRIES", Kind::List, "ip management", "ISO 3166 country codes refused with 403 ip_blocked (needs a GeoIP database)."),
     s("ip.geo_allowed_countries", "SECURITY_GEO_ALLOWED_COUNTRIES", Kind::List, "ip management", "If set, only these ISO country codes are served; addresses of unknown country are served."),
+    s("ip.max_tracked_ips", "SECURITY_IP_MAX_TRACKED_IPS", Kind::UInt, "ip management", "Addresses whose reputation is kept at most; those back at neutral go first, blocked ones never."),
     s("ip.threat_feeds", "SECURITY_THREAT_FEEDS", Kind::List, "ip management", "Threat-intelligence feeds: file paths or http(s) URLs, optionally name=source."),
     // Threat detection.
     s("threat_detection.anomaly_threshold", "SECURITY_THREAT_ANOMALY_THRESHOLD", Kind::Float, "threat detection", "Anomaly score (0 to 1) at or above which a client is anomalous."),

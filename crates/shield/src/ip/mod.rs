@@ -6,6 +6,7 @@ pub mod geo;
 mod guard;
 mod lists;
 mod prefix_table;
+pub mod reputation;
 pub mod sync;
 
 pub use guard::BlacklistGuard;

@@ -1,0 +1,338 @@
+//! Reputation: a score per address from 0 (hostile) to 100 (trusted) that falls with bad
+//! behaviour and recovers with time, and the automatic temporary block when it falls too low.
+//!
+//! - Every address starts at [`NEUTRAL`] (50).
+//! - Events from the other guards lower it ([`penalty`]): a critical threat costs far more
+//!   than a rate-limit hit.
+//! - Below neutral it recovers by [`RECOVERY_PER_MINUTE`] (1 point a minute), never past
+//!   neutral: trust is not earned by mere time.
+//! - At or below `SECURITY_IP_AUTO_BLACKLIST_THRESHOLD` (10) the address is put on the
+//!   blacklist for `SECURITY_IP_TEMP_BLOCK_DURATION` (3600 s), doubled for each earlier block,
+//!   as `Auto-blacklisted due to low reputation`. When the block ends the address is served on
+//!   probation at [`PROBATION`] points above the threshold; a relapse blocks it for longer.
+//!
+//! The sink keeps at most `max_tracked` addresses in a sharded table; when a shard is full,
+//! addresses back at neutral and not blocked go first (forgetting them loses nothing), then
+//! the highest scores.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::clock::Clock;
+use crate::decision::BlockReason;
+use crate::events::{EventBus, EventSink, SecurityEvent};
+use crate::ip::{IpLists, ListKind};
+
+/// Where every address starts.
+pub const NEUTRAL: f64 = 50.0;
+/// Points regained per minute while below neutral.
+pub const RECOVERY_PER_MINUTE: f64 = 1.0;
+/// Points above the threshold an address gets back when its temporary block ends.
+pub const PROBATION: f64 = 20.0;
+/// The reason written on automatic blacklist entries.
+pub const AUTO_BLACKLIST_REASON: &str = "Auto-blacklisted due to low reputation";
+
+/// What an event costs an address's reputation.
+pub fn penalty(reason: &BlockReason) -> f64 {
+    match reason {
+        BlockReason::RateLimited { .. } => 2.0,
+        BlockReason::Ddos { first: true, .. } => 15.0,
+        BlockReason::Ddos { first: false, .. } => 0.5,
+        BlockReason::Threat { threats } => 25.0 * threats.len().max(1) as f64,
+        BlockReason::PayloadTooLarge { .. } => 5.0,
+        BlockReason::BadRequest { .. } => 3.0,
+        // Already refused by policy: no further signal.
+        BlockReason::IpBlocked { .. } | BlockReason::Unavailable { .. } => 0.0,
+    }
+}
+
+/// What a DDoS pattern costs.
+pub const PATTERN_PENALTY: f64 = 10.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Record {
+    score: f64,
+    at_ms: u64,
+    blocks: u32,
+    blocked_until_ms: u64,
+}
+
+impl Record {
+    fn new(now_ms: u64) -> Self {
+        Record {
+            score: NEUTRAL,
+            at_ms: now_ms,
+            blocks: 0,
+            blocked_until_ms: 0,
+        }
+    }
+
+    /// Brings the score up to `now_ms`: probation after a block, recovery with time.
+    fn settle(&mut self, now_ms: u64, threshold: f64) {
+        if self.blocked_until_ms != 0 && now_ms >= self.blocked_until_ms {
+            self.blocked_until_ms = 0;
+            self.score = self.score.max(threshold + PROBATION);
+            self.at_ms = self.at_ms.max(now_ms);
+        }
+        if self.blocked_until_ms == 0 && self.score < NEUTRAL && now_ms > self.at_ms {
+            let minutes = (now_ms - self.at_ms) as f64 / 60_000.0;
+            self.score = (self.score + minutes * RECOVERY_PER_MINUTE).min(NEUTRAL);
+        }
+        self.at_ms = self.at_ms.max(now_ms);
+    }
+}
+
+/// Reputation scores, fed by the event bus.
+pub struct Reputation {
+    shards: Box<[Mutex<HashMap<IpAddr, Record, RandomState>>]>,
+    hasher: RandomState,
+    shard_cap: usize,
+    threshold: f64,
+    block_ms: u64,
+    lists: Arc<IpLists>,
+    bus: Mutex<Weak<EventBus>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Reputation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reputation")
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+const SHARDS: usize = 64;
+
+impl Reputation {
+    /// Scores for at most `max_tracked` addresses; blocks go on `lists`.
+    pub fn new(
+        threshold: u64,
+        block_seconds: u64,
+        max_tracked: usize,
+        lists: Arc<IpLists>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Reputation {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(RandomState::new())))
+                .collect(),
+            hasher: RandomState::new(),
+            shard_cap: max_tracked.div_ceil(SHARDS).max(1),
+            threshold: threshold as f64,
+            block_ms: block_seconds.saturating_mul(1000),
+            lists,
+            bus: Mutex::new(Weak::new()),
+            clock,
+        })
+    }
+
+    /// Where blocks are announced (set once the bus exists; held weakly, as the bus holds
+    /// this sink).
+    pub fn announce_on(&self, bus: &Arc<EventBus>) {
+        *self.bus.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(bus);
+    }
+
+    fn shard(
+        &self,
+        ip: &IpAddr,
+    ) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Record, RandomState>> {
+        let index = (self.hasher.hash_one(ip) >> 58) as usize % SHARDS;
+        // A poisoned lock only means a panic elsewhere while it was held; records are plain
+        // values, still whole.
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The score of `ip` now (neutral for an address never seen).
+    pub fn score(&self, ip: IpAddr) -> f64 {
+        let ip = ip.to_canonical();
+        let now = self.clock.unix_ms();
+        let mut shard = self.shard(&ip);
+        match shard.get_mut(&ip) {
+            Some(record) => {
+                record.settle(now, self.threshold);
+                record.score
+            }
+            None => NEUTRAL,
+        }
+    }
+
+    /// Lowers the score of `ip` by `points`, blocking it when it reaches the threshold.
+    pub fn penalise(&self, ip: IpAddr, points: f64) {
+        if points <= 0.0 {
+            return;
+        }
+        let ip = ip.to_canonical();
+        let now = self.clock.unix_ms();
+        let block = {
+            let mut shard = self.shard(&ip);
+            if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
+                evict(&mut shard, now, self.shard_cap);
+            }
+            let record = shard.entry(ip).or_insert_with(|| Record::new(now));
+            record.settle(now, self.threshold);
+            if record.blocked_until_ms != 0 {
+                // Already blocked: the score stays where it is until the block ends.
+                return;
+            }
+            record.score = (record.score - points).max(0.0);
+            if record.score > self.threshold {
+                return;
+            }
+            let length = self.block_ms.saturating_mul(1u64 << record.blocks.min(20));
+            record.blocks += 1;
+            record.blocked_until_ms = now.saturating_add(length);
+            length
+        };
+        // Outside the shard lock: the list and the bus take their own.
+        let ttl = block.div_ceil(1000).max(1);
+        let network = ipnet::IpNet::from(ip);
+        if let Ok(entry) = self.lists.add(
+            ListKind::Blacklist,
+            network,
+            AUTO_BLACKLIST_REASON,
+            Some(ttl),
+        ) {
+            let bus = self.bus.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
+            if let Some(bus) = bus {
+                bus.publish(SecurityEvent::ListAdded {
+                    list: ListKind::Blacklist,
+                    network,
+                    reason: AUTO_BLACKLIST_REASON.into(),
+                    expires_at_ms: entry.expires_at_ms,
+                });
+            }
+        }
+    }
+
+    /// Addresses tracked.
+    pub fn tracked(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    /// Temporary blocks an address has had.
+    pub fn blocks(&self, ip: IpAddr) -> u32 {
+        self.shard(&ip.to_canonical())
+            .get(&ip.to_canonical())
+            .map_or(0, |r| r.blocks)
+    }
+}
+
+fn evict(shard: &mut HashMap<IpAddr, Record, RandomState>, now: u64, cap: usize) {
+    shard.retain(|_, r| {
+        let mut settled = *r;
+        settled.settle(now, 0.0);
+        settled.blocked_until_ms != 0 || settled.score < NEUTRAL
+    });
+    let target = cap - cap / 8;
+    if shard.len() <= target {
+        return;
+    }
+    let mut scores: Vec<(IpAddr, f64)> = shard
+        .iter()
+        .filter(|(_, r)| r.blocked_until_ms == 0)
+        .map(|(ip, r)| (*ip, r.score))
+        .collect();
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (ip, _) in scores.into_iter().take(shard.len() - target) {
+        shard.remove(&ip);
+    }
+}
+
+impl EventSink for Reputation {
+    fn handle(&self, event: &SecurityEvent) {
+        match event {
+            SecurityEvent::Blocked { ip, reason, .. } => self.penalise(*ip, penalty(reason)),
+            SecurityEvent::Pattern { ip: Some(ip), .. } => self.penalise(*ip, PATTERN_PENALTY),
+            _ => {}
+        }
+    }
+}
+
+/// The seed's threat levels from a score.
+pub fn threat_level(score: f64) -> &'static str {
+    match score {
+        s if s >= 40.0 => "low",
+        s if s >= 25.0 => "medium",
+        s if s > 10.0 => "high",
+        _ => "critical",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::time::Duration;
+
+    fn setup() -> (Arc<Reputation>, Arc<IpLists>, Arc<ManualClock>) {
+        let clock = ManualClock::starting_at(1_800_000_000_000);
+        let lists = Arc::new(IpLists::new(1000, clock.clone()));
+        let rep = Reputation::new(10, 3600, 10_000, lists.clone(), clock.clone());
+        (rep, lists, clock)
+    }
+
+    #[test]
+    fn scores_fall_with_events_and_recover_to_neutral() {
+        let (rep, _, clock) = setup();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(rep.score(ip), NEUTRAL);
+        rep.penalise(ip, 20.0);
+        assert_eq!(rep.score(ip), 30.0);
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(rep.score(ip), 40.0);
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(rep.score(ip), NEUTRAL, "never past neutral");
+        assert_eq!(threat_level(rep.score(ip)), "low");
+    }
+
+    #[test]
+    fn low_scores_are_blocked_then_probation_then_longer_for_a_relapse() {
+        let (rep, lists, clock) = setup();
+        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
+        rep.penalise(ip, 25.0);
+        rep.penalise(ip, 25.0);
+        let entry = lists
+            .lookup(ListKind::Blacklist, ip)
+            .expect("auto-blacklisted");
+        assert_eq!(entry.entry.reason, AUTO_BLACKLIST_REASON);
+        assert_eq!(
+            entry.entry.expires_at_ms,
+            Some(1_800_000_000_000 + 3_600_000)
+        );
+        assert_eq!(threat_level(rep.score(ip)), "critical");
+        clock.advance(Duration::from_secs(3600));
+        assert!(!lists.contains(ListKind::Blacklist, ip), "the block ended");
+        assert_eq!(rep.score(ip), 30.0, "probation");
+        // A relapse: blocked twice as long.
+        rep.penalise(ip, 25.0);
+        let entry = lists
+            .lookup(ListKind::Blacklist, ip)
+            .expect("blocked again");
+        assert_eq!(
+            entry.entry.expires_at_ms,
+            Some(1_800_000_000_000 + 3_600_000 + 7_200_000)
+        );
+        assert_eq!(rep.blocks(ip), 2);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_keeps_the_worst() {
+        let clock = ManualClock::starting_at(1_800_000_000_000);
+        let lists = Arc::new(IpLists::new(1000, clock.clone()));
+        let rep = Reputation::new(10, 3600, 640, lists, clock);
+        let worst: IpAddr = "198.51.100.1".parse().expect("ip");
+        rep.penalise(worst, 35.0);
+        for i in 0..10_000u32 {
+            rep.penalise(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 2.0);
+            assert!(rep.tracked() <= 640 + 1);
+        }
+        assert_eq!(rep.score(worst), 15.0);
+    }
+}
