@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
 use crate::ddos::inflight::{OpenCounts, Permit};
 use crate::ddos::DdosGuard;
 use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
+use crate::ip::feeds::{FeedGuard, Feeds};
 use crate::ip::geo::{CountryGuard, GeoIp};
 use crate::ip::reputation::{self, Reputation};
 use crate::ip::sync::ListSync;
@@ -39,6 +40,9 @@ pub enum InitError {
         /// What went wrong.
         source: ListError,
     },
+    /// The threat feeds could not be set up.
+    #[error("SECURITY_THREAT_FEEDS: {0}")]
+    Feeds(String),
     /// A GeoIP database is unreadable or corrupt.
     #[error("{0}")]
     GeoIp(String),
@@ -69,6 +73,7 @@ pub(crate) struct Core {
     pub(crate) ddos: Option<Arc<DdosGuard>>,
     pub(crate) geo: Option<Arc<GeoIp>>,
     pub(crate) reputation: Option<Arc<Reputation>>,
+    pub(crate) feeds: Option<Arc<Feeds>>,
     pub(crate) country_guard: bool,
     /// Requests in flight per client address (with DDoS protection on).
     pub(crate) inflight: Option<Arc<OpenCounts>>,
@@ -180,6 +185,11 @@ impl SecuritySystem {
     /// Without Redis it is [`SecuritySystem::from_config`].
     pub async fn start(config: Config) -> Result<Self, InitError> {
         let system = Self::from_config(config)?;
+        if let Some(feeds) = &system.core.feeds {
+            // The first load, bounded: a feed server that hangs must not hold up the start.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(30), feeds.refresh_all()).await;
+        }
         if let Some(redis) = &system.core.redis {
             if redis.connect().await {
                 // Give the list subscription a moment to load the shared lists.
@@ -192,6 +202,15 @@ impl SecuritySystem {
             }
         }
         Ok(system)
+    }
+
+    /// Refreshes every threat feed now (they also refresh on their own every
+    /// `SECURITY_THREAT_FEED_REFRESH` seconds); returns how many failed.
+    pub async fn refresh_feeds(&self) -> usize {
+        match &self.core.feeds {
+            Some(feeds) => feeds.refresh_all().await,
+            None => 0,
+        }
     }
 
     fn lists_synced(&self) -> bool {
@@ -288,14 +307,39 @@ impl SecuritySystem {
         } else {
             None
         };
+        let feeds = if config.enable_ip_management && !config.ip.threat_feeds.is_empty() {
+            let feeds = Feeds::new(&config.ip.threat_feeds).map_err(InitError::Feeds)?;
+            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                InitError::Feeds(
+                    "threat feeds need a Tokio runtime: build the system inside one".into(),
+                )
+            })?;
+            // Loaded right away in the background (`SecuritySystem::start` waits for it), then
+            // refreshed every `threat_feed_refresh` seconds.
+            let first = feeds.clone();
+            runtime.spawn(async move {
+                first.refresh_all().await;
+            });
+            feeds.spawn_refresh(
+                &runtime,
+                std::time::Duration::from_secs(config.ip.threat_feed_refresh.max(1)),
+            );
+            guards.insert(
+                1,
+                Arc::new(FeedGuard::new(feeds.clone(), reputation.clone())),
+            );
+            Some(feeds)
+        } else {
+            None
+        };
         let wants_countries = !config.ip.geo_blocked_countries.is_empty()
             || !config.ip.geo_allowed_countries.is_empty();
         let mut country_guard = false;
         match (&geo, wants_countries && config.enable_ip_management) {
             (Some(geo), true) => {
-                // Country rules come right after the deny list, before the costlier guards.
+                // Country rules come right after the deny lists, before the costlier guards.
                 guards.insert(
-                    1,
+                    1 + usize::from(feeds.is_some()),
                     Arc::new(CountryGuard::new(
                         geo.clone(),
                         &config.ip.geo_blocked_countries,
@@ -381,6 +425,7 @@ impl SecuritySystem {
             emergency,
             rate_limiter,
             inflight,
+            feeds,
             reputation,
             geo,
             country_guard,
@@ -683,8 +728,9 @@ fn status(core: &Core) -> SecurityStatus {
         healthy: true,
         backend: "memory",
         note: Some(
-            "reputation, auto-blacklisting, GeoIP and country rules are built; threat feeds and \
-             persistence are not yet (the allow and deny lists are component ip_lists)"
+            "reputation, auto-blacklisting, GeoIP, country rules and threat feeds are built; \
+             persistence across restarts is not yet (the allow and deny lists are component \
+             ip_lists)"
                 .into(),
         ),
         details: BTreeMap::new(),
@@ -698,6 +744,12 @@ fn status(core: &Core) -> SecurityStatus {
         "country_rule",
         (if core.country_guard { "on" } else { "off" }).into(),
     );
+    if let Some(feeds) = &core.feeds {
+        ip.details.insert(
+            "threat_feeds",
+            serde_json::to_value(feeds.status()).unwrap_or_default(),
+        );
+    }
     components.insert("ip_management", ip);
     components.insert(
         "threat_detection",
@@ -824,7 +876,11 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
         whitelist,
         blacklist,
         reputation_score,
-        feeds: Vec::new(),
+        feeds: core
+            .feeds
+            .as_ref()
+            .map(|f| f.feeds_listing(ip))
+            .unwrap_or_default(),
         geo: core
             .geo
             .as_ref()

@@ -129,7 +129,8 @@ pub const SETTINGS: &[Setting] = &[
     s("ip.geo_blocked_countries", "SECURITY_GEO_BLOCKED_COUNTRIES", Kind::List, "ip management", "ISO 3166 country codes refused with 403 ip_blocked (needs a GeoIP database)."),
     s("ip.geo_allowed_countries", "SECURITY_GEO_ALLOWED_COUNTRIES", Kind::List, "ip management", "If set, only these ISO country codes are served; addresses of unknown country are served."),
     s("ip.max_tracked_ips", "SECURITY_IP_MAX_TRACKED_IPS", Kind::UInt, "ip management", "Addresses whose reputation is kept at most; those back at neutral go first, blocked ones never."),
-    s("ip.threat_feeds", "SECURITY_THREAT_FEEDS", Kind::List, "ip management", "Threat-intelligence feeds: file paths or http(s) URLs, optionally name=source."),
+    s("ip.threat_feeds", "SECURITY_THREAT_FEEDS", Kind::List, "ip management", "Threat-intelligence feeds: file paths or http(s) URLs of IP/CIDR lists (# and ; comments), optionally name=source; name@penalty=source only lowers the reputation of listed addresses instead of refusing them."),
+    s("ip.threat_feed_refresh", "SECURITY_THREAT_FEED_REFRESH", Kind::UInt, "ip management", "Seconds between feed refreshes (conditional GET; a failed or >90 % shrunken refresh keeps the last good list)."),
     // Threat detection.
     s("threat_detection.anomaly_threshold", "SECURITY_THREAT_ANOMALY_THRESHOLD", Kind::Float, "threat detection", "Anomaly score (0 to 1) at or above which a client is anomalous."),
     s("threat_detection.ml_retrain_interval", "SECURITY_THREAT_ML_RETRAIN_INTERVAL", Kind::UInt, "threat detection", "Seconds between retrainings of the anomaly model."),

@@ -2,6 +2,7 @@
 //! and IPv6 networks, with expiry) and the guard that enforces the deny list. Reputation,
 //! auto-blacklisting, GeoIP and feeds will live here too.
 
+pub mod feeds;
 pub mod geo;
 mod guard;
 mod lists;

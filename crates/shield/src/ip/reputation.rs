@@ -58,6 +58,7 @@ struct Record {
     at_ms: u64,
     blocks: u32,
     blocked_until_ms: u64,
+    feed_penalised: bool,
 }
 
 impl Record {
@@ -67,6 +68,7 @@ impl Record {
             at_ms: now_ms,
             blocks: 0,
             blocked_until_ms: 0,
+            feed_penalised: false,
         }
     }
 
@@ -206,6 +208,25 @@ impl Reputation {
                 });
             }
         }
+    }
+
+    /// Lowers the score of an address listed by a penalty feed, once for as long as the
+    /// address is tracked.
+    pub fn penalise_once_for_feeds(&self, ip: IpAddr, points: f64) {
+        let ip = ip.to_canonical();
+        let now = self.clock.unix_ms();
+        {
+            let mut shard = self.shard(&ip);
+            if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
+                evict(&mut shard, now, self.shard_cap);
+            }
+            let record = shard.entry(ip).or_insert_with(|| Record::new(now));
+            if record.feed_penalised {
+                return;
+            }
+            record.feed_penalised = true;
+        }
+        self.penalise(ip, points);
     }
 
     /// Addresses tracked.
