@@ -187,7 +187,15 @@ async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow
         server::shutdown_signal(),
     )
     .await;
+    save_state(&security).await;
     Ok(())
+}
+
+/// Saves lists, blocks and reputation at shutdown (when SECURITY_DATA_DIR is set).
+async fn save_state(security: &SecuritySystem) {
+    if let Err(e) = security.persist().await {
+        tracing::error!(target: "security.ip_manager", "saving state at shutdown failed: {e}");
+    }
 }
 
 fn server_options(security: &SecuritySystem) -> server::ServerOptions {

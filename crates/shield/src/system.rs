@@ -16,6 +16,7 @@ use crate::ddos::DdosGuard;
 use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
 use crate::ip::feeds::{FeedGuard, Feeds};
 use crate::ip::geo::{CountryGuard, GeoIp};
+use crate::ip::persist;
 use crate::ip::reputation::{self, Reputation};
 use crate::ip::sync::ListSync;
 use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
@@ -40,6 +41,9 @@ pub enum InitError {
         /// What went wrong.
         source: ListError,
     },
+    /// The saved state could not be read.
+    #[error("SECURITY_DATA_DIR: {0}")]
+    Persist(String),
     /// The threat feeds could not be set up.
     #[error("SECURITY_THREAT_FEEDS: {0}")]
     Feeds(String),
@@ -74,6 +78,8 @@ pub(crate) struct Core {
     pub(crate) geo: Option<Arc<GeoIp>>,
     pub(crate) reputation: Option<Arc<Reputation>>,
     pub(crate) feeds: Option<Arc<Feeds>>,
+    pub(crate) data_dir: Option<std::path::PathBuf>,
+    pub(crate) dirty: Option<Arc<Dirty>>,
     pub(crate) country_guard: bool,
     /// Requests in flight per client address (with DDoS protection on).
     pub(crate) inflight: Option<Arc<OpenCounts>>,
@@ -204,6 +210,18 @@ impl SecuritySystem {
         Ok(system)
     }
 
+    /// Saves the lists, temporary blocks and reputation to `SECURITY_DATA_DIR` now (memory
+    /// mode; they are also saved every ten seconds when they changed). Call it at shutdown.
+    pub async fn persist(&self) -> Result<(), String> {
+        if self.core.data_dir.is_none() {
+            return Ok(());
+        }
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || save(&core))
+            .await
+            .map_err(|e| format!("saving state: {e}"))?
+    }
+
     /// Refreshes every threat feed now (they also refresh on their own every
     /// `SECURITY_THREAT_FEED_REFRESH` seconds); returns how many failed.
     pub async fn refresh_feeds(&self) -> usize {
@@ -248,6 +266,13 @@ impl SecuritySystem {
         if let Some(reputation) = &reputation {
             sinks.push(reputation.clone());
         }
+        // Saving across restarts: memory mode only (with Redis, Redis keeps the lists).
+        let data_dir = (!config.data_dir.is_empty() && config.redis_url.is_empty())
+            .then(|| std::path::PathBuf::from(&config.data_dir));
+        let dirty = data_dir.as_ref().map(|_| Arc::new(Dirty::default()));
+        if let Some(dirty) = &dirty {
+            sinks.push(dirty.clone());
+        }
         let bus = Arc::new(EventBus::new(sinks, 4096));
         if let Some(reputation) = &reputation {
             reputation.announce_on(&bus);
@@ -271,6 +296,26 @@ impl SecuritySystem {
                 lists
                     .add(list, network, setting, None)
                     .map_err(|source| InitError::List { setting, source })?;
+            }
+        }
+        if let Some(dir) = &data_dir {
+            let retention_ms = config.data_retention.saturating_mul(1000);
+            match persist::read(dir).map_err(InitError::Persist)? {
+                Some(saved) => {
+                    let white = persist::restore(&lists, ListKind::Whitelist, &saved.whitelist);
+                    let black = persist::restore(&lists, ListKind::Blacklist, &saved.blacklist);
+                    let scores = reputation
+                        .as_ref()
+                        .map_or(0, |r| r.import(&saved.reputation, retention_ms));
+                    tracing::info!(
+                        target: "security.ip_manager",
+                        "restored from {}: {white} whitelist and {black} blacklist entries, {scores} reputation records",
+                        dir.display()
+                    );
+                }
+                None => {
+                    tracing::info!(target: "security.ip_manager", "no saved state in {} yet", dir.display())
+                }
             }
         }
         let hash_key = hash_key(&config.ip_hash_key)?;
@@ -425,6 +470,8 @@ impl SecuritySystem {
             emergency,
             rate_limiter,
             inflight,
+            data_dir,
+            dirty,
             feeds,
             reputation,
             geo,
@@ -434,6 +481,23 @@ impl SecuritySystem {
             list_sync,
         };
         let core = Arc::new(core);
+        if let (Some(dirty), Ok(runtime)) = (&core.dirty, tokio::runtime::Handle::try_current()) {
+            // Saves every ten seconds when something changed; holds the core weakly so a
+            // dropped system stops it.
+            let weak = Arc::downgrade(&core);
+            let dirty = dirty.clone();
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    let Some(core) = weak.upgrade() else { return };
+                    if dirty.0.swap(false, Ordering::AcqRel) {
+                        if let Err(e) = save(&core) {
+                            tracing::error!(target: "security.ip_manager", "saving state failed: {e}");
+                        }
+                    }
+                }
+            });
+        }
         if let Some(redis) = redis {
             // Connect in the background; `SecuritySystem::start` waits for it instead.
             let connecting = redis.clone();
@@ -599,6 +663,41 @@ impl ConnectionGate {
     }
 }
 
+/// Notes that something worth saving changed.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty(AtomicBool);
+
+impl EventSink for Dirty {
+    fn handle(&self, event: &SecurityEvent) {
+        if matches!(
+            event,
+            SecurityEvent::ListAdded { .. }
+                | SecurityEvent::ListRemoved { .. }
+                | SecurityEvent::Blocked { .. }
+                | SecurityEvent::Pattern { .. }
+        ) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+}
+
+fn save(core: &Core) -> Result<(), String> {
+    let Some(dir) = &core.data_dir else {
+        return Ok(());
+    };
+    let saved = persist::Saved {
+        version: 1,
+        whitelist: persist::entries_of(&core.lists, ListKind::Whitelist),
+        blacklist: persist::entries_of(&core.lists, ListKind::Blacklist),
+        reputation: core
+            .reputation
+            .as_ref()
+            .map(|r| r.export(core.config.data_retention.saturating_mul(1000)))
+            .unwrap_or_default(),
+    };
+    persist::write(dir, &saved).map_err(|e| format!("{}: {e}", persist::state_file(dir).display()))
+}
+
 /// One component in the status.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ComponentStatus {
@@ -728,9 +827,9 @@ fn status(core: &Core) -> SecurityStatus {
         healthy: true,
         backend: "memory",
         note: Some(
-            "reputation, auto-blacklisting, GeoIP, country rules and threat feeds are built; \
-             persistence across restarts is not yet (the allow and deny lists are component \
-             ip_lists)"
+            "reputation, auto-blacklisting, GeoIP, country rules, threat feeds and saving across \
+             restarts are built; hashed or masked addresses in logs are not yet (the allow and \
+             deny lists are component ip_lists)"
                 .into(),
         ),
         details: BTreeMap::new(),

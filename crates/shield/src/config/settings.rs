@@ -97,6 +97,8 @@ pub const SETTINGS: &[Setting] = &[
     secret(s("ip_hash_key", "SECURITY_IP_HASH_KEY", Kind::Str, "core", "Key for the keyed hash of IPs and credentials. Empty: a random key per process (hashes then differ between instances and restarts).")),
     s("max_inspect_body_bytes", "SECURITY_MAX_INSPECT_BODY_BYTES", Kind::UInt, "core", "Request bodies are read for inspection up to this many bytes."),
     s("oversize_body_action", "SECURITY_OVERSIZE_BODY_ACTION", Kind::Choice(&["reject", "pass"]), "core", "A body larger than max_inspect_body_bytes: refused with 413 (reject) or forwarded with only its first bytes inspected (pass)."),
+    s("data_dir", "SECURITY_DATA_DIR", Kind::Str, "ip management", "Folder where lists, temporary blocks and reputation are saved (atomically) to survive a restart, in memory mode. Empty: nothing is saved."),
+    s("data_retention", "SECURITY_DATA_RETENTION", Kind::UInt, "ip management", "Seconds a saved reputation record is kept after its address was last seen."),
     s("ip_list_max_entries", "SECURITY_IP_LIST_MAX_ENTRIES", Kind::UInt, "ip lists", "Cap on entries per list (whitelist, blacklist); adding beyond it is refused."),
     secret(s("redis_url", "REDIS_URL", Kind::Str, "redis", "Redis for state shared by every instance (rate-limit buckets, IP lists): redis://[user:password@]host[:port][/db] or rediss:// for TLS. Empty: state in memory. Needs ip_hash_key.")),
     s("redis_key_prefix", "SECURITY_REDIS_KEY_PREFIX", Kind::Str, "redis", "Prefix of every Redis key and channel mcp-shield uses."),

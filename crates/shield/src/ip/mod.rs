@@ -6,6 +6,7 @@ pub mod feeds;
 pub mod geo;
 mod guard;
 mod lists;
+pub mod persist;
 mod prefix_table;
 pub mod reputation;
 pub mod sync;

@@ -35,6 +35,21 @@ pub const PROBATION: f64 = 20.0;
 /// The reason written on automatic blacklist entries.
 pub const AUTO_BLACKLIST_REASON: &str = "Auto-blacklisted due to low reputation";
 
+/// A reputation record as saved across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedRecord {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its score.
+    pub score: f64,
+    /// When the score was last settled (Unix ms).
+    pub at_ms: u64,
+    /// Temporary blocks it has had.
+    pub blocks: u32,
+    /// When its current block ends (Unix ms), 0 for none.
+    pub blocked_until_ms: u64,
+}
+
 /// What an event costs an address's reputation.
 pub fn penalty(reason: &BlockReason) -> f64 {
     match reason {
@@ -227,6 +242,55 @@ impl Reputation {
             record.feed_penalised = true;
         }
         self.penalise(ip, points);
+    }
+
+    /// Every record touched within `retention_ms`, for saving.
+    pub fn export(&self, retention_ms: u64) -> Vec<SavedRecord> {
+        let now = self.clock.unix_ms();
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (ip, r) in shard.iter() {
+                if now.saturating_sub(r.at_ms) <= retention_ms || r.blocked_until_ms > now {
+                    out.push(SavedRecord {
+                        ip: *ip,
+                        score: r.score,
+                        at_ms: r.at_ms,
+                        blocks: r.blocks,
+                        blocked_until_ms: r.blocked_until_ms,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts saved records back (those older than `retention_ms` are dropped).
+    pub fn import(&self, records: &[SavedRecord], retention_ms: u64) -> usize {
+        let now = self.clock.unix_ms();
+        let mut restored = 0;
+        for saved in records {
+            if now.saturating_sub(saved.at_ms) > retention_ms && saved.blocked_until_ms <= now {
+                continue;
+            }
+            let ip = saved.ip.to_canonical();
+            let mut shard = self.shard(&ip);
+            if shard.len() >= self.shard_cap {
+                continue;
+            }
+            shard.insert(
+                ip,
+                Record {
+                    score: saved.score.clamp(0.0, 100.0),
+                    at_ms: saved.at_ms,
+                    blocks: saved.blocks,
+                    blocked_until_ms: saved.blocked_until_ms,
+                    feed_penalised: false,
+                },
+            );
+            restored += 1;
+        }
+        restored
     }
 
     /// Addresses tracked.
