@@ -213,7 +213,59 @@ impl EventSink for Statistics {
 
 /// Writes events to `tracing` under the seed's targets and with its wording.
 #[derive(Debug, Default)]
-pub struct LogSink;
+pub struct LogSink {
+    ip_mode: LogIpMode,
+    key: (u64, u64),
+}
+
+/// How client addresses appear in logs (`SECURITY_LOG_IP_MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogIpMode {
+    /// As they are.
+    #[default]
+    Plain,
+    /// A keyed hash (`ip-3f2a…`): the same address gives the same token under one key, so
+    /// lines can be correlated without revealing it.
+    Hash,
+    /// The network only: /24 for IPv4, /48 for IPv6 (`203.0.113.0`, `2001:db8:1::`).
+    Mask,
+}
+
+impl LogSink {
+    /// A sink writing addresses the given way; `key` is the keyed-hash key.
+    pub fn new(ip_mode: LogIpMode, key: (u64, u64)) -> Self {
+        LogSink { ip_mode, key }
+    }
+
+    /// An address as the logs show it.
+    pub fn show_ip(&self, ip: IpAddr) -> String {
+        let ip = ip.to_canonical();
+        match self.ip_mode {
+            LogIpMode::Plain => ip.to_string(),
+            LogIpMode::Hash => {
+                let bytes = match ip {
+                    IpAddr::V4(v4) => v4.octets().to_vec(),
+                    IpAddr::V6(v6) => v6.octets().to_vec(),
+                };
+                format!("ip-{:016x}", crate::request::keyed_hash(self.key, &bytes))
+            }
+            LogIpMode::Mask => match ip {
+                IpAddr::V4(v4) => std::net::Ipv4Addr::from(u32::from(v4) & 0xffff_ff00).to_string(),
+                IpAddr::V6(v6) => {
+                    std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1)).to_string()
+                }
+            },
+        }
+    }
+
+    fn show_network(&self, network: &IpNet) -> String {
+        if network.prefix_len() == network.max_prefix_len() {
+            self.show_ip(network.addr())
+        } else {
+            network.to_string()
+        }
+    }
+}
 
 fn python_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|t| format!("'{t}'")).collect();
@@ -225,58 +277,61 @@ impl EventSink for LogSink {
         match event {
             SecurityEvent::Blocked {
                 ip, reason, path, ..
-            } => match reason {
-                BlockReason::RateLimited { bucket, .. } => tracing::warn!(
-                    target: "security.rate_limiter",
-                    %ip, bucket = %bucket, path = %path,
-                    "Rate limit exceeded for {ip}: {bucket} bucket empty"
-                ),
-                // One line when a block starts; during a flood the repeats would make the log
-                // itself the bottleneck, so they are debug.
-                BlockReason::Ddos {
-                    detail,
-                    first: true,
-                    ..
-                } => tracing::warn!(
-                    target: "security.ddos_protection",
-                    %ip, path = %path,
-                    "DDoS protection blocked request from {ip}: {detail}"
-                ),
-                BlockReason::Ddos {
-                    detail,
-                    first: false,
-                    ..
-                } => tracing::debug!(
-                    target: "security.ddos_protection",
-                    %ip, path = %path,
-                    "DDoS protection blocked request from {ip}: {detail} (block running)"
-                ),
-                BlockReason::IpBlocked { detail } => tracing::warn!(
-                    target: "security.ip_manager",
-                    %ip, path = %path,
-                    "Blocked request from {ip}: {detail}"
-                ),
-                BlockReason::Threat { threats } => tracing::warn!(
-                    target: "security.threat_detector",
-                    %ip, path = %path,
-                    "Threats detected for IP {ip}: {}", python_list(threats)
-                ),
-                BlockReason::PayloadTooLarge { limit } => tracing::info!(
-                    target: "security.threat_detector",
-                    %ip, path = %path,
-                    "Refused request body from {ip}: larger than the inspection limit of {limit} bytes"
-                ),
-                BlockReason::Unavailable { guard } => tracing::error!(
-                    target: "security",
-                    %ip, path = %path,
-                    "Refused request from {ip}: {guard} failed and the fail mode is closed"
-                ),
-                BlockReason::BadRequest { detail } => tracing::info!(
-                    target: "security",
-                    %ip, path = %path,
-                    "Refused unreadable request from {ip}: {detail}"
-                ),
-            },
+            } => {
+                let ip = self.show_ip(*ip);
+                match reason {
+                    BlockReason::RateLimited { bucket, .. } => tracing::warn!(
+                        target: "security.rate_limiter",
+                        %ip, bucket = %bucket, path = %path,
+                        "Rate limit exceeded for {ip}: {bucket} bucket empty"
+                    ),
+                    // One line when a block starts; during a flood the repeats would make the log
+                    // itself the bottleneck, so they are debug.
+                    BlockReason::Ddos {
+                        detail,
+                        first: true,
+                        ..
+                    } => tracing::warn!(
+                        target: "security.ddos_protection",
+                        %ip, path = %path,
+                        "DDoS protection blocked request from {ip}: {detail}"
+                    ),
+                    BlockReason::Ddos {
+                        detail,
+                        first: false,
+                        ..
+                    } => tracing::debug!(
+                        target: "security.ddos_protection",
+                        %ip, path = %path,
+                        "DDoS protection blocked request from {ip}: {detail} (block running)"
+                    ),
+                    BlockReason::IpBlocked { detail } => tracing::warn!(
+                        target: "security.ip_manager",
+                        %ip, path = %path,
+                        "Blocked request from {ip}: {detail}"
+                    ),
+                    BlockReason::Threat { threats } => tracing::warn!(
+                        target: "security.threat_detector",
+                        %ip, path = %path,
+                        "Threats detected for IP {ip}: {}", python_list(threats)
+                    ),
+                    BlockReason::PayloadTooLarge { limit } => tracing::info!(
+                        target: "security.threat_detector",
+                        %ip, path = %path,
+                        "Refused request body from {ip}: larger than the inspection limit of {limit} bytes"
+                    ),
+                    BlockReason::Unavailable { guard } => tracing::error!(
+                        target: "security",
+                        %ip, path = %path,
+                        "Refused request from {ip}: {guard} failed and the fail mode is closed"
+                    ),
+                    BlockReason::BadRequest { detail } => tracing::info!(
+                        target: "security",
+                        %ip, path = %path,
+                        "Refused unreadable request from {ip}: {detail}"
+                    ),
+                }
+            }
             SecurityEvent::ListAdded {
                 list,
                 network,
@@ -284,11 +339,11 @@ impl EventSink for LogSink {
                 ..
             } => tracing::info!(
                 target: "security.ip_manager",
-                "Added {} to {}: {reason}", show_network(network), list.as_str()
+                "Added {} to {}: {reason}", self.show_network(network), list.as_str()
             ),
             SecurityEvent::ListRemoved { list, network } => tracing::info!(
                 target: "security.ip_manager",
-                "Removed {} from {}", show_network(network), list.as_str()
+                "Removed {} from {}", self.show_network(network), list.as_str()
             ),
             SecurityEvent::EmergencyMode { enabled, by } => tracing::warn!(
                 target: "security.ddos_protection",
@@ -298,11 +353,14 @@ impl EventSink for LogSink {
                 ip: Some(ip),
                 pattern,
                 detail,
-            } => tracing::warn!(
-                target: "security.ddos_protection",
-                %ip, pattern,
-                "Suspicious pattern from {ip}: {pattern} ({detail})"
-            ),
+            } => {
+                let ip = self.show_ip(*ip);
+                tracing::warn!(
+                    target: "security.ddos_protection",
+                    %ip, pattern,
+                    "Suspicious pattern from {ip}: {pattern} ({detail})"
+                )
+            }
             SecurityEvent::Pattern {
                 ip: None,
                 pattern,
@@ -356,6 +414,39 @@ mod tests {
             *rx.try_recv().expect("event"),
             SecurityEvent::Blocked { .. }
         ));
+    }
+
+    #[test]
+    fn addresses_in_logs_can_be_hashed_or_masked() {
+        let ip: IpAddr = "203.0.113.77".parse().expect("ip");
+        let v6: IpAddr = "2001:db8:1:2::9".parse().expect("ip");
+        assert_eq!(
+            LogSink::new(LogIpMode::Plain, (1, 2)).show_ip(ip),
+            "203.0.113.77"
+        );
+        assert_eq!(
+            LogSink::new(LogIpMode::Mask, (1, 2)).show_ip(ip),
+            "203.0.113.0"
+        );
+        assert_eq!(
+            LogSink::new(LogIpMode::Mask, (1, 2)).show_ip(v6),
+            "2001:db8:1::"
+        );
+        let hashed = LogSink::new(LogIpMode::Hash, (1, 2)).show_ip(ip);
+        assert!(
+            hashed.starts_with("ip-") && !hashed.contains("203"),
+            "{hashed}"
+        );
+        assert_eq!(
+            hashed,
+            LogSink::new(LogIpMode::Hash, (1, 2)).show_ip(ip),
+            "stable under one key"
+        );
+        assert_ne!(
+            hashed,
+            LogSink::new(LogIpMode::Hash, (3, 4)).show_ip(ip),
+            "keyed"
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
 use crate::ddos::inflight::{OpenCounts, Permit};
 use crate::ddos::DdosGuard;
-use crate::events::{EventBus, EventSink, LogSink, SecurityEvent, Statistics, StatisticsSnapshot};
+use crate::events::{
+    EventBus, EventSink, LogIpMode, LogSink, SecurityEvent, Statistics, StatisticsSnapshot,
+};
 use crate::ip::feeds::{FeedGuard, Feeds};
 use crate::ip::geo::{CountryGuard, GeoIp};
 use crate::ip::persist;
@@ -262,7 +264,14 @@ impl SecuritySystem {
                 clock.clone(),
             )
         });
-        let mut sinks: Vec<Arc<dyn EventSink>> = vec![stats.clone(), Arc::new(LogSink)];
+        let hash_key = hash_key(&config.ip_hash_key)?;
+        let ip_mode = match config.log_ip_mode.as_str() {
+            "hash" => LogIpMode::Hash,
+            "mask" => LogIpMode::Mask,
+            _ => LogIpMode::Plain,
+        };
+        let mut sinks: Vec<Arc<dyn EventSink>> =
+            vec![stats.clone(), Arc::new(LogSink::new(ip_mode, hash_key))];
         if let Some(reputation) = &reputation {
             sinks.push(reputation.clone());
         }
@@ -318,7 +327,6 @@ impl SecuritySystem {
                 }
             }
         }
-        let hash_key = hash_key(&config.ip_hash_key)?;
         let mut guards: Vec<Arc<dyn Guard>> = vec![Arc::new(BlacklistGuard::new(lists.clone()))];
         let redis = if config.redis_url.is_empty() {
             None

@@ -94,6 +94,7 @@ pub const SETTINGS: &[Setting] = &[
     s("user_id_header", "SECURITY_USER_ID_HEADER", Kind::Str, "core", "Header naming the user. Empty: a keyed hash of the Authorization credential."),
     s("fail_mode", "SECURITY_FAIL_MODE", Kind::Choice(&["open", "closed"]), "core", "What a guard's internal error does: let the request through (open) or refuse it with 503 (closed)."),
     s("log_format", "SECURITY_LOG_FORMAT", Kind::Choice(&["text", "json"]), "core", "Log lines as text or one JSON object per line."),
+    s("log_ip_mode", "SECURITY_LOG_IP_MODE", Kind::Choice(&["plain", "hash", "mask"]), "core", "Client addresses in the security logs: as they are, as a keyed hash (ip-…, under ip_hash_key), or masked to /24 (IPv4) and /48 (IPv6)."),
     secret(s("ip_hash_key", "SECURITY_IP_HASH_KEY", Kind::Str, "core", "Key for the keyed hash of IPs and credentials. Empty: a random key per process (hashes then differ between instances and restarts).")),
     s("max_inspect_body_bytes", "SECURITY_MAX_INSPECT_BODY_BYTES", Kind::UInt, "core", "Request bodies are read for inspection up to this many bytes."),
     s("oversize_body_action", "SECURITY_OVERSIZE_BODY_ACTION", Kind::Choice(&["reject", "pass"]), "core", "A body larger than max_inspect_body_bytes: refused with 413 (reject) or forwarded with only its first bytes inspected (pass)."),
