@@ -255,5 +255,51 @@ fn bench_layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_prefix_table, bench_layer);
+fn bench_feeds(c: &mut Criterion) {
+    // 500,000 networks in one feed file, loaded the way the gateway loads it.
+    let dir = std::env::temp_dir().join(format!("mcp-shield-bench-feeds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("feed.netset");
+    let mut rng = SplitMix(7);
+    let mut text = String::new();
+    for _ in 0..500_000 {
+        let r = rng.next();
+        let len = [16u8, 20, 22, 24, 24, 24, 28, 32][(r % 8) as usize];
+        let net = Ipv4Net::new(Ipv4Addr::from((rng.next() >> 32) as u32), len)
+            .expect("len")
+            .trunc();
+        text.push_str(&format!("{net}\n"));
+    }
+    std::fs::write(&path, text).expect("write");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let feeds = runtime.block_on(async {
+        let feeds = mcp_shield::ip::feeds::Feeds::new(&[format!("bench={}", path.display())])
+            .expect("feeds");
+        feeds.refresh_all().await;
+        feeds
+    });
+    let listed = {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let first = text.lines().next().expect("a line").to_string();
+        first.parse::<IpNet>().expect("net").addr()
+    };
+    let miss: IpAddr = (1u32..)
+        .map(|i| IpAddr::V4(Ipv4Addr::from(i.wrapping_mul(2_654_435_761))))
+        .find(|ip| feeds.refusing_feed(*ip).is_none())
+        .expect("an address on no list");
+    let mut group = c.benchmark_group("feeds");
+    group.bench_function("lookup_miss_500k", |b| {
+        b.iter(|| feeds.refusing_feed(black_box(miss)).is_some())
+    });
+    group.bench_function("lookup_hit_500k", |b| {
+        b.iter(|| feeds.refusing_feed(black_box(listed)).is_some())
+    });
+    group.finish();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+criterion_group!(benches, bench_prefix_table, bench_layer, bench_feeds);
 criterion_main!(benches);
