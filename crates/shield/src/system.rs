@@ -915,7 +915,7 @@ pub struct ThreatAssessment {
     /// Country, city, ASN (null until GeoIP is built).
     pub geo: Option<serde_json::Value>,
     /// Recent threats seen from it.
-    pub recent_threats: Vec<serde_json::Value>,
+    pub recent_threats: Vec<reputation::RecentThreat>,
     /// Anomaly score, 0 to 1 (null until anomaly detection is built).
     pub anomaly_score: Option<f64>,
     /// This address's requests in the last second and minute (sliding windows), when DDoS
@@ -992,7 +992,11 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
             .geo
             .as_ref()
             .and_then(|g| serde_json::to_value(g.lookup(ip)).ok()),
-        recent_threats: Vec::new(),
+        recent_threats: core
+            .reputation
+            .as_ref()
+            .map(|r| r.recent(ip))
+            .unwrap_or_default(),
         anomaly_score: None,
         patterns: traffic
             .map(|t| t.patterns().into_iter().map(|p| p.name()).collect())

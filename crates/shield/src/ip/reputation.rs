@@ -74,9 +74,64 @@ struct Record {
     blocks: u32,
     blocked_until_ms: u64,
     feed_penalised: bool,
+    /// The last few things held against the address, newest last.
+    recent: [(u8, u64); RECENT],
+}
+
+/// Events remembered per address for the threat assessment.
+const RECENT: usize = 5;
+
+/// The kinds of event remembered, by index: (type, severity).
+const KINDS: [(&str, &str); 8] = [
+    ("", ""),
+    ("rate_limited", "low"),
+    ("ddos_blocked", "medium"),
+    ("threat_detected", "high"),
+    ("payload_too_large", "low"),
+    ("invalid_request", "low"),
+    ("suspicious_pattern", "medium"),
+    ("threat_feed", "medium"),
+];
+
+/// Something recently held against an address.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecentThreat {
+    /// What (`rate_limited`, `ddos_blocked`, `threat_detected`, `suspicious_pattern`, ...).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When (Unix ms).
+    pub time_ms: u64,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: &'static str,
+}
+
+fn kind_of(reason: &BlockReason) -> u8 {
+    match reason {
+        BlockReason::RateLimited { .. } => 1,
+        BlockReason::Ddos { .. } => 2,
+        BlockReason::Threat { .. } => 3,
+        BlockReason::PayloadTooLarge { .. } => 4,
+        BlockReason::BadRequest { .. } => 5,
+        BlockReason::IpBlocked { .. } | BlockReason::Unavailable { .. } => 0,
+    }
 }
 
 impl Record {
+    fn remember(&mut self, kind: u8, now_ms: u64) {
+        if kind == 0 {
+            return;
+        }
+        // A repeat of the newest kind within a second only refreshes its time (a flood of
+        // refusals is one thing to remember, not five).
+        if let Some(last) = self.recent.last_mut() {
+            if last.0 == kind && now_ms.saturating_sub(last.1) < 1000 {
+                last.1 = now_ms;
+                return;
+            }
+        }
+        self.recent.rotate_left(1);
+        self.recent[RECENT - 1] = (kind, now_ms);
+    }
     fn new(now_ms: u64) -> Self {
         Record {
             score: NEUTRAL,
@@ -84,6 +139,7 @@ impl Record {
             blocks: 0,
             blocked_until_ms: 0,
             feed_penalised: false,
+            recent: [(0, 0); RECENT],
         }
     }
 
@@ -179,6 +235,32 @@ impl Reputation {
 
     /// Lowers the score of `ip` by `points`, blocking it when it reaches the threshold.
     pub fn penalise(&self, ip: IpAddr, points: f64) {
+        self.penalise_for(ip, points, 0);
+    }
+
+    /// What was recently held against `ip`, oldest first.
+    pub fn recent(&self, ip: IpAddr) -> Vec<RecentThreat> {
+        let ip = ip.to_canonical();
+        self.shard(&ip)
+            .get(&ip)
+            .map(|r| {
+                r.recent
+                    .iter()
+                    .filter(|(kind, _)| *kind != 0)
+                    .map(|(kind, at)| {
+                        let (name, severity) = KINDS[usize::from(*kind) % KINDS.len()];
+                        RecentThreat {
+                            kind: name,
+                            time_ms: *at,
+                            severity,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn penalise_for(&self, ip: IpAddr, points: f64, kind: u8) {
         if points <= 0.0 {
             return;
         }
@@ -191,6 +273,7 @@ impl Reputation {
             }
             let record = shard.entry(ip).or_insert_with(|| Record::new(now));
             record.settle(now, self.threshold);
+            record.remember(kind, now);
             if record.blocked_until_ms != 0 {
                 // Already blocked: the score stays where it is until the block ends.
                 return;
@@ -241,7 +324,7 @@ impl Reputation {
             }
             record.feed_penalised = true;
         }
-        self.penalise(ip, points);
+        self.penalise_for(ip, points, 7);
     }
 
     /// Every record touched within `retention_ms`, for saving.
@@ -286,6 +369,7 @@ impl Reputation {
                     blocks: saved.blocks,
                     blocked_until_ms: saved.blocked_until_ms,
                     feed_penalised: false,
+                    recent: [(0, 0); RECENT],
                 },
             );
             restored += 1;
@@ -333,8 +417,12 @@ fn evict(shard: &mut HashMap<IpAddr, Record, RandomState>, now: u64, cap: usize)
 impl EventSink for Reputation {
     fn handle(&self, event: &SecurityEvent) {
         match event {
-            SecurityEvent::Blocked { ip, reason, .. } => self.penalise(*ip, penalty(reason)),
-            SecurityEvent::Pattern { ip: Some(ip), .. } => self.penalise(*ip, PATTERN_PENALTY),
+            SecurityEvent::Blocked { ip, reason, .. } => {
+                self.penalise_for(*ip, penalty(reason), kind_of(reason))
+            }
+            SecurityEvent::Pattern { ip: Some(ip), .. } => {
+                self.penalise_for(*ip, PATTERN_PENALTY, 6)
+            }
             _ => {}
         }
     }
