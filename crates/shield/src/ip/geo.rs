@@ -197,11 +197,16 @@ impl Guard for CountryGuard {
 mod tests {
     use super::*;
 
+    /// A file of the shared GeoIP test databases: `shared/geoip/` beside the checkout, found by
+    /// walking up from this crate.
     fn shared(file: &str) -> String {
-        format!(
-            "{}/../../../shared/geoip/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        )
+        let start = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = start
+            .ancestors()
+            .map(|a| a.join("shared/geoip"))
+            .find(|d| d.is_dir())
+            .expect("shared/geoip beside the checkout (the MaxMind test databases)");
+        dir.join(file).display().to_string()
     }
 
     #[test]
