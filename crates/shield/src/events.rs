@@ -216,6 +216,7 @@ impl EventSink for Statistics {
 pub struct LogSink {
     ip_mode: LogIpMode,
     key: (u64, u64),
+    geo: Option<std::sync::Arc<crate::ip::geo::GeoIp>>,
 }
 
 /// How client addresses appear in logs (`SECURITY_LOG_IP_MODE`).
@@ -234,7 +235,30 @@ pub enum LogIpMode {
 impl LogSink {
     /// A sink writing addresses the given way; `key` is the keyed-hash key.
     pub fn new(ip_mode: LogIpMode, key: (u64, u64)) -> Self {
-        LogSink { ip_mode, key }
+        LogSink {
+            ip_mode,
+            key,
+            geo: None,
+        }
+    }
+
+    /// Adds the client's country (and AS number) to block lines as fields.
+    pub fn with_geo(mut self, geo: Option<std::sync::Arc<crate::ip::geo::GeoIp>>) -> Self {
+        self.geo = geo;
+        self
+    }
+
+    fn country_and_asn(&self, ip: IpAddr) -> (String, String) {
+        match &self.geo {
+            Some(geo) => {
+                let info = geo.lookup(ip);
+                (
+                    info.country.unwrap_or_else(|| "-".into()),
+                    info.asn.map_or_else(|| "-".into(), |a| format!("AS{a}")),
+                )
+            }
+            None => ("-".into(), "-".into()),
+        }
     }
 
     /// An address as the logs show it.
@@ -278,11 +302,17 @@ impl EventSink for LogSink {
             SecurityEvent::Blocked {
                 ip, reason, path, ..
             } => {
+                // Repeats during a DDoS block are debug lines: no lookup for them.
+                let (country, asn) = if matches!(reason, BlockReason::Ddos { first: false, .. }) {
+                    ("-".to_string(), "-".to_string())
+                } else {
+                    self.country_and_asn(*ip)
+                };
                 let ip = self.show_ip(*ip);
                 match reason {
                     BlockReason::RateLimited { bucket, .. } => tracing::warn!(
                         target: "security.rate_limiter",
-                        %ip, bucket = %bucket, path = %path,
+                        %ip, bucket = %bucket, path = %path, %country, %asn,
                         "Rate limit exceeded for {ip}: {bucket} bucket empty"
                     ),
                     // One line when a block starts; during a flood the repeats would make the log
@@ -293,7 +323,7 @@ impl EventSink for LogSink {
                         ..
                     } => tracing::warn!(
                         target: "security.ddos_protection",
-                        %ip, path = %path,
+                        %ip, path = %path, %country, %asn,
                         "DDoS protection blocked request from {ip}: {detail}"
                     ),
                     BlockReason::Ddos {
@@ -302,32 +332,32 @@ impl EventSink for LogSink {
                         ..
                     } => tracing::debug!(
                         target: "security.ddos_protection",
-                        %ip, path = %path,
+                        %ip, path = %path, %country, %asn,
                         "DDoS protection blocked request from {ip}: {detail} (block running)"
                     ),
                     BlockReason::IpBlocked { detail } => tracing::warn!(
                         target: "security.ip_manager",
-                        %ip, path = %path,
+                        %ip, path = %path, %country, %asn,
                         "Blocked request from {ip}: {detail}"
                     ),
                     BlockReason::Threat { threats } => tracing::warn!(
                         target: "security.threat_detector",
-                        %ip, path = %path,
+                        %ip, path = %path, %country, %asn,
                         "Threats detected for IP {ip}: {}", python_list(threats)
                     ),
                     BlockReason::PayloadTooLarge { limit } => tracing::info!(
                         target: "security.threat_detector",
-                        %ip, path = %path,
+                        %ip, path = %path, %country, %asn,
                         "Refused request body from {ip}: larger than the inspection limit of {limit} bytes"
                     ),
                     BlockReason::Unavailable { guard } => tracing::error!(
                         target: "security",
-                        %ip, path = %path,
+                        %ip, path = %path, %country, %asn,
                         "Refused request from {ip}: {guard} failed and the fail mode is closed"
                     ),
                     BlockReason::BadRequest { detail } => tracing::info!(
                         target: "security",
-                        %ip, path = %path,
+                        %ip, path = %path, %country, %asn,
                         "Refused unreadable request from {ip}: {detail}"
                     ),
                 }

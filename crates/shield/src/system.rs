@@ -265,13 +265,22 @@ impl SecuritySystem {
             )
         });
         let hash_key = hash_key(&config.ip_hash_key)?;
+        let geo = if config.enable_ip_management {
+            GeoIp::open(&config.geoip_database_path, &config.geoip_asn_database_path)
+                .map_err(InitError::GeoIp)?
+                .map(Arc::new)
+        } else {
+            None
+        };
         let ip_mode = match config.log_ip_mode.as_str() {
             "hash" => LogIpMode::Hash,
             "mask" => LogIpMode::Mask,
             _ => LogIpMode::Plain,
         };
-        let mut sinks: Vec<Arc<dyn EventSink>> =
-            vec![stats.clone(), Arc::new(LogSink::new(ip_mode, hash_key))];
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![
+            stats.clone(),
+            Arc::new(LogSink::new(ip_mode, hash_key).with_geo(geo.clone())),
+        ];
         if let Some(reputation) = &reputation {
             sinks.push(reputation.clone());
         }
@@ -353,13 +362,6 @@ impl SecuritySystem {
         if let Some(guard) = &ddos {
             guards.push(guard.clone());
         }
-        let geo = if config.enable_ip_management {
-            GeoIp::open(&config.geoip_database_path, &config.geoip_asn_database_path)
-                .map_err(InitError::GeoIp)?
-                .map(Arc::new)
-        } else {
-            None
-        };
         let feeds = if config.enable_ip_management && !config.ip.threat_feeds.is_empty() {
             let feeds = Feeds::new(&config.ip.threat_feeds).map_err(InitError::Feeds)?;
             let runtime = tokio::runtime::Handle::try_current().map_err(|_| {

@@ -13,17 +13,9 @@ use mcp_shield::{ConfigOverrides, SecuritySystem};
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// A file of the shared GeoIP test databases: `shared/geoip/` beside the checkout, found by
-/// walking up from this crate.
-fn shared(file: &str) -> String {
-    let start = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = start
-        .ancestors()
-        .map(|a| a.join("shared/geoip"))
-        .find(|d| d.is_dir())
-        .expect("shared/geoip beside the checkout (the MaxMind test databases)");
-    dir.join(file).display().to_string()
-}
+mod support;
+
+use support::shared_geoip as shared;
 
 /// A system with IP management and both test databases; `extra` settings come last and win.
 fn system(extra: &[(&str, String)]) -> Result<SecuritySystem, mcp_shield::InitError> {

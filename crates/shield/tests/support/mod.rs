@@ -123,3 +123,15 @@ pub async fn status_of(app: &axum::Router, from: &str) -> http::StatusCode {
         .expect("infallible")
         .status()
 }
+
+/// A file of the shared GeoIP test databases: `shared/geoip/` beside the checkout, found by
+/// walking up from this crate.
+pub fn shared_geoip(file: &str) -> String {
+    let start = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = start
+        .ancestors()
+        .map(|a| a.join("shared/geoip"))
+        .find(|d| d.is_dir())
+        .expect("shared/geoip beside the checkout (the MaxMind test databases)");
+    dir.join(file).display().to_string()
+}
