@@ -352,12 +352,10 @@ impl SecuritySystem {
         };
         let emergency = Arc::new(AtomicBool::new(false));
         let ddos = config.enable_ddos_protection.then(|| {
-            Arc::new(DdosGuard::new(
-                &config.ddos,
-                emergency.clone(),
-                bus.clone(),
-                clock.clone(),
-            ))
+            Arc::new(
+                DdosGuard::new(&config.ddos, emergency.clone(), bus.clone(), clock.clone())
+                    .with_reputation(reputation.clone()),
+            )
         });
         if let Some(guard) = &ddos {
             guards.push(guard.clone());
@@ -813,8 +811,8 @@ fn status(core: &Core) -> SecurityStatus {
         healthy: true,
         backend: "memory",
         note: Some(
-            "in emergency mode, suspect addresses (new, or blocked or flagged before) get the \
-             tightest limits; reputation scores will join that test when IP management lands"
+            "in emergency mode, suspect addresses (new, blocked or flagged before, or of low \
+             reputation) get the tightest limits"
                 .into(),
         ),
         details: BTreeMap::new(),

@@ -123,6 +123,23 @@ async fn emergency_mode_halves_the_thresholds() {
         get(&app, "192.0.2.2").await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
+    // An old client with a bad record (it was blocked just now) gets the tightest too.
+    security.set_emergency_mode(false);
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(
+        get(&app, "192.0.2.1").await.0,
+        StatusCode::OK,
+        "its block is over"
+    );
+    clock.advance(Duration::from_secs(2));
+    security.set_emergency_mode(true);
+    for _ in 0..2 {
+        assert_eq!(get(&app, "192.0.2.1").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        get(&app, "192.0.2.1").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     let status = security.status().await;
     assert!(status.emergency_mode);
     assert_eq!(
@@ -283,4 +300,71 @@ async fn patterns_are_reported_and_shown_in_the_assessment() {
     let assessment = security.threat_assessment("203.0.113.5".parse().expect("ip"));
     assert!(assessment.patterns.contains(&"high_error_rate"));
     assert!(security.statistics().patterns_detected >= 2);
+}
+
+#[tokio::test]
+async fn low_reputation_addresses_get_the_tightest_limits_in_an_emergency() {
+    let config = config::load(ConfigSources {
+        overrides: ConfigOverrides::new()
+            .set("ENABLE_DDOS_PROTECTION", true)
+            .set("ENABLE_IP_MANAGEMENT", true)
+            .set("ENABLE_RATE_LIMITING", true)
+            .set("RATE_LIMIT_PER_USER_CAPACITY", 1)
+            .set("RATE_LIMIT_PER_USER_REFILL_RATE", 0.001)
+            .set("DDOS_REQUESTS_PER_SECOND_THRESHOLD", 10)
+            .set("ADMIN_TOKEN", "ddos-test-token"),
+        ..ConfigSources::default()
+    })
+    .expect("config");
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    let security = SecuritySystem::with_clock(config, clock.clone()).expect("system");
+    let app = Router::new()
+        .fallback(|| async { "ok" })
+        .layer(security.layer());
+    let send = |ip: &str, token: Option<&str>| {
+        let mut request = Request::get("/");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut request = request.body(Body::empty()).expect("request");
+        let peer: SocketAddr = format!("{ip}:40000").parse().expect("peer");
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request)
+    };
+    assert_eq!(
+        send("192.0.2.10", None).await.expect("ok").status(),
+        StatusCode::OK
+    );
+    // The other client's user runs out of its one token: fifteen rate-limit refusals, at a
+    // gentle pace (no DDoS offence), cost it 30 points of reputation.
+    for _ in 0..16 {
+        send("192.0.2.11", Some("greedy")).await.expect("ok");
+        clock.advance(Duration::from_millis(250));
+    }
+    let low: std::net::IpAddr = "192.0.2.11".parse().expect("ip");
+    let score = security
+        .threat_assessment(low)
+        .reputation_score
+        .expect("score");
+    assert!(score < 30.0, "{score}");
+    assert!(security.threat_assessment(low).patterns.is_empty());
+    clock.advance(Duration::from_secs(2));
+    security.set_emergency_mode(true);
+    // The good client keeps half the threshold (5); the poor one gets a quarter (2.5).
+    for _ in 0..5 {
+        assert_eq!(
+            send("192.0.2.10", None).await.expect("ok").status(),
+            StatusCode::OK
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            send("192.0.2.11", None).await.expect("ok").status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        send("192.0.2.11", None).await.expect("ok").status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

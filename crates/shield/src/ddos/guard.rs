@@ -11,12 +11,16 @@ use std::sync::{Arc, Mutex};
 
 use super::emergency::{EmergencyController, Transition};
 use super::patterns::{Pattern, SurgeDetector};
-use super::table::TrafficTable;
+use super::table::{Tightening, TrafficTable};
 use super::tracker::{IpTraffic, Judgement, Thresholds};
 use crate::clock::Clock;
 use crate::config::DdosConfig;
 use crate::decision::{BlockReason, Verdict};
 use crate::events::{EventBus, SecurityEvent};
+use crate::ip::reputation::Reputation;
+
+/// Below this reputation score an address counts as suspect in emergency mode.
+pub const LOW_REPUTATION: f64 = 30.0;
 use crate::pipeline::{Check, Guard, Outcome};
 use crate::request::RequestFacts;
 
@@ -31,6 +35,7 @@ pub struct DdosGuard {
     second_start_ms: AtomicU64,
     this_second: AtomicU64,
     surges: Mutex<SurgeDetector>,
+    reputation: Option<Arc<Reputation>>,
     bus: Arc<EventBus>,
     clock: Arc<dyn Clock>,
 }
@@ -95,9 +100,16 @@ impl DdosGuard {
             second_start_ms: AtomicU64::new(0),
             this_second: AtomicU64::new(0),
             surges: Mutex::new(SurgeDetector::default()),
+            reputation: None,
             bus,
             clock,
         }
+    }
+
+    /// Lets emergency mode give addresses of low reputation the tightest limits.
+    pub fn with_reputation(mut self, reputation: Option<Arc<Reputation>>) -> Self {
+        self.reputation = reputation;
+        self
     }
 
     /// What is known of an address's recent traffic.
@@ -203,13 +215,17 @@ impl Guard for DdosGuard {
         self.this_second.fetch_add(1, Ordering::Relaxed);
         let emergency = self.emergency.load(Ordering::Relaxed);
         let limits = self.limits();
-        // In emergency mode, addresses first seen since it began get the tightest limits, and
-        // tool calls (what costs an MCP server most) weigh double, so they are limited first.
-        let tight = emergency.then(|| {
-            (
-                self.emergency_since_ms.load(Ordering::Relaxed),
-                limits.scaled(self.emergency_factor),
-            )
+        // In emergency mode, suspect addresses (first seen since it began, with a bad record,
+        // or of low reputation) get the tightest limits, and tool calls (what costs an MCP
+        // server most) weigh double, so they are limited first. Reputation is asked only in
+        // an emergency, when the answer matters.
+        let tight = emergency.then(|| Tightening {
+            since_ms: self.emergency_since_ms.load(Ordering::Relaxed),
+            limits: limits.scaled(self.emergency_factor),
+            low_reputation: self
+                .reputation
+                .as_ref()
+                .is_some_and(|r| r.score(facts.client_ip) < LOW_REPUTATION),
         });
         let weight = if emergency && facts.json_rpc.iter().any(|m| m.tool().is_some()) {
             2

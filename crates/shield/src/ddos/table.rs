@@ -14,6 +14,17 @@ use super::tracker::{IpTraffic, Judgement, Thresholds};
 
 const SHARDS: usize = 64;
 
+/// Emergency mode's tighter limits, and whom they apply to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tightening {
+    /// When the emergency began: addresses first seen since are suspect.
+    pub since_ms: u64,
+    /// The tighter limits.
+    pub limits: Thresholds,
+    /// The address has a low reputation.
+    pub low_reputation: bool,
+}
+
 type Shard = HashMap<IpAddr, IpTraffic, RandomState>;
 
 /// Recent traffic of up to `max_ips` addresses.
@@ -61,15 +72,15 @@ impl TrafficTable {
     }
 
     /// Counts a request from `ip` to `endpoint` weighing `weight`, decides it (with `tight`
-    /// limits instead for a suspect address: first seen at or after `tight.0`, or with a bad
-    /// record), and notes patterns.
+    /// limits instead for a suspect address: first seen at or after `tight.0`, with a bad
+    /// record here, or of low reputation), and notes patterns.
     /// Returns the judgement and the patterns newly shown.
     pub fn judge_and_note(
         &self,
         ip: IpAddr,
         now_ms: u64,
         limits: &Thresholds,
-        tight: Option<(u64, Thresholds)>,
+        tight: Option<Tightening>,
         weight: u32,
         endpoint: u64,
     ) -> (Judgement, u8) {
@@ -79,11 +90,7 @@ impl TrafficTable {
         }
         let traffic = shard.entry(ip).or_default();
         let limits = match tight {
-            Some((since, tight))
-                if traffic.first_seen_ms == 0 || traffic.first_seen_ms >= since =>
-            {
-                tight
-            }
+            Some(t) if t.low_reputation || traffic.is_suspect(t.since_ms) => t.limits,
             _ => *limits,
         };
         let judgement = traffic.judge_weighted(now_ms, &limits, weight);
