@@ -826,6 +826,13 @@ fn status(core: &Core) -> SecurityStatus {
             .insert("per_second_threshold_now", limits.per_second.into());
         ddos.details
             .insert("per_minute_threshold_now", limits.per_minute.into());
+        let view = guard.emergency_view();
+        ddos.details
+            .insert("emergency_threshold_rps", view.threshold_rps.into());
+        ddos.details
+            .insert("baseline_rps", view.baseline_rps.into());
+        ddos.details
+            .insert("distributed_flood", view.distributed_flood.into());
     }
     components.insert("ddos_protection", ddos);
     let mut ip = ComponentStatus {

@@ -53,12 +53,6 @@ fn mask6(addr: u128, len: u8) -> u128 {
     }
 }
 
-/// An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a dual-stack socket reports for an IPv4
-/// peer) is the IPv4 address it carries.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
-}
-
 impl<V> PrefixTable<V> {
     /// An empty table.
     pub fn new() -> Self {
@@ -138,7 +132,9 @@ impl<V> PrefixTable<V> {
         ip: IpAddr,
         mut accept: impl FnMut(&V) -> bool,
     ) -> Option<(IpNet, &V)> {
-        match canonical(ip) {
+        // An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a dual-stack socket reports for
+        // an IPv4 peer) is the IPv4 address it carries.
+        match ip.to_canonical() {
             IpAddr::V4(addr) => {
                 let bits = u32::from(addr);
                 let mut lengths = self.v4_lengths;
