@@ -73,7 +73,7 @@ pub struct ListMatch {
 }
 
 /// The whitelist and the blacklist, safe to share between threads. Reads take a read lock on
-/// one list and do a few hash probes; expired entries are skipped at lookup and swept on write.
+/// one list and do a few hash probes; expired entries are skipped at lookup and swept when a full list needs room.
 pub struct IpLists {
     whitelist: RwLock<PrefixTable<ListEntry>>,
     blacklist: RwLock<PrefixTable<ListEntry>>,
