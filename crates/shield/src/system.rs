@@ -17,9 +17,11 @@ use crate::events::{
     EventBus, EventSink, LogIpMode, LogSink, SecurityEvent, Statistics, StatisticsSnapshot,
 };
 use crate::ip::feeds::{FeedGuard, Feeds};
+use crate::ip::geo::RiskPolicy;
 use crate::ip::geo::{CountryGuard, GeoIp};
 use crate::ip::persist;
 use crate::ip::reputation::{self, Reputation};
+use crate::ip::shared_reputation::SharedReputation;
 use crate::ip::sync::ListSync;
 use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
 use crate::layer::SecurityLayer;
@@ -79,6 +81,10 @@ pub(crate) struct Core {
     pub(crate) ddos: Option<Arc<DdosGuard>>,
     pub(crate) geo: Option<Arc<GeoIp>>,
     pub(crate) reputation: Option<Arc<Reputation>>,
+    /// Reputation kept in Redis (with `REDIS_URL`).
+    pub(crate) shared_reputation: Option<Arc<SharedReputation>>,
+    /// GeoIP risk (with an Anonymous-IP database or high-risk countries).
+    pub(crate) geo_risk: Option<Arc<RiskPolicy>>,
     pub(crate) feeds: Option<Arc<Feeds>>,
     pub(crate) data_dir: Option<std::path::PathBuf>,
     pub(crate) dirty: Option<Arc<Dirty>>,
@@ -266,12 +272,41 @@ impl SecuritySystem {
         });
         let hash_key = hash_key(&config.ip_hash_key)?;
         let geo = if config.enable_ip_management {
-            GeoIp::open(&config.geoip_database_path, &config.geoip_asn_database_path)
-                .map_err(InitError::GeoIp)?
-                .map(Arc::new)
+            GeoIp::open(&[
+                &config.geoip_database_path,
+                &config.geoip_asn_database_path,
+                &config.geoip_anonymous_database_path,
+            ])
+            .map_err(InitError::GeoIp)?
+            .map(Arc::new)
         } else {
             None
         };
+        let geo_risk = geo
+            .as_ref()
+            .map(|g| {
+                Arc::new(RiskPolicy::new(
+                    g.clone(),
+                    &config.ip.geo_high_risk_countries,
+                ))
+            })
+            .filter(|p| p.is_active());
+        if let (Some(reputation), Some(policy)) = (&reputation, &geo_risk) {
+            reputation.use_geo_risk(policy.clone());
+        }
+        if !config.ip.geo_high_risk_countries.is_empty() && geo.is_none() {
+            tracing::warn!(
+                target: "security.ip_manager",
+                "high-risk countries are configured but no GeoIP database is loaded: they are not used"
+            );
+        }
+        if let Some(reputation) = &reputation {
+            // Saved records carry a keyed hash, not the address, when the operator gave a key
+            // (a random per-process key could never match them again after a restart).
+            if !config.ip_hash_key.is_empty() {
+                reputation.save_by_hash(hash_key);
+            }
+        }
         let ip_mode = match config.log_ip_mode.as_str() {
             "hash" => LogIpMode::Hash,
             "mask" => LogIpMode::Mask,
@@ -444,6 +479,15 @@ impl SecuritySystem {
             user_id_header: http::HeaderName::from_bytes(config.user_id_header.as_bytes()).ok(),
             hash_key,
         };
+        let shared_reputation = match (&redis, &reputation) {
+            (Some(redis), Some(reputation)) => Some(SharedReputation::start(
+                redis.clone(),
+                reputation,
+                config.data_retention.saturating_mul(1000),
+                clock.clone(),
+            )),
+            _ => None,
+        };
         let list_sync = match &redis {
             Some(redis) => {
                 let sync = ListSync::new(redis.clone(), lists.clone(), hex(&random_bytes::<6>()?));
@@ -482,6 +526,8 @@ impl SecuritySystem {
             dirty,
             feeds,
             reputation,
+            shared_reputation,
+            geo_risk,
             geo,
             country_guard,
             ddos,
@@ -546,6 +592,12 @@ impl SecuritySystem {
     /// Whether the admin token was generated (not configured): the gateway then logs it once.
     pub fn admin_token_generated(&self) -> bool {
         self.core.admin_token_generated
+    }
+
+    /// The reputation table (with IP management on): scores, and penalties an embedding
+    /// application wants to apply itself.
+    pub fn reputation(&self) -> Option<&Arc<Reputation>> {
+        self.core.reputation.as_ref()
     }
 
     /// The allow and deny lists. Changes made here are not announced on the event bus; the
@@ -635,8 +687,32 @@ impl SecuritySystem {
         status(&self.core)
     }
 
-    /// What `GET /api/security/threat/{ip}` returns.
+    /// Waits (at most `limit`) until reputation penalties queued for Redis have been applied;
+    /// true if they have (or there is no Redis). For shutdown and tests.
+    pub async fn reputation_settled(&self, limit: std::time::Duration) -> bool {
+        match &self.core.shared_reputation {
+            Some(shared) => shared.settled(limit).await,
+            None => true,
+        }
+    }
+
+    /// What this instance knows about `ip` now. With Redis, the reputation shown is the one
+    /// this instance last saw; [`SecuritySystem::threat_assessment_shared`] asks Redis first.
     pub fn threat_assessment(&self, ip: IpAddr) -> ThreatAssessment {
+        threat_assessment(&self.core, ip)
+    }
+
+    /// What `GET /api/security/threat/{ip}` returns: the assessment, with the reputation
+    /// every instance shares fetched from Redis first (when Redis is in use and answers).
+    pub async fn threat_assessment_shared(&self, ip: IpAddr) -> ThreatAssessment {
+        let ip = ip.to_canonical();
+        if let (Some(shared), Some(reputation)) =
+            (&self.core.shared_reputation, &self.core.reputation)
+        {
+            if let Ok(Some(state)) = shared.fetch(ip, reputation.ceiling(ip)).await {
+                reputation.adopt(ip, state);
+            }
+        }
         threat_assessment(&self.core, ip)
     }
 }
@@ -919,8 +995,10 @@ pub struct ThreatAssessment {
     pub reputation_score: Option<f64>,
     /// Feeds that list it.
     pub feeds: Vec<String>,
-    /// Country, city, ASN (null until GeoIP is built).
+    /// Country, city, ASN, anonymity flags (null without a GeoIP database).
     pub geo: Option<serde_json::Value>,
+    /// How much GeoIP lowers its reputation, and why (null when nothing does).
+    pub geo_risk: Option<crate::ip::geo::GeoRisk>,
     /// Recent threats seen from it.
     pub recent_threats: Vec<reputation::RecentThreat>,
     /// Anomaly score, 0 to 1 (null until anomaly detection is built).
@@ -999,6 +1077,11 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
             .geo
             .as_ref()
             .and_then(|g| serde_json::to_value(g.lookup(ip)).ok()),
+        geo_risk: core
+            .geo_risk
+            .as_ref()
+            .map(|p| p.risk(ip))
+            .filter(|r| r.points > 0.0),
         recent_threats: core
             .reputation
             .as_ref()

@@ -150,3 +150,60 @@ fn country_codes_are_validated() {
     );
     assert!(err.contains("not both"), "{err}");
 }
+
+#[tokio::test]
+async fn anonymisers_and_high_risk_countries_start_lower_and_recover_only_that_far() {
+    let security = system(&[
+        (
+            "SECURITY_GEOIP_ANONYMOUS_IP_DATABASE_PATH",
+            shared("GeoIP2-Anonymous-IP-Test.mmdb"),
+        ),
+        ("SECURITY_GEO_HIGH_RISK_COUNTRIES", "CN".to_string()),
+    ])
+    .expect("system");
+    let assess = |ip: &str| security.threat_assessment(ip.parse().expect("ip"));
+    // A Tor exit node (and VPN): the worst flag counts.
+    let tor = assess("1.124.213.1");
+    assert_eq!(tor.reputation_score, Some(30.0));
+    let risk = tor.geo_risk.expect("risk shown");
+    assert_eq!(risk.points, 20.0);
+    assert_eq!(risk.reasons, ["tor_exit_node", "anonymous_vpn"]);
+    assert_eq!(
+        tor.geo.as_ref().map(|g| g["anonymity"].clone()),
+        Some(serde_json::json!(["tor_exit_node", "anonymous_vpn"]))
+    );
+    // A hosting provider costs little; a high-risk country 10 points.
+    assert_eq!(assess("6.1.0.2").reputation_score, Some(45.0));
+    assert_eq!(assess("175.16.199.0").reputation_score, Some(40.0));
+    // Ordinary addresses are neutral and show no risk.
+    let milton = assess("216.160.83.56");
+    assert_eq!(milton.reputation_score, Some(50.0));
+    assert!(milton.geo_risk.is_none());
+    // The same 20-point penalty leaves a Tor exit at 10: blocked, where a neutral address
+    // would still be served.
+    let (tor_ip, plain_ip) = (
+        "1.124.213.1".parse().expect("ip"),
+        "216.160.83.56".parse().expect("ip"),
+    );
+    let reputation = security.reputation().expect("ip management on");
+    reputation.penalise(tor_ip, 20.0);
+    reputation.penalise(plain_ip, 20.0);
+    assert!(assess("1.124.213.1").blocked);
+    assert!(!assess("216.160.83.56").blocked);
+    assert_eq!(assess("216.160.83.56").reputation_score, Some(30.0));
+}
+
+#[test]
+fn high_risk_countries_are_validated() {
+    let err = config::load(ConfigSources {
+        overrides: ConfigOverrides::new().set("SECURITY_GEO_HIGH_RISK_COUNTRIES", "XYZ"),
+        ..ConfigSources::default()
+    })
+    .expect_err("invalid code");
+    let text = err.to_string();
+    assert!(
+        text.contains("ip.geo_high_risk_countries") || text.contains("GEO_HIGH_RISK"),
+        "{text}"
+    );
+    assert!(text.contains("XYZ"), "{text}");
+}

@@ -102,3 +102,72 @@ async fn a_restart_keeps_a_blacklist_a_temporary_block_and_reputation() {
     assert!(err.contains("ip-state.json"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn system_with_key(
+    dir: &std::path::Path,
+    clock: std::sync::Arc<ManualClock>,
+    key: &str,
+) -> SecuritySystem {
+    let config = config::load(ConfigSources {
+        overrides: ConfigOverrides::new()
+            .set("ENABLE_IP_MANAGEMENT", true)
+            .set("ENABLE_RATE_LIMITING", true)
+            .set("RATE_LIMIT_PER_IP_CAPACITY", 1)
+            .set("RATE_LIMIT_PER_IP_REFILL_RATE", 0.001)
+            .set("DATA_DIR", dir.display().to_string())
+            .set("IP_HASH_KEY", key)
+            .set("ADMIN_TOKEN", "persist-test-token"),
+        ..ConfigSources::default()
+    })
+    .expect("config");
+    SecuritySystem::with_clock(config, clock).expect("system")
+}
+
+#[tokio::test]
+async fn with_a_hash_key_reputation_is_saved_by_hash_and_found_again() {
+    let dir = std::env::temp_dir().join(format!("mcp-shield-hashed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    {
+        let first = system_with_key(&dir, clock.clone(), "the-operators-key");
+        for _ in 0..4 {
+            status_from(&first, "192.0.2.9").await;
+        }
+        first.persist().await.expect("saved");
+    }
+    let text = std::fs::read_to_string(dir.join("ip-state.json")).expect("state file");
+    let saved: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let records = saved["reputation"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "{text}");
+    assert!(records[0].get("ip").is_none(), "{text}");
+    assert_eq!(
+        records[0]["ip_hash"].as_str().map(str::len),
+        Some(16),
+        "{text}"
+    );
+    assert!(
+        !text.contains("192.0.2.9"),
+        "no address in the file: {text}"
+    );
+
+    // Restarted with the same key: the record is found when the address comes back, and is
+    // saved again meanwhile.
+    let ip = "192.0.2.9".parse().expect("ip");
+    {
+        let second = system_with_key(&dir, clock.clone(), "the-operators-key");
+        second.persist().await.expect("saved untouched");
+    }
+    let second = system_with_key(&dir, clock.clone(), "the-operators-key");
+    assert_eq!(second.threat_assessment(ip).reputation_score, Some(44.0));
+    // With another key the record can never match: the address starts afresh.
+    drop(second);
+    std::fs::remove_dir_all(&dir).ok();
+    let mut fresh = system_with_key(&dir, clock.clone(), "the-operators-key");
+    for _ in 0..4 {
+        status_from(&fresh, "192.0.2.9").await;
+    }
+    fresh.persist().await.expect("saved");
+    fresh = system_with_key(&dir, clock, "another-key");
+    assert_eq!(fresh.threat_assessment(ip).reputation_score, Some(50.0));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -282,7 +282,11 @@ async fn threat(State(core): State<Shared>, Path(ip): Path<String>) -> Response 
     let Ok(ip) = ip.trim().parse::<IpAddr>() else {
         return invalid(format!("{ip:?} is not an IP address"));
     };
-    ok_json(crate::SecuritySystem::from_core(core).threat_assessment(ip))
+    ok_json(
+        crate::SecuritySystem::from_core(core)
+            .threat_assessment_shared(ip)
+            .await,
+    )
 }
 
 #[derive(Deserialize)]

@@ -561,6 +561,10 @@ fn validate(config: &Config, problems: &mut Collector) {
     for (path, list) in [
         ("ip.geo_blocked_countries", &config.ip.geo_blocked_countries),
         ("ip.geo_allowed_countries", &config.ip.geo_allowed_countries),
+        (
+            "ip.geo_high_risk_countries",
+            &config.ip.geo_high_risk_countries,
+        ),
     ] {
         for code in list {
             let ok = code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic());

@@ -92,6 +92,7 @@ pub struct Config {
     pub redis_timeout_ms: u64,
     pub geoip_database_path: String,
     pub geoip_asn_database_path: String,
+    pub geoip_anonymous_database_path: String,
     pub rate_limit: RateLimitConfig,
     pub ddos: DdosConfig,
     pub ip: IpConfig,
@@ -126,6 +127,7 @@ impl Default for Config {
             redis_timeout_ms: 50,
             geoip_database_path: String::new(),
             geoip_asn_database_path: String::new(),
+            geoip_anonymous_database_path: String::new(),
             rate_limit: RateLimitConfig::default(),
             ddos: DdosConfig::default(),
             ip: IpConfig::default(),
@@ -289,6 +291,7 @@ pub struct IpConfig {
     pub threat_feed_refresh: u64,
     pub geo_blocked_countries: Vec<String>,
     pub geo_allowed_countries: Vec<String>,
+    pub geo_high_risk_countries: Vec<String>,
     pub max_tracked_ips: u64,
 }
 
@@ -301,6 +304,7 @@ impl Default for IpConfig {
             threat_feed_refresh: 3600,
             geo_blocked_countries: Vec::new(),
             geo_allowed_countries: Vec::new(),
+            geo_high_risk_countries: Vec::new(),
             max_tracked_ips: 500_000,
         }
     }

@@ -1,6 +1,8 @@
-//! IP management. Today: the operator's allow and deny lists (longest-prefix match over IPv4
-//! and IPv6 networks, with expiry) and the guard that enforces the deny list. Reputation,
-//! auto-blacklisting, GeoIP and feeds will live here too.
+//! IP management: the operator's allow and deny lists (longest-prefix match over IPv4 and
+//! IPv6 networks, with expiry) and the guard that enforces the deny list ([`lists`],
+//! [`guard`]); reputation and automatic temporary blocks ([`reputation`], kept in Redis by
+//! [`shared_reputation`]); GeoIP, country rules and GeoIP risk ([`geo`]); threat-intelligence
+//! feeds ([`feeds`]); lists shared through Redis ([`sync`]) and saved to disk ([`persist`]).
 
 pub mod feeds;
 pub mod geo;
@@ -9,6 +11,7 @@ mod lists;
 pub mod persist;
 mod prefix_table;
 pub mod reputation;
+pub mod shared_reputation;
 pub mod sync;
 
 pub use guard::BlacklistGuard;

@@ -1,13 +1,15 @@
 //! Keeping the lists, temporary blocks and reputation across restarts in memory mode
-//! (`SECURITY_DATA_DIR`; with Redis, Redis keeps the lists).
+//! (`SECURITY_DATA_DIR`; with Redis, Redis keeps the lists and the reputation, and the folder
+//! is not used).
 //!
 //! One JSON file, `ip-state.json`, written atomically (a temporary file in the same folder,
 //! synced, then renamed over the old one), so a crash mid-write leaves the previous state.
 //! Written every ten seconds when something changed, and on [`crate::SecuritySystem::persist`]
-//! (the gateway calls it at shutdown). Reputation records are stored by address (they must be
-//! found by address after a restart), so the folder holds client addresses: protect it as
-//! you would logs. Records untouched for `SECURITY_DATA_RETENTION` seconds are dropped at load
-//! and at save.
+//! (the gateway calls it at shutdown). Reputation records are stored by keyed hash when
+//! `SECURITY_IP_HASH_KEY` is set (found again when the address next comes), else by address.
+//! List entries, temporary blocks included, are networks the lists must enforce at start, so
+//! they are stored as networks: protect the folder as you would logs. Records untouched for
+//! `SECURITY_DATA_RETENTION` seconds are dropped at load and at save.
 
 use std::path::{Path, PathBuf};
 

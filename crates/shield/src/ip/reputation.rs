@@ -1,30 +1,45 @@
 //! Reputation: a score per address from 0 (hostile) to 100 (trusted) that falls with bad
 //! behaviour and recovers with time, and the automatic temporary block when it falls too low.
 //!
-//! - Every address starts at [`NEUTRAL`] (50).
+//! - Every address starts at [`NEUTRAL`] (50), less its GeoIP risk (up to 30 points for a Tor
+//!   exit, a proxy, a VPN or hosting provider, or a high-risk country: [`super::geo`]). That
+//!   starting value is the address's *ceiling*.
 //! - Events from the other guards lower it ([`penalty`]): a critical threat costs far more
-//!   than a rate-limit hit.
-//! - Below neutral it recovers by [`RECOVERY_PER_MINUTE`] (1 point a minute), never past
-//!   neutral: trust is not earned by mere time.
+//!   than a rate-limit hit. Penalty feeds lower it once.
+//! - Below its ceiling it recovers by [`RECOVERY_PER_MINUTE`] (1 point a minute), never past
+//!   it: trust is not earned by mere time.
 //! - At or below `SECURITY_IP_AUTO_BLACKLIST_THRESHOLD` (10) the address is put on the
 //!   blacklist for `SECURITY_IP_TEMP_BLOCK_DURATION` (3600 s), doubled for each earlier block,
 //!   as `Auto-blacklisted due to low reputation`. When the block ends the address is served on
 //!   probation at [`PROBATION`] points above the threshold; a relapse blocks it for longer.
 //!
 //! The sink keeps at most `max_tracked` addresses in a sharded table; when a shard is full,
-//! addresses back at neutral and not blocked go first (forgetting them loses nothing), then
-//! the highest scores.
+//! addresses back at their ceiling and not blocked go first (forgetting them loses nothing),
+//! then the highest scores.
+//!
+//! With Redis ([`super::shared_reputation`]) the table is this instance's view of scores kept
+//! in Redis: penalties are applied there, atomically, and the answer (score, blocks, block
+//! end) replaces the local record; the decision to block is Redis's, so two instances never
+//! block one address twice. While Redis is unavailable the local table decides alone.
+//!
+//! Saved records ([`Reputation::export`]) carry the address, or only its keyed hash when
+//! `SECURITY_IP_HASH_KEY` is set: hashed records wait aside after a restart and rejoin the
+//! table the first time their address is seen.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use super::geo::RiskPolicy;
+use super::shared_reputation::SharedReputation;
 use crate::clock::Clock;
 use crate::decision::BlockReason;
 use crate::events::{EventBus, EventSink, SecurityEvent};
 use crate::ip::{IpLists, ListKind};
+use crate::request::keyed_hash;
 
 /// Where every address starts.
 pub const NEUTRAL: f64 = 50.0;
@@ -35,11 +50,15 @@ pub const PROBATION: f64 = 20.0;
 /// The reason written on automatic blacklist entries.
 pub const AUTO_BLACKLIST_REASON: &str = "Auto-blacklisted due to low reputation";
 
-/// A reputation record as saved across restarts.
+/// A reputation record as saved across restarts: by address, or by its keyed hash.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SavedRecord {
-    /// The address.
-    pub ip: IpAddr,
+    /// The address (absent when saved by hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// The keyed hash of the address (`SECURITY_IP_HASH_KEY`), when saved by hash.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_hash")]
+    pub ip_hash: Option<u64>,
     /// Its score.
     pub score: f64,
     /// When the score was last settled (Unix ms).
@@ -67,9 +86,42 @@ pub fn penalty(reason: &BlockReason) -> f64 {
 /// What a DDoS pattern costs.
 pub const PATTERN_PENALTY: f64 = 10.0;
 
+/// Hashes as 16 hex digits in the file (JSON numbers lose precision past 2^53).
+mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(hash: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match hash {
+            Some(h) => s.serialize_str(&format!("{h:016x}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| u64::from_str_radix(&t, 16).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// The state of an address's record as Redis holds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SharedState {
+    /// The score.
+    pub score: f64,
+    /// Temporary blocks so far.
+    pub blocks: u32,
+    /// When the current block ends (Unix ms), 0 for none.
+    pub blocked_until_ms: u64,
+    /// Length of a block this penalty started (ms), 0 if it started none.
+    pub new_block_ms: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Record {
     score: f64,
+    /// Where the score recovers to: neutral less the address's GeoIP risk.
+    ceiling: f64,
     at_ms: u64,
     blocks: u32,
     blocked_until_ms: u64,
@@ -132,9 +184,10 @@ impl Record {
         self.recent.rotate_left(1);
         self.recent[RECENT - 1] = (kind, now_ms);
     }
-    fn new(now_ms: u64) -> Self {
+    fn new(now_ms: u64, ceiling: f64) -> Self {
         Record {
-            score: NEUTRAL,
+            score: ceiling,
+            ceiling,
             at_ms: now_ms,
             blocks: 0,
             blocked_until_ms: 0,
@@ -150,9 +203,9 @@ impl Record {
             self.score = self.score.max(threshold + PROBATION);
             self.at_ms = self.at_ms.max(now_ms);
         }
-        if self.blocked_until_ms == 0 && self.score < NEUTRAL && now_ms > self.at_ms {
+        if self.blocked_until_ms == 0 && self.score < self.ceiling && now_ms > self.at_ms {
             let minutes = (now_ms - self.at_ms) as f64 / 60_000.0;
-            self.score = (self.score + minutes * RECOVERY_PER_MINUTE).min(NEUTRAL);
+            self.score = (self.score + minutes * RECOVERY_PER_MINUTE).min(self.ceiling);
         }
         self.at_ms = self.at_ms.max(now_ms);
     }
@@ -168,6 +221,13 @@ pub struct Reputation {
     lists: Arc<IpLists>,
     bus: Mutex<Weak<EventBus>>,
     clock: Arc<dyn Clock>,
+    geo_risk: OnceLock<Arc<RiskPolicy>>,
+    shared: OnceLock<Arc<SharedReputation>>,
+    /// Key for saving records by hash (`SECURITY_IP_HASH_KEY`).
+    save_by_hash: OnceLock<(u64, u64)>,
+    /// Records restored by hash, waiting for their address to be seen.
+    restored: Mutex<HashMap<u64, SavedRecord>>,
+    has_restored: AtomicBool,
 }
 
 impl std::fmt::Debug for Reputation {
@@ -200,7 +260,78 @@ impl Reputation {
             lists,
             bus: Mutex::new(Weak::new()),
             clock,
+            geo_risk: OnceLock::new(),
+            shared: OnceLock::new(),
+            save_by_hash: OnceLock::new(),
+            restored: Mutex::new(HashMap::new()),
+            has_restored: AtomicBool::new(false),
         })
+    }
+
+    /// Lowers the ceiling of risky addresses (anonymisers, high-risk countries). Set once,
+    /// before traffic.
+    pub fn use_geo_risk(&self, policy: Arc<RiskPolicy>) {
+        if policy.is_active() {
+            let _ = self.geo_risk.set(policy);
+        }
+    }
+
+    /// Applies penalties in Redis from now on (set once, by [`SharedReputation::start`]).
+    pub(crate) fn share_through(&self, shared: Arc<SharedReputation>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// Saves records by keyed hash rather than by address.
+    pub fn save_by_hash(&self, key: (u64, u64)) {
+        let _ = self.save_by_hash.set(key);
+    }
+
+    /// The score `ip` starts at and recovers to: neutral less its GeoIP risk.
+    pub fn ceiling(&self, ip: IpAddr) -> f64 {
+        match self.geo_risk.get() {
+            Some(policy) => NEUTRAL - policy.risk(ip).points,
+            None => NEUTRAL,
+        }
+    }
+
+    /// The auto-blacklist threshold.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// The first temporary block's length (ms).
+    pub fn block_ms(&self) -> u64 {
+        self.block_ms
+    }
+
+    /// A fresh record for `ip`, or the one saved by hash before a restart.
+    fn fresh_record(&self, ip: IpAddr, now: u64) -> Record {
+        let ceiling = self.ceiling(ip);
+        if let Some(saved) = self.take_restored(ip) {
+            return Record {
+                score: saved.score.clamp(0.0, 100.0),
+                ceiling,
+                at_ms: saved.at_ms,
+                blocks: saved.blocks,
+                blocked_until_ms: saved.blocked_until_ms,
+                feed_penalised: false,
+                recent: [(0, 0); RECENT],
+            };
+        }
+        Record::new(now, ceiling)
+    }
+
+    fn take_restored(&self, ip: IpAddr) -> Option<SavedRecord> {
+        if !self.has_restored.load(Ordering::Relaxed) {
+            return None;
+        }
+        let key = *self.save_by_hash.get()?;
+        let mut restored = self.restored.lock().unwrap_or_else(|e| e.into_inner());
+        let found = restored.remove(&hash_of(key, ip));
+        if restored.is_empty() {
+            self.has_restored.store(false, Ordering::Relaxed);
+        }
+        found
     }
 
     /// Where blocks are announced (set once the bus exists; held weakly, as the bus holds
@@ -219,18 +350,87 @@ impl Reputation {
         self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The score of `ip` now (neutral for an address never seen).
+    /// The score of `ip` now (its ceiling for an address never seen).
     pub fn score(&self, ip: IpAddr) -> f64 {
         let ip = ip.to_canonical();
         let now = self.clock.unix_ms();
-        let mut shard = self.shard(&ip);
-        match shard.get_mut(&ip) {
-            Some(record) => {
+        {
+            let mut shard = self.shard(&ip);
+            if let Some(record) = shard.get_mut(&ip) {
                 record.settle(now, self.threshold);
-                record.score
+                return record.score;
             }
-            None => NEUTRAL,
         }
+        if let Some(saved) = self.take_restored(ip) {
+            let mut record = Record::new(saved.at_ms, self.ceiling(ip));
+            record.score = saved.score.clamp(0.0, 100.0);
+            record.at_ms = saved.at_ms;
+            record.blocks = saved.blocks;
+            record.blocked_until_ms = saved.blocked_until_ms;
+            record.settle(now, self.threshold);
+            let score = record.score;
+            self.insert(ip, record, now);
+            return score;
+        }
+        self.ceiling(ip)
+    }
+
+    fn insert(&self, ip: IpAddr, record: Record, now: u64) {
+        let mut shard = self.shard(&ip);
+        if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
+            evict(&mut shard, now, self.shard_cap);
+        }
+        shard.insert(ip, record);
+    }
+
+    /// Takes the state Redis answered for `ip` as this instance's record, and blocks the
+    /// address when that penalty started a block.
+    pub(crate) fn adopt(&self, ip: IpAddr, state: SharedState) {
+        let ip = ip.to_canonical();
+        let now = self.clock.unix_ms();
+        {
+            let mut shard = self.shard(&ip);
+            if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
+                evict(&mut shard, now, self.shard_cap);
+            }
+            let ceiling = self.ceiling(ip);
+            let record = shard.entry(ip).or_insert_with(|| Record::new(now, ceiling));
+            record.score = state.score.clamp(0.0, 100.0);
+            record.blocks = state.blocks;
+            record.blocked_until_ms = state.blocked_until_ms;
+            record.at_ms = record.at_ms.max(now);
+        }
+        if state.new_block_ms > 0 {
+            self.blacklist(ip, state.new_block_ms);
+        }
+    }
+
+    /// Decides alone whether `ip` is now low enough to block (Redis did not answer for a
+    /// penalty already counted locally).
+    pub(crate) fn decide_locally(&self, ip: IpAddr) {
+        let ip = ip.to_canonical();
+        let now = self.clock.unix_ms();
+        let block = {
+            let mut shard = self.shard(&ip);
+            let Some(record) = shard.get_mut(&ip) else {
+                return;
+            };
+            record.settle(now, self.threshold);
+            self.start_block_if_low(record, now)
+        };
+        if let Some(length) = block {
+            self.blacklist(ip, length);
+        }
+    }
+
+    fn start_block_if_low(&self, record: &mut Record, now: u64) -> Option<u64> {
+        if record.blocked_until_ms != 0 || record.score > self.threshold {
+            return None;
+        }
+        let length = self.block_ms.saturating_mul(1u64 << record.blocks.min(20));
+        record.blocks += 1;
+        record.blocked_until_ms = now.saturating_add(length);
+        Some(length)
     }
 
     /// Lowers the score of `ip` by `points`, blocking it when it reaches the threshold.
@@ -261,6 +461,10 @@ impl Reputation {
     }
 
     fn penalise_for(&self, ip: IpAddr, points: f64, kind: u8) {
+        self.penalise_with(ip, points, kind, false)
+    }
+
+    fn penalise_with(&self, ip: IpAddr, points: f64, kind: u8, once: bool) {
         if points <= 0.0 {
             return;
         }
@@ -268,10 +472,18 @@ impl Reputation {
         let now = self.clock.unix_ms();
         let block = {
             let mut shard = self.shard(&ip);
-            if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
-                evict(&mut shard, now, self.shard_cap);
+            if !shard.contains_key(&ip) {
+                drop(shard);
+                let fresh = self.fresh_record(ip, now);
+                shard = self.shard(&ip);
+                if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
+                    evict(&mut shard, now, self.shard_cap);
+                }
+                shard.entry(ip).or_insert(fresh);
             }
-            let record = shard.entry(ip).or_insert_with(|| Record::new(now));
+            let Some(record) = shard.get_mut(&ip) else {
+                return;
+            };
             record.settle(now, self.threshold);
             record.remember(kind, now);
             if record.blocked_until_ms != 0 {
@@ -279,14 +491,29 @@ impl Reputation {
                 return;
             }
             record.score = (record.score - points).max(0.0);
-            if record.score > self.threshold {
-                return;
+            // With Redis, Redis decides (its answer comes back through `adopt`); the local
+            // score already shows the penalty meanwhile.
+            if let Some(shared) = self.shared.get() {
+                let ceiling = record.ceiling;
+                drop(shard);
+                if shared.submit(ip, points, ceiling, once) {
+                    return;
+                }
+                shard = self.shard(&ip);
             }
-            let length = self.block_ms.saturating_mul(1u64 << record.blocks.min(20));
-            record.blocks += 1;
-            record.blocked_until_ms = now.saturating_add(length);
-            length
+            let Some(record) = shard.get_mut(&ip) else {
+                return;
+            };
+            match self.start_block_if_low(record, now) {
+                Some(length) => length,
+                None => return,
+            }
         };
+        self.blacklist(ip, block);
+    }
+
+    /// Puts `ip` on the blacklist for `block` ms as an automatic block, and announces it.
+    fn blacklist(&self, ip: IpAddr, block: u64) {
         // Outside the shard lock: the list and the bus take their own.
         let ttl = block.div_ceil(1000).max(1);
         let network = ipnet::IpNet::from(ip);
@@ -318,25 +545,34 @@ impl Reputation {
             if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
                 evict(&mut shard, now, self.shard_cap);
             }
-            let record = shard.entry(ip).or_insert_with(|| Record::new(now));
+            let ceiling = self.ceiling(ip);
+            let record = shard.entry(ip).or_insert_with(|| Record::new(now, ceiling));
             if record.feed_penalised {
                 return;
             }
             record.feed_penalised = true;
         }
-        self.penalise_for(ip, points, 7);
+        // `once`: with Redis, once for all instances too.
+        self.penalise_with(ip, points, 7, true);
     }
 
-    /// Every record touched within `retention_ms`, for saving.
+    /// Every record touched within `retention_ms` (or still blocked), for saving: by keyed
+    /// hash when [`Reputation::save_by_hash`] was set, else by address. Records restored by
+    /// hash and not seen since are kept too.
     pub fn export(&self, retention_ms: u64) -> Vec<SavedRecord> {
         let now = self.clock.unix_ms();
+        let key = self.save_by_hash.get().copied();
+        let fresh = |at_ms: u64, blocked_until_ms: u64| {
+            now.saturating_sub(at_ms) <= retention_ms || blocked_until_ms > now
+        };
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             for (ip, r) in shard.iter() {
-                if now.saturating_sub(r.at_ms) <= retention_ms || r.blocked_until_ms > now {
+                if fresh(r.at_ms, r.blocked_until_ms) {
                     out.push(SavedRecord {
-                        ip: *ip,
+                        ip: key.is_none().then_some(*ip),
+                        ip_hash: key.map(|k| hash_of(k, *ip)),
                         score: r.score,
                         at_ms: r.at_ms,
                         blocks: r.blocks,
@@ -345,10 +581,19 @@ impl Reputation {
                 }
             }
         }
+        let waiting = self.restored.lock().unwrap_or_else(|e| e.into_inner());
+        out.extend(
+            waiting
+                .values()
+                .filter(|r| fresh(r.at_ms, r.blocked_until_ms))
+                .copied(),
+        );
         out
     }
 
-    /// Puts saved records back (those older than `retention_ms` are dropped).
+    /// Puts saved records back (those older than `retention_ms` are dropped). Records saved by
+    /// hash wait aside until their address is seen (and only while a hash key is set: with
+    /// another key they could never be matched).
     pub fn import(&self, records: &[SavedRecord], retention_ms: u64) -> usize {
         let now = self.clock.unix_ms();
         let mut restored = 0;
@@ -356,23 +601,27 @@ impl Reputation {
             if now.saturating_sub(saved.at_ms) > retention_ms && saved.blocked_until_ms <= now {
                 continue;
             }
-            let ip = saved.ip.to_canonical();
-            let mut shard = self.shard(&ip);
-            if shard.len() >= self.shard_cap {
-                continue;
+            if let Some(ip) = saved.ip {
+                let ip = ip.to_canonical();
+                let mut record = Record::new(saved.at_ms, self.ceiling(ip));
+                record.score = saved.score.clamp(0.0, 100.0);
+                record.blocks = saved.blocks;
+                record.blocked_until_ms = saved.blocked_until_ms;
+                let mut shard = self.shard(&ip);
+                if shard.len() >= self.shard_cap {
+                    continue;
+                }
+                shard.insert(ip, record);
+                restored += 1;
+            } else if let (Some(hash), Some(_)) = (saved.ip_hash, self.save_by_hash.get()) {
+                let mut waiting = self.restored.lock().unwrap_or_else(|e| e.into_inner());
+                if waiting.len() >= self.shard_cap.saturating_mul(SHARDS) {
+                    continue;
+                }
+                waiting.insert(hash, *saved);
+                self.has_restored.store(true, Ordering::Relaxed);
+                restored += 1;
             }
-            shard.insert(
-                ip,
-                Record {
-                    score: saved.score.clamp(0.0, 100.0),
-                    at_ms: saved.at_ms,
-                    blocks: saved.blocks,
-                    blocked_until_ms: saved.blocked_until_ms,
-                    feed_penalised: false,
-                    recent: [(0, 0); RECENT],
-                },
-            );
-            restored += 1;
         }
         restored
     }
@@ -393,11 +642,19 @@ impl Reputation {
     }
 }
 
+/// The keyed hash an address is saved under.
+fn hash_of(key: (u64, u64), ip: IpAddr) -> u64 {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => keyed_hash(key, &v4.octets()),
+        IpAddr::V6(v6) => keyed_hash(key, &v6.octets()),
+    }
+}
+
 fn evict(shard: &mut HashMap<IpAddr, Record, RandomState>, now: u64, cap: usize) {
     shard.retain(|_, r| {
         let mut settled = *r;
         settled.settle(now, 0.0);
-        settled.blocked_until_ms != 0 || settled.score < NEUTRAL
+        settled.blocked_until_ms != 0 || settled.score < settled.ceiling
     });
     let target = cap - cap / 8;
     if shard.len() <= target {
