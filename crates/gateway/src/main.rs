@@ -191,8 +191,15 @@ async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow
     Ok(())
 }
 
-/// Saves lists, blocks and reputation at shutdown (when SECURITY_DATA_DIR is set).
+/// Saves lists, blocks and reputation at shutdown: to SECURITY_DATA_DIR when set, and with
+/// Redis, lets the penalties still queued for it arrive (at most two seconds).
 async fn save_state(security: &SecuritySystem) {
+    if !security
+        .reputation_settled(std::time::Duration::from_secs(2))
+        .await
+    {
+        tracing::warn!(target: "security.ip_manager", "some reputation penalties did not reach Redis before shutdown");
+    }
     if let Err(e) = security.persist().await {
         tracing::error!(target: "security.ip_manager", "saving state at shutdown failed: {e}");
     }

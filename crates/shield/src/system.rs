@@ -916,16 +916,22 @@ fn status(core: &Core) -> SecurityStatus {
         enabled: c.enable_ip_management,
         implemented: true,
         healthy: true,
-        backend: "memory",
+        backend: if core.shared_reputation.is_some() {
+            "redis"
+        } else {
+            "memory"
+        },
         note: Some(
-            "reputation, auto-blacklisting, GeoIP, country rules, threat feeds and saving across \
-             restarts are built; hashed or masked addresses in logs are not yet (the allow and \
+            "reputation (shared through Redis when configured), auto-blacklisting, GeoIP and \
+             GeoIP risk, country rules, threat feeds and saving across restarts (the allow and \
              deny lists are component ip_lists)"
                 .into(),
         ),
         details: BTreeMap::new(),
     };
     ip.details.insert("geoip", core.geo.is_some().into());
+    ip.details
+        .insert("geo_risk", core.geo_risk.is_some().into());
     if let Some(reputation) = &core.reputation {
         ip.details
             .insert("reputation_tracked_ips", reputation.tracked().into());
