@@ -4,6 +4,7 @@
 
 mod demo;
 mod proxy;
+mod scan;
 mod server;
 
 use std::net::SocketAddr;
@@ -55,6 +56,15 @@ enum Command {
     },
     /// Print the effective configuration (secrets redacted), or every problem and exit 2.
     CheckConfig,
+    /// Run the threat detection over recorded requests (JSON lines) and print a verdict per
+    /// request, then a summary on stderr.
+    Scan {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: scan::Format,
+        /// Input file of JSON lines, or - for standard input.
+        input: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +81,9 @@ fn main() -> ExitCode {
         print!("{}", config.to_redacted_toml());
         return ExitCode::SUCCESS;
     }
+    if let Command::Scan { format, input } = &cli.command {
+        return run_scan(&config, input, *format);
+    }
     init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,7 +99,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo { listen } => run_demo(config, listen).await,
             Command::Serve { upstream, listen } => run_serve(config, &upstream, listen).await,
-            Command::CheckConfig => Ok(()),
+            Command::CheckConfig | Command::Scan { .. } => Ok(()),
         }
     });
     match result {
@@ -94,6 +107,51 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("mcp-shield: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scan`: the detector and policy from the configuration, over a file or stdin.
+fn run_scan(config: &Config, input: &str, format: scan::Format) -> ExitCode {
+    let detector = match mcp_shield::threat::ThreatDetector::from_config(&config.threat_detection) {
+        Ok(detector) => detector,
+        Err(e) => {
+            eprintln!("mcp-shield: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout().lock();
+    let output = std::io::BufWriter::new(stdout);
+    let result = if input == "-" {
+        scan::run(
+            &detector,
+            std::io::stdin().lock(),
+            output,
+            std::io::stderr(),
+            format,
+        )
+    } else {
+        match std::fs::File::open(input) {
+            Ok(file) => scan::run(
+                &detector,
+                std::io::BufReader::new(file),
+                output,
+                std::io::stderr(),
+                format,
+            ),
+            Err(e) => {
+                eprintln!("mcp-shield: {input}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is a normal end.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-shield: {input}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -66,6 +66,18 @@ pub enum SecurityEvent {
         /// What was seen.
         detail: String,
     },
+    /// Threat detection found something it did not refuse: findings below the block
+    /// severity, or anything in `monitor` mode.
+    ThreatObserved {
+        /// The client.
+        ip: IpAddr,
+        /// The request path.
+        path: String,
+        /// Whether `block` mode would have refused it (monitor mode).
+        would_block: bool,
+        /// What was found, strongest first.
+        indicators: Vec<crate::threat::ThreatIndicator>,
+    },
     /// A guard failed internally.
     GuardError {
         /// Which guard.
@@ -400,6 +412,31 @@ impl EventSink for LogSink {
                 pattern,
                 "Suspicious pattern across clients: {pattern} ({detail})"
             ),
+            SecurityEvent::ThreatObserved {
+                ip,
+                path,
+                would_block,
+                indicators,
+            } => {
+                let names: Vec<String> = indicators
+                    .iter()
+                    .map(|i| i.threat_type.as_str().to_string())
+                    .collect();
+                let ip = self.show_ip(*ip);
+                if *would_block {
+                    tracing::warn!(
+                        target: "security.threat_detector",
+                        %ip, path = %path,
+                        "Threats detected for IP {ip}: {} (monitor mode: not blocked)", python_list(&names)
+                    )
+                } else {
+                    tracing::info!(
+                        target: "security.threat_detector",
+                        %ip, path = %path,
+                        "Suspicious input from IP {ip}: {} (below the block severity)", python_list(&names)
+                    )
+                }
+            }
             SecurityEvent::GuardError { guard, error } => tracing::error!(
                 target: "security",
                 "{guard} failed: {error}"

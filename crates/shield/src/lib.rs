@@ -75,6 +75,7 @@ pub mod rate_limit;
 pub mod request;
 pub mod state;
 mod system;
+pub mod threat;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigOverrides, ConfigSources};

@@ -30,6 +30,7 @@ use crate::rate_limit::redis_store::RedisStore;
 use crate::rate_limit::{MemoryStore, RateLimitGuard, RateLimitStore};
 use crate::request::{keyed_hash, IdentityRules};
 use crate::state::redis::RedisState;
+use crate::threat::{ThreatDetector, ThreatGuard};
 
 /// Why the system could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,9 @@ pub enum InitError {
     /// The Redis backend could not be set up.
     #[error("{0}")]
     Redis(String),
+    /// The threat detection policy is invalid.
+    #[error("{0}")]
+    Threat(#[from] crate::threat::PolicyError),
     /// The operating system gave no randomness for a generated key.
     #[error("generating a random key: {0}")]
     Random(String),
@@ -81,6 +85,8 @@ pub(crate) struct Core {
     pub(crate) ddos: Option<Arc<DdosGuard>>,
     pub(crate) geo: Option<Arc<GeoIp>>,
     pub(crate) reputation: Option<Arc<Reputation>>,
+    /// The threat detector (built even when the guard is off, for `add_pattern` and scans).
+    pub(crate) threat_detector: Arc<ThreatDetector>,
     /// Reputation kept in Redis (with `REDIS_URL`).
     pub(crate) shared_reputation: Option<Arc<SharedReputation>>,
     /// GeoIP risk (with an Anonymous-IP database or high-risk countries).
@@ -459,6 +465,15 @@ impl SecuritySystem {
         if let Some(guard) = &rate_limiter {
             guards.push(guard.clone());
         }
+        let threat_detector = Arc::new(ThreatDetector::from_config(&config.threat_detection)?);
+        if config.enable_threat_detection {
+            // Last: the costliest guard runs only on what every other guard let through.
+            guards.push(Arc::new(ThreatGuard::new(
+                threat_detector.clone(),
+                config.threat_detection.mode == "monitor",
+                bus.clone(),
+            )));
+        }
         let pipeline = Pipeline::new(
             lists.clone(),
             guards,
@@ -527,6 +542,7 @@ impl SecuritySystem {
             feeds,
             reputation,
             shared_reputation,
+            threat_detector,
             geo_risk,
             geo,
             country_guard,
@@ -592,6 +608,13 @@ impl SecuritySystem {
     /// Whether the admin token was generated (not configured): the gateway then logs it once.
     pub fn admin_token_generated(&self) -> bool {
         self.core.admin_token_generated
+    }
+
+    /// The threat detector: add custom checks with
+    /// `security.threat_detector().add_pattern("name", |req| ...)` (the seed's
+    /// `@threat_detector.add_pattern`).
+    pub fn threat_detector(&self) -> &Arc<ThreatDetector> {
+        &self.core.threat_detector
     }
 
     /// The reputation table (with IP management on): scores, and penalties an embedding
@@ -820,20 +843,6 @@ pub struct SecurityStatus {
     pub uptime_seconds: u64,
 }
 
-fn not_built(configured: bool, issue: &str) -> ComponentStatus {
-    ComponentStatus {
-        configured,
-        enabled: false,
-        implemented: false,
-        healthy: true,
-        backend: "memory",
-        note: Some(format!(
-            "not built in this version ({issue}); requests pass unchecked by it"
-        )),
-        details: BTreeMap::new(),
-    }
-}
-
 fn status(core: &Core) -> SecurityStatus {
     let c = &core.config;
     let mut components = BTreeMap::new();
@@ -947,10 +956,27 @@ fn status(core: &Core) -> SecurityStatus {
         );
     }
     components.insert("ip_management", ip);
-    components.insert(
-        "threat_detection",
-        not_built(c.enable_threat_detection, "threat detection"),
-    );
+    let mut threat = ComponentStatus {
+        configured: c.enable_threat_detection,
+        enabled: c.enable_threat_detection,
+        implemented: true,
+        healthy: true,
+        backend: "memory",
+        note: Some(
+            "injection, traversal, inclusion, SSRF, scanner and protocol detectors with per-tool \
+             policy; anomaly detection (behavioural analysis) is not built yet"
+                .into(),
+        ),
+        details: BTreeMap::new(),
+    };
+    let td = &c.threat_detection;
+    threat.details.insert("mode", td.mode.clone().into());
+    threat
+        .details
+        .insert("block_severity", td.block_severity.clone().into());
+    threat.details.insert("allow_rules", td.allow.len().into());
+    threat.details.insert("patterns", td.patterns.len().into());
+    components.insert("threat_detection", threat);
     let redis_configured = !c.redis_url.is_empty();
     let summary = serde_json::json!({
         "enable_rate_limiting": c.enable_rate_limiting,

@@ -190,7 +190,9 @@ async fn anonymisers_and_high_risk_countries_start_lower_and_recover_only_that_f
     reputation.penalise(plain_ip, 20.0);
     assert!(assess("1.124.213.1").blocked);
     assert!(!assess("216.160.83.56").blocked);
-    assert_eq!(assess("216.160.83.56").reputation_score, Some(30.0));
+    // (Real time passes: a few thousandths of a point of recovery.)
+    let score = assess("216.160.83.56").reputation_score.expect("score");
+    assert!((score - 30.0).abs() < 0.1, "{score}");
 }
 
 #[test]

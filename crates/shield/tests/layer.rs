@@ -322,8 +322,9 @@ async fn admin_calls_need_the_right_token() {
     assert_eq!(status["components"]["rate_limiting"]["enabled"], false);
     assert_eq!(
         status["components"]["threat_detection"]["implemented"],
-        false
+        true
     );
+    assert_eq!(status["components"]["threat_detection"]["enabled"], false);
     assert_eq!(status["emergency_mode"], false);
     assert!(status["statistics"]["total_requests"].is_u64());
 }

@@ -169,6 +169,10 @@ fn apply_file_value(
         apply_rules(tree, value, source, problems);
         return;
     }
+    if path == "threat_detection.allow" || path == "threat_detection.patterns" {
+        apply_threat_policy(tree, path, value, source, problems);
+        return;
+    }
     let Some(setting) = settings::SETTINGS.iter().find(|s| s.path == path) else {
         problems.push(source, path, None, "unknown key");
         return;
@@ -263,6 +267,53 @@ fn apply_rules(tree: &mut Table, value: Value, source: &str, problems: &mut Coll
         }
     }
     set_path(tree, "rate_limit.rules", Some(Value::Array(good)));
+}
+
+/// `[[threat_detection.allow]]` and `[[threat_detection.patterns]]`: each entry is read and
+/// checked on its own (a regex that does not compile names its entry), and the good ones are
+/// kept.
+fn apply_threat_policy(
+    tree: &mut Table,
+    path: &str,
+    value: Value,
+    source: &str,
+    problems: &mut Collector,
+) {
+    let Value::Array(items) = value else {
+        problems.push(source, path, None, format!("expected [[{path}]] tables"));
+        return;
+    };
+    let mut good = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let key = format!("{path}[{i}]");
+        let checked = if path == "threat_detection.allow" {
+            item.clone()
+                .try_into::<crate::threat::AllowRule>()
+                .map_err(|e| (String::new(), e.to_string()))
+                .and_then(|rule| {
+                    crate::threat::Policy::new(std::slice::from_ref(&rule), &[])
+                        .map(|_| ())
+                        .map_err(|e| (e.value, e.message))
+                })
+        } else {
+            item.clone()
+                .try_into::<crate::threat::CustomPattern>()
+                .map_err(|e| (String::new(), e.to_string()))
+                .and_then(|pattern| {
+                    crate::threat::Policy::new(&[], std::slice::from_ref(&pattern))
+                        .map(|_| ())
+                        .map_err(|e| (e.value, e.message))
+                })
+        };
+        match checked {
+            Ok(()) => good.push(item),
+            Err((value, message)) => {
+                let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+                problems.push(source, &key, (!value.is_empty()).then_some(value), message);
+            }
+        }
+    }
+    set_path(tree, path, Some(Value::Array(good)));
 }
 
 fn apply_env(tree: &mut Table, env: &[(String, String)], problems: &mut Collector) {
@@ -432,6 +483,13 @@ fn validate(config: &Config, problems: &mut Collector) {
             problems.push("validation", env, Some(value), message);
         }
     };
+    check(
+        config.threat_detection.score_threshold > 0.0
+            && config.threat_detection.score_threshold.is_finite(),
+        "threat_detection.score_threshold",
+        config.threat_detection.score_threshold.to_string(),
+        "must be greater than 0",
+    );
     let rl = &config.rate_limit;
     for (path, capacity) in [
         ("rate_limit.global_capacity", rl.global_capacity),

@@ -316,6 +316,16 @@ impl Default for IpConfig {
 pub struct ThreatDetectionConfig {
     pub anomaly_threshold: f64,
     pub ml_retrain_interval: u64,
+    /// `low`, `medium`, `high` or `critical`: an indicator at or above it blocks.
+    pub block_severity: String,
+    /// `block` or `monitor`.
+    pub mode: String,
+    /// A combined score (sum over threat types of severity weight x confidence) that blocks.
+    pub score_threshold: f64,
+    /// `[[threat_detection.allow]]`: what a tool or endpoint may receive.
+    pub allow: Vec<crate::threat::AllowRule>,
+    /// `[[threat_detection.patterns]]`: the operator's regular expressions.
+    pub patterns: Vec<crate::threat::CustomPattern>,
 }
 
 impl Default for ThreatDetectionConfig {
@@ -323,6 +333,11 @@ impl Default for ThreatDetectionConfig {
         ThreatDetectionConfig {
             anomaly_threshold: 0.7,
             ml_retrain_interval: 3600,
+            block_severity: "high".into(),
+            mode: "block".into(),
+            score_threshold: f64::from(crate::threat::DEFAULT_SCORE_THRESHOLD),
+            allow: Vec::new(),
+            patterns: Vec::new(),
         }
     }
 }

@@ -137,6 +137,9 @@ pub const SETTINGS: &[Setting] = &[
     s("ip.threat_feeds", "SECURITY_THREAT_FEEDS", Kind::List, "ip management", "Threat-intelligence feeds: file paths or http(s) URLs of IP/CIDR lists (# and ; comments), optionally name=source; name@penalty=source only lowers the reputation of listed addresses instead of refusing them."),
     s("ip.threat_feed_refresh", "SECURITY_THREAT_FEED_REFRESH", Kind::UInt, "ip management", "Seconds between feed refreshes (conditional GET; a failed or >90 % shrunken refresh keeps the last good list)."),
     // Threat detection.
+    s("threat_detection.block_severity", "SECURITY_THREAT_BLOCK_SEVERITY", Kind::Choice(&["low", "medium", "high", "critical"]), "threat detection", "An indicator at or above this severity blocks the request (403 threat_detected); lower ones are events that lower reputation."),
+    s("threat_detection.mode", "SECURITY_THREAT_MODE", Kind::Choice(&["block", "monitor"]), "threat detection", "block refuses; monitor only logs what would have been refused (to tune a policy on live traffic)."),
+    s("threat_detection.score_threshold", "SECURITY_THREAT_SCORE_THRESHOLD", Kind::Float, "threat detection", "A combined score that blocks even when no single indicator does: the sum over threat types of severity weight (low 0.1, medium 0.45, high 0.75, critical 1) times confidence. Per-tool policy ([[threat_detection.allow]]) and regex patterns ([[threat_detection.patterns]]) are set in the TOML file."),
     s("threat_detection.anomaly_threshold", "SECURITY_THREAT_ANOMALY_THRESHOLD", Kind::Float, "threat detection", "Anomaly score (0 to 1) at or above which a client is anomalous."),
     s("threat_detection.ml_retrain_interval", "SECURITY_THREAT_ML_RETRAIN_INTERVAL", Kind::UInt, "threat detection", "Seconds between retrainings of the anomaly model."),
 ];

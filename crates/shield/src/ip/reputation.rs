@@ -83,6 +83,19 @@ pub fn penalty(reason: &BlockReason) -> f64 {
     }
 }
 
+/// What a threat finding that was not refused costs (below the block severity, or in
+/// monitor mode).
+fn observed_penalty(worst: Option<crate::threat::Severity>) -> f64 {
+    use crate::threat::Severity;
+    match worst {
+        Some(Severity::Critical) => 25.0,
+        Some(Severity::High) => 15.0,
+        Some(Severity::Medium) => 5.0,
+        Some(Severity::Low) => 1.0,
+        None => 0.0,
+    }
+}
+
 /// What a DDoS pattern costs.
 pub const PATTERN_PENALTY: f64 = 10.0;
 
@@ -134,7 +147,7 @@ struct Record {
 const RECENT: usize = 5;
 
 /// The kinds of event remembered, by index: (type, severity).
-const KINDS: [(&str, &str); 8] = [
+const KINDS: [(&str, &str); 9] = [
     ("", ""),
     ("rate_limited", "low"),
     ("ddos_blocked", "medium"),
@@ -143,6 +156,7 @@ const KINDS: [(&str, &str); 8] = [
     ("invalid_request", "low"),
     ("suspicious_pattern", "medium"),
     ("threat_feed", "medium"),
+    ("threat_observed", "medium"),
 ];
 
 /// Something recently held against an address.
@@ -679,6 +693,10 @@ impl EventSink for Reputation {
             }
             SecurityEvent::Pattern { ip: Some(ip), .. } => {
                 self.penalise_for(*ip, PATTERN_PENALTY, 6)
+            }
+            SecurityEvent::ThreatObserved { ip, indicators, .. } => {
+                let worst = indicators.iter().map(|i| i.severity).max();
+                self.penalise_for(*ip, observed_penalty(worst), 8)
             }
             _ => {}
         }

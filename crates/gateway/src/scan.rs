@@ -1,0 +1,224 @@
+//! `mcp-shield scan`: the stateless threat detection over recorded requests.
+//!
+//! Input: JSON lines `{"id", "method", "uri", "headers": {name: value}, "body"}` (other fields
+//! are ignored). Output, one line per input line in order: with `--format jsonl`
+//! `{"id", "verdict": "attack"|"benign", "threats": [{"type", "severity", "confidence"}]}`,
+//! or with `--format text` `id<TAB>verdict<TAB>type:severity,...`. A line that is not a
+//! request gets `{"id": null, "line": N, "error": "..."}` and the scan goes on. A summary goes
+//! to stderr. The exit status is 0 when every line was read (attacks or not), 1 when the input
+//! could not be read.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+use mcp_shield::threat::{HttpRequest, ThreatDetector};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// Tab-separated id, verdict and threats.
+    Text,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    #[serde(default)]
+    id: Value,
+    #[serde(default = "get")]
+    method: String,
+    uri: String,
+    #[serde(default)]
+    headers: BTreeMap<String, Value>,
+    #[serde(default)]
+    body: Value,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+/// Counts for the summary.
+#[derive(Default)]
+struct Summary {
+    lines: u64,
+    attacks: u64,
+    benign: u64,
+    errors: u64,
+    by_type: BTreeMap<String, u64>,
+}
+
+/// Scans `input` into `output`; the summary goes to `summary`.
+pub fn run(
+    detector: &ThreatDetector,
+    input: impl BufRead,
+    mut output: impl Write,
+    mut summary_out: impl Write,
+    format: Format,
+) -> std::io::Result<()> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    for (n, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        summary.lines += 1;
+        let row: Row = match serde_json::from_str(&line) {
+            Ok(row) => row,
+            Err(e) => {
+                summary.errors += 1;
+                let error =
+                    json!({"id": null, "line": n + 1, "error": format!("not a request: {e}")});
+                writeln!(output, "{error}")?;
+                continue;
+            }
+        };
+        let headers: Vec<(String, String)> = row
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let header_refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let body = match &row.body {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let request = HttpRequest {
+            method: &row.method,
+            uri: &row.uri,
+            headers: &header_refs,
+            body: body.as_bytes(),
+        };
+        let inspection = detector.inspect(&request);
+        let verdict = if inspection.blocked {
+            "attack"
+        } else {
+            "benign"
+        };
+        if inspection.blocked {
+            summary.attacks += 1;
+            for i in &inspection.indicators {
+                if i.severity >= detector.block_severity() {
+                    *summary
+                        .by_type
+                        .entry(i.threat_type.as_str().to_string())
+                        .or_default() += 1;
+                }
+            }
+        } else {
+            summary.benign += 1;
+        }
+        match format {
+            Format::Jsonl => {
+                let threats: Vec<Value> = inspection
+                    .indicators
+                    .iter()
+                    .map(|i| {
+                        json!({
+                            "type": i.threat_type.as_str(),
+                            "severity": i.severity.as_str(),
+                            "confidence": (f64::from(i.confidence) * 100.0).round() / 100.0,
+                            "location": i.location,
+                        })
+                    })
+                    .collect();
+                writeln!(
+                    output,
+                    "{}",
+                    json!({"id": row.id, "verdict": verdict, "threats": threats})
+                )?;
+            }
+            Format::Text => {
+                let threats: Vec<String> = inspection
+                    .indicators
+                    .iter()
+                    .map(|i| format!("{}:{}", i.threat_type.as_str(), i.severity.as_str()))
+                    .collect();
+                let id = match &row.id {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                writeln!(output, "{id}\t{verdict}\t{}", threats.join(","))?;
+            }
+        }
+    }
+    output.flush()?;
+    let elapsed = started.elapsed();
+    let per_request = if summary.lines > 0 {
+        elapsed.as_secs_f64() * 1e6 / summary.lines as f64
+    } else {
+        0.0
+    };
+    writeln!(
+        summary_out,
+        "scanned {} requests in {:.2} s ({per_request:.1} µs each): {} attack, {} benign, {} unreadable",
+        summary.lines,
+        elapsed.as_secs_f64(),
+        summary.attacks,
+        summary.benign,
+        summary.errors
+    )?;
+    for (kind, count) in &summary.by_type {
+        writeln!(summary_out, "  {kind}: {count}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_in_order_and_bad_lines_reported() {
+        let detector = ThreatDetector::from_config(&Default::default()).expect("detector");
+        let input = concat!(
+            r#"{"id":"a","method":"GET","uri":"/search?q=%27%20or%201%3D1--","headers":{"Host":"x"},"body":""}"#,
+            "\n",
+            "not json\n",
+            r#"{"id":"b","method":"GET","uri":"/search?q=hello","headers":{},"body":""}"#,
+            "\n"
+        );
+        let mut out = Vec::new();
+        let mut summary = Vec::new();
+        run(
+            &detector,
+            input.as_bytes(),
+            &mut out,
+            &mut summary,
+            Format::Jsonl,
+        )
+        .expect("scan");
+        let lines: Vec<Value> = String::from_utf8(out)
+            .expect("utf8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["id"], "a");
+        assert_eq!(lines[0]["verdict"], "attack");
+        assert_eq!(lines[0]["threats"][0]["type"], "sql_injection");
+        assert_eq!(lines[1]["id"], Value::Null);
+        assert_eq!(lines[1]["line"], 2);
+        assert_eq!(lines[2]["verdict"], "benign");
+        let summary = String::from_utf8(summary).expect("utf8");
+        assert!(
+            summary.contains("1 attack, 1 benign, 1 unreadable"),
+            "{summary}"
+        );
+    }
+}

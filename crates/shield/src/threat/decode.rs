@@ -1,0 +1,366 @@
+//! Turning a value into what the application will see: percent-decoding (repeatedly, `%uXXXX`
+//! and overlong UTF-8 included), HTML entities, and a Unicode fold (fullwidth forms to ASCII,
+//! invisible characters removed), within bounded work.
+//!
+//! Attackers encode to get past filters that look at the raw bytes: `%252e%252e%252f` is
+//! `../` decoded twice, `%c0%af` is an overlong `/` that old decoders accepted, `&#x3C;` is `<`
+//! to a browser, `ｓｃｒｉｐｔ` is `script` after NFKC. Each transformation is one linear pass,
+//! and there are at most [`MAX_ROUNDS`] percent-decoding rounds and two entity rounds, so the
+//! work per value is a small constant times its length whatever it holds.
+
+use std::borrow::Cow;
+
+/// Percent-decoding rounds at most (three encodings deep is already unusual).
+pub const MAX_ROUNDS: usize = 4;
+
+/// A value as the application will see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized<'a> {
+    /// The decoded text.
+    pub text: Cow<'a, str>,
+    /// Percent-decoding rounds that changed something (2 or more: double encoding).
+    pub rounds: u8,
+    /// A NUL byte was present (and removed): a classic truncation trick.
+    pub had_nul: bool,
+}
+
+/// Decodes `raw`. `form` treats `+` as a space in the first round (query strings and form
+/// bodies).
+pub fn normalize(raw: &str, form: bool) -> Normalized<'_> {
+    let mut text: Cow<'_, str> = Cow::Borrowed(raw);
+    let mut rounds = 0u8;
+    for round in 0..MAX_ROUNDS {
+        let plus = form && round == 0;
+        match percent_decode(&text, plus) {
+            Some(decoded) => {
+                text = Cow::Owned(decoded);
+                rounds += 1;
+            }
+            None => break,
+        }
+    }
+    for _ in 0..2 {
+        match html_entities(&text) {
+            Some(decoded) => text = Cow::Owned(decoded),
+            None => break,
+        }
+    }
+    let mut had_nul = false;
+    if let Some(folded) = fold(&text, &mut had_nul) {
+        text = Cow::Owned(folded);
+    }
+    Normalized {
+        text,
+        rounds,
+        had_nul,
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// One round of `%XX` and `%uXXXX` decoding; `None` when nothing was encoded.
+///
+/// Escapes of bytes over 0x7f are decoded as UTF-8 sequences, overlong forms included
+/// (`%c0%af` is `/`, as the decoders attackers aimed at read it); an escape that starts no
+/// valid sequence is left as written, so it cannot swallow the character after it.
+pub fn percent_decode(input: &str, plus_as_space: bool) -> Option<String> {
+    let bytes = input.as_bytes();
+    let has_work = bytes
+        .iter()
+        .any(|&b| b == b'%' || (plus_as_space && b == b'+'));
+    if !has_work {
+        return None;
+    }
+    let escaped = |i: usize| -> Option<u8> {
+        if bytes.get(i) != Some(&b'%') {
+            return None;
+        }
+        Some(hex(*bytes.get(i + 1)?)? << 4 | hex(*bytes.get(i + 2)?)?)
+    };
+    let mut out = String::with_capacity(bytes.len());
+    let mut changed = false;
+    let mut last = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let decoded: Option<(char, usize)> = if b == b'%' {
+            match escaped(i) {
+                Some(byte) if byte < 0x80 => Some((byte as char, 3)),
+                Some(lead) => utf8_escapes(lead, i, &escaped),
+                None if matches!(bytes.get(i + 1), Some(b'u' | b'U')) => {
+                    let digits: Option<Vec<u8>> = (2..6)
+                        .map(|k| bytes.get(i + k).copied().and_then(hex))
+                        .collect();
+                    digits.map(|d| {
+                        let code = d.iter().fold(0u32, |acc, v| acc << 4 | u32::from(*v));
+                        (char::from_u32(code).unwrap_or('\u{fffd}'), 6)
+                    })
+                }
+                None => None,
+            }
+        } else if b == b'+' && plus_as_space {
+            Some((' ', 1))
+        } else {
+            None
+        };
+        match decoded {
+            Some((c, used)) => {
+                out.push_str(&input[last..i]);
+                out.push(c);
+                i += used;
+                last = i;
+                changed = true;
+            }
+            None => i += 1,
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&input[last..]);
+    Some(out)
+}
+
+/// A UTF-8 sequence (overlong forms accepted) written as escapes from `i`, whose first byte
+/// is `lead`: the character and the input bytes it used.
+fn utf8_escapes(
+    lead: u8,
+    i: usize,
+    escaped: &dyn Fn(usize) -> Option<u8>,
+) -> Option<(char, usize)> {
+    let len = match lead {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        0xf8..=0xfb => 5,
+        0xfc..=0xfd => 6,
+        _ => return None,
+    };
+    let lead_bits = 7 - len as u32;
+    let mut code = u32::from(lead) & ((1 << lead_bits) - 1);
+    for k in 1..len {
+        let c = escaped(i + 3 * k)?;
+        if c & 0xc0 != 0x80 {
+            return None;
+        }
+        code = code << 6 | u32::from(c & 0x3f);
+    }
+    Some((char::from_u32(code).unwrap_or('\u{fffd}'), 3 * len))
+}
+
+/// Named entities worth knowing (browsers know two thousand; these are the ones that make
+/// markup or separators).
+const ENTITIES: &[(&str, char)] = &[
+    ("lt", '<'),
+    ("gt", '>'),
+    ("amp", '&'),
+    ("quot", '"'),
+    ("apos", '\''),
+    ("nbsp", ' '),
+    ("tab", '\t'),
+    ("newline", '\n'),
+    ("colon", ':'),
+    ("sol", '/'),
+    ("bsol", '\\'),
+    ("lpar", '('),
+    ("rpar", ')'),
+    ("semi", ';'),
+    ("equals", '='),
+    ("period", '.'),
+    ("comma", ','),
+    ("excl", '!'),
+    ("num", '#'),
+    ("grave", '`'),
+    ("lsqb", '['),
+    ("rsqb", ']'),
+    ("lcub", '{'),
+    ("rcub", '}'),
+    ("plus", '+'),
+    ("dollar", '$'),
+    ("percnt", '%'),
+    ("ast", '*'),
+    ("vert", '|'),
+];
+
+/// One round of HTML entity decoding (`&lt;`, `&#60;`, `&#x3c;`, with or without the `;`,
+/// leading zeros allowed); `None` when there was none.
+pub fn html_entities(input: &str) -> Option<String> {
+    if !input.contains('&') {
+        return None;
+    }
+    let bytes = input.as_bytes();
+    let mut out = String::with_capacity(input.len());
+    let mut changed = false;
+    let mut last = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'&' {
+            i += 1;
+            continue;
+        }
+        if let Some((c, used)) = entity_at(&bytes[i + 1..]) {
+            out.push_str(&input[last..i]);
+            out.push(c);
+            i += 1 + used;
+            last = i;
+            changed = true;
+        } else {
+            i += 1;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&input[last..]);
+    Some(out)
+}
+
+/// The entity at the start of `rest` (after the `&`): the character and the bytes used.
+fn entity_at(rest: &[u8]) -> Option<(char, usize)> {
+    if rest.first() == Some(&b'#') {
+        let (radix, start) = match rest.get(1) {
+            Some(b'x' | b'X') => (16, 2),
+            _ => (10, 1),
+        };
+        let digits = rest[start..]
+            .iter()
+            .take(12)
+            .take_while(|b| (**b as char).is_digit(radix))
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        let text = std::str::from_utf8(&rest[start..start + digits]).ok()?;
+        let significant = text.trim_start_matches('0');
+        let code = if significant.is_empty() {
+            0
+        } else {
+            // Too large for a code point: a replacement character, as browsers do.
+            u32::from_str_radix(significant, radix).unwrap_or(u32::MAX)
+        };
+        let c = char::from_u32(code).unwrap_or('\u{fffd}');
+        let mut used = start + digits;
+        if rest.get(used) == Some(&b';') {
+            used += 1;
+        }
+        return Some((c, used));
+    }
+    let name_len = rest
+        .iter()
+        .take(10)
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    let name = &rest[..name_len];
+    let (_, c) = ENTITIES
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))?;
+    // Named entities need their `;`, except the old ones browsers accept bare.
+    if rest.get(name_len) == Some(&b';') {
+        return Some((*c, name_len + 1));
+    }
+    let bare_ok = ["lt", "gt", "amp", "quot", "nbsp"]
+        .iter()
+        .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+    bare_ok.then_some((*c, name_len))
+}
+
+/// Fullwidth ASCII to ASCII, a few look-alike slashes and dots to theirs, invisible characters
+/// and NUL removed; `None` when the text is plain already.
+fn fold(input: &str, had_nul: &mut bool) -> Option<String> {
+    let needs = input
+        .bytes()
+        .any(|b| b == 0 || b >= 0x80 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t'));
+    if !needs {
+        return None;
+    }
+    let mut out = String::with_capacity(input.len());
+    let mut changed = false;
+    for c in input.chars() {
+        let mapped = match c {
+            '\0' => {
+                *had_nul = true;
+                None
+            }
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xff01 + 0x21),
+            '\u{3000}' => Some(' '),
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{00ad}' => None,
+            '\u{2024}' | '\u{fe52}' => Some('.'),
+            '\u{2215}' | '\u{2044}' | '\u{29f8}' => Some('/'),
+            '\u{fe68}' | '\u{29f5}' | '\u{29f9}' => Some('\\'),
+            '\u{2039}' | '\u{fe64}' => Some('<'),
+            '\u{203a}' | '\u{fe65}' => Some('>'),
+            // Other control characters read as spaces (they separate words to most parsers).
+            '\u{1}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' => Some(' '),
+            other => Some(other),
+        };
+        if mapped != Some(c) {
+            changed = true;
+        }
+        if let Some(m) = mapped {
+            out.push(m);
+        }
+    }
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_and_unicode_percent_encodings() {
+        assert_eq!(normalize("%252e%252e%252f", false).text, "../");
+        assert_eq!(normalize("%252e%252e%252f", false).rounds, 2);
+        assert_eq!(normalize("%u002e%u002e%u2215etc", false).text, "../etc");
+        assert_eq!(normalize("%c0%ae%c0%ae%c0%afetc", false).text, "../etc");
+        assert_eq!(normalize("%e0%80%ae", false).text, ".");
+        assert_eq!(normalize("a+b%20c", true).text, "a b c");
+        assert_eq!(normalize("a+b", false).text, "a+b");
+        // Not encodings: left alone.
+        assert_eq!(
+            normalize("100% sure, 50%off", false).text,
+            "100% sure, 50%off"
+        );
+        assert!(matches!(
+            normalize("plain text", false).text,
+            Cow::Borrowed(_)
+        ));
+        // Nested five deep stops after four rounds (bounded), with no panic.
+        let deep = "%25252525252e";
+        assert_eq!(normalize(deep, false).rounds, MAX_ROUNDS as u8);
+    }
+
+    #[test]
+    fn entities_and_folding() {
+        assert_eq!(normalize("&lt;script&gt;", false).text, "<script>");
+        assert_eq!(normalize("&#x3C;img&#62;", false).text, "<img>");
+        assert_eq!(normalize("&#0000060;a", false).text, "<a");
+        assert_eq!(
+            normalize("jav&#x09;ascript&colon;", false).text,
+            "jav\tascript:"
+        );
+        assert_eq!(normalize("&amp;lt;", false).text, "<");
+        assert_eq!(normalize("Tom &amp Jerry", false).text, "Tom & Jerry");
+        assert_eq!(normalize("AT&T and R&D", false).text, "AT&T and R&D");
+        assert_eq!(normalize("ｓｃｒｉｐｔ", false).text, "script");
+        assert_eq!(normalize("sel\u{200b}ect", false).text, "select");
+        let n = normalize("file.php%00.jpg", false);
+        assert_eq!(n.text, "file.php.jpg");
+        assert!(n.had_nul);
+    }
+
+    #[test]
+    fn invalid_bytes_never_panic() {
+        assert_eq!(normalize("%ff%c0%qf%bg%", false).text, "%ff%c0%qf%bg%");
+        assert_eq!(normalize("%%35%%63etc", false).text, "%5%cetc");
+        assert_eq!(normalize("&#xffffffffff;", false).text, "\u{fffd}");
+        assert_eq!(normalize("&#;&#x;&", false).text, "&#;&#x;&");
+    }
+}

@@ -1,0 +1,528 @@
+//! Where the application will read input from: the URL path, query and form argument names
+//! and values, cookies, headers, and JSON bodies walked recursively (keys too), with MCP
+//! `tools/call` arguments labelled by tool and argument so the policy can judge them.
+//!
+//! The JSON walk is a serde visitor over the body: strings without escapes are borrowed, no
+//! `serde_json::Value` tree is built, and serde_json's recursion limit bounds the depth.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// Where in the request a value sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Place {
+    /// The URL path.
+    Path,
+    /// A query argument's name.
+    QueryName,
+    /// A query argument's value.
+    QueryValue,
+    /// A form argument's name (urlencoded or multipart).
+    FormName,
+    /// A form argument's value.
+    FormValue,
+    /// A cookie's name.
+    CookieName,
+    /// A cookie's value.
+    CookieValue,
+    /// A header's value.
+    Header,
+    /// A key in a JSON body.
+    JsonKey,
+    /// A string in a JSON body.
+    JsonValue,
+    /// A body of another kind (XML, text), whole.
+    Body,
+}
+
+impl Place {
+    /// The prefix used in indicator locations.
+    pub fn label(self) -> &'static str {
+        match self {
+            Place::Path => "path",
+            Place::QueryName => "query_name",
+            Place::QueryValue => "query",
+            Place::FormName => "form_name",
+            Place::FormValue => "form",
+            Place::CookieName => "cookie_name",
+            Place::CookieValue => "cookie",
+            Place::Header => "header",
+            Place::JsonKey => "json_key",
+            Place::JsonValue => "json",
+            Place::Body => "body",
+        }
+    }
+
+    /// Whether `+` means a space here.
+    pub fn is_form_encoded(self) -> bool {
+        matches!(
+            self,
+            Place::QueryName | Place::QueryValue | Place::FormName | Place::FormValue
+        )
+    }
+}
+
+/// One value to inspect.
+#[derive(Debug, Clone)]
+pub struct Field<'a> {
+    /// Where it sits.
+    pub place: Place,
+    /// The argument, header or cookie name, or the JSON path (`params.arguments.query`).
+    pub name: Cow<'a, str>,
+    /// The value as sent.
+    pub raw: Cow<'a, str>,
+    /// The MCP tool whose argument this is (`tools/call`).
+    pub tool: Option<Cow<'a, str>>,
+    /// The tool argument (top-level key under `params.arguments`).
+    pub argument: Option<Cow<'a, str>>,
+}
+
+impl<'a> Field<'a> {
+    fn new(place: Place, name: impl Into<Cow<'a, str>>, raw: impl Into<Cow<'a, str>>) -> Self {
+        Field {
+            place,
+            name: name.into(),
+            raw: raw.into(),
+            tool: None,
+            argument: None,
+        }
+    }
+}
+
+/// Headers whose values are structured and carry nothing an application interprets as
+/// free text (or are secrets that must not be echoed into logs).
+const SKIPPED_HEADERS: &[&str] = &[
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "dnt",
+    "host",
+    "if-modified-since",
+    "if-none-match",
+    "keep-alive",
+    "last-event-id",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "pragma",
+    "priority",
+    "proxy-authorization",
+    "te",
+    "upgrade-insecure-requests",
+    "x-request-id",
+];
+
+/// Adds the path, query arguments, cookies and headers of a request.
+pub fn from_head<'a>(
+    path: &'a str,
+    query: Option<&'a str>,
+    headers: &[(&'a str, &'a str)],
+    out: &mut Vec<Field<'a>>,
+) {
+    out.push(Field::new(Place::Path, "", path));
+    if let Some(query) = query {
+        pairs(query, '&', Place::QueryName, Place::QueryValue, out);
+    }
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("cookie") {
+            pairs(value, ';', Place::CookieName, Place::CookieValue, out);
+            continue;
+        }
+        if SKIPPED_HEADERS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(name.trim()))
+        {
+            continue;
+        }
+        out.push(Field::new(Place::Header, *name, *value));
+    }
+}
+
+/// `a=1&b=2` (or cookies' `a=1; b=2`) into names and values.
+fn pairs<'a>(text: &'a str, separator: char, name: Place, value: Place, out: &mut Vec<Field<'a>>) {
+    for pair in text.split(separator) {
+        let pair = pair.trim_start();
+        if pair.is_empty() {
+            continue;
+        }
+        match pair.split_once('=') {
+            Some((n, v)) => {
+                if !n.is_empty() {
+                    out.push(Field::new(name, n, n));
+                }
+                if !v.is_empty() {
+                    out.push(Field::new(value, n, v));
+                }
+            }
+            None => out.push(Field::new(name, pair, pair)),
+        }
+    }
+}
+
+/// What a body holds, from its content type and first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyShape {
+    /// JSON.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data` with this boundary position in the content type.
+    Multipart,
+    /// Anything else, inspected whole.
+    Text,
+}
+
+/// The shape of a body with this content type.
+pub fn body_shape(content_type: Option<&str>, body: &[u8]) -> BodyShape {
+    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    if ct.contains("json") {
+        return BodyShape::Json;
+    }
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        return BodyShape::Form;
+    }
+    if ct.starts_with("multipart/form-data") {
+        return BodyShape::Multipart;
+    }
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[') if ct.is_empty() || ct.starts_with("text/plain") => BodyShape::Json,
+        _ => BodyShape::Text,
+    }
+}
+
+/// Adds the values of a body.
+pub fn from_body<'a>(body: &'a str, content_type: Option<&'a str>, out: &mut Vec<Field<'a>>) {
+    if body.is_empty() {
+        return;
+    }
+    match body_shape(content_type, body.as_bytes()) {
+        BodyShape::Json => {
+            if !json(body, out) {
+                out.push(Field::new(Place::Body, "", body));
+            }
+        }
+        BodyShape::Form => pairs(body, '&', Place::FormName, Place::FormValue, out),
+        BodyShape::Multipart => {
+            let boundary = content_type
+                .and_then(|ct| {
+                    ct.split(';')
+                        .filter_map(|p| p.trim().split_once('='))
+                        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+                        .map(|(_, v)| v.trim().trim_matches('"'))
+                })
+                .unwrap_or("");
+            if boundary.is_empty() || !multipart(body, boundary, out) {
+                out.push(Field::new(Place::Body, "", body));
+            }
+        }
+        BodyShape::Text => out.push(Field::new(Place::Body, "", body)),
+    }
+}
+
+/// The parts of a multipart body: each part's name, file name and content. False when it
+/// does not parse (then the body is inspected whole).
+fn multipart<'a>(body: &'a str, boundary: &str, out: &mut Vec<Field<'a>>) -> bool {
+    let delimiter = format!("--{boundary}");
+    let mut found = false;
+    for part in body.split(delimiter.as_str()).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let part = part.trim_start_matches(['\r', '\n']);
+        let Some((head, content)) = part
+            .split_once("\r\n\r\n")
+            .or_else(|| part.split_once("\n\n"))
+        else {
+            continue;
+        };
+        found = true;
+        let mut name = "";
+        for line in head.lines() {
+            let Some((header, value)) = line.split_once(':') else {
+                continue;
+            };
+            if !header.trim().eq_ignore_ascii_case("content-disposition") {
+                // Other part headers (Content-Type) can carry payloads too.
+                out.push(Field::new(Place::Header, header.trim(), value.trim()));
+                continue;
+            }
+            for param in value.split(';').skip(1) {
+                if let Some((k, v)) = param.trim().split_once('=') {
+                    let v = v.trim().trim_matches('"');
+                    if k.eq_ignore_ascii_case("name") {
+                        name = v;
+                        out.push(Field::new(Place::FormName, v, v));
+                    } else if k.eq_ignore_ascii_case("filename") {
+                        out.push(Field::new(Place::FormValue, "filename", v));
+                    }
+                }
+            }
+        }
+        let content = content
+            .strip_suffix("\r\n")
+            .or_else(|| content.strip_suffix('\n'))
+            .unwrap_or(content);
+        if !content.is_empty() {
+            out.push(Field::new(Place::FormValue, name, content));
+        }
+    }
+    found
+}
+
+/// Walks a JSON body into `out`; false when it is not JSON. Tool arguments of JSON-RPC
+/// `tools/call` messages (single or batched) are labelled with their tool and argument.
+pub fn json<'a>(body: &'a str, out: &mut Vec<Field<'a>>) -> bool {
+    let start = out.len();
+    let mut walker = Walker {
+        out,
+        path: String::new(),
+    };
+    let mut de = serde_json::Deserializer::from_str(body);
+    if (Node {
+        walker: &mut walker,
+    })
+    .deserialize(&mut de)
+    .is_err()
+        || de.end().is_err()
+    {
+        out.truncate(start);
+        return false;
+    }
+    label_tool_arguments(&mut out[start..]);
+    true
+}
+
+/// Finds each message's `params.name` (the tool) and labels the fields under its
+/// `params.arguments`.
+fn label_tool_arguments(fields: &mut [Field<'_>]) {
+    // Message prefixes: "" for a single message, "[i]." in a batch.
+    let mut tools: Vec<(String, Cow<'_, str>)> = Vec::new();
+    for f in fields.iter() {
+        if f.place != Place::JsonValue {
+            continue;
+        }
+        if let Some(prefix) = f.name.strip_suffix("params.name") {
+            if prefix.is_empty() || (prefix.starts_with('[') && prefix.ends_with("].")) {
+                tools.push((prefix.to_string(), Cow::Owned(f.raw.to_string())));
+            }
+        }
+    }
+    for f in fields.iter_mut() {
+        for (prefix, tool) in &tools {
+            let Some(rest) = f
+                .name
+                .strip_prefix(prefix.as_str())
+                .and_then(|r| r.strip_prefix("params.arguments"))
+            else {
+                continue;
+            };
+            let Some(rest) = rest.strip_prefix('.') else {
+                if rest.is_empty() {
+                    f.tool = Some(Cow::Owned(tool.to_string()));
+                }
+                continue;
+            };
+            let argument = rest.split(['.', '[']).next().unwrap_or(rest).to_string();
+            f.tool = Some(Cow::Owned(tool.to_string()));
+            f.argument = Some(Cow::Owned(argument));
+        }
+    }
+}
+
+struct Walker<'o, 'a> {
+    out: &'o mut Vec<Field<'a>>,
+    path: String,
+}
+
+struct Node<'w, 'o, 'a> {
+    walker: &'w mut Walker<'o, 'a>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Node<'_, '_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for Node<'_, '_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        let name = self.walker.path.clone();
+        self.walker.out.push(Field::new(Place::JsonValue, name, v));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        let name = self.walker.path.clone();
+        self.walker
+            .out
+            .push(Field::new(Place::JsonValue, name, v.to_string()));
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let base = self.walker.path.len();
+        let mut index = 0usize;
+        loop {
+            use std::fmt::Write;
+            let _ = write!(self.walker.path, "[{index}]");
+            let more = seq.next_element_seed(Node {
+                walker: self.walker,
+            })?;
+            self.walker.path.truncate(base);
+            if more.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let base = self.walker.path.len();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if base > 0 {
+                self.walker.path.push('.');
+            }
+            self.walker.path.push_str(&key);
+            let name = self.walker.path.clone();
+            self.walker.out.push(Field::new(Place::JsonKey, name, key));
+            map.next_value_seed(Node {
+                walker: self.walker,
+            })?;
+            self.walker.path.truncate(base);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(fields: &[Field<'_>]) -> Vec<(Place, String, String)> {
+        fields
+            .iter()
+            .map(|f| (f.place, f.name.to_string(), f.raw.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn query_cookies_and_headers() {
+        let mut out = Vec::new();
+        from_head(
+            "/a/b",
+            Some("q=1+2&flag&=x&n="),
+            &[
+                ("User-Agent", "curl/8"),
+                ("Cookie", "a=1; b=2"),
+                ("Accept", "*/*"),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            names(&out),
+            vec![
+                (Place::Path, "".into(), "/a/b".into()),
+                (Place::QueryName, "q".into(), "q".into()),
+                (Place::QueryValue, "q".into(), "1+2".into()),
+                (Place::QueryName, "flag".into(), "flag".into()),
+                (Place::QueryValue, "".into(), "x".into()),
+                (Place::QueryName, "n".into(), "n".into()),
+                (Place::Header, "User-Agent".into(), "curl/8".into()),
+                (Place::CookieName, "a".into(), "a".into()),
+                (Place::CookieValue, "a".into(), "1".into()),
+                (Place::CookieName, "b".into(), "b".into()),
+                (Place::CookieValue, "b".into(), "2".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_rpc_tool_arguments_are_labelled_in_batches_too() {
+        let body = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"sql":"select 1","opts":{"deep":["x"]}},"name":"run_sql"}},
+                      {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search","arguments":{"q":"caf\u00e9"}}}]"#;
+        let mut out = Vec::new();
+        assert!(json(body, &mut out));
+        let sql = out.iter().find(|f| f.raw == "select 1").expect("sql value");
+        assert_eq!(sql.name, "[0].params.arguments.sql");
+        assert_eq!(sql.tool.as_deref(), Some("run_sql"));
+        assert_eq!(sql.argument.as_deref(), Some("sql"));
+        let deep = out.iter().find(|f| f.raw == "x").expect("deep");
+        assert_eq!(deep.name, "[0].params.arguments.opts.deep[0]");
+        assert_eq!(deep.argument.as_deref(), Some("opts"));
+        let q = out.iter().find(|f| f.raw == "café").expect("escaped");
+        assert_eq!(q.tool.as_deref(), Some("search"));
+        assert!(out
+            .iter()
+            .any(|f| f.place == Place::JsonKey && f.raw == "deep"));
+        let method = out.iter().find(|f| f.name == "[1].method").expect("method");
+        assert_eq!(method.tool, None);
+    }
+
+    #[test]
+    fn bodies_by_content_type() {
+        let mut out = Vec::new();
+        from_body(
+            "a=1&b=%3Cx",
+            Some("application/x-www-form-urlencoded"),
+            &mut out,
+        );
+        assert_eq!(out[3].raw, "%3Cx");
+        let mut out = Vec::new();
+        let body = "--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.php\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX--\r\n";
+        from_body(body, Some("multipart/form-data; boundary=XX"), &mut out);
+        let got = names(&out);
+        assert!(
+            got.contains(&(Place::FormValue, "f".into(), "hello".into())),
+            "{got:?}"
+        );
+        assert!(got.contains(&(Place::FormValue, "filename".into(), "a.php".into())));
+        let mut out = Vec::new();
+        from_body("{not json", Some("application/json"), &mut out);
+        assert_eq!(
+            names(&out),
+            vec![(Place::Body, "".into(), "{not json".into())]
+        );
+        let mut out = Vec::new();
+        from_body("<?xml version=\"1.0\"?><a/>", Some("text/xml"), &mut out);
+        assert_eq!(out[0].place, Place::Body);
+    }
+
+    #[test]
+    fn deep_json_is_refused_not_a_stack_overflow() {
+        let body = "[".repeat(100_000);
+        let mut out = Vec::new();
+        assert!(!json(&body, &mut out));
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,571 @@
+//! Threat detection: the seed's fourth component. Stateless inspection of one request for
+//! injection, traversal, inclusion and scanning, with a per-tool policy.
+//!
+//! How a request is judged:
+//! 1. [`fields`] lists what the application will read: path, query and form names and
+//!    values, cookies, headers, JSON bodies walked recursively (keys too), MCP `tools/call`
+//!    arguments labelled with their tool and argument.
+//! 2. [`decode`] turns each value into what the application will see (repeated URL
+//!    decoding, `%u`, overlong UTF-8, HTML entities, fullwidth forms), in bounded work.
+//! 3. Detectors, one file each, report [`Finding`]s: [`sqli`] (a SQL lexer judging token
+//!    shapes), [`xss`] (HTML and JavaScript contexts), [`traversal`] (path traversal and local
+//!    file inclusion), [`command`] (shell command injection and code injection), [`ssrf`]
+//!    (remote file inclusion and requests to internal, loopback, link-local and cloud-metadata
+//!    addresses), [`injection`] (template, XXE, LDAP, NoSQL, CRLF, SSI), [`scanner`] (scanner
+//!    and bot user agents, probe paths, restricted files, protocol abuse).
+//! 4. The [`policy`] drops what a tool or parameter is allowed to receive (SQL for a database
+//!    tool), custom patterns add theirs, and the verdict is: blocked when an indicator reaches
+//!    the block severity (default `high`) or the combined score reaches the threshold.
+//!
+//! The same [`ThreatDetector`] serves the gateway (through [`ThreatGuard`]) and
+//! `mcp-shield scan`.
+
+pub mod command;
+pub mod decode;
+pub mod fields;
+mod guard;
+pub mod injection;
+pub mod policy;
+pub mod scanner;
+pub mod sqli;
+pub mod ssrf;
+pub mod traversal;
+pub mod xss;
+
+pub use guard::ThreatGuard;
+pub use policy::{AllowRule, CustomPattern, Policy, PolicyError};
+
+use std::sync::{Arc, RwLock};
+
+use serde::{Serialize, Serializer};
+
+use fields::{Field, Place};
+
+/// What kind of threat.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ThreatType {
+    /// SQL injection.
+    SqlInjection,
+    /// Cross-site scripting.
+    XssAttack,
+    /// Path traversal and local file inclusion.
+    PathTraversal,
+    /// Shell command injection.
+    CommandInjection,
+    /// Code injection (PHP, Java, Node.js, Python payloads; deserialization; Log4Shell).
+    CodeInjection,
+    /// Remote file inclusion.
+    RemoteFileInclusion,
+    /// Server-side request forgery (URLs to internal, loopback, metadata addresses).
+    Ssrf,
+    /// Server-side template injection.
+    TemplateInjection,
+    /// XML external entities.
+    Xxe,
+    /// LDAP filter injection.
+    LdapInjection,
+    /// NoSQL (MongoDB operator, JavaScript) injection.
+    NosqlInjection,
+    /// CRLF injection (header injection, response splitting).
+    CrlfInjection,
+    /// Server-side includes and edge-side includes.
+    SsiInjection,
+    /// A security scanner (by user agent or the paths it probes).
+    Scanner,
+    /// An automated client (generic HTTP libraries): low severity, for reputation.
+    Bot,
+    /// Protocol abuse (TRACE, request smuggling, NUL bytes in the URL).
+    ProtocolViolation,
+    /// A custom pattern (`add_pattern`, or a regex in the configuration).
+    Custom(Arc<str>),
+}
+
+impl ThreatType {
+    /// The name used in responses, logs and the policy.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ThreatType::SqlInjection => "sql_injection",
+            ThreatType::XssAttack => "xss_attack",
+            ThreatType::PathTraversal => "path_traversal",
+            ThreatType::CommandInjection => "command_injection",
+            ThreatType::CodeInjection => "code_injection",
+            ThreatType::RemoteFileInclusion => "remote_file_inclusion",
+            ThreatType::Ssrf => "ssrf",
+            ThreatType::TemplateInjection => "template_injection",
+            ThreatType::Xxe => "xxe",
+            ThreatType::LdapInjection => "ldap_injection",
+            ThreatType::NosqlInjection => "nosql_injection",
+            ThreatType::CrlfInjection => "crlf_injection",
+            ThreatType::SsiInjection => "ssi_injection",
+            ThreatType::Scanner => "scanner",
+            ThreatType::Bot => "bot",
+            ThreatType::ProtocolViolation => "protocol_violation",
+            ThreatType::Custom(name) => name,
+        }
+    }
+
+    /// Every built-in type, for validating the policy.
+    pub const BUILT_IN: [&'static str; 16] = [
+        "sql_injection",
+        "xss_attack",
+        "path_traversal",
+        "command_injection",
+        "code_injection",
+        "remote_file_inclusion",
+        "ssrf",
+        "template_injection",
+        "xxe",
+        "ldap_injection",
+        "nosql_injection",
+        "crlf_injection",
+        "ssi_injection",
+        "scanner",
+        "bot",
+        "protocol_violation",
+    ];
+}
+
+impl std::fmt::Display for ThreatType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ThreatType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// How bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth remembering, not refusing.
+    Low,
+    /// Suspicious: lowers reputation.
+    Medium,
+    /// An attack.
+    High,
+    /// An attack aimed at something that hurts (stacked statements, metadata, secrets).
+    Critical,
+}
+
+impl Severity {
+    /// Parses `low`, `medium`, `high` or `critical`.
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Weight in the combined score.
+    fn weight(self) -> f32 {
+        match self {
+            Severity::Low => 0.1,
+            Severity::Medium => 0.45,
+            Severity::High => 0.75,
+            Severity::Critical => 1.0,
+        }
+    }
+}
+
+/// A detector's finding in one decoded value: what, how bad, how sure, and where (a byte
+/// range of the decoded value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What.
+    pub threat: ThreatType,
+    /// How bad.
+    pub severity: Severity,
+    /// How sure, 0 to 1.
+    pub confidence: f32,
+    /// Start of the evidence in the decoded value.
+    pub start: usize,
+    /// End of the evidence.
+    pub end: usize,
+}
+
+impl Finding {
+    /// A finding over `start..end`.
+    pub fn new(
+        threat: ThreatType,
+        severity: Severity,
+        confidence: f32,
+        start: usize,
+        end: usize,
+    ) -> Self {
+        Finding {
+            threat,
+            severity,
+            confidence,
+            start,
+            end,
+        }
+    }
+}
+
+/// The seed's `ThreatIndicator`: one threat found in a request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThreatIndicator {
+    /// What (`sql_injection`, `xss_attack`, ...).
+    #[serde(rename = "type")]
+    pub threat_type: ThreatType,
+    /// How bad.
+    pub severity: Severity,
+    /// How sure, 0 to 1.
+    pub confidence: f32,
+    /// Where: `query:q`, `json:params.arguments.sql`, `header:User-Agent`, `path`.
+    pub location: String,
+    /// The decoded evidence, at most 120 characters.
+    pub snippet: String,
+}
+
+impl ThreatIndicator {
+    /// An indicator (for custom patterns).
+    pub fn new(
+        threat_type: &str,
+        severity: Severity,
+        confidence: f32,
+        location: impl Into<String>,
+        snippet: impl Into<String>,
+    ) -> Self {
+        let threat_type = ThreatType::BUILT_IN
+            .iter()
+            .position(|t| *t == threat_type)
+            .map(built_in)
+            .unwrap_or_else(|| ThreatType::Custom(Arc::from(threat_type)));
+        ThreatIndicator {
+            threat_type,
+            severity,
+            confidence: confidence.clamp(0.0, 1.0),
+            location: location.into(),
+            snippet: snippet.into(),
+        }
+    }
+}
+
+fn built_in(index: usize) -> ThreatType {
+    use ThreatType::*;
+    [
+        SqlInjection,
+        XssAttack,
+        PathTraversal,
+        CommandInjection,
+        CodeInjection,
+        RemoteFileInclusion,
+        Ssrf,
+        TemplateInjection,
+        Xxe,
+        LdapInjection,
+        NosqlInjection,
+        CrlfInjection,
+        SsiInjection,
+        Scanner,
+        Bot,
+        ProtocolViolation,
+    ][index]
+        .clone()
+}
+
+/// A request to inspect: what the gateway saw, or a line of `mcp-shield scan` input.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRequest<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Request target (path and query).
+    pub uri: &'a str,
+    /// Headers, in order.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body (as much as was read).
+    pub body: &'a [u8],
+}
+
+impl HttpRequest<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// The outcome of inspecting one request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Inspection {
+    /// The strongest indicator of each threat type, strongest first.
+    pub indicators: Vec<ThreatIndicator>,
+    /// The combined score (sum over types of severity weight times confidence).
+    pub score: f32,
+    /// Whether the request should be refused.
+    pub blocked: bool,
+}
+
+impl Inspection {
+    /// The threat type names, strongest first.
+    pub fn threat_names(&self) -> Vec<String> {
+        self.indicators
+            .iter()
+            .map(|i| i.threat_type.as_str().to_string())
+            .collect()
+    }
+}
+
+/// A custom check written in Rust (the seed's `@threat_detector.add_pattern`).
+pub type PatternFn = dyn Fn(&HttpRequest<'_>) -> Option<ThreatIndicator> + Send + Sync;
+
+/// The detector: decoders, detectors, policy and custom patterns.
+pub struct ThreatDetector {
+    policy: Policy,
+    block_severity: Severity,
+    score_threshold: f32,
+    custom: RwLock<Vec<(String, Arc<PatternFn>)>>,
+}
+
+impl std::fmt::Debug for ThreatDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreatDetector")
+            .field("block_severity", &self.block_severity)
+            .field("score_threshold", &self.score_threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default combined score that blocks (three medium findings of different types).
+pub const DEFAULT_SCORE_THRESHOLD: f32 = 1.2;
+
+/// Values longer than this are inspected in their first this-many bytes (bodies are capped
+/// by `max_inspect_body_bytes` before they get here; this bounds one field).
+const MAX_FIELD_BYTES: usize = 256 * 1024;
+
+impl ThreatDetector {
+    /// A detector with `policy`, blocking at `block_severity` or a combined score of
+    /// `score_threshold`.
+    pub fn new(policy: Policy, block_severity: Severity, score_threshold: f32) -> Self {
+        ThreatDetector {
+            policy,
+            block_severity,
+            score_threshold,
+            custom: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// A detector as the configuration says (`[threat_detection]`).
+    pub fn from_config(
+        config: &crate::config::ThreatDetectionConfig,
+    ) -> Result<ThreatDetector, PolicyError> {
+        let policy = Policy::new(&config.allow, &config.patterns)?;
+        let block_severity = Severity::parse(&config.block_severity).unwrap_or(Severity::High);
+        Ok(ThreatDetector::new(
+            policy,
+            block_severity,
+            config.score_threshold as f32,
+        ))
+    }
+
+    /// Adds a custom check (the seed's `@threat_detector.add_pattern("name")`). A check with
+    /// the same name replaces the earlier one.
+    pub fn add_pattern<F>(&self, name: &str, check: F)
+    where
+        F: Fn(&HttpRequest<'_>) -> Option<ThreatIndicator> + Send + Sync + 'static,
+    {
+        let mut custom = self.custom.write().unwrap_or_else(|e| e.into_inner());
+        custom.retain(|(n, _)| n != name);
+        custom.push((name.to_string(), Arc::new(check)));
+    }
+
+    /// The severity at which a request is refused.
+    pub fn block_severity(&self) -> Severity {
+        self.block_severity
+    }
+
+    /// Inspects a request.
+    pub fn inspect(&self, request: &HttpRequest<'_>) -> Inspection {
+        let mut found: Vec<ThreatIndicator> = Vec::new();
+        let (path, query) = match request.uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (request.uri, None),
+        };
+        let mut fields: Vec<Field<'_>> = Vec::with_capacity(16);
+        fields::from_head(path, query, request.headers, &mut fields);
+        let body = String::from_utf8_lossy(request.body);
+        fields::from_body(&body, request.header("content-type"), &mut fields);
+        let decoded_path = decode::normalize(path, false);
+        let allowed_at_path = self.policy.allowed_for_path(&decoded_path.text);
+        for field in &fields {
+            self.inspect_field(field, &decoded_path.text, &allowed_at_path, &mut found);
+        }
+        scanner::request_checks(request, &decoded_path.text, &mut found);
+        let custom: Vec<Arc<PatternFn>> = self
+            .custom
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect();
+        for check in custom {
+            if let Some(indicator) = check(request) {
+                found.push(indicator);
+            }
+        }
+        self.verdict(found)
+    }
+
+    fn inspect_field(
+        &self,
+        field: &Field<'_>,
+        path: &str,
+        allowed_at_path: &[String],
+        found: &mut Vec<ThreatIndicator>,
+    ) {
+        let raw: &str = &field.raw;
+        let raw = if raw.len() > MAX_FIELD_BYTES {
+            let mut cut = MAX_FIELD_BYTES;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            &raw[..cut]
+        } else {
+            raw
+        };
+        if raw.is_empty() {
+            return;
+        }
+        let normalized = decode::normalize(raw, field.place.is_form_encoded());
+        let text: &str = &normalized.text;
+        let lower = text.to_ascii_lowercase();
+        let mut findings = Vec::new();
+        detect_all(field.place, text, &lower, &normalized, &mut findings);
+        if self.policy.has_patterns() {
+            self.policy.match_patterns(text, &mut findings);
+        }
+        if findings.is_empty() {
+            return;
+        }
+        let allowed = self.policy.allowed_for_field(field, path, allowed_at_path);
+        for f in findings {
+            if allowed.iter().any(|a| *a == f.threat.as_str()) {
+                continue;
+            }
+            found.push(ThreatIndicator {
+                location: location(field),
+                snippet: snippet(text, f.start, f.end),
+                threat_type: f.threat,
+                severity: f.severity,
+                confidence: f.confidence,
+            });
+        }
+    }
+
+    fn verdict(&self, mut found: Vec<ThreatIndicator>) -> Inspection {
+        // The strongest of each type.
+        found.sort_by(|a, b| {
+            a.threat_type.cmp(&b.threat_type).then(
+                (b.severity, b.confidence)
+                    .partial_cmp(&(a.severity, a.confidence))
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+        });
+        found.dedup_by(|later, first| later.threat_type == first.threat_type);
+        found.sort_by(|a, b| {
+            (b.severity, b.confidence)
+                .partial_cmp(&(a.severity, a.confidence))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let score: f32 = found
+            .iter()
+            .map(|i| i.severity.weight() * i.confidence)
+            .sum();
+        let blocked = found.iter().any(|i| i.severity >= self.block_severity)
+            || score >= self.score_threshold;
+        Inspection {
+            indicators: found,
+            score,
+            blocked,
+        }
+    }
+}
+
+/// Runs every detector that applies to a value at `place`.
+fn detect_all(
+    place: Place,
+    text: &str,
+    lower: &str,
+    normalized: &decode::Normalized<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let bytes = lower.as_bytes();
+    // Cheap gates: most values are words and spaces, and most detectors need punctuation.
+    let mut has = [false; 128];
+    for &b in bytes {
+        if b < 128 {
+            has[b as usize] = true;
+        }
+    }
+    let any = |set: &[u8]| set.iter().any(|&b| has[b as usize]);
+    let is_path = place == Place::Path;
+    if !is_path {
+        sqli::detect(text, out);
+    }
+    if any(b"<:=(`\"'") {
+        xss::detect(text, lower, out);
+    }
+    if any(b"./\\") || normalized.had_nul {
+        traversal::detect(lower, normalized.had_nul, is_path, out);
+    }
+    if any(b";|&`$\n{(%") {
+        command::detect(lower, out);
+    }
+    command::detect_code(text, lower, out);
+    if any(b":") {
+        ssrf::detect(lower, place, normalized.had_nul, out);
+    }
+    injection::detect(place, text, lower, out);
+}
+
+fn location(field: &Field<'_>) -> String {
+    match field.place {
+        Place::Path | Place::Body => field.place.label().to_string(),
+        _ => format!("{}:{}", field.place.label(), field.name),
+    }
+}
+
+/// At most 120 characters of the evidence, from a little before it.
+fn snippet(text: &str, start: usize, end: usize) -> String {
+    let mut from = start.saturating_sub(10).min(text.len());
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = end.max(start + 1).min(text.len()).max(from);
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    let evidence: String = text[from..to].chars().take(120).collect();
+    evidence.replace(['\r', '\n'], " ")
+}
+
+/// At most the first `n` bytes of `text`, cut on a character boundary.
+pub(crate) fn prefix(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    let mut cut = n;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}

@@ -1,0 +1,389 @@
+//! Scanners and bots, and protocol abuse: judged on the request as a whole rather than on one
+//! value.
+//!
+//! - **Scanner user agents** (`sqlmap`, `nikto`, `nuclei`, `masscan`, `zgrab`, `gobuster`,
+//!   `wpscan`, ...): high, they announce an attack tool.
+//! - **Generic clients** (`python-requests`, `Go-http-client`, `curl`, `wget`): `bot`, low.
+//!   MCP clients are often scripts; this only feeds reputation and the behavioural analysis.
+//! - **Probe paths**: secrets an attacker hopes were left on the web root (`/.env`,
+//!   `/.git/config`, `/.aws/credentials`) are high; admin consoles and CMS paths
+//!   (`/wp-admin`, `/phpmyadmin`) that a gateway in front of an MCP server never serves are
+//!   medium; backup and configuration file extensions (`.bak`, `.sql`, `.swp`) medium.
+//! - **Protocol abuse**: `TRACE`/`TRACK` (cross-site tracing), both `Content-Length` and
+//!   `Transfer-Encoding` (request smuggling), NUL bytes in the URL.
+
+use super::HttpRequest;
+use super::{decode, Severity, ThreatIndicator, ThreatType};
+
+/// User-agent fragments of attack tools (lowercase).
+const SCANNERS: &[&str] = &[
+    "sqlmap",
+    "nikto",
+    "nuclei",
+    "masscan",
+    "zgrab",
+    "gobuster",
+    "wpscan",
+    "dirbuster",
+    "dirb/",
+    "nmap",
+    "nessus",
+    "openvas",
+    "acunetix",
+    "netsparker",
+    "w3af",
+    "arachni",
+    "whatweb",
+    "wfuzz",
+    "ffuf",
+    "fuzz faster u fool",
+    "feroxbuster",
+    "hydra",
+    "jaeles",
+    "commix",
+    "xsstrike",
+    "skipfish",
+    "zmeu",
+    "morfeus",
+    "havij",
+    "appscan",
+    "paros",
+    "webinspect",
+    "sqlninja",
+    "fimap",
+    "dirsearch",
+    "grabber",
+    "bsqlbf",
+    "pangolin",
+    "webshag",
+    "metis",
+    "sql power injector",
+    "blackwidow",
+    "n-stealth",
+    "nsauditor",
+    "qualys",
+    "burp",
+    "owasp zap",
+    "zaproxy",
+    "vega/",
+    "cgichk",
+    "brutus",
+    "mysqloit",
+    "httprint",
+    "nuclei",
+    "xray",
+    "goby",
+    "fscan",
+    "l9explore",
+    "l9tcpid",
+    "projectdiscovery",
+    "interactsh",
+    "struts-pwn",
+    "crowdstrike",
+    "detectify",
+    "netlab360",
+    "censys",
+];
+
+/// Generic HTTP clients (lowercase prefixes or fragments).
+const BOTS: &[&str] = &[
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "curl/",
+    "wget/",
+    "libwww-perl",
+    "java/",
+    "okhttp",
+    "apache-httpclient",
+    "scrapy",
+    "httpclient",
+    "aiohttp",
+    "axios/",
+    "node-fetch",
+    "undici",
+    "powershell",
+    "winhttp",
+    "lwp::simple",
+    "mechanize",
+    "phantomjs",
+    "headlesschrome",
+    "selenium",
+    "python-httpx",
+    "ruby",
+    "php/",
+];
+
+/// Paths that only exist to be stolen (lowercase, matched at a segment start).
+const SECRET_PROBES: &[&str] = &[
+    "/.env",
+    "/.git/",
+    "/.git",
+    "/.svn/",
+    "/.hg/",
+    "/.bzr/",
+    "/.aws/",
+    "/.ssh/",
+    "/.htpasswd",
+    "/.htaccess",
+    "/.bash_history",
+    "/.ds_store",
+    "/.npmrc",
+    "/.pypirc",
+    "/.dockercfg",
+    "/.docker/config.json",
+    "/.vscode/sftp.json",
+    "/sftp-config.json",
+    "/id_rsa",
+    "/wp-config.php",
+    "/web.config",
+    "/vendor/phpunit/",
+    "/eval-stdin.php",
+    "/_ignition/execute-solution",
+    "/actuator/env",
+    "/actuator/heapdump",
+    "/config/database.yml",
+    "/database.yml",
+    "/credentials.json",
+    "/shell.php",
+    "/c99.php",
+    "/r57.php",
+    "/cmd.php",
+    "/phpinfo.php",
+    "/server-status",
+    "/server-info",
+    "/.well-known/../",
+];
+
+/// Admin consoles and CMS paths scanners try everywhere.
+const ADMIN_PROBES: &[&str] = &[
+    "/wp-admin",
+    "/wp-login.php",
+    "/wp-content/",
+    "/wp-includes/",
+    "/xmlrpc.php",
+    "/phpmyadmin",
+    "/pma/",
+    "/myadmin",
+    "/administrator/",
+    "/manager/html",
+    "/jmx-console",
+    "/web-console",
+    "/solr/admin",
+    "/cgi-bin/",
+    "/actuator",
+    "/boaform",
+    "/hnap1",
+    "/owa/",
+    "/autodiscover/autodiscover.xml",
+    "/console/",
+    "/telescope/",
+    "/debug/default/view",
+    "/invoker/",
+    "/axis2/",
+    "/.well-known/security.txt/",
+];
+
+/// File extensions of backups, dumps and configuration (CRS's restricted extensions).
+const RESTRICTED_EXTENSIONS: &[&str] = &[
+    ".bak", ".backup", ".old", ".orig", ".sql", ".swp", ".swo", ".sav", ".save", ".tmp", ".ini",
+    ".log", ".mdb", ".conf", ".config", ".pem", ".key", ".htr", ".idq", ".printer", ".passwd",
+    ".history", ".sqlite", ".db", ".dump", ".cfg", ".inc", ".dist", ".git", ".asa", ".cdx",
+    ".csproj", ".vbproj", ".vb", ".resx", ".pdb", ".dll", ".ps1",
+];
+
+fn indicator(
+    threat: ThreatType,
+    severity: Severity,
+    confidence: f32,
+    location: &str,
+    snippet: &str,
+) -> ThreatIndicator {
+    ThreatIndicator {
+        threat_type: threat,
+        severity,
+        confidence,
+        location: location.to_string(),
+        snippet: snippet.chars().take(120).collect(),
+    }
+}
+
+/// Scanner, bot and protocol checks on the whole request; `path` is the decoded URL path.
+pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<ThreatIndicator>) {
+    let agent = request.header("user-agent").unwrap_or("");
+    let lower_agent = agent.to_ascii_lowercase();
+    if let Some(tool) = SCANNERS.iter().find(|s| lower_agent.contains(*s)) {
+        out.push(indicator(
+            ThreatType::Scanner,
+            Severity::High,
+            0.9,
+            "header:User-Agent",
+            tool,
+        ));
+    } else if let Some(bot) = BOTS.iter().find(|b| lower_agent.contains(*b)) {
+        out.push(indicator(
+            ThreatType::Bot,
+            Severity::Low,
+            0.6,
+            "header:User-Agent",
+            bot,
+        ));
+    } else if agent.trim().is_empty() {
+        out.push(indicator(
+            ThreatType::Bot,
+            Severity::Low,
+            0.3,
+            "header:User-Agent",
+            "",
+        ));
+    }
+    let lower_path = path.to_ascii_lowercase();
+    let segment_match = |probe: &str| {
+        lower_path.match_indices(probe).any(|(p, _)| {
+            let end = p + probe.len();
+            probe.ends_with('/')
+                || end == lower_path.len()
+                || matches!(
+                    lower_path.as_bytes()[end],
+                    b'/' | b'.' | b'?' | b';' | b'~' | b'_' | b'-'
+                )
+        })
+    };
+    if let Some(probe) = SECRET_PROBES.iter().find(|p| segment_match(p)) {
+        out.push(indicator(
+            ThreatType::Scanner,
+            Severity::High,
+            0.85,
+            "path",
+            probe,
+        ));
+    } else if let Some(probe) = ADMIN_PROBES.iter().find(|p| segment_match(p)) {
+        out.push(indicator(
+            ThreatType::Scanner,
+            Severity::Medium,
+            0.6,
+            "path",
+            probe,
+        ));
+    } else if let Some(ext) = RESTRICTED_EXTENSIONS.iter().find(|e| {
+        lower_path
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.ends_with(*e) && name.len() > e.len())
+    }) {
+        out.push(indicator(
+            ThreatType::Scanner,
+            Severity::Medium,
+            0.6,
+            "path",
+            ext,
+        ));
+    }
+    let method = request.method.to_ascii_uppercase();
+    if matches!(method.as_str(), "TRACE" | "TRACK" | "DEBUG") {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::High,
+            0.9,
+            "method",
+            &method,
+        ));
+    } else if !matches!(
+        method.as_str(),
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+    ) {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::Medium,
+            0.6,
+            "method",
+            &method,
+        ));
+    }
+    let has = |name: &str| {
+        request
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    if has("content-length") && has("transfer-encoding") {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::High,
+            0.85,
+            "header:Transfer-Encoding",
+            "Content-Length with Transfer-Encoding",
+        ));
+    }
+    if request.uri.contains("%00") || decode::normalize(request.uri, false).had_nul {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::Medium,
+            0.7,
+            "path",
+            "NUL byte in the URL",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(method: &str, uri: &str, agent: &str) -> Vec<(ThreatType, Severity)> {
+        let headers = [("User-Agent", agent)];
+        let request = HttpRequest {
+            method,
+            uri,
+            headers: &headers,
+            body: b"",
+        };
+        let mut out = Vec::new();
+        let path = uri.split('?').next().unwrap_or(uri);
+        request_checks(&request, path, &mut out);
+        out.into_iter()
+            .map(|i| (i.threat_type, i.severity))
+            .collect()
+    }
+
+    #[test]
+    fn scanners_probes_and_bots() {
+        assert!(
+            check("GET", "/", "sqlmap/1.7#stable").contains(&(ThreatType::Scanner, Severity::High))
+        );
+        assert!(check("GET", "/", "Mozilla/5.00 (Nikto/2.1.6)")
+            .contains(&(ThreatType::Scanner, Severity::High)));
+        assert!(
+            check("GET", "/.env", "Mozilla/5.0").contains(&(ThreatType::Scanner, Severity::High))
+        );
+        assert!(check("GET", "/.git/config", "Mozilla/5.0")
+            .contains(&(ThreatType::Scanner, Severity::High)));
+        assert!(check("GET", "/wp-admin/", "Mozilla/5.0")
+            .contains(&(ThreatType::Scanner, Severity::Medium)));
+        assert!(check("GET", "/backup.sql", "Mozilla/5.0")
+            .contains(&(ThreatType::Scanner, Severity::Medium)));
+        assert_eq!(
+            check("GET", "/", "python-requests/2.31"),
+            vec![(ThreatType::Bot, Severity::Low)]
+        );
+        assert!(check("TRACE", "/", "Mozilla/5.0")
+            .contains(&(ThreatType::ProtocolViolation, Severity::High)));
+    }
+
+    #[test]
+    fn ordinary_requests_pass() {
+        for (method, uri) in [
+            ("POST", "/mcp"),
+            ("GET", "/mcp"),
+            ("DELETE", "/mcp"),
+            ("GET", "/docs/environment.html"),
+            ("GET", "/assets/app.js"),
+            ("GET", "/.well-known/oauth-authorization-server"),
+        ] {
+            assert!(
+                check(method, uri, "Mozilla/5.0 (X11; Linux x86_64)").is_empty(),
+                "{method} {uri}"
+            );
+        }
+    }
+}

@@ -1,0 +1,977 @@
+//! SQL injection: tokenize the value the way a SQL lexer would, then judge the shape of the
+//! tokens, as libinjection does, rather than look for words.
+//!
+//! An injection has to *break out* of the place the application put the value: out of a
+//! quoted string (`' or 1=1--`), or out of a number (`1 or 1=1`). So the value is read three
+//! ways: as-is, as if a `'` string were open before it, and as if a `"` string were. What
+//! follows a breakout must then read as SQL: a logical operator with an operand that
+//! continues as an expression, a comparison, a comment that cuts the rest of the query, a
+//! `UNION SELECT`, a stacked statement after `;`, a clause (`ORDER BY 5`). Prose fails these
+//! tests where word lists do not: in "the students' or teachers' books" the quote is followed
+//! by `or`, but `teachers` is followed by another string, not by an expression; "select the
+//! best option from the list" has SELECT and FROM, but three bare words in a row are not a
+//! select list.
+//!
+//! Anywhere in the value, a few things are SQL whatever surrounds them: `UNION SELECT`, time
+//! functions with numeric arguments (`SLEEP(5)`, `BENCHMARK(1000000,...)`,
+//! `WAITFOR DELAY '0:0:5'`), file and command functions (`LOAD_FILE(`, `xp_cmdshell`), and
+//! tautologies (`or 1=1`). Catalog names (`information_schema`) and server variables
+//! (`@@version`) are weaker alone and count with another sign.
+
+use super::{Finding, Severity, ThreatType};
+
+/// Tokens looked at per reading, at most (bounded work on huge values).
+const MAX_TOKENS: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kw {
+    Select,
+    Union,
+    All,
+    Distinct,
+    From,
+    Where,
+    Order,
+    Group,
+    By,
+    Having,
+    Limit,
+    Procedure,
+    Into,
+    Outfile,
+    Insert,
+    Update,
+    Delete,
+    Drop,
+    Create,
+    Alter,
+    Truncate,
+    Exec,
+    Declare,
+    Set,
+    Waitfor,
+    Delay,
+    Shutdown,
+    Table,
+    Null,
+    True,
+    False,
+    Like,
+    Is,
+    In,
+    Between,
+    Regexp,
+    Case,
+    As,
+    Not,
+    Asc,
+}
+
+/// Functions by what they tell of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    /// Delays: blind injection's clock.
+    Time,
+    /// Files, commands, out-of-band channels.
+    Danger,
+    /// Building strings and reading the server: common in injections, common in SQL too.
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    Str {
+        closed: bool,
+    },
+    Num,
+    /// `@var`, `@@var`.
+    Var {
+        system: bool,
+    },
+    Bare,
+    /// A catalog name (`information_schema`, `sysobjects`).
+    Catalog,
+    Kw(Kw),
+    Func(Func),
+    Logic,
+    Cmp,
+    Arith,
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    Comment,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    kind: Tok,
+    start: usize,
+    end: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Nothing,
+    Quote(u8),
+}
+
+fn keyword(word: &str) -> Option<Tok> {
+    use Kw::*;
+    let kw = match word {
+        "select" => Select,
+        "union" => Union,
+        "all" => All,
+        "distinct" => Distinct,
+        "from" => From,
+        "where" => Where,
+        "order" => Order,
+        "group" => Group,
+        "by" => By,
+        "having" => Having,
+        "limit" => Limit,
+        "procedure" => Procedure,
+        "into" => Into,
+        "outfile" | "dumpfile" => Outfile,
+        "insert" => Insert,
+        "update" => Update,
+        "delete" => Delete,
+        "drop" => Drop,
+        "create" => Create,
+        "alter" => Alter,
+        "truncate" => Truncate,
+        "exec" | "execute" => Exec,
+        "declare" => Declare,
+        "set" => Set,
+        "waitfor" => Waitfor,
+        "delay" | "time" => Delay,
+        "shutdown" => Shutdown,
+        "table" | "database" | "view" | "index" | "schema" | "user" | "login" | "trigger" => Table,
+        "null" => Null,
+        "true" => True,
+        "false" => False,
+        "like" | "rlike" | "ilike" | "glob" => Like,
+        "regexp" | "similar" | "sounds" => Regexp,
+        "is" => Is,
+        "in" => In,
+        "between" => Between,
+        "case" => Case,
+        "as" => As,
+        "not" => Not,
+        "asc" | "desc" => Asc,
+        "and" | "or" | "xor" | "div" => return Some(Tok::Logic),
+        _ => return None,
+    };
+    Some(Tok::Kw(kw))
+}
+
+fn function(word: &str) -> Option<Func> {
+    Some(match word {
+        "sleep"
+        | "benchmark"
+        | "pg_sleep"
+        | "dbms_lock.sleep"
+        | "dbms_pipe.receive_message"
+        | "randomblob"
+        | "sys.dbms_lock.sleep" => Func::Time,
+        "load_file"
+        | "extractvalue"
+        | "updatexml"
+        | "xp_cmdshell"
+        | "xp_dirtree"
+        | "xp_regread"
+        | "sp_executesql"
+        | "sp_oacreate"
+        | "sys_eval"
+        | "sys_exec"
+        | "lo_import"
+        | "lo_export"
+        | "pg_read_file"
+        | "pg_ls_dir"
+        | "dblink"
+        | "openrowset"
+        | "opendatasource"
+        | "utl_inaddr.get_host_address"
+        | "utl_http.request"
+        | "dbms_xmlgen.getxml"
+        | "httpuritype"
+        | "name_const"
+        | "geometrycollection"
+        | "multipoint"
+        | "polygon"
+        | "linestring"
+        | "exp"
+        | "copy" => Func::Danger,
+        "char" | "chr" | "nchar" | "concat" | "concat_ws" | "group_concat" | "ascii"
+        | "substring" | "substr" | "mid" | "hex" | "unhex" | "cast" | "convert" | "elt"
+        | "make_set" | "ifnull" | "iif" | "isnull" | "nullif" | "coalesce" | "count" | "length"
+        | "len" | "ord" | "md5" | "sha1" | "rand" | "floor" | "version" | "user"
+        | "current_user" | "system_user" | "session_user" | "database" | "schema_name"
+        | "db_name" | "user_name" | "table_name" | "column_name" | "if" | "instr" | "lower"
+        | "upper" | "replace" | "reverse" | "left" | "right" | "trim" | "now" | "sum" | "min"
+        | "max" | "avg" | "uuid" | "row" | "json_keys" | "decode" | "encode" | "to_char"
+        | "unistr" | "quote" | "upper_case" | "sqlite_version" | "current_database"
+        | "string_agg" | "listagg" | "xmltype" => Func::Plain,
+        _ => return None,
+    })
+}
+
+fn catalog(word: &str) -> bool {
+    let first = word.split('.').next().unwrap_or(word);
+    matches!(
+        first,
+        "information_schema"
+            | "sysobjects"
+            | "syscolumns"
+            | "sysusers"
+            | "sysdatabases"
+            | "msysobjects"
+            | "msysaccessobjects"
+            | "pg_catalog"
+            | "pg_shadow"
+            | "pg_user"
+            | "pg_database"
+            | "sqlite_master"
+            | "sqlite_schema"
+            | "all_tables"
+            | "all_users"
+            | "user_tables"
+            | "dba_users"
+            | "v$version"
+            | "sys"
+    ) || word == "mysql.user"
+        || word == "master..sysdatabases"
+}
+
+/// Tokenizes `text` (lowercase ASCII where it matters: callers pass it lowered) as if `open`
+/// were open before it.
+fn tokenize(text: &[u8], open: Open) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    if let Open::Quote(q) = open {
+        let (end, closed) = string_end(text, 0, q);
+        out.push(Token {
+            kind: Tok::Str { closed },
+            start: 0,
+            end,
+        });
+        i = end;
+    }
+    while i < text.len() && out.len() < MAX_TOKENS {
+        let b = text[i];
+        let start = i;
+        let kind = match b {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => {
+                i += 1;
+                continue;
+            }
+            b'\'' | b'"' => {
+                let (end, closed) = string_end(text, i + 1, b);
+                i = end;
+                Tok::Str { closed }
+            }
+            b'`' => {
+                let (end, _) = string_end(text, i + 1, b'`');
+                i = end;
+                Tok::Bare
+            }
+            b'-' if text.get(i + 1) == Some(&b'-') => {
+                i = line_end(text, i);
+                Tok::Comment
+            }
+            b'#' => {
+                i = line_end(text, i);
+                Tok::Comment
+            }
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                if text.get(i + 2) == Some(&b'!') {
+                    // MySQL's executable comment: its contents are code.
+                    i += 3;
+                    while i < text.len() && text[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    continue;
+                }
+                i = match find(text, i + 2, b"*/") {
+                    Some(p) => p + 2,
+                    None => text.len(),
+                };
+                Tok::Comment
+            }
+            b'*' if text.get(i + 1) == Some(&b'/') => {
+                // The end of an executable comment.
+                i += 2;
+                continue;
+            }
+            b'0'..=b'9' => {
+                i = number_end(text, i);
+                Tok::Num
+            }
+            b'.' if text.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                i = number_end(text, i + 1);
+                Tok::Num
+            }
+            b'@' => {
+                let system = text.get(i + 1) == Some(&b'@');
+                i += if system { 2 } else { 1 };
+                i = word_end(text, i);
+                Tok::Var { system }
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$' => {
+                i = word_end(text, i);
+                // Dotted names are one token (`information_schema.tables`).
+                while text.get(i) == Some(&b'.')
+                    && text
+                        .get(i + 1)
+                        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'.')
+                {
+                    i = word_end(text, i + 1);
+                }
+                classify(&text[start..i])
+            }
+            b'(' => {
+                i += 1;
+                Tok::LParen
+            }
+            b')' => {
+                i += 1;
+                Tok::RParen
+            }
+            b',' => {
+                i += 1;
+                Tok::Comma
+            }
+            b';' => {
+                i += 1;
+                Tok::Semi
+            }
+            b'=' | b'<' | b'>' | b'!' => {
+                i += 1;
+                while i < text.len() && matches!(text[i], b'=' | b'<' | b'>') && i - start < 3 {
+                    i += 1;
+                }
+                if &text[start..i] == b"!" {
+                    Tok::Arith
+                } else {
+                    Tok::Cmp
+                }
+            }
+            b'|' if text.get(i + 1) == Some(&b'|') => {
+                i += 2;
+                Tok::Logic
+            }
+            b'&' if text.get(i + 1) == Some(&b'&') => {
+                i += 2;
+                Tok::Logic
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'~' | b':' => {
+                i += 1;
+                Tok::Arith
+            }
+            _ => {
+                i += utf8_len(b);
+                Tok::Other
+            }
+        };
+        out.push(Token {
+            kind,
+            start,
+            end: i.min(text.len()),
+        });
+    }
+    out
+}
+
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => 1,
+    }
+}
+
+fn classify(word: &[u8]) -> Tok {
+    // Words are ASCII here (the tokenizer only starts them on ASCII letters).
+    let Ok(word) = std::str::from_utf8(word) else {
+        return Tok::Bare;
+    };
+    if word.len() > 40 {
+        return Tok::Bare;
+    }
+    let mut lower = [0u8; 40];
+    for (d, s) in lower.iter_mut().zip(word.bytes()) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&lower[..word.len()]).unwrap_or("");
+    if let Some(tok) = keyword(lower) {
+        return tok;
+    }
+    if let Some(f) = function(lower) {
+        return Tok::Func(f);
+    }
+    if catalog(lower) {
+        return Tok::Catalog;
+    }
+    Tok::Bare
+}
+
+fn string_end(text: &[u8], mut i: usize, quote: u8) -> (usize, bool) {
+    while i < text.len() {
+        let b = text[i];
+        if b == b'\\' && quote != b'`' {
+            i += 2;
+            continue;
+        }
+        if b == quote {
+            if text.get(i + 1) == Some(&quote) {
+                i += 2;
+                continue;
+            }
+            return (i + 1, true);
+        }
+        i += 1;
+    }
+    (text.len(), false)
+}
+
+fn line_end(text: &[u8], i: usize) -> usize {
+    text[i..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(text.len(), |p| i + p)
+}
+
+fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if from >= text.len() {
+        return None;
+    }
+    text[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+fn number_end(text: &[u8], mut i: usize) -> usize {
+    if text.get(i) == Some(&b'0') && matches!(text.get(i + 1), Some(b'x' | b'X' | b'b' | b'B')) {
+        i += 2;
+        while i < text.len() && text[i].is_ascii_hexdigit() {
+            i += 1;
+        }
+        return i;
+    }
+    while i < text.len() && (text[i].is_ascii_digit() || text[i] == b'.') {
+        i += 1;
+    }
+    if matches!(text.get(i), Some(b'e' | b'E'))
+        && text
+            .get(i + 1)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'-' || *c == b'+')
+    {
+        i += 2;
+        while i < text.len() && text[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    i
+}
+
+fn word_end(text: &[u8], mut i: usize) -> usize {
+    while i < text.len() && (text[i].is_ascii_alphanumeric() || matches!(text[i], b'_' | b'$')) {
+        i += 1;
+    }
+    i
+}
+
+/// The tokens that matter for shape (comments dropped), with whether a comment ended the
+/// value.
+fn significant(tokens: &[Token]) -> (Vec<Token>, bool) {
+    let ends_in_comment = tokens.last().is_some_and(|t| t.kind == Tok::Comment);
+    (
+        tokens
+            .iter()
+            .copied()
+            .filter(|t| t.kind != Tok::Comment)
+            .collect(),
+        ends_in_comment,
+    )
+}
+
+/// A judgement: severity, confidence, and the token range that shows it.
+type Verdict = Option<(Severity, f32, usize, usize)>;
+
+fn better(a: Verdict, b: Verdict) -> Verdict {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if (y.0, y.1) > (x.0, x.1) { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn kind(t: &[Token], i: usize) -> Option<Tok> {
+    t.get(i).map(|t| t.kind)
+}
+
+/// Whether a statement starts at `i` (after a `;`, or at the start of the value).
+fn statement(t: &[Token], i: usize) -> bool {
+    use Kw::*;
+    match kind(t, i) {
+        Some(Tok::Kw(Drop | Truncate | Create | Alter)) => {
+            matches!(kind(t, i + 1), Some(Tok::Kw(Table)))
+        }
+        Some(Tok::Kw(Delete)) => matches!(kind(t, i + 1), Some(Tok::Kw(From))),
+        Some(Tok::Kw(Insert)) => matches!(kind(t, i + 1), Some(Tok::Kw(Into))),
+        Some(Tok::Kw(Update)) => {
+            matches!(kind(t, i + 1), Some(Tok::Bare))
+                && matches!(kind(t, i + 2), Some(Tok::Kw(Set)))
+        }
+        Some(Tok::Kw(Exec)) => matches!(
+            kind(t, i + 1),
+            Some(Tok::Bare | Tok::Func(_) | Tok::Var { .. } | Tok::LParen)
+        ),
+        Some(Tok::Kw(Shutdown)) => matches!(kind(t, i + 1), None | Some(Tok::Semi)),
+        Some(Tok::Kw(Declare)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
+        Some(Tok::Kw(Waitfor)) => matches!(kind(t, i + 1), Some(Tok::Kw(Delay))),
+        Some(Tok::Kw(Set)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
+        Some(Tok::Kw(Select)) => select_list(t, i + 1),
+        Some(Tok::Func(Func::Time | Func::Danger)) => {
+            matches!(kind(t, i + 1), Some(Tok::LParen))
+        }
+        _ => false,
+    }
+}
+
+/// Whether what follows SELECT reads as a select list.
+fn select_list(t: &[Token], i: usize) -> bool {
+    use Kw::*;
+    let after_item = |j: usize| {
+        matches!(
+            kind(t, j),
+            None | Some(
+                Tok::Comma
+                    | Tok::Kw(From | Union | Into | Limit | Where | Order | Group | As)
+                    | Tok::Semi
+                    | Tok::RParen
+                    | Tok::Arith
+                    | Tok::Cmp
+                    | Tok::Logic
+            )
+        )
+    };
+    match kind(t, i) {
+        Some(Tok::Kw(All | Distinct)) => select_list(t, i + 1),
+        Some(Tok::Arith) => t.get(i).is_some_and(|_| after_item(i + 1)),
+        Some(Tok::Var { .. } | Tok::Kw(Null | Case) | Tok::LParen | Tok::Catalog) => true,
+        Some(Tok::Func(_)) => matches!(kind(t, i + 1), Some(Tok::LParen)),
+        Some(Tok::Num | Tok::Str { .. }) => after_item(i + 1),
+        Some(Tok::Bare) => match kind(t, i + 1) {
+            Some(Tok::Comma) => matches!(
+                kind(t, i + 2),
+                Some(Tok::Bare | Tok::Num | Tok::Func(_) | Tok::Var { .. })
+            ),
+            Some(Tok::Kw(From)) => {
+                matches!(kind(t, i + 2), Some(Tok::Bare | Tok::Catalog | Tok::LParen))
+                    && matches!(
+                        kind(t, i + 3),
+                        None | Some(
+                            Tok::Kw(Where | Union | Limit | Order | Group | Into)
+                                | Tok::Semi
+                                | Tok::RParen
+                                | Tok::Comma
+                                | Tok::Bare
+                                | Tok::Str { .. }
+                        )
+                    )
+                    && !matches!(
+                        (kind(t, i + 3), kind(t, i + 4)),
+                        (Some(Tok::Bare), Some(Tok::Bare))
+                    )
+            }
+            Some(Tok::LParen) => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether an operand starts at `i`, and where it ends (exclusive).
+fn operand(t: &[Token], i: usize) -> Option<(usize, Tok)> {
+    match kind(t, i)? {
+        Tok::Arith => {
+            // A sign: `-1`, `!x`, `~0`.
+            let (end, k) = operand(t, i + 1)?;
+            Some((end, k))
+        }
+        Tok::Kw(Kw::Not) => operand(t, i + 1),
+        k @ (Tok::Num
+        | Tok::Str { .. }
+        | Tok::Var { .. }
+        | Tok::Kw(Kw::Null | Kw::True | Kw::False)
+        | Tok::Catalog) => Some((i + 1, k)),
+        k @ (Tok::Bare | Tok::Func(_)) => {
+            if matches!(kind(t, i + 1), Some(Tok::LParen)) {
+                Some((skip_parens(t, i + 1), k))
+            } else {
+                Some((i + 1, k))
+            }
+        }
+        Tok::LParen => Some((skip_parens(t, i), Tok::LParen)),
+        Tok::Kw(Kw::Select) => select_list(t, i + 1).then_some((t.len(), Tok::Kw(Kw::Select))),
+        _ => None,
+    }
+}
+
+fn skip_parens(t: &[Token], open: usize) -> usize {
+    let mut depth = 0usize;
+    for (j, tok) in t.iter().enumerate().skip(open) {
+        match tok.kind {
+            Tok::LParen => depth += 1,
+            Tok::RParen => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    t.len()
+}
+
+/// Whether the token at `i` continues an expression (or the value ends there).
+fn continues_expression(t: &[Token], i: usize, ended_by_comment: bool) -> bool {
+    use Kw::*;
+    match kind(t, i) {
+        None => true,
+        Some(
+            Tok::Cmp
+            | Tok::Logic
+            | Tok::Arith
+            | Tok::Semi
+            | Tok::RParen
+            | Tok::Kw(
+                Like | Is | In | Between | Regexp | Union | Order | Group | Limit | Into | Having,
+            ),
+        ) => true,
+        // `' or 'x'` ends where a quote the application adds would close it.
+        Some(Tok::Str { closed: false }) => ended_by_comment || i + 1 == t.len(),
+        _ => false,
+    }
+}
+
+/// What follows a breakout at `i` (a closed string, or a number at the start).
+fn after_breakout(t: &[Token], mut i: usize, ended_by_comment: bool, from_string: bool) -> Verdict {
+    use Kw::*;
+    let start = i.saturating_sub(1);
+    while matches!(kind(t, i), Some(Tok::RParen)) {
+        i += 1;
+    }
+    let verdict = |sev, conf, end: usize| Some((sev, conf, start, end.min(t.len())));
+    match kind(t, i) {
+        None if ended_by_comment && from_string && i > 0 => verdict(Severity::High, 0.8, i),
+        Some(Tok::Logic) => {
+            let (end, op) = operand(t, i + 1)?;
+            let strong_operand = matches!(
+                op,
+                Tok::Func(_) | Tok::LParen | Tok::Kw(Select) | Tok::Var { system: true }
+            );
+            let next = kind(t, end);
+            let compared = matches!(
+                next,
+                Some(Tok::Cmp | Tok::Kw(Like | Is | In | Between | Regexp))
+            );
+            let literal = matches!(
+                op,
+                Tok::Num | Tok::Str { .. } | Tok::Kw(Null | True | False)
+            );
+            let ok = if from_string {
+                strong_operand
+                    || compared
+                    || (literal && continues_expression(t, end, ended_by_comment))
+                    || (op == Tok::Bare && (next.is_none() && ended_by_comment))
+            } else {
+                strong_operand || compared || (end == t.len() && ended_by_comment)
+            };
+            ok.then(|| (Severity::High, 0.9, start, end.min(t.len())))
+        }
+        Some(Tok::Cmp | Tok::Arith) if from_string => {
+            let (end, op) = operand(t, i + 1)?;
+            let ok = match op {
+                Tok::Bare => matches!(kind(t, end), Some(Tok::Cmp | Tok::Logic | Tok::Semi)),
+                _ => continues_expression(t, end, ended_by_comment),
+            };
+            ok.then(|| (Severity::High, 0.8, start, end.min(t.len())))
+        }
+        Some(Tok::Kw(Like)) if from_string => matches!(kind(t, i + 1), Some(Tok::Str { .. }))
+            .then(|| (Severity::High, 0.75, start, i + 2)),
+        Some(Tok::Semi) if statement(t, i + 1) => verdict(Severity::Critical, 0.9, i + 3),
+        Some(Tok::Semi) if from_string && i + 1 == t.len() && ended_by_comment => {
+            verdict(Severity::High, 0.75, i + 1)
+        }
+        Some(Tok::Kw(Union)) => {
+            let mut j = i + 1;
+            while matches!(kind(t, j), Some(Tok::Kw(All | Distinct) | Tok::LParen)) {
+                j += 1;
+            }
+            matches!(kind(t, j), Some(Tok::Kw(Select)))
+                .then(|| (Severity::High, 0.95, start, j + 1))
+        }
+        Some(Tok::Kw(Order | Group)) if matches!(kind(t, i + 1), Some(Tok::Kw(By))) => {
+            let (end, _) = operand(t, i + 2)?;
+            let clause_ends = matches!(
+                kind(t, end),
+                None | Some(
+                    Tok::Comma
+                        | Tok::Semi
+                        | Tok::RParen
+                        | Tok::Logic
+                        | Tok::Str { closed: false }
+                        | Tok::Kw(Asc | Limit | Union | Into | Procedure | Having)
+                )
+            );
+            clause_ends.then(|| (Severity::High, 0.85, start, end.min(t.len())))
+        }
+        Some(Tok::Kw(Having | Limit | Procedure | Where)) => {
+            let (end, _) = operand(t, i + 1)?;
+            continues_expression(t, end, ended_by_comment)
+                .then(|| (Severity::High, 0.8, start, end.min(t.len())))
+        }
+        Some(Tok::Kw(Into)) if matches!(kind(t, i + 1), Some(Tok::Kw(Outfile))) => {
+            verdict(Severity::Critical, 0.9, i + 2)
+        }
+        _ => None,
+    }
+}
+
+/// Judges one reading of the value.
+fn judge(t: &[Token], ended_by_comment: bool, open: Open) -> Verdict {
+    use Kw::*;
+    let mut best: Verdict = None;
+    match open {
+        Open::Quote(_) => {
+            // The string our quote closed must be closed for a breakout.
+            if matches!(kind(t, 0), Some(Tok::Str { closed: true })) {
+                best = better(best, after_breakout(t, 1, ended_by_comment, true));
+            }
+        }
+        Open::Nothing => {
+            // A number (maybe signed, maybe quoted by the application's own parenthesis).
+            let mut i = 0;
+            while matches!(kind(t, i), Some(Tok::Arith)) {
+                i += 1;
+            }
+            if matches!(kind(t, i), Some(Tok::Num)) {
+                best = better(best, after_breakout(t, i + 1, ended_by_comment, false));
+            }
+            // A clause or a statement as the whole value.
+            match kind(t, 0) {
+                Some(Tok::Kw(Order | Group | Having | Union)) => {
+                    let mut v = after_breakout(t, 0, ended_by_comment, false);
+                    if let Some(found) = &mut v {
+                        found.1 -= 0.05;
+                    }
+                    best = better(best, v);
+                }
+                Some(Tok::Logic) => {
+                    best = better(best, after_breakout(t, 0, ended_by_comment, false));
+                }
+                _ if statement(t, 0) => {
+                    let severity = if matches!(kind(t, 0), Some(Tok::Kw(Select))) {
+                        Severity::High
+                    } else {
+                        Severity::Critical
+                    };
+                    best = better(best, Some((severity, 0.75, 0, t.len().min(4))));
+                }
+                _ => {}
+            }
+        }
+    }
+    // Anywhere in the value.
+    for i in 0..t.len() {
+        let found: Verdict = match t[i].kind {
+            Tok::Kw(Union) => {
+                let mut j = i + 1;
+                while matches!(kind(t, j), Some(Tok::Kw(All | Distinct) | Tok::LParen)) {
+                    j += 1;
+                }
+                (matches!(kind(t, j), Some(Tok::Kw(Select))) && select_list(t, j + 1)
+                    || matches!(kind(t, j), Some(Tok::Kw(Select)))
+                        && matches!(kind(t, i + 1), Some(Tok::Kw(All | Distinct))))
+                .then_some((Severity::High, 0.95, i, j + 1))
+            }
+            Tok::Semi if statement(t, i + 1) => Some((Severity::Critical, 0.85, i, i + 3)),
+            Tok::Func(Func::Time) if matches!(kind(t, i + 1), Some(Tok::LParen)) => {
+                matches!(kind(t, i + 2), Some(Tok::Num)).then_some((Severity::High, 0.85, i, i + 4))
+            }
+            Tok::Kw(Waitfor)
+                if matches!(kind(t, i + 1), Some(Tok::Kw(Delay)))
+                    && matches!(kind(t, i + 2), Some(Tok::Str { .. })) =>
+            {
+                Some((Severity::High, 0.9, i, i + 3))
+            }
+            Tok::Func(Func::Danger) if matches!(kind(t, i + 1), Some(Tok::LParen)) => {
+                Some((Severity::Medium, 0.6, i, i + 2))
+            }
+            Tok::Kw(Into) if matches!(kind(t, i + 1), Some(Tok::Kw(Outfile))) => {
+                Some((Severity::Critical, 0.9, i, i + 2))
+            }
+            Tok::Logic => tautology(t, i),
+            Tok::Var { system: true } | Tok::Catalog => Some((Severity::Medium, 0.55, i, i + 1)),
+            _ => None,
+        };
+        best = better(best, found);
+    }
+    best
+}
+
+/// `or 1=1`, `or 'a'='a'`: a comparison of a literal with itself after a logical operator.
+fn tautology(t: &[Token], i: usize) -> Verdict {
+    let (a, b, c) = (t.get(i + 1)?, t.get(i + 2)?, t.get(i + 3)?);
+    if b.kind != Tok::Cmp {
+        return None;
+    }
+    let literal = |k: Tok| matches!(k, Tok::Num | Tok::Str { .. });
+    (literal(a.kind) && a.kind == c.kind).then_some((Severity::High, 0.85, i, i + 4))
+}
+
+/// Looks for SQL injection in a decoded value.
+pub fn detect(text: &str, out: &mut Vec<Finding>) {
+    let bytes = text.as_bytes();
+    let mut best: Verdict = None;
+    let mut best_tokens: Vec<Token> = Vec::new();
+    let mut signals = 0;
+    for open in [Open::Nothing, Open::Quote(b'\''), Open::Quote(b'"')] {
+        if let Open::Quote(q) = open {
+            if !bytes.contains(&q) {
+                continue;
+            }
+        }
+        let tokens = tokenize(bytes, open);
+        let (t, ended_by_comment) = significant(&tokens);
+        let verdict = judge(&t, ended_by_comment, open);
+        if verdict.is_some() {
+            signals += 1;
+        }
+        if better(best, verdict) != best {
+            best = verdict;
+            best_tokens = t;
+        }
+    }
+    let Some((mut severity, mut confidence, from, to)) = best else {
+        return;
+    };
+    // A weak sign seen in more than one reading, or beside another, is stronger.
+    if severity == Severity::Medium && signals > 1 && weak_signs(&best_tokens) > 1 {
+        severity = Severity::High;
+        confidence = 0.75;
+    }
+    let start = best_tokens.get(from).map_or(0, |t| t.start);
+    let end = best_tokens
+        .get(to.saturating_sub(1).max(from))
+        .map_or(text.len(), |t| t.end);
+    out.push(Finding {
+        threat: ThreatType::SqlInjection,
+        severity,
+        confidence,
+        start,
+        end: end.max(start),
+    });
+}
+
+fn weak_signs(t: &[Token]) -> usize {
+    t.iter()
+        .filter(|x| {
+            matches!(
+                x.kind,
+                Tok::Var { system: true } | Tok::Catalog | Tok::Func(Func::Danger)
+            )
+        })
+        .count()
+        + usize::from(t.iter().any(|x| x.kind == Tok::Kw(Kw::Select)))
+        + usize::from(t.iter().any(|x| x.kind == Tok::Kw(Kw::From)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn severity(text: &str) -> Option<Severity> {
+        let mut out = Vec::new();
+        detect(text, &mut out);
+        out.first().map(|f| f.severity)
+    }
+
+    fn blocked(text: &str) -> bool {
+        severity(text).is_some_and(|s| s >= Severity::High)
+    }
+
+    #[test]
+    fn classic_injections() {
+        for attack in [
+            "' or 1=1--",
+            "' OR '1'='1",
+            "admin'--",
+            "admin' #",
+            "' or ''='",
+            "'='",
+            "') or ('1'='1",
+            "1 or 1=1",
+            "1) or (1=1",
+            "-1 UNION SELECT 1,2,3",
+            " UNION ALL SELECT 'INJ'||'ECT'||'XXX',2,3,4-- ",
+            "1; DROP TABLE users",
+            "'; exec master..xp_cmdshell 'dir'--",
+            "1 AND SLEEP(5)",
+            "' AND BENCHMARK(5000000,MD5(1))#",
+            "'; WAITFOR DELAY '0:0:5'--",
+            " ORDER BY 5 ",
+            " HAVING 1=1",
+            "' or uname like '%",
+            "x' AND 1=(SELECT COUNT(*) FROM tabname); --",
+            "1/*!50000union*/ /*!50000select*/ 1,2",
+            "UNION/**/SELECT/**/password/**/FROM/**/users",
+            "' or true--",
+            "select @@version",
+            "1' ORDER BY 1--+",
+            "' INTO OUTFILE '/var/www/shell.php",
+        ] {
+            assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
+        }
+    }
+
+    #[test]
+    fn prose_and_names_are_not_sql() {
+        for benign in [
+            "O'Brien",
+            "Mr O'Brien's dog",
+            "select the best option from the list",
+            "Select all that apply",
+            "I don't know -- maybe tomorrow",
+            "The students' or teachers' books",
+            "rock 'n' roll or jazz",
+            "\"I don't believe it,\" said the Pigeon; \"but if they do, why then they're a kind of serpent\"",
+            "2 or 3 people",
+            "1 or 2",
+            "Tom & Jerry; drop by anytime",
+            "WHERE IS THE SHOW",
+            "20 SET 3",
+            "order by date please",
+            "It's 5 o'clock -- time for tea",
+            "user@example.com",
+            "Let's update the table; then select a winner",
+        ] {
+            assert!(!blocked(benign), "false alarm on {benign:?}: {:?}", severity(benign));
+        }
+    }
+
+    #[test]
+    fn hostile_input_is_bounded() {
+        let long = "'".repeat(100_000) + &"(".repeat(100_000) + &"or 1=1 ".repeat(10_000);
+        let mut out = Vec::new();
+        detect(&long, &mut out);
+        let weird = "\u{fffd}'\u{1F600}\"`/*!".repeat(1000);
+        detect(&weird, &mut out);
+    }
+}

@@ -1,0 +1,538 @@
+//! Cross-site scripting: markup and script that a browser would run if the application echoed
+//! the value into a page.
+//!
+//! Judged in context rather than by words: a tag is only a tag when `<` is directly followed
+//! by a tag name (`a < b && c > d` is not markup); an event handler is only one inside a tag
+//! or after a quote that closes an attribute (`" onmouseover=`); `javascript:` is only a URL
+//! when what follows runs (`javascript:alert(1)`, not "JavaScript: The Good Parts"); script
+//! calls (`alert(`, `document.cookie`) count alone as a weak sign and with a breakout
+//! (`";alert(1)//`) as an attack.
+
+use super::{Finding, Severity, ThreatType};
+
+/// Tags that run script or load content by themselves.
+const ACTIVE_TAGS: &[&str] = &[
+    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "isindex", "xss",
+    "svg", "math", "portal", "xml", "import", "layer", "ilayer", "bgsound",
+];
+
+/// Tags that are harmless without a handler or a script URL, but common carriers.
+const CARRIER_TAGS: &[&str] = &[
+    "img",
+    "image",
+    "body",
+    "input",
+    "video",
+    "audio",
+    "source",
+    "details",
+    "marquee",
+    "a",
+    "div",
+    "table",
+    "td",
+    "style",
+    "link",
+    "meta",
+    "form",
+    "button",
+    "select",
+    "textarea",
+    "keygen",
+    "html",
+    "animate",
+    "set",
+    "template",
+    "span",
+    "p",
+    "b",
+    "i",
+    "u",
+    "font",
+    "br",
+    "h1",
+    "object",
+    "title",
+    "head",
+    "style",
+    "video",
+    "track",
+    "picture",
+    "dialog",
+    "menu",
+    "noscript",
+    "plaintext",
+    "listing",
+    "xmp",
+    "animatetransform",
+    "animatemotion",
+    "use",
+    "foreignobject",
+    "discard",
+    "feimage",
+    "handler",
+    "x",
+    "abbr",
+    "acronym",
+    "address",
+    "area",
+    "article",
+    "aside",
+    "bdo",
+    "big",
+    "blink",
+    "blockquote",
+    "canvas",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "command",
+    "content",
+    "data",
+    "datalist",
+    "dd",
+    "del",
+    "dfn",
+    "dir",
+    "dl",
+    "dt",
+    "element",
+    "em",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "header",
+    "hgroup",
+    "hr",
+    "ins",
+    "kbd",
+    "label",
+    "legend",
+    "li",
+    "main",
+    "map",
+    "mark",
+    "meter",
+    "multicol",
+    "nav",
+    "nextid",
+    "nobr",
+    "noembed",
+    "noframes",
+    "ol",
+    "optgroup",
+    "option",
+    "output",
+    "param",
+    "pre",
+    "progress",
+    "q",
+    "rb",
+    "rp",
+    "rt",
+    "rtc",
+    "ruby",
+    "s",
+    "samp",
+    "section",
+    "shadow",
+    "small",
+    "spacer",
+    "strike",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "tbody",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "tr",
+    "tt",
+    "ul",
+    "var",
+    "wbr",
+];
+
+/// Script calls and properties that mean "run this" or "steal that".
+const SINKS: &[&str] = &[
+    "alert(",
+    "alert`",
+    "prompt(",
+    "confirm(",
+    "eval(",
+    "document.cookie",
+    "document.domain",
+    "document.write",
+    "document.location",
+    "window.location",
+    "location.href",
+    ".innerhtml",
+    "fromcharcode(",
+    "settimeout(",
+    "setinterval(",
+    "constructor(",
+    "atob(",
+    "import(",
+    "fetch(",
+    "xmlhttprequest",
+    "window[",
+    "top[",
+    "self[",
+    "print(",
+];
+
+fn is_tag_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b':' || b == b'_'
+}
+
+/// Looks for XSS in a decoded value (`lower` is its ASCII-lowercase copy).
+pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
+    let _ = text;
+    let b = lower.as_bytes();
+    let mut best: Option<Finding> = None;
+    let mut keep = |f: Finding| {
+        if best
+            .as_ref()
+            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
+        {
+            best = Some(f);
+        }
+    };
+    // Tags.
+    let mut i = 0;
+    while let Some(p) = lower[i..].find('<').map(|p| p + i) {
+        i = p + 1;
+        let mut j = p + 1;
+        if b.get(j) == Some(&b'/') {
+            j += 1;
+        }
+        let name_start = j;
+        while j < b.len() && is_tag_char(b[j]) {
+            j += 1;
+        }
+        if j == name_start || !b[name_start].is_ascii_alphabetic() {
+            // `<!--` comments and `<%` are other detectors' business; `< b` is not a tag.
+            continue;
+        }
+        let name = &lower[name_start..j];
+        // A tag name ends at whitespace, `/`, `>` or the end of the value.
+        let delimited = matches!(
+            b.get(j),
+            None | Some(b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>' | 0x0c)
+        );
+        if !delimited {
+            continue;
+        }
+        let tag_end = lower[j..].find('>').map_or(b.len(), |e| j + e);
+        let inside = &lower[j..tag_end];
+        if let Some(h) = handler(inside) {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::High,
+                0.95,
+                p,
+                j + h,
+            ));
+            continue;
+        }
+        if script_url(inside).is_some() {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::High,
+                0.9,
+                p,
+                tag_end,
+            ));
+            continue;
+        }
+        let local = name.rsplit(':').next().unwrap_or(name);
+        if ACTIVE_TAGS.contains(&local) {
+            // `<script>`, `<iframe src=...>`: High when it opens properly.
+            let closed = tag_end < b.len() || matches!(b.get(j), Some(b' ' | b'/'));
+            let severity = if closed {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                severity,
+                0.85,
+                p,
+                tag_end,
+            ));
+            continue;
+        }
+        if matches!(local, "style" | "link" | "meta") {
+            let rest = &lower[j..];
+            if rest.contains("expression(")
+                || rest.contains("@import")
+                || rest.contains("behavior:")
+                || rest.contains("-moz-binding")
+                || (local == "meta" && inside.contains("http-equiv") && inside.contains("url="))
+                || (local == "link" && inside.contains("rel=import"))
+            {
+                keep(Finding::new(
+                    ThreatType::XssAttack,
+                    Severity::High,
+                    0.8,
+                    p,
+                    tag_end,
+                ));
+                continue;
+            }
+        }
+        if CARRIER_TAGS.contains(&local)
+            && tag_end < b.len()
+            && (inside.contains("src=") || inside.contains("href="))
+        {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::Low,
+                0.4,
+                p,
+                tag_end,
+            ));
+        }
+    }
+    // An attribute broken out of: `" onmouseover=alert(1)`, `' autofocus onfocus=...`.
+    for q in ["\"", "'"] {
+        let mut k = 0;
+        while let Some(p) = lower[k..].find(q).map(|p| p + k) {
+            k = p + 1;
+            let rest = &lower[p + 1..];
+            let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r', '/']);
+            if trimmed.len() == rest.len() && !rest.starts_with('>') {
+                continue;
+            }
+            if let Some(h) = handler(super::prefix(rest, 200)) {
+                let value = &rest[h..];
+                if value
+                    .trim_start_matches(['=', ' ', '"', '\''])
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'(' || c == b'`')
+                {
+                    keep(Finding::new(
+                        ThreatType::XssAttack,
+                        Severity::High,
+                        0.85,
+                        p,
+                        p + 1 + h,
+                    ));
+                }
+            }
+        }
+    }
+    // Script URLs anywhere: `javascript:alert(1)`, with whitespace or entities inside the word.
+    if let Some((s, e)) = script_url(lower) {
+        keep(Finding::new(
+            ThreatType::XssAttack,
+            Severity::High,
+            0.85,
+            s,
+            e,
+        ));
+    } else if lower.contains("script") || lower.contains(':') {
+        let squeezed: String = lower
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'))
+            .collect();
+        if squeezed.len() != lower.len() {
+            if let Some((s, _)) = script_url(&squeezed) {
+                let at = s.min(lower.len());
+                keep(Finding::new(
+                    ThreatType::XssAttack,
+                    Severity::High,
+                    0.8,
+                    at,
+                    (at + 20).min(lower.len()),
+                ));
+            }
+        }
+    }
+    // Script calls.
+    let mut sinks = 0;
+    let mut first_sink = None;
+    for sink in SINKS {
+        if let Some(p) = lower.find(sink) {
+            // `print(` and `import(` are everyday code: only count them with a breakout.
+            let weak = matches!(
+                *sink,
+                "print(" | "import(" | "fetch(" | "constructor(" | "atob("
+            );
+            sinks += if weak { 0 } else { 1 };
+            let before = lower[..p].trim_end_matches([' ', '\t']);
+            let broke_out = before.is_empty()
+                || before.ends_with(['"', '\'', ';', '>', '(', '+', '-', '|', '&', '`', '{', '=']);
+            if broke_out && (!weak || before.ends_with(['"', '\'', '>'])) {
+                first_sink = Some((p, p + sink.len(), true));
+                break;
+            }
+            if first_sink.is_none() && !weak {
+                first_sink = Some((p, p + sink.len(), false));
+            }
+        }
+    }
+    if let Some((s, e, broke_out)) = first_sink {
+        if broke_out && s > 0 {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::High,
+                0.8,
+                s,
+                e,
+            ));
+        } else if broke_out || sinks > 1 {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::Medium,
+                0.6,
+                s,
+                e,
+            ));
+        } else {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::Low,
+                0.4,
+                s,
+                e,
+            ));
+        }
+    }
+    if let Some(f) = best {
+        out.push(f);
+    }
+}
+
+/// An event handler attribute (`onload=`, `onerror =`) in `inside`: the offset after `=`.
+fn handler(inside: &str) -> Option<usize> {
+    let b = inside.as_bytes();
+    let mut k = 0;
+    while let Some(p) = inside[k..].find("on").map(|p| p + k) {
+        k = p + 2;
+        // Preceded by a separator (whitespace, `/`, a quote), as attributes are.
+        let separated = p == 0
+            || matches!(
+                b[p - 1],
+                b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'"' | b'\'' | 0x0c | b';'
+            );
+        if !separated {
+            continue;
+        }
+        let mut j = p + 2;
+        while j < b.len() && b[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        if j - (p + 2) < 3 {
+            continue;
+        }
+        while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\n' | b'\r') {
+            j += 1;
+        }
+        if b.get(j) == Some(&b'=') {
+            return Some(j + 1);
+        }
+    }
+    None
+}
+
+/// A `javascript:` / `vbscript:` / `data:text/html` URL that runs something.
+fn script_url(lower: &str) -> Option<(usize, usize)> {
+    for scheme in [
+        "javascript:",
+        "vbscript:",
+        "livescript:",
+        "data:text/html",
+        "data:image/svg+xml",
+        "data:application/x-javascript",
+    ] {
+        let mut k = 0;
+        while let Some(p) = lower[k..].find(scheme).map(|p| p + k) {
+            k = p + scheme.len();
+            let after = lower[k..].trim_start_matches([' ', '\t']);
+            let word: &str = after.split([' ', '\n', '\t']).next().unwrap_or("");
+            let runs = scheme.starts_with("data:")
+                || word.contains('(')
+                || word.contains('`')
+                || word.contains('=')
+                || word.starts_with("//")
+                || word.starts_with("javascript:");
+            if runs {
+                return Some((p, (k + word.len()).min(lower.len())));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn severity(text: &str) -> Option<Severity> {
+        let mut out = Vec::new();
+        let text = super::super::decode::normalize(text, false)
+            .text
+            .to_string();
+        detect(&text, &text.to_ascii_lowercase(), &mut out);
+        out.first().map(|f| f.severity)
+    }
+
+    #[test]
+    fn markup_and_script_are_found() {
+        for attack in [
+            "<script>alert(1)</script>",
+            "<SCRIPT>a=/XSS/",
+            "<img src=x onerror=alert(1)>",
+            "<svg/onload=alert(1)>",
+            "<IMG SRC=\"jav\tascript:alert(5461);\">",
+            "\"><script src=//evil.example/x.js></script>",
+            "\" onmouseover=\"alert(1)",
+            "';alert(String.fromCharCode(88,83,83))//",
+            "<a href=\"javascript:alert(1)\">x</a>",
+            "&lt;iframe src=javascript:alert(1)&gt;",
+            "<body onload=alert('XSS')>",
+            "<details open ontoggle=alert(1)>",
+            "javascript:alert(document.cookie)",
+            "<LINK REL=\"stylesheet\" HREF=\"javascript:javascript:alert(7367);\">",
+            "<div style=\"width: expression(alert(1))\">",
+            "<img \u{0}src=x onerror=\"javascript:alert(1)\">",
+        ] {
+            assert!(
+                severity(attack).is_some_and(|s| s >= Severity::High),
+                "missed {attack:?}: {:?}",
+                severity(attack)
+            );
+        }
+    }
+
+    #[test]
+    fn code_and_prose_are_not_markup() {
+        for benign in [
+            "a < b && c > d",
+            "if (x<y) { return x; }",
+            "JavaScript: The Good Parts",
+            "Use the <b>bold</b> tag",
+            "see <https://example.com/docs>",
+            "1alert(1)",
+            "We went on and on = forever",
+            "print(\"hello\")",
+            "Vec<String>",
+            "I'd like to learn about onboarding",
+        ] {
+            assert!(
+                severity(benign).is_none_or(|s| s < Severity::High),
+                "false alarm on {benign:?}: {:?}",
+                severity(benign)
+            );
+        }
+    }
+}
