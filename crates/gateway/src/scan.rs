@@ -134,6 +134,7 @@ pub fn run(
                             "severity": i.severity.as_str(),
                             "confidence": (f64::from(i.confidence) * 100.0).round() / 100.0,
                             "location": i.location,
+                            "snippet": i.snippet,
                         })
                     })
                     .collect();

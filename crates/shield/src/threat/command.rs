@@ -154,14 +154,14 @@ const COMMANDS: &[&str] = &[
 const WORDY: &[&str] = &[
     "cat", "find", "type", "echo", "host", "net", "set", "head", "tail", "more", "less", "sort",
     "copy", "del", "touch", "kill", "last", "w", "who", "sleep", "timeout", "mail", "ex", "rev",
-    "dir", "export", "history", "mount", "route", "ver", "vol", "su", "ps", "env",
+    "dir", "export", "history", "mount", "route", "ver", "vol", "su", "ps", "env", "exec", "eval",
 ];
 
 fn command_at(lower: &str, i: usize) -> Option<(&str, usize)> {
     let b = lower.as_bytes();
     let mut j = i;
     // Quotes and braces may wrap the command: `;"id"`, `{cat,/etc/passwd}`.
-    while j < b.len() && matches!(b[j], b'"' | b'\'' | b'{' | b'\\') {
+    while j < b.len() && matches!(b[j], b'"' | b'\'' | b'{' | b'\\' | b'`' | b'(') {
         j += 1;
     }
     let start = j;
@@ -189,16 +189,27 @@ fn command_at(lower: &str, i: usize) -> Option<(&str, usize)> {
 fn shell_arguments(lower: &str, j: usize) -> u8 {
     let rest = &lower[j..];
     let trimmed = rest.trim_start_matches([' ', '\t', '"', '\'', '}']);
-    if trimmed.is_empty() {
+    if trimmed.trim().is_empty() {
         return 2;
     }
+    if trimmed.starts_with(['\n', '\r']) {
+        // The command ends its line; more lines follow: text, not a payload.
+        return 1;
+    }
     let first = trimmed.as_bytes()[0];
-    if rest.starts_with([',', '$']) {
+    if rest.starts_with([',', '$', '|', ';', '&', '`', ')', '>', '<']) {
         // `{cat,/etc/passwd}`, `cat$IFS/etc/passwd`.
         return 2;
     }
     if !rest.starts_with([' ', '\t', '"', '\'', '}']) {
         return 0;
+    }
+    // A Windows path: `dir C:\`, `type c:\windows\win.ini`.
+    if trimmed.len() >= 3
+        && trimmed.as_bytes()[1] == b':'
+        && matches!(trimmed.as_bytes()[2], b'\\' | b'/')
+    {
+        return 2;
     }
     match first {
         b'-'
@@ -250,6 +261,8 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             b'$' if matches!(b.get(i + 1), Some(b'(')) => 2,
             b'<' | b'>' if b.get(i + 1) == Some(&b'(') => 2,
             b'{' => 1,
+            // `\n` typed literally, for contexts that interpret escapes.
+            b'\\' if b.get(i + 1) == Some(&b'n') => 2,
             _ => 0,
         };
         if sep_len == 0 {
@@ -265,12 +278,24 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             let wordy = WORDY.contains(&name);
             // Backticks are Markdown's code spans too: they count when nothing precedes
             // them but a breakout.
-            let markdown = c == b'`'
-                && i > 0
-                && !matches!(b[i - 1], b'=' | b'"' | b'\'' | b';' | b'|' | b'&' | b'(');
+            let markdown =
+                c == b'`' && i > 0 && !matches!(b[i - 1], b'=' | b'"' | b'\'' | b';' | b'|' | b'&');
+            // A Markdown table row (`| ls | lists files |`) is not a pipeline.
+            let table_row = c == b'|' && {
+                let line_start = lower[..i].rfind('\n').map_or(0, |p| p + 1);
+                let line_end = lower[i..].find('\n').map_or(lower.len(), |p| i + p);
+                lower[line_start..line_end].matches('|').count() >= 3
+            };
+            if table_row {
+                i += sep_len;
+                continue;
+            }
             // Brace expansion counts only in its own shape: `{cat,/etc/passwd}`.
             let brace_ok = c != b'{' || lower[end..].starts_with(',');
-            let finding = match (args, wordy, markdown || !brace_ok) {
+            // A line break separates commands only in a one-line value's payload: in text and
+            // code, lines start with words that happen to be commands (`id INT`, `set x`).
+            let line_start = c == b'\n' && (args < 2 || wordy || lower.matches('\n').count() > 3);
+            let finding = match (args, wordy, markdown || !brace_ok || line_start) {
                 (_, _, true) => None,
                 (2, _, _) => Some((Severity::High, 0.85)),
                 (1, false, _) => Some((Severity::High, 0.7)),
@@ -289,9 +314,70 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         }
         i += sep_len;
     }
+    // A command named by its path (`/usr/bin/id`, `/bin/cat`) is unmistakable anywhere.
+    for dir in [
+        "/bin/",
+        "/usr/bin/",
+        "/sbin/",
+        "/usr/sbin/",
+        "/usr/local/bin/",
+    ] {
+        let mut k = 0;
+        while let Some(p) = lower[k..].find(dir).map(|p| p + k) {
+            k = p + dir.len();
+            if let Some((_, end)) = command_at(lower, p) {
+                keep(Finding::new(
+                    ThreatType::CommandInjection,
+                    Severity::High,
+                    0.8,
+                    p,
+                    end,
+                ));
+                break;
+            }
+        }
+    }
+    // A value that is a command line: `uname -a`, `perl -e '...'`, `whoami`.
+    let trimmed = lower.trim_start();
+    let offset = lower.len() - trimmed.len();
+    if let Some((name, end)) = command_at(trimmed, 0) {
+        let args = shell_arguments(trimmed, end);
+        let recon = matches!(
+            name,
+            "whoami" | "uname" | "ifconfig" | "ipconfig" | "netstat" | "systeminfo" | "tasklist"
+        );
+        if (args == 2 && !WORDY.contains(&name) && trimmed.len() > end)
+            || (recon && trimmed[end..].trim().is_empty())
+            || (recon && args == 2)
+        {
+            keep(Finding::new(
+                ThreatType::CommandInjection,
+                Severity::High,
+                0.75,
+                offset,
+                offset + end,
+            ));
+        }
+    }
+    if let Some(p) = lower
+        .find("net user ")
+        .or_else(|| lower.find("net localgroup "))
+    {
+        if lower[..p].trim_end().ends_with(['&', '|', ';']) || p == 0 {
+            keep(Finding::new(
+                ThreatType::CommandInjection,
+                Severity::High,
+                0.85,
+                p,
+                p + 8,
+            ));
+        }
+    }
     // Shell tricks that only attackers write.
     for (needle, severity) in [
         ("${ifs}", Severity::High),
+        ("() { :;};", Severity::Critical),
+        ("() { :; };", Severity::Critical),
         ("$ifs$", Severity::High),
         (":(){", Severity::High),
         ("/dev/tcp/", Severity::Critical),
@@ -326,20 +412,13 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     for open in ["$(", "`"] {
         if let Some(p) = lower.find(open) {
             let before = lower[..p].trim_end();
-            let breakout =
-                before.is_empty() || before.ends_with(['=', '"', '\'', ';', '|', '&', '(']);
+            let breakout = before.is_empty() || before.ends_with(['=', '"', '\'', ';', '|', '&']);
             let inner = &lower[p + open.len()..];
             let close = if open == "$(" { ')' } else { '`' };
             if let Some(e) = inner.find(close) {
                 let word = inner[..e].trim();
-                if breakout
-                    && !word.is_empty()
-                    && word.len() < 80
-                    && word
-                        .bytes()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'/')
-                {
+                let starts_with_command = command_at(word, 0).is_some();
+                if breakout && word.len() < 80 && starts_with_command {
                     keep(Finding::new(
                         ThreatType::CommandInjection,
                         Severity::High,
@@ -389,6 +468,7 @@ const CODE: &[(&str, Severity, f32)] = &[
     ("auto_prepend_file", Severity::High, 0.8),
     ("o:8:\"stdclass\"", Severity::High, 0.8),
     // Java
+    ("php:function(", Severity::High, 0.9),
     ("java.lang.runtime", Severity::High, 0.9),
     ("runtime.getruntime(", Severity::Critical, 0.9),
     ("getruntime().exec", Severity::Critical, 0.9),
@@ -460,6 +540,48 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
+    // An interpreter's exec function given a shell command: `system('id')`, `eval('sleep 5')`.
+    for function in [
+        "system(",
+        "exec(",
+        "eval(",
+        "passthru(",
+        "shell_exec(",
+        "popen(",
+        "proc_open(",
+        "assert(",
+        "os.system(",
+        "os.popen(",
+    ] {
+        let mut k = 0;
+        while let Some(p) = lower[k..].find(function).map(|p| p + k) {
+            k = p + function.len();
+            let arg = lower[k..].trim_start();
+            if arg.starts_with(['\'', '"', '`']) {
+                let inner = &arg[1..];
+                if let Some((_, end)) = command_at(inner, 0) {
+                    if shell_arguments(inner, end) >= 1
+                        || inner[end..].starts_with(['\'', '"', '`'])
+                    {
+                        signs += 1;
+                        let f = Finding::new(
+                            ThreatType::CodeInjection,
+                            Severity::High,
+                            0.9,
+                            p,
+                            k + end + 1,
+                        );
+                        if best
+                            .as_ref()
+                            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
+                        {
+                            best = Some(f);
+                        }
+                    }
+                }
+            }
+        }
+    }
     for magic in ["rO0AB", "aced0005", "H4sIAAAAAAAA"] {
         if let Some(p) = text.find(magic) {
             let severity = if magic == "H4sIAAAAAAAA" {
@@ -482,6 +604,13 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
         if f.severity == Severity::Medium && signs >= 3 {
             f.severity = Severity::High;
             f.confidence = 0.7;
+        } else if f.severity == Severity::High
+            && f.confidence < 0.85
+            && signs < 2
+            && lower.trim().contains(char::is_whitespace)
+        {
+            // One API named in a sentence ("call subprocess.run") is a mention.
+            f.severity = Severity::Medium;
         }
         out.push(f);
     }

@@ -103,6 +103,15 @@ pub fn percent_decode(input: &str, plus_as_space: bool) -> Option<String> {
                         (char::from_u32(code).unwrap_or('\u{fffd}'), 6)
                     })
                 }
+                // `%2%e`: what `%%32%%65` leaves after one round; decoders that drop the
+                // stray `%` read `%2e`.
+                None if bytes.get(i + 2) == Some(&b'%')
+                    && bytes.get(i + 1).copied().and_then(hex).is_some()
+                    && bytes.get(i + 3).copied().and_then(hex).is_some() =>
+                {
+                    let byte = hex(bytes[i + 1]).unwrap_or(0) << 4 | hex(bytes[i + 3]).unwrap_or(0);
+                    (byte < 0x80).then_some((byte as char, 4))
+                }
                 None => None,
             }
         } else if b == b'+' && plus_as_space {
@@ -293,7 +302,10 @@ fn fold(input: &str, had_nul: &mut bool) -> Option<String> {
             '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{00ad}' => None,
             '\u{2024}' | '\u{fe52}' => Some('.'),
             '\u{2215}' | '\u{2044}' | '\u{29f8}' => Some('/'),
-            '\u{fe68}' | '\u{29f5}' | '\u{29f9}' => Some('\\'),
+            '\u{fe68}' | '\u{29f5}' | '\u{29f9}' | '\u{2216}' => Some('\\'),
+            // IIS's private-use spellings of the separators in old traversal payloads.
+            '\u{efc8}' => Some('/'),
+            '\u{f025}' => Some('\\'),
             '\u{2039}' | '\u{fe64}' => Some('<'),
             '\u{203a}' | '\u{fe65}' => Some('>'),
             // Other control characters read as spaces (they separate words to most parsers).
@@ -359,7 +371,8 @@ mod tests {
     #[test]
     fn invalid_bytes_never_panic() {
         assert_eq!(normalize("%ff%c0%qf%bg%", false).text, "%ff%c0%qf%bg%");
-        assert_eq!(normalize("%%35%%63etc", false).text, "%5%cetc");
+        // `%%35%%63` is `%5%c` after one round, read as `%5c` by the decoders it aims at.
+        assert_eq!(normalize("%%35%%63etc", false).text, "\\etc");
         assert_eq!(normalize("&#xffffffffff;", false).text, "\u{fffd}");
         assert_eq!(normalize("&#;&#x;&", false).text, "&#;&#x;&");
     }

@@ -41,6 +41,13 @@ const TEMPLATE_DANGER: &[&str] = &[
     "__builtins__",
     "__import__",
     "__init__",
+    "subclasses",
+    ".class.",
+    "|filter",
+    "'system'",
+    "\"system\"",
+    "execute\"",
+    "?new(",
     "config",
     "self.",
     "self|",
@@ -92,6 +99,8 @@ const DELIMITERS: &[(&str, &str)] = &[
     ("*{", "}"),
     ("@{", "}"),
     ("[[", "]]"),
+    ("<#", ">"),
+    ("{$", "}"),
     ("{php}", "{/php}"),
     ("#set(", ")"),
     ("@(", ")"),
@@ -106,12 +115,7 @@ fn template(lower: &str, out: &mut Vec<Finding>) {
             let inner_all = &lower[k..];
             let Some(e) = inner_all.find(close) else {
                 // An unclosed expression may still carry a payload.
-                if *open != "[["
-                    && *open != "@("
-                    && TEMPLATE_DANGER
-                        .iter()
-                        .any(|d| super::prefix(inner_all, 200).contains(d))
-                {
+                if *open != "[[" && *open != "@(" && dangerous(super::prefix(inner_all, 200)) {
                     best = Some(Finding::new(
                         ThreatType::TemplateInjection,
                         Severity::Medium,
@@ -126,7 +130,7 @@ fn template(lower: &str, out: &mut Vec<Finding>) {
             if inner.len() > 500 {
                 continue;
             }
-            let danger = TEMPLATE_DANGER.iter().any(|d| inner.contains(d));
+            let danger = dangerous(inner);
             let arithmetic = is_arithmetic(inner);
             let plain_open = !matches!(*open, "[[" | "@(" | "#set(");
             let f = if danger && (plain_open || inner.contains('(')) {
@@ -156,6 +160,27 @@ fn template(lower: &str, out: &mut Vec<Finding>) {
     if let Some(f) = best {
         out.push(f);
     }
+}
+
+/// Whether a template expression reaches the runtime: a danger word used as an object
+/// (`config.items()`, `self._TemplateReference__context`, `lipsum.__globals__`), or alone
+/// (`{{config}}`), not as a plain variable name (`${namespace}`).
+fn dangerous(inner: &str) -> bool {
+    let whole = inner.trim();
+    TEMPLATE_DANGER.iter().any(|d| {
+        // `{{config}}`, `{{self}}`: the objects themselves (`${namespace}` is a variable).
+        if matches!(whole, "config" | "self" | "request" | "settings") {
+            return true;
+        }
+        let punctuated = d.ends_with(|c: char| !c.is_ascii_alphanumeric());
+        inner.match_indices(d).any(|(p, _)| {
+            punctuated
+                || matches!(
+                    inner.as_bytes().get(p + d.len()),
+                    Some(b'.' | b'(' | b'[' | b'|' | b'_' | b')')
+                )
+        })
+    })
 }
 
 /// `7*7`, `7 * '7'`, `1+1`: an expression a template would evaluate to prove it runs.
@@ -331,6 +356,8 @@ const NOSQL_OPERATORS: &[&str] = &[
     "$search",
     "$lookup",
     "$options",
+    "$comment",
+    "$natural",
 ];
 
 fn nosql(place: Place, lower: &str, out: &mut Vec<Finding>) {
@@ -381,7 +408,12 @@ fn nosql(place: Place, lower: &str, out: &mut Vec<Finding>) {
     for needle in [
         "; return true",
         ";return true",
+        ";return 1",
         "return this.",
+        "&& this.",
+        "|| this.",
+        "db.injection",
+        ".mapreduce(",
         "'=='",
         "\"==\"",
         "this.password",

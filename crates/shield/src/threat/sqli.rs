@@ -65,6 +65,7 @@ enum Kw {
     As,
     Not,
     Asc,
+    Grant,
 }
 
 /// Functions by what they tell of the caller.
@@ -147,7 +148,8 @@ fn keyword(word: &str) -> Option<Tok> {
         "waitfor" => Waitfor,
         "delay" | "time" => Delay,
         "shutdown" => Shutdown,
-        "table" | "database" | "view" | "index" | "schema" | "user" | "login" | "trigger" => Table,
+        "table" | "database" | "view" | "index" | "schema" | "user" | "login" | "trigger"
+        | "function" => Table,
         "null" => Null,
         "true" => True,
         "false" => False,
@@ -160,6 +162,7 @@ fn keyword(word: &str) -> Option<Tok> {
         "as" => As,
         "not" => Not,
         "asc" | "desc" => Asc,
+        "grant" | "revoke" => Grant,
         "and" | "or" | "xor" | "div" => return Some(Tok::Logic),
         _ => return None,
     };
@@ -239,7 +242,6 @@ fn catalog(word: &str) -> bool {
             | "user_tables"
             | "dba_users"
             | "v$version"
-            | "sys"
     ) || word == "mysql.user"
         || word == "master..sysdatabases"
 }
@@ -276,11 +278,15 @@ fn tokenize(text: &[u8], open: Open) -> Vec<Token> {
                 i = end;
                 Tok::Bare
             }
-            b'-' if text.get(i + 1) == Some(&b'-') => {
+            // `--` comments; `--or` (a dash in prose) is not one.
+            b'-' if text.get(i + 1) == Some(&b'-')
+                && !text.get(i + 2).is_some_and(u8::is_ascii_alphabetic) =>
+            {
                 i = line_end(text, i);
                 Tok::Comment
             }
-            b'#' => {
+            // MySQL's `#` comment; `#2` (a number sign) is not one.
+            b'#' if !text.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) => {
                 i = line_end(text, i);
                 Tok::Comment
             }
@@ -411,6 +417,11 @@ fn classify(word: &[u8]) -> Tok {
     if let Some(f) = function(lower) {
         return Tok::Func(f);
     }
+    // SQL Server's extended and system procedures, however qualified.
+    let last = lower.rsplit('.').next().unwrap_or(lower);
+    if last.starts_with("xp_") || last.starts_with("sp_") {
+        return Tok::Func(Func::Danger);
+    }
     if catalog(lower) {
         return Tok::Catalog;
     }
@@ -526,11 +537,13 @@ fn statement(t: &[Token], i: usize) -> bool {
             matches!(kind(t, i + 1), Some(Tok::Bare))
                 && matches!(kind(t, i + 2), Some(Tok::Kw(Set)))
         }
+        // `EXEC xp_cmdshell`, `EXEC(@sql)`, `EXEC('...')`; "exec will" is English.
         Some(Tok::Kw(Exec)) => matches!(
             kind(t, i + 1),
-            Some(Tok::Bare | Tok::Func(_) | Tok::Var { .. } | Tok::LParen)
+            Some(Tok::Func(_) | Tok::Var { .. } | Tok::LParen | Tok::Str { .. })
         ),
         Some(Tok::Kw(Shutdown)) => matches!(kind(t, i + 1), None | Some(Tok::Semi)),
+        Some(Tok::Kw(Grant)) => matches!(kind(t, i + 1), Some(Tok::Bare | Tok::Kw(All | Select))),
         Some(Tok::Kw(Declare)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
         Some(Tok::Kw(Waitfor)) => matches!(kind(t, i + 1), Some(Tok::Kw(Delay))),
         Some(Tok::Kw(Set)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
@@ -613,7 +626,8 @@ fn operand(t: &[Token], i: usize) -> Option<(usize, Tok)> {
             if matches!(kind(t, i + 1), Some(Tok::LParen)) {
                 Some((skip_parens(t, i + 1), k))
             } else {
-                Some((i + 1, k))
+                // `now`, `user` without a call are words.
+                Some((i + 1, Tok::Bare))
             }
         }
         Tok::LParen => Some((skip_parens(t, i), Tok::LParen)),
@@ -661,7 +675,13 @@ fn continues_expression(t: &[Token], i: usize, ended_by_comment: bool) -> bool {
 }
 
 /// What follows a breakout at `i` (a closed string, or a number at the start).
-fn after_breakout(t: &[Token], mut i: usize, ended_by_comment: bool, from_string: bool) -> Verdict {
+fn after_breakout(
+    t: &[Token],
+    mut i: usize,
+    ended_by_comment: bool,
+    from_string: bool,
+    short_word: bool,
+) -> Verdict {
     use Kw::*;
     let start = i.saturating_sub(1);
     while matches!(kind(t, i), Some(Tok::RParen)) {
@@ -669,7 +689,10 @@ fn after_breakout(t: &[Token], mut i: usize, ended_by_comment: bool, from_string
     }
     let verdict = |sev, conf, end: usize| Some((sev, conf, start, end.min(t.len())));
     match kind(t, i) {
-        None if ended_by_comment && from_string && i > 0 => verdict(Severity::High, 0.8, i),
+        // `admin'--`: a short word, the quote, and a comment cutting the rest of the query.
+        None if ended_by_comment && from_string && short_word && i > 0 => {
+            verdict(Severity::High, 0.8, i)
+        }
         Some(Tok::Logic) => {
             let (end, op) = operand(t, i + 1)?;
             let strong_operand = matches!(
@@ -677,10 +700,7 @@ fn after_breakout(t: &[Token], mut i: usize, ended_by_comment: bool, from_string
                 Tok::Func(_) | Tok::LParen | Tok::Kw(Select) | Tok::Var { system: true }
             );
             let next = kind(t, end);
-            let compared = matches!(
-                next,
-                Some(Tok::Cmp | Tok::Kw(Like | Is | In | Between | Regexp))
-            );
+            let compared = compared_at(t, end);
             let literal = matches!(
                 op,
                 Tok::Num | Tok::Str { .. } | Tok::Kw(Null | True | False)
@@ -688,24 +708,51 @@ fn after_breakout(t: &[Token], mut i: usize, ended_by_comment: bool, from_string
             let ok = if from_string {
                 strong_operand
                     || compared
-                    || (literal && continues_expression(t, end, ended_by_comment))
+                    || (literal
+                        && op != Tok::Str { closed: false }
+                        && !matches!(next, Some(Tok::Str { closed: false }))
+                        && continues_expression(t, end, ended_by_comment))
                     || (op == Tok::Bare && (next.is_none() && ended_by_comment))
             } else {
                 strong_operand || compared || (end == t.len() && ended_by_comment)
             };
             ok.then(|| (Severity::High, 0.9, start, end.min(t.len())))
         }
-        Some(Tok::Cmp | Tok::Arith) if from_string => {
+        Some(Tok::Cmp) if from_string => {
             let (end, op) = operand(t, i + 1)?;
             let ok = match op {
-                Tok::Bare => matches!(kind(t, end), Some(Tok::Cmp | Tok::Logic | Tok::Semi)),
+                Tok::Bare => matches!(kind(t, end), Some(Tok::Logic | Tok::Semi)),
                 _ => continues_expression(t, end, ended_by_comment),
             };
             ok.then(|| (Severity::High, 0.8, start, end.min(t.len())))
         }
+        Some(Tok::Arith) if from_string => {
+            // `'+sleep(5)+'` is an injection; `1/4"-1/2"` is a measurement.
+            let (end, op) = operand(t, i + 1)?;
+            let strong = matches!(
+                op,
+                Tok::Func(_)
+                    | Tok::LParen
+                    | Tok::Kw(Select)
+                    | Tok::Var { system: true }
+                    | Tok::Catalog
+            );
+            let severity = if strong {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            continues_expression(t, end, ended_by_comment)
+                .then(|| (severity, 0.6, start, end.min(t.len())))
+        }
         Some(Tok::Kw(Like)) if from_string => matches!(kind(t, i + 1), Some(Tok::Str { .. }))
-            .then(|| (Severity::High, 0.75, start, i + 2)),
+            .then(|| (Severity::Medium, 0.6, start, i + 2)),
         Some(Tok::Semi) if statement(t, i + 1) => verdict(Severity::Critical, 0.9, i + 3),
+        // MSSQL runs a second statement without a `;`: `' exec sp_addlogin ...`.
+        Some(Tok::Kw(
+            Insert | Update | Delete | Drop | Create | Alter | Exec | Grant | Declare | Shutdown
+            | Truncate,
+        )) if from_string && statement(t, i) => verdict(Severity::Critical, 0.85, i + 2),
         Some(Tok::Semi) if from_string && i + 1 == t.len() && ended_by_comment => {
             verdict(Severity::High, 0.75, i + 1)
         }
@@ -732,7 +779,11 @@ fn after_breakout(t: &[Token], mut i: usize, ended_by_comment: bool, from_string
             );
             clause_ends.then(|| (Severity::High, 0.85, start, end.min(t.len())))
         }
-        Some(Tok::Kw(Having | Limit | Procedure | Where)) => {
+        Some(Tok::Kw(Having | Where)) => {
+            let (end, _) = operand(t, i + 1)?;
+            compared_at(t, end).then(|| (Severity::High, 0.8, start, end.min(t.len())))
+        }
+        Some(Tok::Kw(Limit | Procedure)) => {
             let (end, _) = operand(t, i + 1)?;
             continues_expression(t, end, ended_by_comment)
                 .then(|| (Severity::High, 0.8, start, end.min(t.len())))
@@ -745,14 +796,17 @@ fn after_breakout(t: &[Token], mut i: usize, ended_by_comment: bool, from_string
 }
 
 /// Judges one reading of the value.
-fn judge(t: &[Token], ended_by_comment: bool, open: Open) -> Verdict {
+fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> Verdict {
     use Kw::*;
     let mut best: Verdict = None;
     match open {
         Open::Quote(_) => {
             // The string our quote closed must be closed for a breakout.
             if matches!(kind(t, 0), Some(Tok::Str { closed: true })) {
-                best = better(best, after_breakout(t, 1, ended_by_comment, true));
+                best = better(
+                    best,
+                    after_breakout(t, 1, ended_by_comment, true, short_word),
+                );
             }
         }
         Open::Nothing => {
@@ -762,25 +816,53 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open) -> Verdict {
                 i += 1;
             }
             if matches!(kind(t, i), Some(Tok::Num)) {
-                best = better(best, after_breakout(t, i + 1, ended_by_comment, false));
+                best = better(
+                    best,
+                    after_breakout(t, i + 1, ended_by_comment, false, false),
+                );
             }
             // A clause or a statement as the whole value.
             match kind(t, 0) {
                 Some(Tok::Kw(Order | Group | Having | Union)) => {
-                    let mut v = after_breakout(t, 0, ended_by_comment, false);
+                    let mut v = after_breakout(t, 0, ended_by_comment, false, false);
                     if let Some(found) = &mut v {
                         found.1 -= 0.05;
                     }
                     best = better(best, v);
                 }
                 Some(Tok::Logic) => {
-                    best = better(best, after_breakout(t, 0, ended_by_comment, false));
+                    best = better(best, after_breakout(t, 0, ended_by_comment, false, false));
+                    // ` or true`, `AND 1`: a condition and nothing else.
+                    if t.len() == 2
+                        && matches!(kind(t, 1), Some(Tok::Num | Tok::Kw(Kw::True | Kw::False)))
+                    {
+                        best = better(best, Some((Severity::High, 0.7, 0, 2)));
+                    }
+                }
+                Some(Tok::Kw(Like | Regexp))
+                    if matches!(kind(t, 1), Some(Tok::LParen))
+                        && matches!(kind(t, 2), Some(Tok::Kw(Select))) =>
+                {
+                    best = better(best, Some((Severity::High, 0.8, 0, 3)));
                 }
                 _ if statement(t, 0) => {
-                    let severity = if matches!(kind(t, 0), Some(Tok::Kw(Select))) {
-                        Severity::High
-                    } else {
-                        Severity::Critical
+                    // A bare `select x from y` may be a question about SQL; with a condition,
+                    // a server variable, a function or a second statement it is a query.
+                    let elaborate = t.iter().any(|x| {
+                        matches!(
+                            x.kind,
+                            Tok::Cmp
+                                | Tok::Semi
+                                | Tok::Var { .. }
+                                | Tok::Func(_)
+                                | Tok::Catalog
+                                | Tok::Kw(Union | Into)
+                        )
+                    }) || ended_by_comment;
+                    let severity = match kind(t, 0) {
+                        Some(Tok::Kw(Select)) if elaborate => Severity::High,
+                        Some(Tok::Kw(Select)) => Severity::Medium,
+                        _ => Severity::Critical,
                     };
                     best = better(best, Some((severity, 0.75, 0, t.len().min(4))));
                 }
@@ -819,11 +901,38 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open) -> Verdict {
             }
             Tok::Logic => tautology(t, i),
             Tok::Var { system: true } | Tok::Catalog => Some((Severity::Medium, 0.55, i, i + 1)),
+            // A subquery: `(SELECT CASE WHEN ...)`, `(select count(*) from x)`.
+            Tok::LParen
+                if matches!(kind(t, i + 1), Some(Tok::Kw(Select))) && select_list(t, i + 2) =>
+            {
+                Some((Severity::High, 0.8, i, i + 3))
+            }
+            Tok::Kw(Drop)
+                if matches!(kind(t, i + 1), Some(Tok::Kw(Table)))
+                    && matches!(kind(t, i + 2), Some(Tok::Bare)) =>
+            {
+                Some((Severity::High, 0.7, i, i + 3))
+            }
             _ => None,
         };
         best = better(best, found);
     }
     best
+}
+
+/// Whether a comparison follows at `i`: `= x`, `LIKE 'x'`, `IS NULL`, `IN (`, `BETWEEN`.
+fn compared_at(t: &[Token], i: usize) -> bool {
+    use Kw::*;
+    match kind(t, i) {
+        Some(Tok::Cmp) => operand(t, i + 1).is_some(),
+        Some(Tok::Kw(Like | Regexp)) => {
+            matches!(kind(t, i + 1), Some(Tok::Str { .. } | Tok::Bare))
+        }
+        Some(Tok::Kw(Is)) => matches!(kind(t, i + 1), Some(Tok::Kw(Null | Not | True | False))),
+        Some(Tok::Kw(In)) => matches!(kind(t, i + 1), Some(Tok::LParen)),
+        Some(Tok::Kw(Between)) => matches!(kind(t, i + 1), Some(Tok::Num | Tok::Str { .. })),
+        _ => false,
+    }
 }
 
 /// `or 1=1`, `or 'a'='a'`: a comparison of a literal with itself after a logical operator.
@@ -832,8 +941,11 @@ fn tautology(t: &[Token], i: usize) -> Verdict {
     if b.kind != Tok::Cmp {
         return None;
     }
-    let literal = |k: Tok| matches!(k, Tok::Num | Tok::Str { .. });
-    (literal(a.kind) && a.kind == c.kind).then_some((Severity::High, 0.85, i, i + 4))
+    let same = matches!(
+        (a.kind, c.kind),
+        (Tok::Num, Tok::Num) | (Tok::Str { .. }, Tok::Str { .. })
+    );
+    same.then_some((Severity::High, 0.85, i, i + 4))
 }
 
 /// Looks for SQL injection in a decoded value.
@@ -850,7 +962,22 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
         }
         let tokens = tokenize(bytes, open);
         let (t, ended_by_comment) = significant(&tokens);
-        let verdict = judge(&t, ended_by_comment, open);
+        // The string our quote closed: one short word (`admin`), not a sentence with an
+        // apostrophe or a measurement in inches.
+        let short_word = match (open, t.first()) {
+            (Open::Quote(q), Some(first)) => {
+                let content = &bytes[first.start..first.end.saturating_sub(1).max(first.start)];
+                content.len() <= 40
+                    && !content.iter().any(u8::is_ascii_whitespace)
+                    && !(q == b'"'
+                        && !content.is_empty()
+                        && content
+                            .iter()
+                            .all(|c| c.is_ascii_digit() || *c == b'.' || *c == b'/'))
+            }
+            _ => false,
+        };
+        let verdict = judge(&t, ended_by_comment, open, short_word);
         if verdict.is_some() {
             signals += 1;
         }

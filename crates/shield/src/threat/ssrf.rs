@@ -160,6 +160,8 @@ pub fn detect(lower: &str, place: Place, had_nul: bool, out: &mut Vec<Finding>) 
             best = Some(f);
         }
     };
+    // A URL inside a sentence is a mention; a URL that is the value is a request to make.
+    let free_text = lower.trim().contains(char::is_whitespace);
     let mut k = 0;
     while let Some(p) = lower[k..].find("://").map(|p| p + k) {
         k = p + 3;
@@ -195,6 +197,9 @@ pub fn detect(lower: &str, place: Place, had_nul: bool, out: &mut Vec<Finding>) 
             continue;
         }
         match reach_of_host(host) {
+            Some(Reach::Metadata) if free_text => {
+                keep(Finding::new(ThreatType::Ssrf, Severity::High, 0.7, s, end));
+            }
             Some(Reach::Metadata) => {
                 keep(Finding::new(
                     ThreatType::Ssrf,
@@ -205,7 +210,12 @@ pub fn detect(lower: &str, place: Place, had_nul: bool, out: &mut Vec<Finding>) 
                 ));
             }
             Some(Reach::Internal) if matches!(scheme, "http" | "https" | "ftp" | "ws" | "wss") => {
-                keep(Finding::new(ThreatType::Ssrf, Severity::High, 0.85, s, end));
+                let severity = if free_text {
+                    Severity::Medium
+                } else {
+                    Severity::High
+                };
+                keep(Finding::new(ThreatType::Ssrf, severity, 0.85, s, end));
             }
             _ => {}
         }

@@ -65,13 +65,36 @@ const SENSITIVE: &[&str] = &[
     "httpd.conf",
     "applicationhost.config",
     "localstart.asp",
-    "/root/",
     ".env",
     "usr/local/apache",
     "/dev/tcp/",
     "docker.sock",
     "kube/config",
     "etc/kubernetes",
+];
+
+/// System folders an application has no business reading on a client's behalf.
+const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/",
+    "/proc/",
+    "/boot/",
+    "/root/",
+    "/sys/",
+    "/dev/",
+    "/var/log/",
+    "/var/lib/",
+    "/var/spool/",
+    "/usr/local/etc/",
+    "c:/windows/",
+    "c:/winnt/",
+    "c:/boot.ini",
+    "c:/inetpub/",
+    "c:/xampp/",
+    "c:/program files/",
+    "/windows/",
+    "/winnt/",
+    "/log/",
+    "/logs/",
 ];
 
 /// PHP and archive stream wrappers that read local files or run code.
@@ -95,9 +118,19 @@ const WRAPPERS: &[&str] = &[
 pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>) {
     // Backslashes and doubled slashes read as one separator.
     let normalized: String;
-    let text: &str = if lower.contains('\\') || lower.contains("//") {
+    let spelled = lower.contains("0x2f") || lower.contains("0x5c") || lower.contains("0x2e");
+    let text: &str = if lower.contains('\\') || lower.contains("//") || spelled {
         let mut s = String::with_capacity(lower.len());
-        for c in lower.chars() {
+        // `0x2f` written out is a slash to decoders that read C-style escapes.
+        let source = if spelled {
+            lower
+                .replace("0x2f", "/")
+                .replace("0x5c", "/")
+                .replace("0x2e", ".")
+        } else {
+            lower.to_string()
+        };
+        for c in source.chars() {
             let c = if c == '\\' { '/' } else { c };
             if c == '/' && s.ends_with('/') {
                 continue;
@@ -130,9 +163,25 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
             best = Some(f);
         }
     };
-    if let Some((p, end, _)) = sensitive.or(junk_target.map(|(p, e)| (p, e, ""))) {
+    let free_text = lower.trim().contains(char::is_whitespace);
+    // An absolute path into the system's own folders, as the whole value.
+    let system = (!free_text)
+        .then(|| {
+            SYSTEM_ROOTS
+                .iter()
+                .find(|r| text.starts_with(*r))
+                .map(|r| (0, r.len(), *r))
+        })
+        .flatten();
+    if let Some((p, end, _)) = sensitive
+        .or(junk_target.map(|(p, e)| (p, e, "")))
+        .or(system)
+    {
         let (severity, confidence) = if climbs > 0 || (absolute && !in_path) {
             (Severity::Critical, 0.95)
+        } else if free_text {
+            // "Read .git/HEAD to find the branch": a mention in a sentence.
+            (Severity::Medium, 0.5)
         } else if in_path {
             // `/etc/passwd` as a URL path is a probe; the scanner checks judge probes.
             (Severity::High, 0.75)
@@ -158,9 +207,11 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
     }
     if climbs > 0 {
         let at = text.find("..").unwrap_or(0);
-        let (severity, confidence) = match climbs {
-            1 => (Severity::Low, 0.4),
-            2 => (Severity::Medium, 0.6),
+        // A path is one word; in text and code (`include_bytes!("../../x")`) relative
+        // paths are ordinary, so climbs alone stay below blocking there.
+        let (severity, confidence) = match (climbs, free_text) {
+            (1, _) => (Severity::Low, 0.4),
+            (2, _) | (_, true) => (Severity::Medium, 0.6),
             _ => (Severity::High, 0.85),
         };
         keep(Finding::new(
@@ -220,8 +271,13 @@ fn count_climbs(text: &str) -> usize {
 /// (`.env` in `.environment`, `etc/hosts` in prose "etc/hostsfile" still counts).
 fn sensitive_here(text: &str, p: usize, end: usize, name: &str) -> bool {
     let b = text.as_bytes();
-    let before_ok =
-        p == 0 || name.starts_with('/') || !b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'/';
+    // Names with a dot or a slash are specific enough to need no boundary before them
+    // (`%c1%pcboot.ini`: the separator did not decode).
+    let before_ok = p == 0
+        || name.starts_with('/')
+        || (name.contains(['.', '/']) && !name.starts_with('.'))
+        || !b[p - 1].is_ascii_alphanumeric()
+        || b[p - 1] == b'/';
     let after_ok = name.ends_with('/')
         || end == b.len()
         || !b[end].is_ascii_alphanumeric()
@@ -244,9 +300,11 @@ fn junk_separated(text: &str) -> Option<(usize, usize)> {
         for target in ["passwd", "shadow", "issue", "hosts", "group"] {
             if let Some(t) = rest.find(target) {
                 let junk = &rest[..t];
+                let encodingish = text.contains('%') || text.contains("..");
                 if !junk.is_empty()
                     && !junk.contains(char::is_whitespace)
-                    && junk.chars().any(|c| !c.is_ascii_alphanumeric())
+                    && (junk.chars().any(|c| !c.is_ascii_alphanumeric())
+                        || (junk.len() <= 3 && encodingish))
                 {
                     return Some((p, p + 3 + t + target.len()));
                 }

@@ -184,7 +184,6 @@ const SINKS: &[&str] = &[
     "window[",
     "top[",
     "self[",
-    "print(",
 ];
 
 fn is_tag_char(b: u8) -> bool {
@@ -363,14 +362,13 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     for sink in SINKS {
         if let Some(p) = lower.find(sink) {
             // `print(` and `import(` are everyday code: only count them with a breakout.
-            let weak = matches!(
-                *sink,
-                "print(" | "import(" | "fetch(" | "constructor(" | "atob("
-            );
+            let weak = matches!(*sink, "import(" | "fetch(" | "constructor(" | "atob(");
             sinks += if weak { 0 } else { 1 };
             let before = lower[..p].trim_end_matches([' ', '\t']);
             let broke_out = before.is_empty()
-                || before.ends_with(['"', '\'', ';', '>', '(', '+', '-', '|', '&', '`', '{', '=']);
+                || before.ends_with([
+                    '"', '\'', ';', '>', '(', '+', '-', '|', '&', '`', '{', '}', '=',
+                ]);
             if broke_out && (!weak || before.ends_with(['"', '\'', '>'])) {
                 first_sink = Some((p, p + sink.len(), true));
                 break;
