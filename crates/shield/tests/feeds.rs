@@ -199,7 +199,9 @@ async fn file_feeds_and_penalty_only_feeds() {
         StatusCode::OK
     );
     let assessment = security.threat_assessment("198.51.100.7".parse().expect("ip"));
-    assert_eq!(assessment.reputation_score, Some(20.0));
+    // 50 less the feed's 30 points (plus whatever real time has recovered since).
+    let score = assessment.reputation_score.expect("score");
+    assert!((score - 20.0).abs() < 0.1, "{score}");
     assert_eq!(assessment.feeds, vec!["tor"]);
     std::fs::remove_dir_all(&dir).ok();
 }

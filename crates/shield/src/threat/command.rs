@@ -6,7 +6,7 @@
 //! path, a variable, a redirection, another separator, or nothing): `; ls -la /` is an
 //! attack, "salt & pepper; find your style" is prose.
 
-use super::{Finding, Severity, ThreatType};
+use super::{Finding, Needles, Severity, ThreatType};
 
 /// Commands attackers run to prove, explore, fetch or persist (lowercase).
 const COMMANDS: &[&str] = &[
@@ -234,6 +234,32 @@ fn shell_arguments(lower: &str, j: usize) -> u8 {
     }
 }
 
+/// Shell tricks that only attackers write.
+const SHELL_TRICKS: &[(&str, Severity)] = &[
+    ("${ifs}", Severity::High),
+    ("() { :;};", Severity::Critical),
+    ("() { :; };", Severity::Critical),
+    ("$ifs$", Severity::High),
+    (":(){", Severity::High),
+    ("/dev/tcp/", Severity::Critical),
+    ("%comspec%", Severity::High),
+    ("%systemroot%", Severity::Medium),
+    ("cmd /c", Severity::High),
+    ("cmd.exe /c", Severity::High),
+    ("powershell -e", Severity::High),
+    ("powershell -nop", Severity::High),
+    ("powershell.exe -", Severity::High),
+    ("iex(", Severity::High),
+    ("invoke-expression", Severity::High),
+    ("downloadstring(", Severity::High),
+    ("certutil -urlcache", Severity::High),
+    ("bash -i", Severity::High),
+    ("nc -e", Severity::High),
+    ("mkfifo /tmp", Severity::High),
+    ("/bin/sh", Severity::Medium),
+    ("/bin/bash", Severity::Medium),
+];
+
 /// Looks for shell command injection in a decoded, lowercased value.
 pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     let b = lower.as_bytes();
@@ -315,13 +341,18 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         i += sep_len;
     }
     // A command named by its path (`/usr/bin/id`, `/bin/cat`) is unmistakable anywhere.
-    for dir in [
-        "/bin/",
-        "/usr/bin/",
-        "/sbin/",
-        "/usr/sbin/",
-        "/usr/local/bin/",
-    ] {
+    let dirs: &[&str] = if lower.contains("bin/") {
+        &[
+            "/bin/",
+            "/usr/bin/",
+            "/sbin/",
+            "/usr/sbin/",
+            "/usr/local/bin/",
+        ]
+    } else {
+        &[]
+    };
+    for dir in dirs {
         let mut k = 0;
         while let Some(p) = lower[k..].find(dir).map(|p| p + k) {
             k = p + dir.len();
@@ -374,39 +405,19 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         }
     }
     // Shell tricks that only attackers write.
-    for (needle, severity) in [
-        ("${ifs}", Severity::High),
-        ("() { :;};", Severity::Critical),
-        ("() { :; };", Severity::Critical),
-        ("$ifs$", Severity::High),
-        (":(){", Severity::High),
-        ("/dev/tcp/", Severity::Critical),
-        ("%comspec%", Severity::High),
-        ("%systemroot%", Severity::Medium),
-        ("cmd /c", Severity::High),
-        ("cmd.exe /c", Severity::High),
-        ("powershell -e", Severity::High),
-        ("powershell -nop", Severity::High),
-        ("powershell.exe -", Severity::High),
-        ("iex(", Severity::High),
-        ("invoke-expression", Severity::High),
-        ("downloadstring(", Severity::High),
-        ("certutil -urlcache", Severity::High),
-        ("bash -i", Severity::High),
-        ("nc -e", Severity::High),
-        ("mkfifo /tmp", Severity::High),
-        ("/bin/sh", Severity::Medium),
-        ("/bin/bash", Severity::Medium),
-    ] {
-        if let Some(p) = lower.find(needle) {
-            keep(Finding::new(
-                ThreatType::CommandInjection,
-                severity,
-                0.8,
-                p,
-                p + needle.len(),
-            ));
-        }
+    static TRICK_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let tricks = Needles::cached(&TRICK_NEEDLES, || {
+        SHELL_TRICKS.iter().map(|(n, _)| *n).collect()
+    });
+    for (index, p) in tricks.first_of_each(lower) {
+        let (needle, severity) = SHELL_TRICKS[index];
+        keep(Finding::new(
+            ThreatType::CommandInjection,
+            severity,
+            0.8,
+            p,
+            p + needle.len(),
+        ));
     }
     // `$(...)` and `` `...` `` with any word inside, at the start or after a breakout.
     for open in ["$(", "`"] {
@@ -517,13 +528,30 @@ const CODE: &[(&str, Severity, f32)] = &[
     ("cos\nsystem", Severity::High, 0.85),
 ];
 
+/// Interpreter functions that run what they are given.
+const EXEC_FUNCTIONS: [&str; 10] = [
+    "system(",
+    "exec(",
+    "eval(",
+    "passthru(",
+    "shell_exec(",
+    "popen(",
+    "proc_open(",
+    "assert(",
+    "os.system(",
+    "os.popen(",
+];
+
 /// Looks for code injection. `text` keeps its case for case-sensitive markers (serialized
 /// Java objects start `rO0AB` in base64).
 pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
+    static CODE_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let needles = Needles::cached(&CODE_NEEDLES, || CODE.iter().map(|(n, _, _)| *n).collect());
     let mut best: Option<Finding> = None;
     let mut signs = 0;
-    for (needle, severity, confidence) in CODE {
-        if let Some(p) = lower.find(needle) {
+    for (index, p) in needles.first_of_each(lower) {
+        let (needle, severity, confidence) = &CODE[index];
+        {
             signs += 1;
             let f = Finding::new(
                 ThreatType::CodeInjection,
@@ -541,18 +569,9 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
     }
     // An interpreter's exec function given a shell command: `system('id')`, `eval('sleep 5')`.
-    for function in [
-        "system(",
-        "exec(",
-        "eval(",
-        "passthru(",
-        "shell_exec(",
-        "popen(",
-        "proc_open(",
-        "assert(",
-        "os.system(",
-        "os.popen(",
-    ] {
+    let quoted_call = lower.contains("('") || lower.contains("(\"") || lower.contains("(`");
+    let functions: &[&str] = if quoted_call { &EXEC_FUNCTIONS } else { &[] };
+    for function in functions {
         let mut k = 0;
         while let Some(p) = lower[k..].find(function).map(|p| p + k) {
             k = p + function.len();

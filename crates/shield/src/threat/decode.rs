@@ -280,12 +280,41 @@ fn entity_at(rest: &[u8]) -> Option<(char, usize)> {
     bare_ok.then_some((*c, name_len))
 }
 
+/// Whether `fold` changes this non-ASCII character.
+fn folds(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ff01}'..='\u{ff5e}'
+            | '\u{3000}'
+            | '\u{200b}'..='\u{200d}'
+            | '\u{2060}'
+            | '\u{feff}'
+            | '\u{00ad}'
+            | '\u{2024}'
+            | '\u{fe52}'
+            | '\u{2215}'
+            | '\u{2044}'
+            | '\u{29f8}'
+            | '\u{fe68}'
+            | '\u{29f5}'
+            | '\u{29f9}'
+            | '\u{2216}'
+            | '\u{efc8}'
+            | '\u{f025}'
+            | '\u{2039}'
+            | '\u{fe64}'
+            | '\u{203a}'
+            | '\u{fe65}'
+    )
+}
+
 /// Fullwidth ASCII to ASCII, a few look-alike slashes and dots to theirs, invisible characters
 /// and NUL removed; `None` when the text is plain already.
 fn fold(input: &str, had_nul: &mut bool) -> Option<String> {
     let needs = input
         .bytes()
-        .any(|b| b == 0 || b >= 0x80 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t'));
+        .any(|b| b == 0 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t'))
+        || (!input.is_ascii() && input.chars().any(folds));
     if !needs {
         return None;
     }

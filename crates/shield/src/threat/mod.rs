@@ -521,15 +521,22 @@ fn detect_all(
     if !is_path {
         sqli::detect(text, out);
     }
+    // Words, digits and spaces only: nothing but SQL keywords (`order by 5`) and a bare
+    // command (`uname -a`) can hide there.
+    let plain = bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b','));
+    if plain {
+        command::detect(lower, out);
+        return;
+    }
     if any(b"<:=(`\"'") {
         xss::detect(text, lower, out);
     }
     if any(b"./\\") || normalized.had_nul {
         traversal::detect(lower, normalized.had_nul, is_path, out);
     }
-    if any(b";|&`$\n{(%") {
-        command::detect(lower, out);
-    }
+    command::detect(lower, out);
     command::detect_code(text, lower, out);
     if any(b":") {
         ssrf::detect(lower, place, normalized.had_nul, out);
@@ -568,4 +575,38 @@ pub(crate) fn prefix(text: &str, n: usize) -> &str {
         cut -= 1;
     }
     &text[..cut]
+}
+
+/// Literal needles searched in one pass (Aho-Corasick over the lowercased value), built once
+/// per list: dozens of markers cost one scan, not dozens.
+pub(crate) struct Needles(aho_corasick::AhoCorasick);
+
+impl Needles {
+    /// The automaton for `list`, built on first use and kept in `cell`.
+    pub(crate) fn cached(
+        cell: &'static std::sync::OnceLock<Needles>,
+        list: impl FnOnce() -> Vec<&'static str>,
+    ) -> &'static Needles {
+        cell.get_or_init(|| {
+            Needles(
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::Standard)
+                    .build(list())
+                    // Built from this crate's own constant lists; they always compile.
+                    .unwrap_or_else(|e| panic!("needle list does not build: {e}")),
+            )
+        })
+    }
+
+    /// Each needle found, once, with where it first starts: `(index in the list, start)`.
+    pub(crate) fn first_of_each(&self, hay: &str) -> Vec<(usize, usize)> {
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        for m in self.0.find_overlapping_iter(hay) {
+            let index = m.pattern().as_usize();
+            if !found.iter().any(|(i, _)| *i == index) {
+                found.push((index, m.start()));
+            }
+        }
+        found
+    }
 }

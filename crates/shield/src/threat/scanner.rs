@@ -13,7 +13,7 @@
 //!   `Transfer-Encoding` (request smuggling), NUL bytes in the URL.
 
 use super::HttpRequest;
-use super::{decode, Severity, ThreatIndicator, ThreatType};
+use super::{decode, Needles, Severity, ThreatIndicator, ThreatType};
 
 /// User-agent fragments of attack tools (lowercase).
 const SCANNERS: &[&str] = &[
@@ -212,7 +212,13 @@ fn indicator(
 pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<ThreatIndicator>) {
     let agent = request.header("user-agent").unwrap_or("");
     let lower_agent = agent.to_ascii_lowercase();
-    if let Some(tool) = SCANNERS.iter().find(|s| lower_agent.contains(*s)) {
+    static SCANNER_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let scanners = Needles::cached(&SCANNER_NEEDLES, || SCANNERS.to_vec());
+    let tool = scanners
+        .first_of_each(&lower_agent)
+        .first()
+        .map(|(index, _)| SCANNERS[*index]);
+    if let Some(tool) = tool {
         out.push(indicator(
             ThreatType::Scanner,
             Severity::High,

@@ -22,6 +22,8 @@ use super::{Finding, Severity, ThreatType};
 
 /// Tokens looked at per reading, at most (bounded work on huge values).
 const MAX_TOKENS: usize = 2048;
+/// Tokens looked at after an assumed open quote.
+const QUOTED_TOKENS: usize = 48;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kw {
@@ -246,9 +248,197 @@ fn catalog(word: &str) -> bool {
         || word == "master..sysdatabases"
 }
 
+/// Every word `keyword`, `function` and `catalog` know (for the one-lookup table).
+const KNOWN_WORDS: &[&str] = &[
+    "all",
+    "all_tables",
+    "all_users",
+    "alter",
+    "and",
+    "as",
+    "asc",
+    "ascii",
+    "avg",
+    "benchmark",
+    "between",
+    "by",
+    "case",
+    "cast",
+    "char",
+    "chr",
+    "coalesce",
+    "column_name",
+    "concat",
+    "concat_ws",
+    "convert",
+    "copy",
+    "count",
+    "create",
+    "current_database",
+    "current_user",
+    "database",
+    "db_name",
+    "dba_users",
+    "dblink",
+    "dbms_lock.sleep",
+    "dbms_pipe.receive_message",
+    "dbms_xmlgen.getxml",
+    "declare",
+    "decode",
+    "delay",
+    "delete",
+    "desc",
+    "distinct",
+    "div",
+    "drop",
+    "dumpfile",
+    "elt",
+    "encode",
+    "exec",
+    "execute",
+    "exp",
+    "extractvalue",
+    "false",
+    "floor",
+    "from",
+    "function",
+    "geometrycollection",
+    "glob",
+    "grant",
+    "group",
+    "group_concat",
+    "having",
+    "hex",
+    "httpuritype",
+    "if",
+    "ifnull",
+    "iif",
+    "ilike",
+    "in",
+    "index",
+    "information_schema",
+    "insert",
+    "instr",
+    "into",
+    "is",
+    "isnull",
+    "json_keys",
+    "left",
+    "len",
+    "length",
+    "like",
+    "limit",
+    "linestring",
+    "listagg",
+    "lo_export",
+    "lo_import",
+    "load_file",
+    "login",
+    "lower",
+    "make_set",
+    "master..sysdatabases",
+    "max",
+    "md5",
+    "mid",
+    "min",
+    "msysaccessobjects",
+    "msysobjects",
+    "multipoint",
+    "mysql.user",
+    "name_const",
+    "nchar",
+    "not",
+    "now",
+    "null",
+    "nullif",
+    "opendatasource",
+    "openrowset",
+    "or",
+    "ord",
+    "order",
+    "outfile",
+    "pg_catalog",
+    "pg_database",
+    "pg_ls_dir",
+    "pg_read_file",
+    "pg_shadow",
+    "pg_sleep",
+    "pg_user",
+    "polygon",
+    "procedure",
+    "quote",
+    "rand",
+    "randomblob",
+    "regexp",
+    "replace",
+    "reverse",
+    "revoke",
+    "right",
+    "rlike",
+    "row",
+    "schema",
+    "schema_name",
+    "select",
+    "session_user",
+    "set",
+    "sha1",
+    "shutdown",
+    "similar",
+    "sleep",
+    "sounds",
+    "sp_executesql",
+    "sp_oacreate",
+    "sqlite_master",
+    "sqlite_schema",
+    "sqlite_version",
+    "string_agg",
+    "substr",
+    "substring",
+    "sum",
+    "sys.dbms_lock.sleep",
+    "sys_eval",
+    "sys_exec",
+    "syscolumns",
+    "sysdatabases",
+    "sysobjects",
+    "system_user",
+    "sysusers",
+    "table",
+    "table_name",
+    "time",
+    "to_char",
+    "trigger",
+    "trim",
+    "true",
+    "truncate",
+    "unhex",
+    "union",
+    "unistr",
+    "update",
+    "updatexml",
+    "upper",
+    "upper_case",
+    "user",
+    "user_name",
+    "user_tables",
+    "utl_http.request",
+    "utl_inaddr.get_host_address",
+    "uuid",
+    "v$version",
+    "version",
+    "view",
+    "waitfor",
+    "where",
+    "xmltype",
+    "xor",
+    "xp_cmdshell",
+    "xp_dirtree",
+    "xp_regread",
+];
+
 /// Tokenizes `text` (lowercase ASCII where it matters: callers pass it lowered) as if `open`
 /// were open before it.
-fn tokenize(text: &[u8], open: Open) -> Vec<Token> {
+fn tokenize(text: &[u8], open: Open, max_tokens: usize) -> Vec<Token> {
     let mut out = Vec::new();
     let mut i = 0;
     if let Open::Quote(q) = open {
@@ -260,7 +450,7 @@ fn tokenize(text: &[u8], open: Open) -> Vec<Token> {
         });
         i = end;
     }
-    while i < text.len() && out.len() < MAX_TOKENS {
+    while i < text.len() && out.len() < max_tokens {
         let b = text[i];
         let start = i;
         let kind = match b {
@@ -411,6 +601,27 @@ fn classify(word: &[u8]) -> Tok {
         *d = s.to_ascii_lowercase();
     }
     let lower = std::str::from_utf8(&lower[..word.len()]).unwrap_or("");
+    // One hash lookup for the common case (a plain word, or a known one); the slow path only
+    // for qualified names (`information_schema.tables`, `master..xp_cmdshell`).
+    static TABLE: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, Tok>> =
+        std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        KNOWN_WORDS
+            .iter()
+            .map(|w| (*w, classify_known(w)))
+            .collect()
+    });
+    if let Some(tok) = table.get(lower) {
+        return *tok;
+    }
+    if !lower.contains(['.', '_']) {
+        return Tok::Bare;
+    }
+    classify_known(lower)
+}
+
+/// The class of a lowercase word, by the keyword, function and catalog lists.
+fn classify_known(lower: &str) -> Tok {
     if let Some(tok) = keyword(lower) {
         return tok;
     }
@@ -960,7 +1171,13 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
                 continue;
             }
         }
-        let tokens = tokenize(bytes, open);
+        // A breakout shows in the first tokens after the quote; only the plain reading
+        // needs the whole value (bounded by MAX_TOKENS).
+        let limit = match open {
+            Open::Nothing => MAX_TOKENS,
+            Open::Quote(_) => QUOTED_TOKENS,
+        };
+        let tokens = tokenize(bytes, open, limit);
         let (t, ended_by_comment) = significant(&tokens);
         // The string our quote closed: one short word (`admin`), not a sentence with an
         // apostrophe or a measurement in inches.

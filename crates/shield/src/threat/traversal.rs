@@ -5,7 +5,7 @@
 //! One `../` alone is ordinary in relative links (`../README.md`): it is a low finding, for
 //! reputation. Deep climbs and any climb towards a sensitive file are attacks.
 
-use super::{Finding, Severity, ThreatType};
+use super::{Finding, Needles, Severity, ThreatType};
 
 /// Files and folders whose mention in a path means someone is after them (lowercase, `/` as
 /// the separator).
@@ -143,14 +143,22 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         lower
     };
     let climbs = count_climbs(text);
-    let sensitive = SENSITIVE
-        .iter()
-        .filter_map(|s| text.find(s).map(|p| (p, p + s.len(), *s)))
+    static SENSITIVE_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let needles = Needles::cached(&SENSITIVE_NEEDLES, || SENSITIVE.to_vec());
+    let mut hits = needles.first_of_each(text);
+    hits.sort_by_key(|(index, _)| *index);
+    let sensitive = hits
+        .into_iter()
+        .map(|(index, p)| (p, p + SENSITIVE[index].len(), SENSITIVE[index]))
         .find(|(p, end, s)| sensitive_here(text, *p, *end, s));
     let junk_target = junk_separated(text);
-    let wrapper = WRAPPERS
-        .iter()
-        .find_map(|w| lower.find(w).map(|p| (p, p + w.len())));
+    let wrapper = if lower.contains("://") || lower.contains("data:") {
+        WRAPPERS
+            .iter()
+            .find_map(|w| lower.find(w).map(|p| (p, p + w.len())))
+    } else {
+        None
+    };
     let absolute = text.starts_with('/')
         || text.starts_with("file:")
         || text.as_bytes().get(1..3) == Some(b":/");

@@ -8,7 +8,7 @@
 //! calls (`alert(`, `document.cookie`) count alone as a weak sign and with a breakout
 //! (`";alert(1)//`) as an attack.
 
-use super::{Finding, Severity, ThreatType};
+use super::{Finding, Needles, Severity, ThreatType};
 
 /// Tags that run script or load content by themselves.
 const ACTIVE_TAGS: &[&str] = &[
@@ -307,7 +307,8 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             k = p + 1;
             let rest = &lower[p + 1..];
             let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r', '/']);
-            if trimmed.len() == rest.len() && !rest.starts_with('>') {
+            if (trimmed.len() == rest.len() && !rest.starts_with('>')) || !trimmed.starts_with("on")
+            {
                 continue;
             }
             if let Some(h) = handler(super::prefix(rest, 200)) {
@@ -338,29 +339,46 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             s,
             e,
         ));
-    } else if lower.contains("script") || lower.contains(':') {
-        let squeezed: String = lower
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'))
-            .collect();
-        if squeezed.len() != lower.len() {
-            if let Some((s, _)) = script_url(&squeezed) {
-                let at = s.min(lower.len());
+    } else {
+        // `jav\tascript:`: whitespace inside the scheme, which browsers skip. Only the few
+        // characters around each colon are squeezed, not the whole value.
+        let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}');
+        for (colon, _) in lower.match_indices(':') {
+            let mut from = colon.saturating_sub(48);
+            while !lower.is_char_boundary(from) {
+                from += 1;
+            }
+            let mut to = (colon + 48).min(lower.len());
+            while !lower.is_char_boundary(to) {
+                to -= 1;
+            }
+            let window = &lower[from..to];
+            if !window.contains(blank) {
+                continue;
+            }
+            let squeezed: String = window.chars().filter(|c| !blank(*c)).collect();
+            if script_url(&squeezed).is_some() {
                 keep(Finding::new(
                     ThreatType::XssAttack,
                     Severity::High,
                     0.8,
-                    at,
-                    (at + 20).min(lower.len()),
+                    from,
+                    to,
                 ));
+                break;
             }
         }
     }
     // Script calls.
     let mut sinks = 0;
     let mut first_sink = None;
-    for sink in SINKS {
-        if let Some(p) = lower.find(sink) {
+    static SINK_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let needles = Needles::cached(&SINK_NEEDLES, || SINKS.to_vec());
+    let mut found = needles.first_of_each(lower);
+    found.sort_by_key(|(index, _)| *index);
+    for (index, p) in found {
+        let sink = &SINKS[index];
+        {
             // `print(` and `import(` are everyday code: only count them with a breakout.
             let weak = matches!(*sink, "import(" | "fetch(" | "constructor(" | "atob(");
             sinks += if weak { 0 } else { 1 };

@@ -1,0 +1,291 @@
+//! Threat detection through the layer: attacks refused with 403 `threat_detected`, the policy
+//! from a TOML file letting a database tool receive SQL, monitor mode, custom patterns (regex
+//! from the file and Rust closures), a threat in the second element of a batch, and findings
+//! below the block level lowering reputation.
+
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::routing::post;
+use axum::Router;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mcp_shield::config::{self, ConfigSources};
+use mcp_shield::threat::{Severity, ThreatIndicator};
+use mcp_shield::{ConfigOverrides, SecurityEvent, SecuritySystem};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const POLICY: &str = r#"
+[threat_detection]
+block_severity = "high"
+
+[[threat_detection.allow]]
+tool = "run_sql"
+argument = "sql"
+threats = ["sql_injection"]
+
+[[threat_detection.allow]]
+path = "/query"
+parameter = "sql"
+threats = ["sql_injection"]
+
+[[threat_detection.patterns]]
+name = "internal_codename"
+pattern = "(?i)project[-_ ]nightingale"
+severity = "high"
+"#;
+
+fn system_with(policy: &str, overrides: ConfigOverrides) -> SecuritySystem {
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-shield-threat-{}-{}",
+        std::process::id(),
+        policy.len()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, policy).expect("write policy");
+    let config = config::load(ConfigSources {
+        file: Some(file),
+        overrides: overrides
+            .set("ENABLE_THREAT_DETECTION", true)
+            .set("ADMIN_TOKEN", "threat-test-token"),
+        ..ConfigSources::default()
+    })
+    .expect("valid config");
+    SecuritySystem::from_config(config).expect("system")
+}
+
+fn app(security: &SecuritySystem) -> Router {
+    Router::new()
+        .route("/mcp", post(|body: Bytes| async move { body }))
+        .fallback(|| async { "upstream" })
+        .layer(security.layer())
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let mut request = request;
+    request.extensions_mut().insert(ConnectInfo(
+        "203.0.113.9:40000".parse::<SocketAddr>().expect("peer"),
+    ));
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&body)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned())),
+    )
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri)
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn tool_call(tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments}})
+}
+
+fn post_mcp(body: &Value) -> Request<Body> {
+    Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("user-agent", "mcp-client/1.0")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn attacks_are_refused_with_the_threat_types() {
+    let security = system_with(POLICY, ConfigOverrides::new());
+    let app = app(&security);
+    let (status, body) = send(&app, get("/search?q=%27%20OR%201%3D1--")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["type"], "threat_detected");
+    assert_eq!(body["error"], "Request blocked by threat detection");
+    assert_eq!(body["threats"], json!(["sql_injection"]));
+    let (status, body) = send(
+        &app,
+        post_mcp(&tool_call(
+            "search",
+            json!({"query": "<svg/onload=alert(1)>", "path": "../../../etc/passwd"}),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let threats = body["threats"].as_array().expect("threats");
+    assert!(threats.contains(&json!("xss_attack")), "{body}");
+    assert!(threats.contains(&json!("path_traversal")), "{body}");
+    // Ordinary traffic passes.
+    let (status, _) = send(&app, get("/search?q=O%27Brien%27s%20best%20recipes")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(
+        &app,
+        post_mcp(&tool_call(
+            "search",
+            json!({"query": "select the best option from the list"}),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(security.statistics().threat_detected, 2);
+}
+
+#[tokio::test]
+async fn the_policy_lets_a_database_tool_receive_sql_and_nothing_else_does() {
+    let security = system_with(POLICY, ConfigOverrides::new());
+    let app = app(&security);
+    let sql = "SELECT name FROM users WHERE id = 1; DROP TABLE audit_log";
+    let (status, _) = send(&app, post_mcp(&tool_call("run_sql", json!({"sql": sql})))).await;
+    assert_eq!(status, StatusCode::OK, "run_sql may receive SQL");
+    let (status, _) = send(&app, get("/query?sql=SELECT%201%3B%20DROP%20TABLE%20x")).await;
+    assert_eq!(status, StatusCode::OK, "/query?sql= may receive SQL");
+    // The same SQL in another argument, another tool, or another parameter is refused.
+    let (status, _) = send(&app, post_mcp(&tool_call("run_sql", json!({"note": sql})))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send(&app, post_mcp(&tool_call("search", json!({"sql": sql})))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send(&app, get("/query?q=1%3B%20DROP%20TABLE%20x")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // And the database tool still gets every other check.
+    let (status, body) = send(
+        &app,
+        post_mcp(&tool_call(
+            "run_sql",
+            json!({"sql": "<script>alert(1)</script>"}),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["threats"], json!(["xss_attack"]));
+}
+
+#[tokio::test]
+async fn a_threat_in_the_second_element_of_a_batch_refuses_the_batch() {
+    let security = system_with(POLICY, ConfigOverrides::new());
+    let app = app(&security);
+    let batch = json!([
+        tool_call("search", json!({"query": "weather in Paris"})),
+        tool_call(
+            "search",
+            json!({"query": "1 UNION SELECT password FROM users"})
+        ),
+    ]);
+    let (status, body) = send(&app, post_mcp(&batch)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["threats"], json!(["sql_injection"]));
+}
+
+#[tokio::test]
+async fn custom_patterns_from_the_file_and_from_code() {
+    let security = system_with(POLICY, ConfigOverrides::new());
+    security
+        .threat_detector()
+        .add_pattern("custom_attack", |request| {
+            request.uri.contains("forbidden-word").then(|| {
+                ThreatIndicator::new(
+                    "custom_attack",
+                    Severity::High,
+                    0.9,
+                    "path",
+                    "forbidden-word",
+                )
+            })
+        });
+    let app = app(&security);
+    let (status, body) = send(&app, get("/search?q=about%20Project%20Nightingale")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["threats"], json!(["internal_codename"]));
+    let (status, body) = send(&app, get("/forbidden-word")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["threats"], json!(["custom_attack"]));
+    let (status, _) = send(&app, get("/fine")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn monitor_mode_logs_and_serves_and_reputation_still_falls() {
+    let security = system_with(
+        POLICY,
+        ConfigOverrides::new()
+            .set("SECURITY_THREAT_MODE", "monitor")
+            .set("ENABLE_IP_MANAGEMENT", true),
+    );
+    let mut events = security.subscribe();
+    let app = app(&security);
+    let (status, _) = send(&app, get("/search?q=%27%20OR%201%3D1--")).await;
+    assert_eq!(status, StatusCode::OK, "monitor mode serves");
+    let mut seen = None;
+    while let Ok(event) = events.try_recv() {
+        if let SecurityEvent::ThreatObserved {
+            would_block,
+            indicators,
+            ..
+        } = &*event
+        {
+            seen = Some((*would_block, indicators[0].threat_type.to_string()));
+        }
+    }
+    assert_eq!(seen, Some((true, "sql_injection".to_string())));
+    let score = security
+        .threat_assessment("203.0.113.9".parse().expect("ip"))
+        .reputation_score
+        .expect("score");
+    assert!(score <= 35.5, "a high finding costs 15 points: {score}");
+}
+
+#[tokio::test]
+async fn findings_below_the_block_level_are_events_that_cost_reputation() {
+    let security = system_with(
+        POLICY,
+        ConfigOverrides::new().set("ENABLE_IP_MANAGEMENT", true),
+    );
+    let app = app(&security);
+    // One `../` is ordinary in a relative link: served, remembered.
+    let (status, _) = send(&app, get("/docs?page=..%2FREADME.md")).await;
+    assert_eq!(status, StatusCode::OK);
+    let assessment = security.threat_assessment("203.0.113.9".parse().expect("ip"));
+    assert!(assessment.reputation_score.expect("score") < 50.0);
+    assert_eq!(assessment.recent_threats[0].kind, "threat_observed");
+}
+
+#[test]
+fn a_bad_policy_names_the_rule_and_the_value() {
+    let dir = std::env::temp_dir().join(format!("mcp-shield-bad-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("policy.toml");
+    std::fs::write(
+        &file,
+        "[[threat_detection.allow]]\ntool = \"run_sql\"\nthreats = [\"sqli\"]\n\n[[threat_detection.patterns]]\nname = \"x\"\npattern = \"(unclosed\"\n",
+    )
+    .expect("write");
+    let err = config::load(ConfigSources {
+        file: Some(file),
+        ..ConfigSources::default()
+    })
+    .expect_err("invalid policy");
+    let text = err.to_string();
+    assert!(
+        text.contains("threat_detection.allow[0]") && text.contains("sqli"),
+        "{text}"
+    );
+    assert!(
+        text.contains("threat_detection.patterns[0]") && text.contains("(unclosed"),
+        "{text}"
+    );
+    let err = config::load(ConfigSources {
+        overrides: ConfigOverrides::new().set("SECURITY_THREAT_BLOCK_SEVERITY", "severe"),
+        ..ConfigSources::default()
+    })
+    .expect_err("bad severity");
+    assert!(err.to_string().contains("severe"), "{err}");
+}
