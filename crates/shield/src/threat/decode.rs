@@ -314,7 +314,11 @@ fn fold(input: &str, had_nul: &mut bool) -> Option<String> {
     let needs = input
         .bytes()
         .any(|b| b == 0 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t'))
-        || (!input.is_ascii() && input.chars().any(folds));
+        // Every character `fold` changes starts with one of these UTF-8 lead bytes.
+        || (input
+            .bytes()
+            .any(|b| matches!(b, 0xc2 | 0xe2 | 0xe3 | 0xee | 0xef))
+            && input.chars().any(folds));
     if !needs {
         return None;
     }

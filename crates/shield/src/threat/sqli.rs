@@ -611,13 +611,36 @@ fn classify(word: &[u8]) -> Tok {
             .map(|w| (*w, classify_known(w)))
             .collect()
     });
-    if let Some(tok) = table.get(lower) {
-        return *tok;
+    // Most words in text are not SQL: a bitmap of (length, first, last letter) of the known
+    // words rejects them before hashing.
+    static SHAPES: std::sync::OnceLock<Box<[u64]>> = std::sync::OnceLock::new();
+    let shapes = SHAPES.get_or_init(|| {
+        let mut bits = vec![0u64; 1024].into_boxed_slice();
+        for w in KNOWN_WORDS {
+            let key = shape(w);
+            bits[key / 64] |= 1 << (key % 64);
+        }
+        bits
+    });
+    let key = shape(lower);
+    let maybe_known = shapes[key / 64] & (1 << (key % 64)) != 0;
+    if maybe_known {
+        if let Some(tok) = table.get(lower) {
+            return *tok;
+        }
     }
     if !lower.contains(['.', '_']) {
         return Tok::Bare;
     }
     classify_known(lower)
+}
+
+/// A word's shape for the known-word bitmap: length (to 63), first and last letter.
+fn shape(word: &str) -> usize {
+    let b = word.as_bytes();
+    let first = usize::from(b.first().copied().unwrap_or(0) & 31);
+    let last = usize::from(b.last().copied().unwrap_or(0) & 31);
+    (b.len().min(63) << 10 | first << 5 | last) % (1024 * 64)
 }
 
 /// The class of a lowercase word, by the keyword, function and catalog lists.
@@ -1167,8 +1190,17 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
     let mut signals = 0;
     for open in [Open::Nothing, Open::Quote(b'\''), Open::Quote(b'"')] {
         if let Open::Quote(q) = open {
-            if !bytes.contains(&q) {
-                continue;
+            // The first such quote must close the string the application opened; a letter
+            // right after it (`don't`, `O'Brien`) means it is an apostrophe, not a breakout.
+            match bytes.iter().position(|b| *b == q) {
+                None => continue,
+                Some(p)
+                    if bytes.get(p + 1).is_some_and(u8::is_ascii_alphabetic)
+                        && classify(&bytes[p + 1..word_end(bytes, p + 1)]) == Tok::Bare =>
+                {
+                    continue
+                }
+                Some(_) => {}
             }
         }
         // A breakout shows in the first tokens after the quote; only the plain reading

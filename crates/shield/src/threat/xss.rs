@@ -462,6 +462,9 @@ fn handler(inside: &str) -> Option<usize> {
 
 /// A `javascript:` / `vbscript:` / `data:text/html` URL that runs something.
 fn script_url(lower: &str) -> Option<(usize, usize)> {
+    if !lower.contains("script:") && !lower.contains("data:") {
+        return None;
+    }
     for scheme in [
         "javascript:",
         "vbscript:",
