@@ -1042,3 +1042,77 @@ async fn slow_and_greedy_clients_are_cut_off_and_streams_survive() {
         "the 1.2 s stream was cut: {text}"
     );
 }
+
+#[test]
+fn scan_reads_json_lines_and_applies_the_policy_file() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("mcp-shield-scan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[threat_detection.allow]]\ntool = \"run_sql\"\nargument = \"sql\"\nthreats = [\"sql_injection\"]\n",
+    )
+    .expect("policy");
+    let sql_call = |tool: &str| {
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": {"sql": "SELECT * FROM users WHERE id = 1; DROP TABLE logs"}}})
+        .to_string()
+    };
+    let lines = [
+        serde_json::json!({"id": "sqli", "method": "GET", "uri": "/search?q=%27%20or%201%3D1--", "headers": {"Host": "x"}, "body": "", "label": "attack"}),
+        serde_json::json!({"id": "allowed", "method": "POST", "uri": "/mcp", "headers": {"Content-Type": "application/json"}, "body": sql_call("run_sql")}),
+        serde_json::json!({"id": "elsewhere", "method": "POST", "uri": "/mcp", "headers": {"Content-Type": "application/json"}, "body": sql_call("search")}),
+    ];
+    let mut input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    input.push_str("{ not a request\n");
+    let mut child = Command::new(BIN)
+        .args(["--config", policy.to_str().expect("path"), "scan", "-"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run scan");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("scan ends");
+    assert_eq!(output.status.code(), Some(0));
+    let verdicts: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(verdicts.len(), 4);
+    assert_eq!(verdicts[0]["id"], "sqli");
+    assert_eq!(verdicts[0]["verdict"], "attack");
+    assert_eq!(verdicts[0]["threats"][0]["type"], "sql_injection");
+    assert_eq!(verdicts[0]["threats"][0]["severity"], "high");
+    assert!(verdicts[0]["threats"][0]["confidence"].as_f64().is_some());
+    assert_eq!(
+        verdicts[1]["verdict"], "benign",
+        "the policy allows SQL for run_sql"
+    );
+    assert_eq!(verdicts[2]["verdict"], "attack", "but not for another tool");
+    assert_eq!(verdicts[3]["id"], serde_json::Value::Null);
+    assert_eq!(verdicts[3]["line"], 4);
+    assert!(verdicts[3]["error"].is_string());
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        summary.contains("2 attack, 1 benign, 1 unreadable"),
+        "{summary}"
+    );
+
+    let text = Command::new(BIN)
+        .args(["scan", "--format", "text", "/nonexistent/requests.jsonl"])
+        .env_clear()
+        .output()
+        .expect("run");
+    assert_eq!(text.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&text.stderr).contains("/nonexistent/requests.jsonl"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -24,10 +24,13 @@
 //! | [`pipeline`], [`decision`] | guards in order; block reasons and their responses |
 //! | [`layer`] | the tower `Layer` / `Service` |
 //! | [`events`] | events, the bus, statistics |
-//! | [`ip`] | allow and deny lists (longest-prefix match, IPv4 and IPv6) |
+//! | [`ip`] | allow and deny lists (longest-prefix match, IPv4 and IPv6), reputation (in Redis too), GeoIP, feeds |
+//! | [`rate_limit`], [`ddos`] | token buckets; sliding-window rates, connection limits, emergency mode |
+//! | [`threat`] | threat detection: decoders, one file per detector (SQL injection is in `threat/sqli.rs`), policy, `mcp-shield scan` |
 //! | `admin` | the admin API, health, readiness, Prometheus metrics |
 //!
-//! Components land one by one; [`SecuritySystem::status`] says which are built.
+//! [`SecuritySystem::status`] says which components are built and running; behavioural
+//! analysis (the anomaly model) is the one still to come.
 //!
 //! ## Example
 //!

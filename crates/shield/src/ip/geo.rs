@@ -6,7 +6,7 @@
 //! says it is (`database_type`), whichever setting named it. The guard decodes only the
 //! country code, borrowed from the database, so a lookup allocates nothing.
 //!
-//! **GeoIP risk** ([`GeoIp::risk`]): an address behind an anonymiser or in a country the
+//! **GeoIP risk** ([`RiskPolicy::risk`]): an address behind an anonymiser or in a country the
 //! operator names as high-risk (`SECURITY_GEO_HIGH_RISK_COUNTRIES`) starts, and recovers to, a
 //! lower reputation than [`super::reputation::NEUTRAL`]. The points are the largest of the
 //! anonymity flags the Anonymous-IP database gives ([`ANONYMITY_POINTS`]) plus

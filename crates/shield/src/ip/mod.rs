@@ -1,6 +1,6 @@
 //! IP management: the operator's allow and deny lists (longest-prefix match over IPv4 and
-//! IPv6 networks, with expiry) and the guard that enforces the deny list ([`lists`],
-//! [`guard`]); reputation and automatic temporary blocks ([`reputation`], kept in Redis by
+//! IPv6 networks, with expiry) and the guard that enforces the deny list (`lists.rs`,
+//! `guard.rs`); reputation and automatic temporary blocks ([`reputation`], kept in Redis by
 //! [`shared_reputation`]); GeoIP, country rules and GeoIP risk ([`geo`]); threat-intelligence
 //! feeds ([`feeds`]); lists shared through Redis ([`sync`]) and saved to disk ([`persist`]).
 

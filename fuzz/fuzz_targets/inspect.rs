@@ -1,0 +1,37 @@
+//! A whole request through the detector: the first byte picks the body's content type, the
+//! rest is split into URI, one header value and body at two `\n`s.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mcp_shield::threat::{HttpRequest, ThreatDetector};
+use std::sync::OnceLock;
+
+static DETECTOR: OnceLock<ThreatDetector> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let detector = DETECTOR.get_or_init(|| {
+        ThreatDetector::from_config(&Default::default()).expect("default policy")
+    });
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let mut parts = text.splitn(3, '\n');
+    let uri = format!("/{}", parts.next().unwrap_or(""));
+    let agent = parts.next().unwrap_or("");
+    let body = parts.next().unwrap_or("");
+    let content_type = match kind % 4 {
+        0 => "application/json",
+        1 => "application/x-www-form-urlencoded",
+        2 => "multipart/form-data; boundary=xyz",
+        _ => "text/xml",
+    };
+    let headers = [("User-Agent", agent), ("Content-Type", content_type), ("Cookie", agent)];
+    let inspection = detector.inspect(&HttpRequest {
+        method: "POST",
+        uri: &uri,
+        headers: &headers,
+        body: body.as_bytes(),
+    });
+    assert!(inspection.score >= 0.0);
+});
