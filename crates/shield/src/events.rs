@@ -279,11 +279,7 @@ impl LogSink {
         match self.ip_mode {
             LogIpMode::Plain => ip.to_string(),
             LogIpMode::Hash => {
-                let bytes = match ip {
-                    IpAddr::V4(v4) => v4.octets().to_vec(),
-                    IpAddr::V6(v6) => v6.octets().to_vec(),
-                };
-                format!("ip-{:016x}", crate::request::keyed_hash(self.key, &bytes))
+                format!("ip-{:016x}", crate::request::keyed_ip_hash(self.key, ip))
             }
             LogIpMode::Mask => match ip {
                 IpAddr::V4(v4) => std::net::Ipv4Addr::from(u32::from(v4) & 0xffff_ff00).to_string(),

@@ -347,6 +347,15 @@ pub fn keyed_hash(key: (u64, u64), data: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// The keyed hash of an address (IPv4-mapped IPv6 hashed as the IPv4 address): the one way
+/// addresses are hashed for logs, Redis keys and saved reputation, so they agree.
+pub fn keyed_ip_hash(key: (u64, u64), ip: IpAddr) -> u64 {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => keyed_hash(key, &v4.octets()),
+        IpAddr::V6(v6) => keyed_hash(key, &v6.octets()),
+    }
+}
+
 #[derive(Deserialize)]
 struct RawMessage<'a> {
     #[serde(borrow, default)]

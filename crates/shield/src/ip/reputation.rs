@@ -39,7 +39,7 @@ use crate::clock::Clock;
 use crate::decision::BlockReason;
 use crate::events::{EventBus, EventSink, SecurityEvent};
 use crate::ip::{IpLists, ListKind};
-use crate::request::keyed_hash;
+use crate::request::keyed_ip_hash;
 
 /// Where every address starts.
 pub const NEUTRAL: f64 = 50.0;
@@ -341,7 +341,7 @@ impl Reputation {
         }
         let key = *self.save_by_hash.get()?;
         let mut restored = self.restored.lock().unwrap_or_else(|e| e.into_inner());
-        let found = restored.remove(&hash_of(key, ip));
+        let found = restored.remove(&keyed_ip_hash(key, ip));
         if restored.is_empty() {
             self.has_restored.store(false, Ordering::Relaxed);
         }
@@ -586,7 +586,7 @@ impl Reputation {
                 if fresh(r.at_ms, r.blocked_until_ms) {
                     out.push(SavedRecord {
                         ip: key.is_none().then_some(*ip),
-                        ip_hash: key.map(|k| hash_of(k, *ip)),
+                        ip_hash: key.map(|k| keyed_ip_hash(k, *ip)),
                         score: r.score,
                         at_ms: r.at_ms,
                         blocks: r.blocks,
@@ -653,14 +653,6 @@ impl Reputation {
         self.shard(&ip.to_canonical())
             .get(&ip.to_canonical())
             .map_or(0, |r| r.blocks)
-    }
-}
-
-/// The keyed hash an address is saved under.
-fn hash_of(key: (u64, u64), ip: IpAddr) -> u64 {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => keyed_hash(key, &v4.octets()),
-        IpAddr::V6(v6) => keyed_hash(key, &v6.octets()),
     }
 }
 

@@ -16,7 +16,7 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use tokio::sync::watch;
 
-use crate::request::keyed_hash;
+use crate::request::keyed_ip_hash;
 
 /// Slow calls in a row that open the breaker.
 pub const SLOW_CALLS_TO_TRIP: u32 = 3;
@@ -186,11 +186,7 @@ impl RedisState {
 
     /// An address as it may appear in a Redis key: a keyed hash, never the address.
     pub fn hashed_ip(&self, ip: IpAddr) -> String {
-        let bytes = match ip.to_canonical() {
-            IpAddr::V4(v4) => v4.octets().to_vec(),
-            IpAddr::V6(v6) => v6.octets().to_vec(),
-        };
-        format!("{:016x}", keyed_hash(self.hash_key, &bytes))
+        format!("{:016x}", keyed_ip_hash(self.hash_key, ip))
     }
 
     /// The client, for connections of their own (pub/sub).

@@ -104,25 +104,38 @@ impl ThreatType {
         }
     }
 
-    /// Every built-in type, for validating the policy.
-    pub const BUILT_IN: [&'static str; 16] = [
-        "sql_injection",
-        "xss_attack",
-        "path_traversal",
-        "command_injection",
-        "code_injection",
-        "remote_file_inclusion",
-        "ssrf",
-        "template_injection",
-        "xxe",
-        "ldap_injection",
-        "nosql_injection",
-        "crlf_injection",
-        "ssi_injection",
-        "scanner",
-        "bot",
-        "protocol_violation",
+    /// Every built-in type.
+    pub const ALL: [ThreatType; 16] = [
+        ThreatType::SqlInjection,
+        ThreatType::XssAttack,
+        ThreatType::PathTraversal,
+        ThreatType::CommandInjection,
+        ThreatType::CodeInjection,
+        ThreatType::RemoteFileInclusion,
+        ThreatType::Ssrf,
+        ThreatType::TemplateInjection,
+        ThreatType::Xxe,
+        ThreatType::LdapInjection,
+        ThreatType::NosqlInjection,
+        ThreatType::CrlfInjection,
+        ThreatType::SsiInjection,
+        ThreatType::Scanner,
+        ThreatType::Bot,
+        ThreatType::ProtocolViolation,
     ];
+
+    /// The built-in type of this name, if it is one.
+    pub fn built_in(name: &str) -> Option<ThreatType> {
+        Self::ALL.iter().find(|t| t.as_str() == name).cloned()
+    }
+
+    /// The names of the built-in types.
+    pub fn built_in_names() -> impl Iterator<Item = &'static str> {
+        // A static, so the names borrow for 'static (the const array is not promoted: the
+        // type holds an `Arc` in its custom variant).
+        static ALL: [ThreatType; 16] = ThreatType::ALL;
+        ALL.iter().map(ThreatType::as_str)
+    }
 }
 
 impl std::fmt::Display for ThreatType {
@@ -244,10 +257,7 @@ impl ThreatIndicator {
         location: impl Into<String>,
         snippet: impl Into<String>,
     ) -> Self {
-        let threat_type = ThreatType::BUILT_IN
-            .iter()
-            .position(|t| *t == threat_type)
-            .map(built_in)
+        let threat_type = ThreatType::built_in(threat_type)
             .unwrap_or_else(|| ThreatType::Custom(Arc::from(threat_type)));
         ThreatIndicator {
             threat_type,
@@ -257,29 +267,6 @@ impl ThreatIndicator {
             snippet: snippet.into(),
         }
     }
-}
-
-fn built_in(index: usize) -> ThreatType {
-    use ThreatType::*;
-    [
-        SqlInjection,
-        XssAttack,
-        PathTraversal,
-        CommandInjection,
-        CodeInjection,
-        RemoteFileInclusion,
-        Ssrf,
-        TemplateInjection,
-        Xxe,
-        LdapInjection,
-        NosqlInjection,
-        CrlfInjection,
-        SsiInjection,
-        Scanner,
-        Bot,
-        ProtocolViolation,
-    ][index]
-        .clone()
 }
 
 /// A request to inspect: what the gateway saw, or a line of `mcp-shield scan` input.
@@ -410,13 +397,11 @@ impl ThreatDetector {
             self.inspect_field(field, &decoded_path.text, &allowed_at_path, &mut found);
         }
         scanner::request_checks(request, &decoded_path.text, &mut found);
-        let custom: Vec<Arc<PatternFn>> = self
-            .custom
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(_, f)| f.clone())
-            .collect();
+        // Copied out of the lock (a check may add patterns); nothing to copy in the usual case.
+        let custom: Vec<Arc<PatternFn>> = {
+            let registered = self.custom.read().unwrap_or_else(|e| e.into_inner());
+            registered.iter().map(|(_, f)| f.clone()).collect()
+        };
         for check in custom {
             if let Some(indicator) = check(request) {
                 found.push(indicator);

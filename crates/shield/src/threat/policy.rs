@@ -114,12 +114,12 @@ impl AllowRule {
             return Err(err("[]", "threats must name at least one threat type"));
         }
         for threat in &self.threats {
-            if threat != "all" && !ThreatType::BUILT_IN.contains(&threat.as_str()) {
+            if threat != "all" && ThreatType::built_in(threat).is_none() {
                 return Err(err(
                     threat,
                     &format!(
                         "unknown threat type (one of: all, {})",
-                        ThreatType::BUILT_IN.join(", ")
+                        ThreatType::built_in_names().collect::<Vec<_>>().join(", ")
                     ),
                 ));
             }
@@ -246,7 +246,9 @@ impl Policy {
             }
         }
         if allowed.contains(&"all") {
-            allowed.extend(ThreatType::BUILT_IN);
+            for name in ThreatType::built_in_names() {
+                allowed.push(name);
+            }
         }
         allowed
     }
