@@ -204,6 +204,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
     };
     // Tags.
+    let mut tags = 0usize;
     let mut i = 0;
     while let Some(p) = lower[i..].find('<').map(|p| p + i) {
         i = p + 1;
@@ -228,6 +229,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         if !delimited {
             continue;
         }
+        tags += 1;
         let tag_end = lower[j..].find('>').map_or(b.len(), |e| j + e);
         let inside = &lower[j..tag_end];
         if let Some(h) = handler(inside) {
@@ -269,7 +271,9 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             continue;
         }
         if matches!(local, "style" | "link" | "meta") {
-            let rest = &lower[j..];
+            // CSS escapes (`@im\port`) are dropped by the CSS parser.
+            let rest = lower[j..].replace('\\', "");
+            let rest = rest.as_str();
             if rest.contains("expression(")
                 || rest.contains("@import")
                 || rest.contains("behavior:")
@@ -397,7 +401,10 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
     }
     if let Some((s, e, broke_out)) = first_sink {
-        if broke_out && s > 0 {
+        // A call as the whole value's start (`alert('x')`, `top["al"+"ert"](1)`), or beside
+        // markup, is script.
+        let leading = s == 0 && lower.len() > e;
+        if (broke_out && s > 0) || leading || tags > 0 {
             keep(Finding::new(
                 ThreatType::XssAttack,
                 Severity::High,
