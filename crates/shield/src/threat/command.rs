@@ -480,6 +480,19 @@ const CODE: &[(&str, Severity, f32)] = &[
     ("o:8:\"stdclass\"", Severity::High, 0.8),
     // Java
     ("php:function(", Severity::High, 0.9),
+    // Java classes named in a value: deserialization gadgets, OGNL and expression payloads
+    // (as a sentence's mention, the free-text rule below keeps them medium).
+    ("java.io.", Severity::High, 0.8),
+    ("java.lang.", Severity::High, 0.8),
+    ("java.beans.", Severity::High, 0.8),
+    ("java.net.", Severity::High, 0.75),
+    ("java.rmi.", Severity::High, 0.8),
+    ("java.util.", Severity::High, 0.7),
+    ("javax.", Severity::High, 0.75),
+    ("org.apache.struts", Severity::High, 0.8),
+    ("com.opensymphony.", Severity::High, 0.8),
+    ("org.omg.corba", Severity::High, 0.8),
+    ("com.sun.", Severity::High, 0.75),
     ("java.lang.runtime", Severity::High, 0.9),
     ("runtime.getruntime(", Severity::Critical, 0.9),
     ("getruntime().exec", Severity::Critical, 0.9),

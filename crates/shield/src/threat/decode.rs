@@ -303,6 +303,8 @@ fn folds(c: char) -> bool {
             | '\u{f025}'
             | '\u{2039}'
             | '\u{fe64}'
+            | '\u{2032}'
+            | '\u{2033}'
             | '\u{203a}'
             | '\u{fe65}'
     )
@@ -340,6 +342,9 @@ fn fold(input: &str, had_nul: &mut bool) -> Option<String> {
             '\u{efc8}' => Some('/'),
             '\u{f025}' => Some('\\'),
             '\u{2039}' | '\u{fe64}' => Some('<'),
+            // Primes, as payload lists typeset quotes (`' or '1′='1`).
+            '\u{2032}' => Some('\''),
+            '\u{2033}' => Some('"'),
             '\u{203a}' | '\u{fe65}' => Some('>'),
             // Other control characters read as spaces (they separate words to most parsers).
             '\u{1}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' => Some(' '),

@@ -434,7 +434,18 @@ impl ThreatDetector {
         let text: &str = &normalized.text;
         let lower = text.to_ascii_lowercase();
         let mut findings = Vec::new();
-        detect_all(field.place, text, &lower, &normalized, &mut findings);
+        // The server never fetches a Referer or an Origin: URLs there are not SSRF.
+        let fetched = !(field.place == Place::Header
+            && (field.name.eq_ignore_ascii_case("referer")
+                || field.name.eq_ignore_ascii_case("origin")));
+        detect_all(
+            field.place,
+            text,
+            &lower,
+            &normalized,
+            fetched,
+            &mut findings,
+        );
         if self.policy.has_patterns() {
             self.policy.match_patterns(text, &mut findings);
         }
@@ -491,6 +502,7 @@ fn detect_all(
     text: &str,
     lower: &str,
     normalized: &decode::Normalized<'_>,
+    fetched: bool,
     out: &mut Vec<Finding>,
 ) {
     let bytes = lower.as_bytes();
@@ -523,7 +535,7 @@ fn detect_all(
     }
     command::detect(lower, out);
     command::detect_code(text, lower, out);
-    if any(b":") {
+    if fetched && any(b":") {
         ssrf::detect(lower, place, normalized.had_nul, out);
     }
     injection::detect(place, text, lower, out);

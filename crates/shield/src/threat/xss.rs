@@ -13,7 +13,7 @@ use super::{Finding, Needles, Severity, ThreatType};
 /// Tags that run script or load content by themselves.
 const ACTIVE_TAGS: &[&str] = &[
     "script", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "isindex", "xss",
-    "svg", "math", "portal", "xml", "import", "layer", "ilayer", "bgsound",
+    "svg", "math", "portal", "import", "layer", "ilayer", "bgsound",
 ];
 
 /// Tags that are harmless without a handler or a script URL, but common carriers.
