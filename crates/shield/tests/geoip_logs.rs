@@ -1,5 +1,5 @@
-//! Block log lines carry the client's country and AS, in a test binary of its own (the log
-//! subscriber is process-wide).
+//! Block log lines carry the client's country and AS, and threat lines the seed's wording, in a
+//! test binary of its own (the log subscriber is process-wide).
 
 use std::net::SocketAddr;
 
@@ -30,7 +30,7 @@ impl std::io::Write for Logs {
 }
 
 #[tokio::test]
-async fn block_lines_carry_the_country_and_as() {
+async fn block_lines_carry_the_country_and_as_and_the_threat_names() {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -64,4 +64,33 @@ async fn block_lines_carry_the_country_and_as() {
         "{text}"
     );
     assert!(text.contains("country=GB"), "{text}");
+
+    // The seed's threat line names the threat types, strongest first.
+    let config = config::load(ConfigSources {
+        overrides: ConfigOverrides::new()
+            .set("ENABLE_THREAT_DETECTION", true)
+            .set("ADMIN_TOKEN", "geoip-test-token"),
+        ..ConfigSources::default()
+    })
+    .expect("config");
+    let security = SecuritySystem::from_config(config).expect("system");
+    let app = Router::new()
+        .fallback(|| async { "ok" })
+        .layer(security.layer());
+    let mut request =
+        Request::get("/search?q=%27%20or%201%3D1--&r=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+            .body(Body::empty())
+            .expect("request");
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::new(
+        "1.2.3.6".parse().expect("ip"),
+        40000,
+    )));
+    let response = app.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+    assert!(
+        text.contains("security.threat_detector")
+            && text.contains("Threats detected for IP 1.2.3.6: ['sql_injection', 'xss_attack']"),
+        "{text}"
+    );
 }

@@ -289,3 +289,21 @@ fn a_bad_policy_names_the_rule_and_the_value() {
     .expect_err("bad severity");
     assert!(err.to_string().contains("severe"), "{err}");
 }
+
+#[tokio::test]
+async fn large_bodies_are_inspected_whole_off_the_worker_threads() {
+    let security = system_with(POLICY, ConfigOverrides::new());
+    let app = app(&security);
+    let filler = "The quick brown fox jumps over the lazy dog. ".repeat(5000);
+    let benign = tool_call("search", json!({"notes": filler, "query": "weather"}));
+    assert!(benign.to_string().len() > 200_000);
+    let (status, _) = send(&app, post_mcp(&benign)).await;
+    assert_eq!(status, StatusCode::OK);
+    let attack = tool_call(
+        "search",
+        json!({"notes": filler, "deep": {"list": ["x", "'; DROP TABLE users--"]}}),
+    );
+    let (status, body) = send(&app, post_mcp(&attack)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["threats"], json!(["sql_injection"]));
+}

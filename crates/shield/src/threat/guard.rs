@@ -5,14 +5,21 @@
 //! below the block level, and every finding in `monitor` mode, are published as
 //! [`SecurityEvent::ThreatObserved`]: logged, counted against reputation by severity, never
 //! refused.
+//!
+//! Inspection is CPU work proportional to the request's size: small requests are inspected on
+//! the spot; bodies over [`OFFLOAD_BYTES`] go to Tokio's blocking pool, so a megabyte of JSON
+//! does not stall the other connections served by the same worker thread.
 
 use std::sync::Arc;
 
-use super::{HttpRequest, ThreatDetector};
+use super::{HttpRequest, Inspection, ThreatDetector};
 use crate::decision::{BlockReason, Verdict};
 use crate::events::{EventBus, SecurityEvent};
-use crate::pipeline::{Check, Guard};
+use crate::pipeline::{Check, Guard, GuardError};
 use crate::request::RequestFacts;
+
+/// Bodies larger than this are inspected off the async worker threads.
+pub const OFFLOAD_BYTES: usize = 64 * 1024;
 
 /// Refuses requests the detector judges attacks.
 #[derive(Debug)]
@@ -31,6 +38,32 @@ impl ThreatGuard {
             bus,
         }
     }
+
+    /// Turns an inspection into the guard's verdict (publishing what is not refused).
+    fn verdict(&self, facts: &RequestFacts, inspection: Inspection) -> Verdict {
+        if inspection.indicators.is_empty() {
+            return Verdict::pass();
+        }
+        if inspection.blocked && !self.monitor_only {
+            return Verdict::Block(BlockReason::Threat {
+                threats: inspection.blocking_names(self.detector.block_severity()),
+            });
+        }
+        self.bus.publish(SecurityEvent::ThreatObserved {
+            ip: facts.client_ip,
+            path: facts.uri.path().to_string(),
+            would_block: inspection.blocked,
+            indicators: inspection.indicators,
+        });
+        Verdict::pass()
+    }
+}
+
+fn uri_of(facts: &RequestFacts) -> &str {
+    facts
+        .uri
+        .path_and_query()
+        .map_or_else(|| facts.uri.path(), |pq| pq.as_str())
 }
 
 impl Guard for ThreatGuard {
@@ -39,36 +72,50 @@ impl Guard for ThreatGuard {
     }
 
     fn check<'a>(&'a self, facts: &'a RequestFacts) -> Check<'a> {
-        let headers: Vec<(&str, &str)> = facts
+        if facts.body.len() <= OFFLOAD_BYTES || tokio::runtime::Handle::try_current().is_err() {
+            let headers: Vec<(&str, &str)> = facts
+                .headers
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+                .collect();
+            let inspection = self.detector.inspect(&HttpRequest {
+                method: facts.method.as_str(),
+                uri: uri_of(facts),
+                headers: &headers,
+                body: &facts.body,
+            });
+            return Check::Ready(Ok(self.verdict(facts, inspection)));
+        }
+        // A large body: the blocking pool gets owned copies (the body is reference-counted).
+        let detector = self.detector.clone();
+        let method = facts.method.as_str().to_string();
+        let uri = uri_of(facts).to_string();
+        let headers: Vec<(String, String)> = facts
             .headers
             .iter()
-            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+            .filter_map(|(n, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (n.as_str().to_string(), v.to_string()))
+            })
             .collect();
-        let uri = facts
-            .uri
-            .path_and_query()
-            .map_or_else(|| facts.uri.path(), |pq| pq.as_str());
-        let request = HttpRequest {
-            method: facts.method.as_str(),
-            uri,
-            headers: &headers,
-            body: &facts.body,
-        };
-        let inspection = self.detector.inspect(&request);
-        if inspection.indicators.is_empty() {
-            return Check::Ready(Ok(Verdict::pass()));
-        }
-        if inspection.blocked && !self.monitor_only {
-            return Check::Ready(Ok(Verdict::Block(BlockReason::Threat {
-                threats: inspection.threat_names(),
-            })));
-        }
-        self.bus.publish(SecurityEvent::ThreatObserved {
-            ip: facts.client_ip,
-            path: facts.uri.path().to_string(),
-            would_block: inspection.blocked,
-            indicators: inspection.indicators,
-        });
-        Check::Ready(Ok(Verdict::pass()))
+        let body = facts.body.clone();
+        Check::Pending(Box::pin(async move {
+            let inspection = tokio::task::spawn_blocking(move || {
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                detector.inspect(&HttpRequest {
+                    method: &method,
+                    uri: &uri,
+                    headers: &headers,
+                    body: &body,
+                })
+            })
+            .await
+            .map_err(|e| GuardError(format!("threat inspection failed: {e}")))?;
+            Ok(self.verdict(facts, inspection))
+        }))
     }
 }

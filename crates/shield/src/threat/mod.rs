@@ -310,6 +310,25 @@ impl Inspection {
             .map(|i| i.threat_type.as_str().to_string())
             .collect()
     }
+
+    /// The names a refusal gives: the types at or above `block` severity, or, for a refusal by
+    /// combined score, every type above low (a low `bot` finding is never the reason).
+    pub fn blocking_names(&self, block: Severity) -> Vec<String> {
+        let at_block: Vec<String> = self
+            .indicators
+            .iter()
+            .filter(|i| i.severity >= block)
+            .map(|i| i.threat_type.as_str().to_string())
+            .collect();
+        if !at_block.is_empty() {
+            return at_block;
+        }
+        self.indicators
+            .iter()
+            .filter(|i| i.severity > Severity::Low)
+            .map(|i| i.threat_type.as_str().to_string())
+            .collect()
+    }
 }
 
 /// A custom check written in Rust (the seed's `@threat_detector.add_pattern`).
