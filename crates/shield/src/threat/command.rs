@@ -157,6 +157,14 @@ const WORDY: &[&str] = &[
     "dir", "export", "history", "mount", "route", "ver", "vol", "su", "ps", "env", "exec", "eval",
 ];
 
+/// Whether `name` is a known command (one hash lookup; the list is long).
+fn is_command(name: &str) -> bool {
+    static SET: std::sync::OnceLock<rustc_hash::FxHashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| COMMANDS.iter().copied().collect())
+        .contains(name)
+}
+
 fn command_at(lower: &str, i: usize) -> Option<(&str, usize)> {
     let b = lower.as_bytes();
     let mut j = i;
@@ -182,7 +190,7 @@ fn command_at(lower: &str, i: usize) -> Option<(&str, usize)> {
     // `/usr/bin/id` is `id`.
     let name = word.rsplit(['/', '\\']).next().unwrap_or(word);
     let name = name.trim_matches(['"', '\'', '\\']);
-    COMMANDS.contains(&name).then_some((name, j))
+    is_command(name).then_some((name, j))
 }
 
 /// What follows a command: 2 for shell-looking arguments or nothing, 1 for words, 0 else.

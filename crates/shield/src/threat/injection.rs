@@ -24,7 +24,7 @@ pub fn detect(place: Place, text: &str, lower: &str, out: &mut Vec<Finding>) {
     {
         ldap(lower, out);
     }
-    if lower.contains('$') || lower.contains("==") || lower.contains("return") {
+    if lower.contains(['$', '=']) || lower.contains("return") {
         nosql(place, lower, out);
     }
     if lower.contains(['\r', '\n']) {
@@ -107,8 +107,26 @@ const DELIMITERS: &[(&str, &str)] = &[
 ];
 
 fn template(lower: &str, out: &mut Vec<Finding>) {
+    // One pass finds which delimiters open anywhere; only those are followed up.
+    static OPENERS: std::sync::OnceLock<super::Needles> = std::sync::OnceLock::new();
+    let openers = super::Needles::cached(&OPENERS, || DELIMITERS.iter().map(|(o, _)| *o).collect());
+    let present: Vec<usize> = openers
+        .first_of_each(lower)
+        .into_iter()
+        .map(|(index, _)| index)
+        .collect();
+    if present.is_empty() {
+        return;
+    }
     let mut best: Option<Finding> = None;
-    for (open, close) in DELIMITERS {
+    for (index, (open, close)) in DELIMITERS.iter().enumerate() {
+        // `<%` also opens where `<%=` was found (the longest match wins in the scan).
+        let found = present.contains(&index)
+            || (*open == "<%" && present.iter().any(|i| DELIMITERS[*i].0 == "<%="))
+            || (*open == "#set(" && lower.contains("#set("));
+        if !found {
+            continue;
+        }
         let mut k = 0;
         while let Some(p) = lower[k..].find(open).map(|p| p + k) {
             k = p + open.len();
@@ -384,7 +402,12 @@ fn nosql(place: Place, lower: &str, out: &mut Vec<Finding>) {
         }
     }
     // Operators written inside a value: `{"$ne": null}`, `[$ne]=1`, `{$gt: ''}`.
-    for op in NOSQL_OPERATORS {
+    let operators: &[&str] = if lower.contains('$') {
+        NOSQL_OPERATORS
+    } else {
+        &[]
+    };
+    for op in operators {
         let mut k = 0;
         while let Some(p) = lower[k..].find(op).map(|p| p + k) {
             k = p + op.len();
@@ -405,34 +428,36 @@ fn nosql(place: Place, lower: &str, out: &mut Vec<Finding>) {
         }
     }
     // JavaScript run by the database: `'; return true; var x='`, `' || '1'=='1`.
-    for needle in [
-        "; return true",
-        ";return true",
-        ";return 1",
-        "return this.",
-        "&& this.",
-        "|| this.",
-        "db.injection",
-        ".mapreduce(",
-        "'=='",
-        "\"==\"",
-        "this.password",
-        "db.getcollection",
-        "db.users.",
-        "sleep(5000)",
-    ] {
-        if let Some(p) = lower.find(needle) {
-            out.push(Finding::new(
-                ThreatType::NosqlInjection,
-                Severity::High,
-                0.75,
-                p,
-                p + needle.len(),
-            ));
-            return;
-        }
+    static SCRIPT_NEEDLES: std::sync::OnceLock<super::Needles> = std::sync::OnceLock::new();
+    let needles = super::Needles::cached(&SCRIPT_NEEDLES, || NOSQL_SCRIPT.to_vec());
+    if let Some((index, p)) = needles.first_of_each(lower).first() {
+        out.push(Finding::new(
+            ThreatType::NosqlInjection,
+            Severity::High,
+            0.75,
+            *p,
+            p + NOSQL_SCRIPT[*index].len(),
+        ));
     }
 }
+
+/// JavaScript a document database would run.
+const NOSQL_SCRIPT: &[&str] = &[
+    "; return true",
+    ";return true",
+    ";return 1",
+    "return this.",
+    "&& this.",
+    "|| this.",
+    "db.injection",
+    ".mapreduce(",
+    "'=='",
+    "\"==\"",
+    "this.password",
+    "db.getcollection",
+    "db.users.",
+    "sleep(5000)",
+];
 
 /// Response headers an injected line would set.
 const HEADERS: &[&str] = &[

@@ -589,20 +589,36 @@ fn utf8_len(b: u8) -> usize {
 }
 
 fn classify(word: &[u8]) -> Tok {
-    // Words are ASCII here (the tokenizer only starts them on ASCII letters).
-    let Ok(word) = std::str::from_utf8(word) else {
+    if word.is_empty() || word.len() > 40 {
         return Tok::Bare;
-    };
-    if word.len() > 40 {
+    }
+    // Most words in text are not SQL: a bitmap of (length, first, last letter) of the known
+    // words rejects them before any copy or hash.
+    static SHAPES: std::sync::OnceLock<Box<[u64]>> = std::sync::OnceLock::new();
+    let shapes = SHAPES.get_or_init(|| {
+        let mut bits = vec![0u64; 1024].into_boxed_slice();
+        for w in KNOWN_WORDS {
+            let key = shape(w.as_bytes());
+            bits[key / 64] |= 1 << (key % 64);
+        }
+        bits
+    });
+    let key = shape(word);
+    let maybe_known = shapes[key / 64] & (1 << (key % 64)) != 0;
+    let qualified = word.iter().any(|b| matches!(b, b'.' | b'_'));
+    if !maybe_known && !qualified {
         return Tok::Bare;
     }
     let mut lower = [0u8; 40];
-    for (d, s) in lower.iter_mut().zip(word.bytes()) {
+    for (d, s) in lower.iter_mut().zip(word) {
         *d = s.to_ascii_lowercase();
     }
-    let lower = std::str::from_utf8(&lower[..word.len()]).unwrap_or("");
-    // One hash lookup for the common case (a plain word, or a known one); the slow path only
-    // for qualified names (`information_schema.tables`, `master..xp_cmdshell`).
+    // Words are ASCII here (the tokenizer only starts them on ASCII letters).
+    let Ok(lower) = std::str::from_utf8(&lower[..word.len()]) else {
+        return Tok::Bare;
+    };
+    // One hash lookup for the common case; the slow path only for qualified names
+    // (`information_schema.tables`, `master..xp_cmdshell`).
     static TABLE: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, Tok>> =
         std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
@@ -611,36 +627,23 @@ fn classify(word: &[u8]) -> Tok {
             .map(|w| (*w, classify_known(w)))
             .collect()
     });
-    // Most words in text are not SQL: a bitmap of (length, first, last letter) of the known
-    // words rejects them before hashing.
-    static SHAPES: std::sync::OnceLock<Box<[u64]>> = std::sync::OnceLock::new();
-    let shapes = SHAPES.get_or_init(|| {
-        let mut bits = vec![0u64; 1024].into_boxed_slice();
-        for w in KNOWN_WORDS {
-            let key = shape(w);
-            bits[key / 64] |= 1 << (key % 64);
-        }
-        bits
-    });
-    let key = shape(lower);
-    let maybe_known = shapes[key / 64] & (1 << (key % 64)) != 0;
     if maybe_known {
         if let Some(tok) = table.get(lower) {
             return *tok;
         }
     }
-    if !lower.contains(['.', '_']) {
+    if !qualified {
         return Tok::Bare;
     }
     classify_known(lower)
 }
 
-/// A word's shape for the known-word bitmap: length (to 63), first and last letter.
-fn shape(word: &str) -> usize {
-    let b = word.as_bytes();
-    let first = usize::from(b.first().copied().unwrap_or(0) & 31);
-    let last = usize::from(b.last().copied().unwrap_or(0) & 31);
-    (b.len().min(63) << 10 | first << 5 | last) % (1024 * 64)
+/// A word's shape for the known-word bitmap: length (to 63), first and last letter (case
+/// folded).
+fn shape(word: &[u8]) -> usize {
+    let first = usize::from(word.first().copied().unwrap_or(0).to_ascii_lowercase() & 31);
+    let last = usize::from(word.last().copied().unwrap_or(0).to_ascii_lowercase() & 31);
+    (word.len().min(63) << 10 | first << 5 | last) % (1024 * 64)
 }
 
 /// The class of a lowercase word, by the keyword, function and catalog lists.

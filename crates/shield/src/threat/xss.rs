@@ -357,7 +357,10 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
                 to -= 1;
             }
             let window = &lower[from..to];
-            if !window.contains(blank) {
+            // Every scheme that runs ends in `t` (javascript, vbscript, livescript) or is
+            // `data`; `std::io` and `key: value` need no squeezing.
+            let before = lower[from..colon].trim_end_matches(blank);
+            if !before.ends_with(['t', 'a']) || !window.contains(blank) {
                 continue;
             }
             let squeezed: String = window.chars().filter(|c| !blank(*c)).collect();
