@@ -307,3 +307,22 @@ async fn large_bodies_are_inspected_whole_off_the_worker_threads() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["threats"], json!(["sql_injection"]));
 }
+
+#[tokio::test]
+async fn envelope_fields_pass_but_polluting_keys_do_not() {
+    let security = system_with(POLICY, ConfigOverrides::new());
+    let app = app(&security);
+    let (status, _) = send(
+        &app,
+        post_mcp(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let polluting = tool_call("configure", json!({"__proto__": {"isAdmin": true}}));
+    let (status, body) = send(&app, post_mcp(&polluting)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["threats"], json!(["code_injection"]));
+    let method = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call' OR 1=1--"});
+    let (status, _) = send(&app, post_mcp(&method)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an odd method is inspected");
+}

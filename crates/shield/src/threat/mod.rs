@@ -446,7 +446,7 @@ impl ThreatDetector {
         } else {
             raw
         };
-        if raw.is_empty() {
+        if raw.is_empty() || envelope(field) {
             return;
         }
         let normalized = decode::normalize(raw, field.place.is_form_encoded());
@@ -515,6 +515,38 @@ impl ThreatDetector {
     }
 }
 
+/// JSON-RPC's own fields in their ordinary shapes (`"jsonrpc": "2.0"`, `"method":
+/// "tools/call"`) and JSON keys that are plain identifiers: nothing to judge, and an MCP
+/// request has several. Anything else in them (a method with a quote) is inspected.
+fn envelope(field: &Field<'_>) -> bool {
+    let identifier = |s: &str, extra: &[char]| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c))
+    };
+    match field.place {
+        // `__proto__`, `constructor` and `prototype` are identifiers that pollute prototypes.
+        Place::JsonKey => {
+            identifier(&field.raw, &['-'])
+                && !field.raw.starts_with("__")
+                && !matches!(&*field.raw, "constructor" | "prototype")
+        }
+        Place::JsonValue => {
+            let key = field.name.rsplit(['.', ']']).next().unwrap_or(&field.name);
+            // `method` of the message, or of a batch element (`[3].method`).
+            let prefix = &field.name[..field.name.len() - key.len()];
+            let top = prefix.is_empty()
+                || (prefix.starts_with('[')
+                    && prefix.ends_with("].")
+                    && prefix.matches('.').count() == 1);
+            top && matches!(key, "jsonrpc" | "method" | "id")
+                && identifier(&field.raw, &['/', '.', '-', ':'])
+        }
+        _ => false,
+    }
+}
+
 /// Runs every detector that applies to a value at `place`.
 fn detect_all(
     place: Place,
@@ -541,7 +573,8 @@ fn detect_all(
     // command (`uname -a`) can hide there.
     let plain = bytes
         .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b','));
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b','))
+        && !lower.contains("__");
     if plain {
         command::detect(lower, out);
         return;
