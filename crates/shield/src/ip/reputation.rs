@@ -389,6 +389,22 @@ impl Reputation {
         self.ceiling(ip)
     }
 
+    /// The record of `ip` in its shard, made at its ceiling when missing (a full shard evicts
+    /// first).
+    fn record_in<'g>(
+        &self,
+        shard: &'g mut HashMap<IpAddr, Record, RandomState>,
+        ip: IpAddr,
+        now: u64,
+    ) -> &'g mut Record {
+        if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
+            evict(shard, now, self.shard_cap);
+        }
+        shard
+            .entry(ip)
+            .or_insert_with(|| Record::new(now, self.ceiling(ip)))
+    }
+
     fn insert(&self, ip: IpAddr, record: Record, now: u64) {
         let mut shard = self.shard(&ip);
         if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
@@ -404,11 +420,7 @@ impl Reputation {
         let now = self.clock.unix_ms();
         {
             let mut shard = self.shard(&ip);
-            if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
-                evict(&mut shard, now, self.shard_cap);
-            }
-            let ceiling = self.ceiling(ip);
-            let record = shard.entry(ip).or_insert_with(|| Record::new(now, ceiling));
+            let record = self.record_in(&mut shard, ip, now);
             record.score = state.score.clamp(0.0, 100.0);
             record.blocks = state.blocks;
             record.blocked_until_ms = state.blocked_until_ms;
@@ -556,11 +568,7 @@ impl Reputation {
         let now = self.clock.unix_ms();
         {
             let mut shard = self.shard(&ip);
-            if shard.len() >= self.shard_cap && !shard.contains_key(&ip) {
-                evict(&mut shard, now, self.shard_cap);
-            }
-            let ceiling = self.ceiling(ip);
-            let record = shard.entry(ip).or_insert_with(|| Record::new(now, ceiling));
+            let record = self.record_in(&mut shard, ip, now);
             if record.feed_penalised {
                 return;
             }

@@ -6,7 +6,7 @@
 //! path, a variable, a redirection, another separator, or nothing): `; ls -la /` is an
 //! attack, "salt & pepper; find your style" is prose.
 
-use super::{Finding, Needles, Severity, ThreatType};
+use super::{Finding, Needles, Severity, Strongest, ThreatType};
 
 /// Commands attackers run to prove, explore, fetch or persist (lowercase).
 const COMMANDS: &[&str] = &[
@@ -271,15 +271,8 @@ const SHELL_TRICKS: &[(&str, Severity)] = &[
 /// Looks for shell command injection in a decoded, lowercased value.
 pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     let b = lower.as_bytes();
-    let mut best: Option<Finding> = None;
-    let mut keep = |f: Finding| {
-        if best
-            .as_ref()
-            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
-        {
-            best = Some(f);
-        }
-    };
+    let mut best = Strongest::default();
+    let mut keep = |f: Finding| best.keep(f);
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -449,7 +442,7 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
-    if let Some(f) = best {
+    if let Some(f) = best.into_inner() {
         out.push(f);
     }
 }

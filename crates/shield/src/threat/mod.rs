@@ -232,6 +232,29 @@ impl Finding {
     }
 }
 
+/// The strongest finding seen so far (by severity, then confidence): what a detector reports
+/// when several of its rules fire on one value.
+#[derive(Debug, Default)]
+pub(crate) struct Strongest(Option<Finding>);
+
+impl Strongest {
+    /// Keeps `f` if it is stronger than what is kept.
+    pub(crate) fn keep(&mut self, f: Finding) {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
+        {
+            self.0 = Some(f);
+        }
+    }
+
+    /// The strongest finding, if any.
+    pub(crate) fn into_inner(self) -> Option<Finding> {
+        self.0
+    }
+}
+
 /// The seed's `ThreatIndicator`: one threat found in a request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ThreatIndicator {

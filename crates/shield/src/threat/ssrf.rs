@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::fields::Place;
-use super::{Finding, Severity, ThreatType};
+use super::{Finding, Severity, Strongest, ThreatType};
 
 /// Host names of cloud metadata services.
 const METADATA_HOSTS: &[&str] = &[
@@ -151,15 +151,8 @@ fn reach_of_host(host: &str) -> Option<Reach> {
 /// Looks for SSRF and remote inclusion in a decoded, lowercased value at `place`.
 pub fn detect(lower: &str, place: Place, had_nul: bool, out: &mut Vec<Finding>) {
     let b = lower.as_bytes();
-    let mut best: Option<Finding> = None;
-    let mut keep = |f: Finding| {
-        if best
-            .as_ref()
-            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
-        {
-            best = Some(f);
-        }
-    };
+    let mut best = Strongest::default();
+    let mut keep = |f: Finding| best.keep(f);
     // A URL inside a sentence is a mention; a URL that is the value is a request to make.
     let free_text = lower.trim().contains(char::is_whitespace);
     let mut k = 0;
@@ -253,7 +246,7 @@ pub fn detect(lower: &str, place: Place, had_nul: bool, out: &mut Vec<Finding>) 
             }
         }
     }
-    if let Some(f) = best {
+    if let Some(f) = best.into_inner() {
         out.push(f);
     }
 }

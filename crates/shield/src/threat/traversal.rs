@@ -5,7 +5,7 @@
 //! One `../` alone is ordinary in relative links (`../README.md`): it is a low finding, for
 //! reputation. Deep climbs and any climb towards a sensitive file are attacks.
 
-use super::{Finding, Needles, Severity, ThreatType};
+use super::{Finding, Needles, Severity, Strongest, ThreatType};
 
 /// Files and folders whose mention in a path means someone is after them (lowercase, `/` as
 /// the separator).
@@ -162,15 +162,8 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
     let absolute = text.starts_with('/')
         || text.starts_with("file:")
         || text.as_bytes().get(1..3) == Some(b":/");
-    let mut best: Option<Finding> = None;
-    let mut keep = |f: Finding| {
-        if best
-            .as_ref()
-            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
-        {
-            best = Some(f);
-        }
-    };
+    let mut best = Strongest::default();
+    let mut keep = |f: Finding| best.keep(f);
     let free_text = lower.trim().contains(char::is_whitespace);
     // An absolute path into the system's own folders, as the whole value.
     let system = (!free_text)
@@ -239,7 +232,7 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
             text.len().min(40),
         ));
     }
-    if let Some(mut f) = best {
+    if let Some(mut f) = best.into_inner() {
         // Offsets were into the normalized copy; they are close enough for a snippet, but
         // must stay inside the original.
         f.start = f.start.min(lower.len());

@@ -8,7 +8,7 @@
 //! calls (`alert(`, `document.cookie`) count alone as a weak sign and with a breakout
 //! (`";alert(1)//`) as an attack.
 
-use super::{Finding, Needles, Severity, ThreatType};
+use super::{Finding, Needles, Severity, Strongest, ThreatType};
 
 /// Tags that run script or load content by themselves.
 const ACTIVE_TAGS: &[&str] = &[
@@ -194,15 +194,8 @@ fn is_tag_char(b: u8) -> bool {
 pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     let _ = text;
     let b = lower.as_bytes();
-    let mut best: Option<Finding> = None;
-    let mut keep = |f: Finding| {
-        if best
-            .as_ref()
-            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
-        {
-            best = Some(f);
-        }
-    };
+    let mut best = Strongest::default();
+    let mut keep = |f: Finding| best.keep(f);
     // Tags.
     let mut tags = 0usize;
     let mut i = 0;
@@ -433,7 +426,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             ));
         }
     }
-    if let Some(f) = best {
+    if let Some(f) = best.into_inner() {
         out.push(f);
     }
 }
