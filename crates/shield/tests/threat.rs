@@ -240,7 +240,10 @@ async fn monitor_mode_logs_and_serves_and_reputation_still_falls() {
         .threat_assessment("203.0.113.9".parse().expect("ip"))
         .reputation_score
         .expect("score");
-    assert!(score <= 35.5, "a high finding costs 15 points: {score}");
+    assert!(
+        score <= 40.5,
+        "a high finding not refused costs 10 points: {score}"
+    );
 }
 
 #[tokio::test]
@@ -250,11 +253,17 @@ async fn findings_below_the_block_level_are_events_that_cost_reputation() {
         ConfigOverrides::new().set("ENABLE_IP_MANAGEMENT", true),
     );
     let app = app(&security);
-    // One `../` is ordinary in a relative link: served, remembered.
+    // One `../` is ordinary in a relative link: served, and no cost at all.
+    let ip = "203.0.113.9".parse().expect("ip");
     let (status, _) = send(&app, get("/docs?page=..%2FREADME.md")).await;
     assert_eq!(status, StatusCode::OK);
-    let assessment = security.threat_assessment("203.0.113.9".parse().expect("ip"));
-    assert!(assessment.reputation_score.expect("score") < 50.0);
+    assert_eq!(security.threat_assessment(ip).reputation_score, Some(50.0));
+    // Two levels up is a medium finding: served, remembered, one point.
+    let (status, _) = send(&app, get("/docs?page=..%2F..%2Fguide.md")).await;
+    assert_eq!(status, StatusCode::OK);
+    let assessment = security.threat_assessment(ip);
+    let score = assessment.reputation_score.expect("score");
+    assert!(score < 50.0 && score > 48.5, "{score}");
     assert_eq!(assessment.recent_threats[0].kind, "threat_observed");
 }
 

@@ -88,11 +88,12 @@ pub fn penalty(reason: &BlockReason) -> f64 {
 fn observed_penalty(worst: Option<crate::threat::Severity>) -> f64 {
     use crate::threat::Severity;
     match worst {
-        Some(Severity::Critical) => 25.0,
-        Some(Severity::High) => 15.0,
-        Some(Severity::Medium) => 5.0,
-        Some(Severity::Low) => 1.0,
-        None => 0.0,
+        // Not refused: above medium only in monitor mode. A medium finding costs little, as a
+        // legitimate client may send such text again and again (the policy is the fix).
+        Some(Severity::Critical) => 20.0,
+        Some(Severity::High) => 10.0,
+        Some(Severity::Medium) => 1.0,
+        Some(Severity::Low) | None => 0.0,
     }
 }
 

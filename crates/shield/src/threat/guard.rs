@@ -49,6 +49,15 @@ impl ThreatGuard {
                 threats: inspection.blocking_names(self.detector.block_severity()),
             });
         }
+        // Low findings (a generic client library's user agent, one `../`) describe ordinary
+        // clients too: no event, no log line, no reputation cost on every request.
+        if inspection
+            .indicators
+            .iter()
+            .all(|i| i.severity == super::Severity::Low)
+        {
+            return Verdict::pass();
+        }
         self.bus.publish(SecurityEvent::ThreatObserved {
             ip: facts.client_ip,
             path: facts.uri.path().to_string(),
