@@ -38,10 +38,13 @@ severity = "high"
 "#;
 
 fn system_with(policy: &str, overrides: ConfigOverrides) -> SecuritySystem {
+    // A file per system: tests run in parallel, and a policy file rewritten while another test
+    // reads it would be read half-written.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "mcp-shield-threat-{}-{}",
         std::process::id(),
-        policy.len()
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("policy.toml");
