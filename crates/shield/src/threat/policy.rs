@@ -193,7 +193,9 @@ impl Policy {
                 .build()
                 .map_err(|e| err(&p.pattern, format!("not a valid regular expression: {e}")))?;
             compiled.push(Compiled {
-                name: ThreatType::Custom(p.name.as_str().into()),
+                // A pattern may add to a built-in type (`sql_injection`) or name its own.
+                name: ThreatType::built_in(&p.name)
+                    .unwrap_or_else(|| ThreatType::Custom(p.name.as_str().into())),
                 regex,
                 severity,
             });
