@@ -22,11 +22,20 @@ pub struct Normalized<'a> {
     pub rounds: u8,
     /// A NUL byte was present (and removed): a classic truncation trick.
     pub had_nul: bool,
+    /// A line break was written percent-encoded (`%0d%0a`): meant for a header or a log line,
+    /// whatever kind of value carries it.
+    pub encoded_newline: bool,
 }
 
 /// Decodes `raw`. `form` treats `+` as a space in the first round (query strings and form
 /// bodies).
 pub fn normalize(raw: &str, form: bool) -> Normalized<'_> {
+    let encoded_newline = raw.contains('%') && {
+        let lower = raw.to_ascii_lowercase();
+        ["%0a", "%0d", "%250a", "%250d", "%u000a", "%u000d"]
+            .iter()
+            .any(|e| lower.contains(e))
+    };
     let mut text: Cow<'_, str> = Cow::Borrowed(raw);
     let mut rounds = 0u8;
     for round in 0..MAX_ROUNDS {
@@ -53,6 +62,7 @@ pub fn normalize(raw: &str, form: bool) -> Normalized<'_> {
         text,
         rounds,
         had_nul,
+        encoded_newline,
     }
 }
 

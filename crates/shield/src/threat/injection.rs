@@ -6,8 +6,8 @@ use super::fields::Place;
 use super::{Finding, Severity, ThreatType};
 
 /// Looks for the other injections in a decoded value (`lower`: its lowercase copy).
-pub fn detect(place: Place, text: &str, lower: &str, out: &mut Vec<Finding>) {
-    let _ = text;
+/// `encoded_newline`: the value held a percent-encoded line break.
+pub fn detect(place: Place, lower: &str, encoded_newline: bool, out: &mut Vec<Finding>) {
     if lower.contains(['{', '<', '#', '@', '*', '[']) {
         template(lower, out);
     }
@@ -28,7 +28,7 @@ pub fn detect(place: Place, text: &str, lower: &str, out: &mut Vec<Finding>) {
         nosql(place, lower, out);
     }
     if lower.contains(['\r', '\n']) {
-        crlf(place, lower, out);
+        crlf(place, lower, encoded_newline, out);
     }
 }
 
@@ -121,7 +121,9 @@ fn template(lower: &str, out: &mut Vec<Finding>) {
     let mut best: Option<Finding> = None;
     for (index, (open, close)) in DELIMITERS.iter().enumerate() {
         // `<%` also opens where `<%=` was found (the longest match wins in the scan).
+        // Openers overlap (`${{`): a scan that reports one may hide the other.
         let found = present.contains(&index)
+            || lower.contains(open)
             || (*open == "<%" && present.iter().any(|i| DELIMITERS[*i].0 == "<%="))
             || (*open == "#set(" && lower.contains("#set("));
         if !found {
@@ -205,7 +207,7 @@ fn dangerous(inner: &str) -> bool {
 fn is_arithmetic(inner: &str) -> bool {
     let t: String = inner
         .chars()
-        .filter(|c| !c.is_whitespace() && *c != '\'' && *c != '"')
+        .filter(|c| !c.is_whitespace() && !matches!(c, '\'' | '"' | '{' | '}' | '(' | ')'))
         .collect();
     let Some(op) = t.find(['*', '+', '-', '/', '%']) else {
         return false;
@@ -480,17 +482,19 @@ const HEADERS: &[&str] = &[
     "x-frame-options",
 ];
 
-fn crlf(place: Place, lower: &str, out: &mut Vec<Finding>) {
-    // Free text (JSON strings, bodies) has line breaks; URLs and headers never should.
-    let structured = matches!(
-        place,
-        Place::Path
-            | Place::QueryName
-            | Place::QueryValue
-            | Place::Header
-            | Place::CookieName
-            | Place::CookieValue
-    );
+fn crlf(place: Place, lower: &str, encoded_newline: bool, out: &mut Vec<Finding>) {
+    // Free text (JSON strings, bodies) has line breaks; URLs and headers never should, and
+    // nobody percent-encodes one into a sentence.
+    let structured = encoded_newline
+        || matches!(
+            place,
+            Place::Path
+                | Place::QueryName
+                | Place::QueryValue
+                | Place::Header
+                | Place::CookieName
+                | Place::CookieValue
+        );
     let b = lower.as_bytes();
     for (p, _) in lower.match_indices(['\r', '\n']) {
         let line = lower[p + 1..].trim_start_matches(['\r', '\n', ' ', '\t']);
@@ -532,9 +536,10 @@ mod tests {
     use super::*;
 
     fn found(place: Place, raw: &str) -> Option<(ThreatType, Severity)> {
-        let text = super::super::decode::normalize(raw, false).text.to_string();
+        let normalized = super::super::decode::normalize(raw, false);
+        let lower = normalized.text.to_ascii_lowercase();
         let mut out = Vec::new();
-        detect(place, &text, &text.to_ascii_lowercase(), &mut out);
+        detect(place, &lower, normalized.encoded_newline, &mut out);
         out.into_iter()
             .map(|f| (f.threat, f.severity))
             .max_by_key(|(_, s)| *s)
@@ -545,6 +550,7 @@ mod tests {
         use ThreatType::*;
         for (raw, kind) in [
             ("{{7*7}}", TemplateInjection),
+            ("${{7*7}}", TemplateInjection),
             ("{{config.items()}}", TemplateInjection),
             ("${T(java.lang.Runtime).getRuntime().exec('id')}", TemplateInjection),
             ("<%= 7 * 7 %>", TemplateInjection),
@@ -564,6 +570,11 @@ mod tests {
                 "{raw:?}: {got:?}"
             );
         }
+        // A percent-encoded line break in a JSON string is meant for a header.
+        assert_eq!(
+            found(Place::JsonValue, "%0d%0aSet-Cookie: a=b"),
+            Some((CrlfInjection, Severity::High))
+        );
         assert_eq!(
             found(Place::JsonKey, "$gt").map(|(t, _)| t),
             Some(NosqlInjection)

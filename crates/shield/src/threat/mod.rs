@@ -613,7 +613,7 @@ fn detect_all(
     if fetched && any(b":") {
         ssrf::detect(lower, place, normalized.had_nul, out);
     }
-    injection::detect(place, text, lower, out);
+    injection::detect(place, lower, normalized.encoded_newline, out);
 }
 
 fn location(field: &Field<'_>) -> String {
