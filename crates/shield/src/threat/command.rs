@@ -321,7 +321,9 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             let brace_ok = c != b'{' || lower[end..].starts_with(',');
             // A line break separates commands only in a one-line value's payload: in text and
             // code, lines start with words that happen to be commands (`id INT`, `set x`).
-            let line_start = c == b'\n' && (args < 2 || wordy || lower.matches('\n').count() > 3);
+            // (A payload has one injected break; a snippet in a prompt has several lines.)
+            let line_start = c == b'\n'
+                && (args < 2 || wordy || lower.bytes().filter(|b| *b == b'\n').count() > 1);
             let finding = match (args, wordy, markdown || !brace_ok || line_start) {
                 (_, _, true) => None,
                 (2, _, _) => Some((Severity::High, 0.85)),
