@@ -37,10 +37,11 @@ def find_corpus(start):
         here = parent
 
 
-def scan(binary, path):
+def scan(binary, path, policy=True):
     started = time.time()
+    config = ["--config", os.path.join(ROOT, POLICY)] if policy else []
     result = subprocess.run(
-        [binary, "--config", os.path.join(ROOT, POLICY), "scan", "--format", "jsonl", path],
+        [binary, *config, "scan", "--format", "jsonl", path],
         capture_output=True, text=True, check=True)
     elapsed = time.time() - started
     verdicts = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -149,6 +150,23 @@ def main():
         cells.append(pct(b, n))
     cells.append(pct(ben_b, ben_n))
     out.append("| mcp-shield (benign-dev, with the policy) | " + " | ".join(cells) + " |")
+    # The same traffic with no policy at all: what the allow rules are for.
+    benign_file = next((f for f in files if f.startswith("benign")), None)
+    if benign_file:
+        rows = [json.loads(line) for line in open(os.path.join(corpus, benign_file), encoding="utf-8") if line.strip()]
+        verdicts, _, _ = scan(args.binary, os.path.join(corpus, benign_file), policy=False)
+        by = collections.defaultdict(lambda: [0, 0])
+        for row, verdict in zip(rows, verdicts):
+            by[row.get("category")][0] += 1
+            by[row.get("category")][1] += int(verdict.get("verdict") == "attack")
+        cells = [pct(by[c][1], by[c][0]) for c in ["benign-prose", "benign-code", "benign-sql", "benign-path", "benign-text"]]
+        cells.append(pct(sum(v[1] for v in by.values()), sum(v[0] for v in by.values())))
+        out.append("| mcp-shield (benign-dev, no policy: SQL and code sent to tools that take them) | " + " | ".join(cells) + " |")
+        out.append("")
+        out.append("Without a policy, statements sent to a database tool are blocked because they are SQL "
+                   "statements (stacked queries, `DROP`, `UNION`): the gateway cannot know which tool "
+                   "takes SQL until the policy says so. ModSecurity's \"all\" is over the full sets, "
+                   "weighted differently from `benign-dev` (where SQL is a quarter of the rows).")
     out.append("")
     out.append("## Per file, source, category and variant\n")
     out.append("| file | source | category | variant | label | rows | blocked |")
