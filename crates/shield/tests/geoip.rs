@@ -1,17 +1,12 @@
 //! GeoIP with MaxMind's test databases (`../shared/geoip/`): country rules through the layer,
 //! GeoIP in the threat assessment, a missing database tolerated, a corrupt one refused at start.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::Router;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use mcp_shield::config::{self, ConfigSources};
 use mcp_shield::{ConfigOverrides, SecuritySystem};
 use serde_json::Value;
-use tower::ServiceExt;
 
 mod support;
 
@@ -39,18 +34,14 @@ async fn get(security: &SecuritySystem, from: &str) -> (StatusCode, Value) {
     let app = Router::new()
         .fallback(|| async { "ok" })
         .layer(security.layer());
-    let mut request = Request::get("/").body(Body::empty()).expect("request");
-    let peer: SocketAddr = SocketAddr::new(from.parse().expect("ip"), 40000);
-    request.extensions_mut().insert(ConnectInfo(peer));
-    let response = app.oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    let (status, body) = support::respond(
+        &app,
+        from,
+        Request::get("/").body(Body::empty()).expect("request"),
+    )
+    .await;
+    // Plain text bodies ("ok") read as no JSON here.
+    (status, if body.is_string() { Value::Null } else { body })
 }
 
 #[tokio::test]

@@ -3,19 +3,16 @@
 //! from the file and Rust closures), a threat in the second element of a batch, and findings
 //! below the block level lowering reputation.
 
-use std::net::SocketAddr;
-
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use axum::routing::post;
 use axum::Router;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use mcp_shield::config::{self, ConfigSources};
 use mcp_shield::threat::{Severity, ThreatIndicator};
 use mcp_shield::{ConfigOverrides, SecurityEvent, SecuritySystem};
 use serde_json::{json, Value};
-use tower::ServiceExt;
+
+mod support;
 
 const POLICY: &str = r#"
 [threat_detection]
@@ -68,23 +65,7 @@ fn app(security: &SecuritySystem) -> Router {
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
-    let mut request = request;
-    request.extensions_mut().insert(ConnectInfo(
-        "203.0.113.9:40000".parse::<SocketAddr>().expect("peer"),
-    ));
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&body)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned())),
-    )
+    support::respond(app, "203.0.113.9", request).await
 }
 
 fn get(uri: &str) -> Request<Body> {

@@ -321,19 +321,18 @@ impl Reputation {
 
     /// A fresh record for `ip`, or the one saved by hash before a restart.
     fn fresh_record(&self, ip: IpAddr, now: u64) -> Record {
-        let ceiling = self.ceiling(ip);
-        if let Some(saved) = self.take_restored(ip) {
-            return Record {
-                score: saved.score.clamp(0.0, 100.0),
-                ceiling,
-                at_ms: saved.at_ms,
-                blocks: saved.blocks,
-                blocked_until_ms: saved.blocked_until_ms,
-                feed_penalised: false,
-                recent: [(0, 0); RECENT],
-            };
-        }
-        Record::new(now, ceiling)
+        self.restored_record(ip)
+            .unwrap_or_else(|| Record::new(now, self.ceiling(ip)))
+    }
+
+    /// The record saved by hash for `ip` before a restart, taken out of waiting.
+    fn restored_record(&self, ip: IpAddr) -> Option<Record> {
+        let saved = self.take_restored(ip)?;
+        let mut record = Record::new(saved.at_ms, self.ceiling(ip));
+        record.score = saved.score.clamp(0.0, 100.0);
+        record.blocks = saved.blocks;
+        record.blocked_until_ms = saved.blocked_until_ms;
+        Some(record)
     }
 
     fn take_restored(&self, ip: IpAddr) -> Option<SavedRecord> {
@@ -376,12 +375,7 @@ impl Reputation {
                 return record.score;
             }
         }
-        if let Some(saved) = self.take_restored(ip) {
-            let mut record = Record::new(saved.at_ms, self.ceiling(ip));
-            record.score = saved.score.clamp(0.0, 100.0);
-            record.at_ms = saved.at_ms;
-            record.blocks = saved.blocks;
-            record.blocked_until_ms = saved.blocked_until_ms;
+        if let Some(mut record) = self.restored_record(ip) {
             record.settle(now, self.threshold);
             let score = record.score;
             self.insert(ip, record, now);

@@ -135,3 +135,29 @@ pub fn shared_geoip(file: &str) -> String {
         .expect("shared/geoip beside the checkout (the MaxMind test databases)");
     dir.join(file).display().to_string()
 }
+
+/// Sends `request` from `from` (an address) through `app`; the status and the JSON body
+/// (`Null` when the body is not JSON, the text as a JSON string when it is text).
+pub async fn respond(
+    app: &axum::Router,
+    from: &str,
+    mut request: http::Request<axum::body::Body>,
+) -> (http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let peer = SocketAddr::new(from.parse().expect("ip"), 40000);
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, value)
+}
