@@ -6,7 +6,7 @@
 //! path, a variable, a redirection, another separator, or nothing): `; ls -la /` is an
 //! attack, "salt & pepper; find your style" is prose.
 
-use super::{Finding, Needles, Severity, Strongest, ThreatType};
+use super::{has, position, Finding, Needles, Severity, Strongest, ThreatType};
 
 /// Commands attackers run to prove, explore, fetch or persist (lowercase).
 const COMMANDS: &[&str] = &[
@@ -344,7 +344,7 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         i += sep_len;
     }
     // A command named by its path (`/usr/bin/id`, `/bin/cat`) is unmistakable anywhere.
-    let dirs: &[&str] = if lower.contains("bin/") {
+    let dirs: &[&str] = if has(lower, "bin/") {
         &[
             "/bin/",
             "/usr/bin/",
@@ -357,7 +357,7 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     };
     for dir in dirs {
         let mut k = 0;
-        while let Some(p) = lower[k..].find(dir).map(|p| p + k) {
+        while let Some(p) = position(&lower[k..], dir).map(|p| p + k) {
             k = p + dir.len();
             if let Some((_, end)) = command_at(lower, p) {
                 keep(Finding::new(
@@ -393,10 +393,7 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             ));
         }
     }
-    if let Some(p) = lower
-        .find("net user ")
-        .or_else(|| lower.find("net localgroup "))
-    {
+    if let Some(p) = position(lower, "net user ").or_else(|| position(lower, "net localgroup ")) {
         if lower[..p].trim_end().ends_with(['&', '|', ';']) || p == 0 {
             keep(Finding::new(
                 ThreatType::CommandInjection,
@@ -424,7 +421,7 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     }
     // `$(...)` and `` `...` `` with any word inside, at the start or after a breakout.
     for open in ["$(", "`"] {
-        if let Some(p) = lower.find(open) {
+        if let Some(p) = position(lower, open) {
             let before = lower[..p].trim_end();
             let breakout = before.is_empty() || before.ends_with(['=', '"', '\'', ';', '|', '&']);
             let inner = &lower[p + open.len()..];
@@ -585,11 +582,11 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
     }
     // An interpreter's exec function given a shell command: `system('id')`, `eval('sleep 5')`.
-    let quoted_call = lower.contains("('") || lower.contains("(\"") || lower.contains("(`");
+    let quoted_call = has(lower, "('") || has(lower, "(\"") || has(lower, "(`");
     let functions: &[&str] = if quoted_call { &EXEC_FUNCTIONS } else { &[] };
     for function in functions {
         let mut k = 0;
-        while let Some(p) = lower[k..].find(function).map(|p| p + k) {
+        while let Some(p) = position(&lower[k..], function).map(|p| p + k) {
             k = p + function.len();
             let arg = lower[k..].trim_start();
             if arg.starts_with(['\'', '"', '`']) {
@@ -618,7 +615,7 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
     }
     for magic in ["rO0AB", "aced0005", "H4sIAAAAAAAA"] {
-        if let Some(p) = text.find(magic) {
+        if let Some(p) = position(text, magic) {
             let severity = if magic == "H4sIAAAAAAAA" {
                 Severity::Medium
             } else {

@@ -82,9 +82,11 @@ fn hex(b: u8) -> Option<u8> {
 /// valid sequence is left as written, so it cannot swallow the character after it.
 pub fn percent_decode(input: &str, plus_as_space: bool) -> Option<String> {
     let bytes = input.as_bytes();
-    let has_work = bytes
-        .iter()
-        .any(|&b| b == b'%' || (plus_as_space && b == b'+'));
+    let has_work = if plus_as_space {
+        memchr::memchr2(b'%', b'+', bytes).is_some()
+    } else {
+        memchr::memchr(b'%', bytes).is_some()
+    };
     if !has_work {
         return None;
     }
@@ -323,14 +325,20 @@ fn folds(c: char) -> bool {
 /// Fullwidth ASCII to ASCII, a few look-alike slashes and dots to theirs, invisible characters
 /// and NUL removed; `None` when the text is plain already.
 fn fold(input: &str, had_nul: &mut bool) -> Option<String> {
-    let needs = input
-        .bytes()
-        .any(|b| b == 0 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t'))
-        // Every character `fold` changes starts with one of these UTF-8 lead bytes.
-        || (input
+    // One branch-free pass (it vectorizes) says whether anything may need folding.
+    let suspect = input.bytes().fold(false, |seen, b| {
+        seen | (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t')
+            | matches!(b, 0xc2 | 0xe2 | 0xe3 | 0xee | 0xef)
+    });
+    let needs = suspect
+        && (input
             .bytes()
-            .any(|b| matches!(b, 0xc2 | 0xe2 | 0xe3 | 0xee | 0xef))
-            && input.chars().any(folds));
+            .any(|b| b == 0 || (b < 0x20 && b != b'\n' && b != b'\r' && b != b'\t'))
+            // Every character `fold` changes starts with one of these UTF-8 lead bytes.
+            || (input
+                .bytes()
+                .any(|b| matches!(b, 0xc2 | 0xe2 | 0xe3 | 0xee | 0xef))
+                && input.chars().any(folds)));
     if !needs {
         return None;
     }

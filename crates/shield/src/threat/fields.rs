@@ -183,7 +183,7 @@ pub enum BodyShape {
 /// The shape of a body with this content type.
 pub fn body_shape(content_type: Option<&str>, body: &[u8]) -> BodyShape {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
-    if ct.contains("json") {
+    if super::has(&ct, "json") {
         return BodyShape::Json;
     }
     if ct.starts_with("application/x-www-form-urlencoded") {

@@ -3,31 +3,36 @@
 //! `username[$ne]=`), CRLF (`%0d%0aSet-Cookie:`), and server-side includes (`<!--#exec`).
 
 use super::fields::Place;
-use super::{Finding, Severity, ThreatType};
+use super::{has, position, Finding, Severity, ThreatType};
 
 /// Looks for the other injections in a decoded value (`lower`: its lowercase copy).
 /// `encoded_newline`: the value held a percent-encoded line break.
 pub fn detect(place: Place, lower: &str, encoded_newline: bool, out: &mut Vec<Finding>) {
-    if lower.contains(['{', '<', '#', '@', '*', '[']) {
+    let bytes = lower.as_bytes();
+    // Single bytes first (memchr), substrings only where their rarest byte is present.
+    if bytes
+        .iter()
+        .any(|b| matches!(b, b'{' | b'<' | b'#' | b'@' | b'*' | b'['))
+    {
         template(lower, out);
     }
-    if lower.contains("<!") {
-        xxe(lower, out);
-        ssi(lower, out);
-    } else if lower.contains("<esi:") {
-        ssi(lower, out);
+    if memchr::memchr(b'<', bytes).is_some() {
+        if has(lower, "<!") {
+            xxe(lower, out);
+            ssi(lower, out);
+        } else if has(lower, "<esi:") {
+            ssi(lower, out);
+        }
     }
-    if lower.contains(")(")
-        || lower.contains("*)")
-        || lower.contains("(|(")
-        || lower.contains("(&(")
+    if memchr::memchr2(b'(', b')', bytes).is_some()
+        && (has(lower, ")(") || has(lower, "*)") || has(lower, "(|(") || has(lower, "(&("))
     {
         ldap(lower, out);
     }
-    if lower.contains(['$', '=']) || lower.contains("return") {
+    if memchr::memchr2(b'$', b'=', bytes).is_some() || has(lower, "return") {
         nosql(place, lower, out);
     }
-    if lower.contains(['\r', '\n']) {
+    if memchr::memchr2(b'\r', b'\n', bytes).is_some() {
         crlf(place, lower, encoded_newline, out);
     }
 }
@@ -125,7 +130,7 @@ fn template(lower: &str, out: &mut Vec<Finding>) {
         let found = present.contains(&index)
             || lower.contains(open)
             || (*open == "<%" && present.iter().any(|i| DELIMITERS[*i].0 == "<%="))
-            || (*open == "#set(" && lower.contains("#set("));
+            || (*open == "#set(" && has(lower, "#set("));
         if !found {
             continue;
         }
@@ -220,8 +225,8 @@ fn is_arithmetic(inner: &str) -> bool {
 }
 
 fn xxe(lower: &str, out: &mut Vec<Finding>) {
-    let Some(doctype) = lower.find("<!doctype").or_else(|| lower.find("<!entity")) else {
-        if let Some(p) = lower.find("xi:include").or_else(|| lower.find("xinclude")) {
+    let Some(doctype) = position(lower, "<!doctype").or_else(|| position(lower, "<!entity")) else {
+        if let Some(p) = position(lower, "xi:include").or_else(|| position(lower, "xinclude")) {
             out.push(Finding::new(
                 ThreatType::Xxe,
                 Severity::High,
@@ -234,16 +239,10 @@ fn xxe(lower: &str, out: &mut Vec<Finding>) {
     };
     let rest = &lower[doctype..];
     let entities = rest.matches("<!entity").count();
-    let external = rest.contains(" system")
-        || rest.contains(" public")
-        || rest.contains("\"system")
-        || rest.contains("%");
+    let external =
+        has(rest, " system") || has(rest, " public") || has(rest, "\"system") || has(rest, "%");
     let (severity, confidence) = if entities > 0 && external {
-        if rest.contains("file:")
-            || rest.contains("/etc/")
-            || rest.contains("expect:")
-            || rest.contains("php:")
-        {
+        if has(rest, "file:") || has(rest, "/etc/") || has(rest, "expect:") || has(rest, "php:") {
             (Severity::Critical, 0.95)
         } else {
             (Severity::High, 0.9)
@@ -251,7 +250,7 @@ fn xxe(lower: &str, out: &mut Vec<Finding>) {
     } else if entities >= 3 {
         // Entity expansion (billion laughs).
         (Severity::High, 0.8)
-    } else if entities > 0 || rest.contains(" system ") {
+    } else if entities > 0 || has(rest, " system ") {
         (Severity::Medium, 0.6)
     } else {
         return;
@@ -271,7 +270,7 @@ fn ssi(lower: &str, out: &mut Vec<Finding>) {
     ] {
         for prefix in ["<!--#", "<!-- #"] {
             let needle = format!("{prefix}{directive}");
-            if let Some(p) = lower.find(&needle) {
+            if let Some(p) = position(lower, &needle) {
                 let severity = if directive == "exec" || directive == "include" {
                     Severity::Critical
                 } else {
@@ -288,7 +287,7 @@ fn ssi(lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
-    if let Some(p) = lower.find("<esi:") {
+    if let Some(p) = position(lower, "<esi:") {
         out.push(Finding::new(
             ThreatType::SsiInjection,
             Severity::High,
@@ -303,7 +302,7 @@ fn ldap(lower: &str, out: &mut Vec<Finding>) {
     let b = lower.as_bytes();
     // `)(` followed by a filter operator or an attribute assertion: a filter broken into.
     let mut k = 0;
-    while let Some(p) = lower[k..].find(")(").map(|p| p + k) {
+    while let Some(p) = position(&lower[k..], ")(").map(|p| p + k) {
         k = p + 2;
         let mut j = p + 2;
         while j < b.len() && b[j] == b' ' {
@@ -330,8 +329,8 @@ fn ldap(lower: &str, out: &mut Vec<Finding>) {
     // A whole filter as the value: `(|(uid=*))`, `*)(objectclass=*`.
     for start in ["(|(", "(&(", "*)(", "*))"] {
         if let Some(p) = lower.find(start) {
-            if lower[p..].contains("=*")
-                || lower[p..].contains("objectclass")
+            if has(&lower[p..], "=*")
+                || has(&lower[p..], "objectclass")
                 || start.starts_with('*') && p == 0
             {
                 out.push(Finding::new(

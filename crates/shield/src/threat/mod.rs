@@ -431,7 +431,11 @@ impl ThreatDetector {
         };
         let mut fields: Vec<Field<'_>> = Vec::with_capacity(16);
         fields::from_head(path, query, request.headers, &mut fields);
-        let body = String::from_utf8_lossy(request.body);
+        // The strict check is vectorized; the lossy one walks chunks even when all is valid.
+        let body = match std::str::from_utf8(request.body) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(request.body),
+        };
         fields::from_body(&body, request.header("content-type"), &mut fields);
         let decoded_path = decode::normalize(path, false);
         let allowed_at_path = self.policy.allowed_for_path(&decoded_path.text);
@@ -581,11 +585,9 @@ fn detect_all(
 ) {
     let bytes = lower.as_bytes();
     // Cheap gates: most values are words and spaces, and most detectors need punctuation.
-    let mut has = [false; 128];
+    let mut has = [false; 256];
     for &b in bytes {
-        if b < 128 {
-            has[b as usize] = true;
-        }
+        has[b as usize] = true;
     }
     let any = |set: &[u8]| set.iter().any(|&b| has[b as usize]);
     let is_path = place == Place::Path;
@@ -637,6 +639,20 @@ fn snippet(text: &str, start: usize, end: usize) -> String {
     evidence.replace(['\r', '\n'], " ")
 }
 
+/// Whether `needle` occurs in `hay`. `str::contains` builds a Two-Way searcher on every call,
+/// which costs more than the search itself on the short values a request is made of;
+/// `memmem`'s one-shot search has next to no set-up.
+#[inline]
+pub(crate) fn has(hay: &str, needle: &str) -> bool {
+    memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some()
+}
+
+/// Where `needle` first occurs in `hay` (see [`has`]).
+#[inline]
+pub(crate) fn position(hay: &str, needle: &str) -> Option<usize> {
+    memchr::memmem::find(hay.as_bytes(), needle.as_bytes())
+}
+
 /// At most the first `n` bytes of `text`, cut on a character boundary.
 pub(crate) fn prefix(text: &str, n: usize) -> &str {
     if text.len() <= n {
@@ -651,24 +667,55 @@ pub(crate) fn prefix(text: &str, n: usize) -> &str {
 
 /// Literal needles searched in one pass (Aho-Corasick over the lowercased value), built once
 /// per list: dozens of markers cost one scan, not dozens.
-pub(crate) struct Needles(aho_corasick::AhoCorasick);
+///
+/// Two automata per list: with a prefilter for long values (it skips most bytes with SIMD),
+/// and without one for short values, where starting the prefilter costs more than walking
+/// the DFA over a few dozen bytes.
+pub(crate) struct Needles {
+    long: aho_corasick::AhoCorasick,
+    short: aho_corasick::AhoCorasick,
+}
+
+/// Values up to this length are walked by the plain DFA.
+const SHORT_HAYSTACK: usize = 96;
 
 impl Needles {
-    /// The automaton for `list`, built on first use and kept in `cell`.
+    /// The automata for `list`, built on first use and kept in `cell`.
     pub(crate) fn cached(
         cell: &'static std::sync::OnceLock<Needles>,
         list: impl FnOnce() -> Vec<&'static str>,
     ) -> &'static Needles {
         cell.get_or_init(|| {
-            Needles(
+            let list = list();
+            let build = |prefilter: bool| {
                 aho_corasick::AhoCorasick::builder()
                     .match_kind(aho_corasick::MatchKind::LeftmostLongest)
                     .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(list())
+                    .prefilter(prefilter)
+                    .build(&list)
                     // Built from this crate's own constant lists; they always compile.
-                    .unwrap_or_else(|e| panic!("needle list does not build: {e}")),
-            )
+                    .unwrap_or_else(|e| panic!("needle list does not build: {e}"))
+            };
+            Needles {
+                long: build(true),
+                short: build(false),
+            }
         })
+    }
+
+    fn automaton(&self, hay: &str) -> &aho_corasick::AhoCorasick {
+        if hay.len() <= SHORT_HAYSTACK {
+            &self.short
+        } else {
+            &self.long
+        }
+    }
+
+    /// The first needle found (leftmost, longest there): `(index in the list, start)`.
+    pub(crate) fn first(&self, hay: &str) -> Option<(usize, usize)> {
+        self.automaton(hay)
+            .find(hay)
+            .map(|m| (m.pattern().as_usize(), m.start()))
     }
 
     /// Each needle found, once, with where it first starts: `(index in the list, start)`.
@@ -676,7 +723,7 @@ impl Needles {
     /// over `java.lang.`), which is what the lists want and much faster than every overlap.
     pub(crate) fn first_of_each(&self, hay: &str) -> Vec<(usize, usize)> {
         let mut found: Vec<(usize, usize)> = Vec::new();
-        for m in self.0.find_iter(hay) {
+        for m in self.automaton(hay).find_iter(hay) {
             let index = m.pattern().as_usize();
             if !found.iter().any(|(i, _)| *i == index) {
                 found.push((index, m.start()));

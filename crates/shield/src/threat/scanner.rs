@@ -192,6 +192,26 @@ const RESTRICTED_EXTENSIONS: &[&str] = &[
     ".csproj", ".vbproj", ".vb", ".resx", ".pdb", ".dll", ".ps1",
 ];
 
+/// The restricted extension the last segment of `lower_path` ends with (`db.sql`), if any.
+fn restricted_extension(lower_path: &str) -> Option<&'static str> {
+    let name = lower_path.rsplit('/').next()?;
+    let dot = name.rfind('.').filter(|d| *d > 0)?;
+    RESTRICTED_EXTENSIONS
+        .iter()
+        .find(|e| **e == &name[dot..])
+        .copied()
+}
+
+/// The probe paths, secrets first, as one automaton that reports overlapping matches.
+fn probes() -> &'static aho_corasick::AhoCorasick {
+    static PROBES: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    PROBES.get_or_init(|| {
+        aho_corasick::AhoCorasick::new(SECRET_PROBES.iter().chain(ADMIN_PROBES))
+            // Built from the constant lists above; they always compile.
+            .unwrap_or_else(|e| panic!("probe list does not build: {e}"))
+    })
+}
+
 fn indicator(
     threat: ThreatType,
     severity: Severity,
@@ -214,10 +234,11 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
     let lower_agent = agent.to_ascii_lowercase();
     static SCANNER_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
     let scanners = Needles::cached(&SCANNER_NEEDLES, || SCANNERS.to_vec());
+    static BOT_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let bots = Needles::cached(&BOT_NEEDLES, || BOTS.to_vec());
     let tool = scanners
-        .first_of_each(&lower_agent)
-        .first()
-        .map(|(index, _)| SCANNERS[*index]);
+        .first(&lower_agent)
+        .map(|(index, _)| SCANNERS[index]);
     if let Some(tool) = tool {
         out.push(indicator(
             ThreatType::Scanner,
@@ -226,7 +247,7 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             "header:User-Agent",
             tool,
         ));
-    } else if let Some(bot) = BOTS.iter().find(|b| lower_agent.contains(*b)) {
+    } else if let Some(bot) = bots.first(&lower_agent).map(|(index, _)| BOTS[index]) {
         out.push(indicator(
             ThreatType::Bot,
             Severity::Low,
@@ -244,18 +265,35 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
         ));
     }
     let lower_path = path.to_ascii_lowercase();
-    let segment_match = |probe: &str| {
-        lower_path.match_indices(probe).any(|(p, _)| {
-            let end = p + probe.len();
-            probe.ends_with('/')
-                || end == lower_path.len()
-                || matches!(
-                    lower_path.as_bytes()[end],
-                    b'/' | b'.' | b'?' | b';' | b'~' | b'_' | b'-'
-                )
-        })
+    // A probe counts where it ends a segment or the name goes on as a file name would.
+    let at_segment_end = |probe: &str, end: usize| {
+        probe.ends_with('/')
+            || end == lower_path.len()
+            || matches!(
+                lower_path.as_bytes()[end],
+                b'/' | b'.' | b'?' | b';' | b'~' | b'_' | b'-'
+            )
     };
-    if let Some(probe) = SECRET_PROBES.iter().find(|p| segment_match(p)) {
+    // Every occurrence, overlapping ones too: `/.envoy` must not hide a later probe.
+    let mut secret: Option<&str> = None;
+    let mut admin: Option<&str> = None;
+    for m in probes().find_overlapping_iter(lower_path.as_str()) {
+        let index = m.pattern().as_usize();
+        let (probe, is_secret) = if index < SECRET_PROBES.len() {
+            (SECRET_PROBES[index], true)
+        } else {
+            (ADMIN_PROBES[index - SECRET_PROBES.len()], false)
+        };
+        if !at_segment_end(probe, m.end()) {
+            continue;
+        }
+        if is_secret {
+            secret = Some(probe);
+            break;
+        }
+        admin = admin.or(Some(probe));
+    }
+    if let Some(probe) = secret {
         out.push(indicator(
             ThreatType::Scanner,
             Severity::High,
@@ -263,7 +301,7 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             "path",
             probe,
         ));
-    } else if let Some(probe) = ADMIN_PROBES.iter().find(|p| segment_match(p)) {
+    } else if let Some(probe) = admin {
         out.push(indicator(
             ThreatType::Scanner,
             Severity::Medium,
@@ -271,12 +309,7 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             "path",
             probe,
         ));
-    } else if let Some(ext) = RESTRICTED_EXTENSIONS.iter().find(|e| {
-        lower_path
-            .rsplit('/')
-            .next()
-            .is_some_and(|name| name.ends_with(*e) && name.len() > e.len())
-    }) {
+    } else if let Some(ext) = restricted_extension(&lower_path) {
         out.push(indicator(
             ThreatType::Scanner,
             Severity::Medium,
@@ -285,25 +318,28 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             ext,
         ));
     }
-    let method = request.method.to_ascii_uppercase();
-    if matches!(method.as_str(), "TRACE" | "TRACK" | "DEBUG") {
+    let method = request.method;
+    if ["TRACE", "TRACK", "DEBUG"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+    {
         out.push(indicator(
             ThreatType::ProtocolViolation,
             Severity::High,
             0.9,
             "method",
-            &method,
+            &method.to_ascii_uppercase(),
         ));
-    } else if !matches!(
-        method.as_str(),
-        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
-    ) {
+    } else if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+    {
         out.push(indicator(
             ThreatType::ProtocolViolation,
             Severity::Medium,
             0.6,
             "method",
-            &method,
+            &method.to_ascii_uppercase(),
         ));
     }
     let has = |name: &str| {
@@ -321,7 +357,10 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             "Content-Length with Transfer-Encoding",
         ));
     }
-    if request.uri.contains("%00") || decode::normalize(request.uri, false).had_nul {
+    // Only percent-encoding can hide a NUL in a URI that has none.
+    if request.uri.contains('\0')
+        || (request.uri.contains('%') && decode::normalize(request.uri, false).had_nul)
+    {
         out.push(indicator(
             ThreatType::ProtocolViolation,
             Severity::Medium,

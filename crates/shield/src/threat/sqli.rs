@@ -438,8 +438,12 @@ const KNOWN_WORDS: &[&str] = &[
 
 /// Tokenizes `text` (lowercase ASCII where it matters: callers pass it lowered) as if `open`
 /// were open before it.
-fn tokenize(text: &[u8], open: Open, max_tokens: usize) -> Vec<Token> {
-    let mut out = Vec::new();
+/// Tokenizes `text` into `out` (cleared first), leaving comments out, and tells whether a
+/// comment ended the value. At most `max_tokens` tokens are read, comments included.
+fn tokenize(text: &[u8], open: Open, max_tokens: usize, out: &mut Vec<Token>) -> bool {
+    out.clear();
+    let mut read = 0;
+    let mut ends_in_comment = false;
     let mut i = 0;
     if let Open::Quote(q) = open {
         let (end, closed) = string_end(text, 0, q);
@@ -449,8 +453,9 @@ fn tokenize(text: &[u8], open: Open, max_tokens: usize) -> Vec<Token> {
             end,
         });
         i = end;
+        read = 1;
     }
-    while i < text.len() && out.len() < max_tokens {
+    while i < text.len() && read < max_tokens {
         let b = text[i];
         let start = i;
         let kind = match b {
@@ -570,13 +575,17 @@ fn tokenize(text: &[u8], open: Open, max_tokens: usize) -> Vec<Token> {
                 Tok::Other
             }
         };
-        out.push(Token {
-            kind,
-            start,
-            end: i.min(text.len()),
-        });
+        read += 1;
+        ends_in_comment = kind == Tok::Comment;
+        if !ends_in_comment {
+            out.push(Token {
+                kind,
+                start,
+                end: i.min(text.len()),
+            });
+        }
     }
-    out
+    ends_in_comment
 }
 
 fn utf8_len(b: u8) -> usize {
@@ -730,20 +739,6 @@ fn word_end(text: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
-}
-
-/// The tokens that matter for shape (comments dropped), with whether a comment ended the
-/// value.
-fn significant(tokens: &[Token]) -> (Vec<Token>, bool) {
-    let ends_in_comment = tokens.last().is_some_and(|t| t.kind == Tok::Comment);
-    (
-        tokens
-            .iter()
-            .copied()
-            .filter(|t| t.kind != Tok::Comment)
-            .collect(),
-        ends_in_comment,
-    )
 }
 
 /// A judgement: severity, confidence, and the token range that shows it.
@@ -1190,6 +1185,7 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
     let bytes = text.as_bytes();
     let mut best: Verdict = None;
     let mut best_tokens: Vec<Token> = Vec::new();
+    let mut t: Vec<Token> = Vec::with_capacity(64);
     let mut signals = 0;
     for open in [Open::Nothing, Open::Quote(b'\''), Open::Quote(b'"')] {
         if let Open::Quote(q) = open {
@@ -1212,8 +1208,7 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
             Open::Nothing => MAX_TOKENS,
             Open::Quote(_) => QUOTED_TOKENS,
         };
-        let tokens = tokenize(bytes, open, limit);
-        let (t, ended_by_comment) = significant(&tokens);
+        let ended_by_comment = tokenize(bytes, open, limit, &mut t);
         // The string our quote closed: one short word (`admin`), not a sentence with an
         // apostrophe or a measurement in inches.
         let short_word = match (open, t.first()) {
@@ -1235,7 +1230,7 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
         }
         if better(best, verdict) != best {
             best = verdict;
-            best_tokens = t;
+            std::mem::swap(&mut best_tokens, &mut t);
         }
     }
     let Some((mut severity, mut confidence, from, to)) = best else {

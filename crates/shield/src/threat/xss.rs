@@ -8,7 +8,7 @@
 //! calls (`alert(`, `document.cookie`) count alone as a weak sign and with a breakout
 //! (`";alert(1)//`) as an attack.
 
-use super::{Finding, Needles, Severity, Strongest, ThreatType};
+use super::{has, position, Finding, Needles, Severity, Strongest, ThreatType};
 
 /// Tags that run script or load content by themselves.
 const ACTIVE_TAGS: &[&str] = &[
@@ -267,12 +267,12 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             // CSS escapes (`@im\port`) are dropped by the CSS parser.
             let rest = lower[j..].replace('\\', "");
             let rest = rest.as_str();
-            if rest.contains("expression(")
-                || rest.contains("@import")
-                || rest.contains("behavior:")
-                || rest.contains("-moz-binding")
-                || (local == "meta" && inside.contains("http-equiv") && inside.contains("url="))
-                || (local == "link" && inside.contains("rel=import"))
+            if has(rest, "expression(")
+                || has(rest, "@import")
+                || has(rest, "behavior:")
+                || has(rest, "-moz-binding")
+                || (local == "meta" && has(inside, "http-equiv") && has(inside, "url="))
+                || (local == "link" && has(inside, "rel=import"))
             {
                 keep(Finding::new(
                     ThreatType::XssAttack,
@@ -286,7 +286,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
         if CARRIER_TAGS.contains(&local)
             && tag_end < b.len()
-            && (inside.contains("src=") || inside.contains("href="))
+            && (has(inside, "src=") || has(inside, "href="))
         {
             keep(Finding::new(
                 ThreatType::XssAttack,
@@ -300,7 +300,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     // An attribute broken out of: `" onmouseover=alert(1)`, `' autofocus onfocus=...`.
     for q in ["\"", "'"] {
         let mut k = 0;
-        while let Some(p) = lower[k..].find(q).map(|p| p + k) {
+        while let Some(p) = position(&lower[k..], q).map(|p| p + k) {
             k = p + 1;
             let rest = &lower[p + 1..];
             let trimmed = rest.trim_start_matches([' ', '\t', '\n', '\r', '/']);
@@ -435,7 +435,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
 fn handler(inside: &str) -> Option<usize> {
     let b = inside.as_bytes();
     let mut k = 0;
-    while let Some(p) = inside[k..].find("on").map(|p| p + k) {
+    while let Some(p) = position(&inside[k..], "on").map(|p| p + k) {
         k = p + 2;
         // Preceded by a separator (whitespace, `/`, a quote), as attributes are.
         let separated = p == 0
@@ -465,7 +465,7 @@ fn handler(inside: &str) -> Option<usize> {
 
 /// A `javascript:` / `vbscript:` / `data:text/html` URL that runs something.
 fn script_url(lower: &str) -> Option<(usize, usize)> {
-    if !lower.contains("script:") && !lower.contains("data:") {
+    if !has(lower, "script:") && !has(lower, "data:") {
         return None;
     }
     for scheme in [
@@ -477,7 +477,7 @@ fn script_url(lower: &str) -> Option<(usize, usize)> {
         "data:application/x-javascript",
     ] {
         let mut k = 0;
-        while let Some(p) = lower[k..].find(scheme).map(|p| p + k) {
+        while let Some(p) = position(&lower[k..], scheme).map(|p| p + k) {
             k = p + scheme.len();
             let after = lower[k..].trim_start_matches([' ', '\t']);
             let word: &str = after.split([' ', '\n', '\t']).next().unwrap_or("");
