@@ -674,6 +674,25 @@ pub(crate) fn prefix(text: &str, n: usize) -> &str {
 pub(crate) struct Needles {
     long: aho_corasick::AhoCorasick,
     short: aho_corasick::AhoCorasick,
+    /// One byte from each needle that holds a byte other than a letter or digit (its least
+    /// common one in ordinary text). A short value with none of them, and shorter than the
+    /// shortest needle that is all letters, cannot match: it is answered without starting
+    /// a search (most values in a request are words).
+    gate: [bool; 256],
+    /// The length of the shortest needle made of letters and digits only.
+    shortest_word: usize,
+}
+
+/// Bytes common in ordinary values, most common first: a needle's gate byte is chosen
+/// from the others where it has any.
+const COMMON_BYTES: &[u8] = b" .,-_/:'()";
+
+/// How common `b` is in ordinary text (higher is rarer).
+fn rarity(b: u8) -> usize {
+    COMMON_BYTES
+        .iter()
+        .position(|c| *c == b)
+        .unwrap_or(COMMON_BYTES.len())
 }
 
 /// Values up to this length are walked by the plain DFA.
@@ -696,24 +715,41 @@ impl Needles {
                     // Built from this crate's own constant lists; they always compile.
                     .unwrap_or_else(|e| panic!("needle list does not build: {e}"))
             };
+            let mut gate = [false; 256];
+            let mut shortest_word = usize::MAX;
+            for needle in &list {
+                match needle
+                    .bytes()
+                    .filter(|b| !b.is_ascii_alphanumeric())
+                    .max_by_key(|b| rarity(*b))
+                {
+                    Some(b) => gate[usize::from(b)] = true,
+                    None => shortest_word = shortest_word.min(needle.len()),
+                }
+            }
             Needles {
                 long: build(true),
                 short: build(false),
+                gate,
+                shortest_word,
             }
         })
     }
 
-    fn automaton(&self, hay: &str) -> &aho_corasick::AhoCorasick {
-        if hay.len() <= SHORT_HAYSTACK {
-            &self.short
-        } else {
-            &self.long
+    /// The automaton to search `hay` with, or `None` when it cannot match.
+    fn automaton(&self, hay: &str) -> Option<&aho_corasick::AhoCorasick> {
+        if hay.len() > SHORT_HAYSTACK {
+            return Some(&self.long);
         }
+        if hay.len() < self.shortest_word && !hay.bytes().any(|b| self.gate[usize::from(b)]) {
+            return None;
+        }
+        Some(&self.short)
     }
 
     /// The first needle found (leftmost, longest there): `(index in the list, start)`.
     pub(crate) fn first(&self, hay: &str) -> Option<(usize, usize)> {
-        self.automaton(hay)
+        self.automaton(hay)?
             .find(hay)
             .map(|m| (m.pattern().as_usize(), m.start()))
     }
@@ -723,7 +759,10 @@ impl Needles {
     /// over `java.lang.`), which is what the lists want and much faster than every overlap.
     pub(crate) fn first_of_each(&self, hay: &str) -> Vec<(usize, usize)> {
         let mut found: Vec<(usize, usize)> = Vec::new();
-        for m in self.automaton(hay).find_iter(hay) {
+        let Some(automaton) = self.automaton(hay) else {
+            return found;
+        };
+        for m in automaton.find_iter(hay) {
             let index = m.pattern().as_usize();
             if !found.iter().any(|(i, _)| *i == index) {
                 found.push((index, m.start()));

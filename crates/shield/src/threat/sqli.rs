@@ -1185,7 +1185,7 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
     let bytes = text.as_bytes();
     let mut best: Verdict = None;
     let mut best_tokens: Vec<Token> = Vec::new();
-    let mut t: Vec<Token> = Vec::with_capacity(64);
+    let mut t: Vec<Token> = Vec::new();
     let mut signals = 0;
     for open in [Open::Nothing, Open::Quote(b'\''), Open::Quote(b'"')] {
         if let Open::Quote(q) = open {
