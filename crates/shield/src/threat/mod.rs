@@ -492,6 +492,9 @@ impl ThreatDetector {
             fetched,
             &mut findings,
         );
+        if raw.len() <= 24 && text.len() <= 2 {
+            xss::encoded_bracket(raw, text, &mut findings);
+        }
         if self.policy.has_patterns() {
             self.policy.match_patterns(text, &mut findings);
         }

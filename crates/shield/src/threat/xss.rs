@@ -13,7 +13,33 @@ use super::{has, position, Finding, Needles, Severity, Strongest, ThreatType};
 /// Tags that run script or load content by themselves.
 const ACTIVE_TAGS: &[&str] = &[
     "script", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "isindex", "xss",
-    "svg", "math", "portal", "import", "layer", "ilayer", "bgsound",
+    "svg", "math", "portal", "import", "layer", "ilayer", "bgsound", "vmlframe",
+];
+
+/// Attributes that load or run something whatever their value looks like (libinjection's
+/// black attributes): namespaces that switch the parser to XML/SVG, SVG animation that
+/// rewrites another attribute, IE data binding, form and frame sources.
+const ACTIVE_ATTRIBUTES: &[&str] = &[
+    "xmlns",
+    "xlink:href",
+    "attributename",
+    "datasrc",
+    "dataformatas",
+    "datafld",
+    "formaction",
+    "srcdoc",
+    "dynsrc",
+    "lowsrc",
+];
+
+/// What in a `style` attribute or sheet runs code or loads a resource.
+const ACTIVE_CSS: &[&str] = &[
+    "expression(",
+    "@import",
+    "behavior:",
+    "-moz-binding",
+    "url(",
+    "javascript:",
 ];
 
 /// Tags that are harmless without a handler or a script URL, but common carriers.
@@ -198,6 +224,9 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     let mut keep = |f: Finding| best.keep(f);
     // Tags.
     let mut tags = 0usize;
+    // Once a tag runs to the end of the value unclosed, every later tag lies inside it: its
+    // attributes were read already, and reading them again per tag would be quadratic.
+    let mut unclosed_seen = false;
     let mut i = 0;
     while let Some(p) = lower[i..].find('<').map(|p| p + i) {
         i = p + 1;
@@ -223,8 +252,14 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             continue;
         }
         tags += 1;
-        let tag_end = lower[j..].find('>').map_or(b.len(), |e| j + e);
-        let inside = &lower[j..tag_end];
+        let fresh = !unclosed_seen;
+        let tag_end = if fresh {
+            memchr::memchr(b'>', &b[j..]).map_or(b.len(), |e| j + e)
+        } else {
+            b.len()
+        };
+        let inside = if fresh { &lower[j..tag_end] } else { "" };
+        unclosed_seen |= tag_end == b.len();
         if let Some(h) = handler(inside) {
             keep(Finding::new(
                 ThreatType::XssAttack,
@@ -242,6 +277,19 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
                 0.9,
                 p,
                 tag_end,
+            ));
+            continue;
+        }
+        // Namespaces are XML's own business in a prefixed element (`<soap:Envelope
+        // xmlns:soap=...>`); on an HTML-looking element they switch the parser.
+        let xml_element = name.contains(':');
+        if let Some((at, end)) = active_attribute(inside, xml_element) {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::High,
+                0.8,
+                p,
+                j + end.max(at),
             ));
             continue;
         }
@@ -265,7 +313,8 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
         if matches!(local, "style" | "link" | "meta") {
             // CSS escapes (`@im\port`) are dropped by the CSS parser.
-            let rest = lower[j..].replace('\\', "");
+            // A sheet's first few kilobytes: enough for the rule, bounded per tag.
+            let rest = super::prefix(&lower[j..], 1024).replace('\\', "");
             let rest = rest.as_str();
             if has(rest, "expression(")
                 || has(rest, "@import")
@@ -432,6 +481,102 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
 }
 
 /// An event handler attribute (`onload=`, `onerror =`) in `inside`: the offset after `=`.
+/// A value that is nothing but an encoded angle bracket (`&#x3c`, `%253C`, `\x3c`): a
+/// filter-evasion probe, sent to learn which encoding reaches the page unescaped. `raw` is the
+/// value as sent, `text` as decoded.
+pub fn encoded_bracket(raw: &str, text: &str, out: &mut Vec<Finding>) {
+    let raw = raw.trim();
+    let decoded = text.trim();
+    let entity_or_percent = matches!(decoded, "<" | ">" | "<>") && raw != decoded;
+    let script_escape = raw.len() <= 12 && {
+        let lower = raw.to_ascii_lowercase();
+        matches!(
+            lower.as_str(),
+            "\\x3c" | "\\x3e" | "\\u003c" | "\\u003e" | "\\074" | "\\076" | "\\u{3c}" | "\\3c"
+        )
+    };
+    if entity_or_percent || script_escape {
+        out.push(Finding::new(
+            ThreatType::XssAttack,
+            Severity::High,
+            0.6,
+            0,
+            text.len(),
+        ));
+    }
+}
+
+/// Each attribute in the inside of a tag (after its name): `(name, value, start, end)`;
+/// the value is empty for a bare attribute. Quoted values may hold spaces.
+fn attributes(inside: &str) -> Vec<(&str, &str, usize, usize)> {
+    let b = inside.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'/' | 0x0c) {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'=' | 0x0c) {
+            i += 1;
+        }
+        let name = &inside[start..i];
+        let mut j = i;
+        while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\n' | b'\r') {
+            j += 1;
+        }
+        let mut value = "";
+        if b.get(j) == Some(&b'=') {
+            j += 1;
+            while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\n' | b'\r') {
+                j += 1;
+            }
+            let value_start = j;
+            match b.get(j) {
+                Some(&q) if q == b'"' || q == b'\'' || q == b'`' => {
+                    let close = inside[j + 1..]
+                        .find(q as char)
+                        .map_or(b.len(), |e| j + 1 + e);
+                    value = &inside[j + 1..close];
+                    j = (close + 1).min(b.len());
+                }
+                _ => {
+                    while j < b.len() && !matches!(b[j], b' ' | b'\t' | b'\n' | b'\r') {
+                        j += 1;
+                    }
+                    value = &inside[value_start..j];
+                }
+            }
+            i = j;
+        }
+        if !name.is_empty() {
+            found.push((name, value, start, i));
+        }
+        if i == start {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// An attribute that runs or loads whatever it says (`xmlns`, `xlink:href`, `datasrc`, a
+/// `style` with `url(`/`expression(`): where it starts and ends inside the tag.
+fn active_attribute(inside: &str, xml_element: bool) -> Option<(usize, usize)> {
+    attributes(inside)
+        .into_iter()
+        .find_map(|(name, value, start, end)| {
+            let namespace = name == "xmlns" || name.starts_with("xmlns:");
+            let active = (ACTIVE_ATTRIBUTES.contains(&name) && !namespace)
+                || (namespace && !xml_element)
+                || (name == "style" && {
+                    // CSS escapes (`\65 xpression`) are dropped by the CSS parser.
+                    let css = value.replace('\\', "");
+                    ACTIVE_CSS.iter().any(|c| has(&css, c))
+                });
+            active.then_some((start, end))
+        })
+}
+
 fn handler(inside: &str) -> Option<usize> {
     let b = inside.as_bytes();
     let mut k = 0;
@@ -527,6 +672,14 @@ mod tests {
             "<LINK REL=\"stylesheet\" HREF=\"javascript:javascript:alert(7367);\">",
             "<div style=\"width: expression(alert(1))\">",
             "<img \u{0}src=x onerror=\"javascript:alert(1)\">",
+            // Attributes that load or run whatever their value (libinjection's black list).
+            "<html xmlns:xss>",
+            "<a xmlns:xlink=\"http://www.w3.org/1999/xlink\" xlink:href=\"?\">",
+            "<set attributeName=\"xlink:href\" begin=\"accessKey(a)\" to=\"//example.com/?a\" />",
+            "<SPAN DATASRC=\"#xss\" DATAFLD=\"B\" DATAFORMATAS=\"HTML\"></SPAN>",
+            "<button formaction=//evil.example>x</button>",
+            "<div style=\"background:url(test5.svg)\">PRESS ENTER</div>",
+            "<x style=\"behavior:url(#default#time2)\">",
         ] {
             assert!(
                 severity(attack).is_some_and(|s| s >= Severity::High),
@@ -534,6 +687,21 @@ mod tests {
                 severity(attack)
             );
         }
+    }
+
+    #[test]
+    fn an_encoded_bracket_alone_is_a_probe() {
+        let probe = |raw: &str, decoded: &str| {
+            let mut out = Vec::new();
+            encoded_bracket(raw, decoded, &mut out);
+            out.first().map(|f| f.severity)
+        };
+        assert_eq!(probe("&#x3c", "<"), Some(Severity::High));
+        assert_eq!(probe("%253C", "<"), Some(Severity::High));
+        assert_eq!(probe("\\x3c", "\\x3c"), Some(Severity::High));
+        // Typed as itself, or inside text: not a probe.
+        assert_eq!(probe("<", "<"), None);
+        assert_eq!(probe("a &lt; b", "a < b"), None);
     }
 
     #[test]
@@ -549,6 +717,9 @@ mod tests {
             "print(\"hello\")",
             "Vec<String>",
             "I'd like to learn about onboarding",
+            "<div style=\"color: red\">note</div>",
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">",
+            "<?xml version=\"1.0\"?><xml><item>1</item></xml>",
         ] {
             assert!(
                 severity(benign).is_none_or(|s| s < Severity::High),
