@@ -670,13 +670,8 @@ pub(crate) fn prefix(text: &str, n: usize) -> &str {
 
 /// Literal needles searched in one pass (Aho-Corasick over the lowercased value), built once
 /// per list: dozens of markers cost one scan, not dozens.
-///
-/// Two automata per list: with a prefilter for long values (it skips most bytes with SIMD),
-/// and without one for short values, where starting the prefilter costs more than walking
-/// the DFA over a few dozen bytes.
 pub(crate) struct Needles {
-    long: aho_corasick::AhoCorasick,
-    short: aho_corasick::AhoCorasick,
+    automaton: aho_corasick::AhoCorasick,
     /// One byte from each needle that holds a byte other than a letter or digit (its least
     /// common one in ordinary text). A short value with none of them, and shorter than the
     /// shortest needle that is all letters, cannot match: it is answered without starting
@@ -698,7 +693,7 @@ fn rarity(b: u8) -> usize {
         .unwrap_or(COMMON_BYTES.len())
 }
 
-/// Values up to this length are walked by the plain DFA.
+/// Values up to this length are checked against the gate before any search.
 const SHORT_HAYSTACK: usize = 96;
 
 impl Needles {
@@ -709,15 +704,12 @@ impl Needles {
     ) -> &'static Needles {
         cell.get_or_init(|| {
             let list = list();
-            let build = |prefilter: bool| {
-                aho_corasick::AhoCorasick::builder()
-                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .prefilter(prefilter)
-                    .build(&list)
-                    // Built from this crate's own constant lists; they always compile.
-                    .unwrap_or_else(|e| panic!("needle list does not build: {e}"))
-            };
+            let automaton = aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(&list)
+                // Built from this crate's own constant lists; they always compile.
+                .unwrap_or_else(|e| panic!("needle list does not build: {e}"));
             let mut gate = [false; 256];
             let mut shortest_word = usize::MAX;
             for needle in &list {
@@ -731,8 +723,7 @@ impl Needles {
                 }
             }
             Needles {
-                long: build(true),
-                short: build(false),
+                automaton,
                 gate,
                 shortest_word,
             }
@@ -741,13 +732,10 @@ impl Needles {
 
     /// The automaton to search `hay` with, or `None` when it cannot match.
     fn automaton(&self, hay: &str) -> Option<&aho_corasick::AhoCorasick> {
-        if hay.len() > SHORT_HAYSTACK {
-            return Some(&self.long);
-        }
-        if hay.len() < self.shortest_word && !hay.bytes().any(|b| self.gate[usize::from(b)]) {
-            return None;
-        }
-        Some(&self.short)
+        let cannot_match = hay.len() <= SHORT_HAYSTACK
+            && hay.len() < self.shortest_word
+            && !hay.bytes().any(|b| self.gate[usize::from(b)]);
+        (!cannot_match).then_some(&self.automaton)
     }
 
     /// The first needle found (leftmost, longest there): `(index in the list, start)`.
