@@ -492,6 +492,8 @@ impl ThreatDetector {
             fetched,
             &mut findings,
         );
+        // The one check that needs the value as sent beside it as decoded, so it is here
+        // rather than in `detect_all`.
         if raw.len() <= 24 && text.len() <= 2 {
             xss::encoded_bracket(raw, text, &mut findings);
         }
