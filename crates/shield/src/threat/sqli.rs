@@ -704,10 +704,7 @@ fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     if from >= text.len() {
         return None;
     }
-    text[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    memchr::memmem::find(&text[from..], needle).map(|p| from + p)
 }
 
 fn number_end(text: &[u8], mut i: usize) -> usize {
