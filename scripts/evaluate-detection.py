@@ -111,7 +111,7 @@ def main():
                "sequences, markup contexts, address classes), not rows.\n")
     out.append("## How the detector judges\n")
     out.append("Each value the application will read (path, query and form names and values, cookies, "
-               "headers, JSON keys and strings, MCP tool arguments labelled by tool and argument) is "
+               "headers, JSON keys and strings, XML text and attribute values, MCP tool arguments labelled by tool and argument) is "
                "decoded the way the application will see it (repeated URL decoding, `%u`, overlong "
                "UTF-8, HTML entities, fullwidth forms), then judged by shape: SQL is tokenized and "
                "read three ways (as-is, after an assumed `'`, after an assumed `\"`) and must continue "

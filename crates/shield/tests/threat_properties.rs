@@ -105,3 +105,29 @@ fn a_megabyte_of_nested_encodings_takes_bounded_time() {
         );
     }
 }
+
+#[test]
+fn a_megabyte_of_xml_is_walked_in_bounded_time() {
+    let detector = detector();
+    let headers = [("Content-Type", "application/xml")];
+    // Unclosed, over the node limit (judged whole), and just under it (every value walked).
+    for (unit, times) in [
+        ("<a>", 300_000),
+        ("<a x=\"'1\">t</a>", 60_000),
+        ("<a x=\"'1\" y=\"<b\">t&lt;</a>", 9_000),
+    ] {
+        let body = format!("<?xml version=\"1.0\"?><r>{}</r>", unit.repeat(times));
+        let started = Instant::now();
+        let _ = detector.inspect(&HttpRequest {
+            method: "POST",
+            uri: "/x",
+            headers: &headers,
+            body: body.as_bytes(),
+        });
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{unit:?}: {:?}",
+            started.elapsed()
+        );
+    }
+}

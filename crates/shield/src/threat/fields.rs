@@ -33,6 +33,8 @@ pub enum Place {
     JsonKey,
     /// A string in a JSON body.
     JsonValue,
+    /// An XML element's text or attribute value.
+    XmlValue,
     /// A body of another kind (XML, text), whole.
     Body,
 }
@@ -51,6 +53,7 @@ impl Place {
             Place::Header => "header",
             Place::JsonKey => "json_key",
             Place::JsonValue => "json",
+            Place::XmlValue => "xml",
             Place::Body => "body",
         }
     }
@@ -176,6 +179,9 @@ pub enum BodyShape {
     Form,
     /// `multipart/form-data` with this boundary position in the content type.
     Multipart,
+    /// XML (`application/xml`, `text/xml`, `application/soap+xml`, or a body opening with
+    /// `<?xml`).
+    Xml,
     /// Anything else, inspected whole.
     Text,
 }
@@ -192,8 +198,17 @@ pub fn body_shape(content_type: Option<&str>, body: &[u8]) -> BodyShape {
     if ct.starts_with("multipart/form-data") {
         return BodyShape::Multipart;
     }
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{' | b'[') if ct.is_empty() || ct.starts_with("text/plain") => BodyShape::Json,
+    if super::has(&ct, "xml") {
+        return BodyShape::Xml;
+    }
+    let guessable = ct.is_empty() || ct.starts_with("text/plain");
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    match body.get(start) {
+        Some(b'{' | b'[') if guessable => BodyShape::Json,
+        Some(b'<') if guessable && body[start..].starts_with(b"<?xml") => BodyShape::Xml,
         _ => BodyShape::Text,
     }
 }
@@ -223,8 +238,67 @@ pub fn from_body<'a>(body: &'a str, content_type: Option<&'a str>, out: &mut Vec
                 out.push(Field::new(Place::Body, "", body));
             }
         }
+        BodyShape::Xml => {
+            // The document whole too: a DOCTYPE (XXE) is refused by the parser below and is
+            // judged on the raw text, and names of elements and attributes (a Java class
+            // as an element) are not in the walked values.
+            xml(body, out);
+            out.push(Field::new(Place::Body, "", body));
+        }
         BodyShape::Text => out.push(Field::new(Place::Body, "", body)),
     }
+}
+
+/// Nodes read from one XML body at most; a bigger document is judged whole only.
+const MAX_XML_NODES: u32 = 20_000;
+
+/// Walks an XML body into `out`: each element's text and each attribute's value, entities
+/// decoded, named by element path (`root/a`, `root/a@probe`): what an application reading
+/// the document sees, and where ModSecurity's XML processor looks. False when it does not
+/// parse (a DTD included: entities are never expanded here), and then nothing is added.
+pub fn xml(body: &str, out: &mut Vec<Field<'_>>) -> bool {
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_XML_NODES,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let Ok(document) = roxmltree::Document::parse_with_options(body, options) else {
+        return false;
+    };
+    // The nearest few elements name a value: enough to tell `user/name` from `order/name`,
+    // and bounded however deep the document nests.
+    let path = |node: roxmltree::Node<'_, '_>| {
+        let mut names: Vec<&str> = node
+            .ancestors()
+            .filter(|n| n.is_element())
+            .take(4)
+            .map(|n| n.tag_name().name())
+            .collect();
+        names.reverse();
+        names.join("/")
+    };
+    for node in document.descendants() {
+        if node.is_element() {
+            let mut at = None;
+            for attribute in node.attributes() {
+                if !attribute.value().trim().is_empty() {
+                    let at = at.get_or_insert_with(|| path(node));
+                    out.push(Field::new(
+                        Place::XmlValue,
+                        format!("{at}@{}", attribute.name()),
+                        attribute.value().to_string(),
+                    ));
+                }
+            }
+        } else if let Some(text) = node
+            .text()
+            .filter(|t| node.is_text() && !t.trim().is_empty())
+        {
+            let element = node.parent().map(path).unwrap_or_default();
+            out.push(Field::new(Place::XmlValue, element, text.to_string()));
+        }
+    }
+    true
 }
 
 /// The parts of a multipart body: each part's name, file name and content. False when it
@@ -516,6 +590,33 @@ mod tests {
         let mut out = Vec::new();
         from_body("<?xml version=\"1.0\"?><a/>", Some("text/xml"), &mut out);
         assert_eq!(out[0].place, Place::Body);
+    }
+
+    #[test]
+    fn xml_bodies_are_walked_into_text_and_attribute_values() {
+        let body = "<?xml version=\"1.0\"?><root><a probe=\"1 &quot;x\">t&lt;1</a>\n <b/></root>";
+        let mut out = Vec::new();
+        from_body(body, Some("application/xml"), &mut out);
+        let got = names(&out);
+        assert!(
+            got.contains(&(Place::XmlValue, "root/a@probe".into(), "1 \"x".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&(Place::XmlValue, "root/a".into(), "t<1".into())),
+            "{got:?}"
+        );
+        // Whitespace between elements is not a value; the document is also judged whole.
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(out[2].place, Place::Body);
+        // Sniffed without a content type; a DTD is not parsed (entities never expand).
+        let mut out = Vec::new();
+        from_body("<?xml version=\"1.0\"?><x>v</x>", None, &mut out);
+        assert_eq!(out[0].place, Place::XmlValue);
+        let mut out = Vec::new();
+        let xxe = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>";
+        from_body(xxe, Some("text/xml"), &mut out);
+        assert_eq!(names(&out), vec![(Place::Body, "".into(), xxe.into())]);
     }
 
     #[test]

@@ -240,7 +240,10 @@ impl Policy {
                     rule.matches_path(path)
                         && (parameter && field.name == p.as_str()
                             || field.place == Place::JsonValue
-                                && field.name.split(['.', '[']).next() == Some(p.as_str()))
+                                && field.name.split(['.', '[']).next() == Some(p.as_str())
+                            // XML: the element (`root/sql`) or attribute (`root/q@sql`) name.
+                            || field.place == Place::XmlValue
+                                && field.name.rsplit(['/', '@']).next() == Some(p.as_str()))
                 })
             };
             if applies {
