@@ -1,6 +1,7 @@
 //! Where the application will read input from: the URL path, query and form argument names
-//! and values, cookies, headers, and JSON bodies walked recursively (keys too), with MCP
-//! `tools/call` arguments labelled by tool and argument so the policy can judge them.
+//! and values, cookies, headers, JSON bodies walked recursively (keys too), with MCP
+//! `tools/call` arguments labelled by tool and argument so the policy can judge them, and XML
+//! bodies walked into element text and attribute values (roxmltree, DTDs refused).
 //!
 //! The JSON walk is a serde visitor over the body: strings without escapes are borrowed, no
 //! `serde_json::Value` tree is built, and serde_json's recursion limit bounds the depth.
