@@ -143,6 +143,10 @@ async fn upstream() -> SocketAddr {
                 axum::Json(map)
             }),
         )
+        .route(
+            "/missing/{*rest}",
+            get(|| async { (http::StatusCode::NOT_FOUND, "no such page") }),
+        )
         .fallback(|body: Bytes| async move { format!("upstream saw {} bytes", body.len()) });
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -1115,4 +1119,97 @@ fn scan_reads_json_lines_and_applies_the_policy_file() {
     assert_eq!(text.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&text.stderr).contains("/nonexistent/requests.jsonl"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scanning_client_scores_anomalous_and_agents_do_not() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[
+            ("SECURITY_ENABLE_THREAT_DETECTION", "true"),
+            ("SECURITY_THREAT_ML_RETRAIN_INTERVAL", "1"),
+            ("SECURITY_THREAT_ML_MIN_CLIENTS", "20"),
+        ],
+    );
+    // Twenty-five agents (each its own loopback address) calling their tools.
+    let tools = ["search", "read_file", "summarize"];
+    for round in 0..8usize {
+        for agent in 0..25usize {
+            let from = format!("127.0.0.{}", 10 + agent);
+            let body = json!({
+                "jsonrpc": "2.0", "id": round, "method": "tools/call",
+                "params": {"name": tools[(agent + round / 4) % 3],
+                           "arguments": {"query": format!("museums near stop {round}")}}
+            })
+            .to_string();
+            let reply = raw(
+                gw.addr,
+                ip(&from),
+                &request(
+                    "POST",
+                    "/mcp",
+                    &[
+                        ("Content-Type", "application/json"),
+                        ("User-Agent", "agent/1.0"),
+                    ],
+                    &body,
+                ),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One client walking through paths that do not exist.
+    for probe in 0..60 {
+        let path = format!("/missing/probe-{probe}");
+        let reply = raw(gw.addr, ip("127.0.0.99"), &request("GET", &path, &[], "")).await;
+        assert_eq!(reply.status, 404);
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let assess = |who: &'static str| {
+        let auth = auth.clone();
+        async move {
+            let path = format!("/api/security/threat/{who}");
+            raw(
+                gw.addr,
+                None,
+                &request("GET", &path, &[("Authorization", &auth)], ""),
+            )
+            .await
+            .json()
+        }
+    };
+    // The model trains in the background once twenty clients are active, then every second.
+    let started = Instant::now();
+    let scanner = loop {
+        let scanner = assess("127.0.0.99").await;
+        if scanner["anomaly_score"].as_f64().is_some_and(|s| s >= 0.7) {
+            break scanner;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "scanner never scored anomalous: {scanner}\n{}",
+            gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let behaviour = &scanner["behaviour"];
+    assert_eq!(behaviour["anomalous"], true, "{scanner}");
+    assert_eq!(behaviour["classes"][0]["class"], "scanner", "{scanner}");
+    assert_eq!(
+        behaviour["classes"][0]["pattern"], "enumeration",
+        "{scanner}"
+    );
+    assert_eq!(behaviour["features"]["not_found_ratio"], 1.0, "{scanner}");
+    let agent = assess("127.0.0.10").await;
+    let score = agent["anomaly_score"].as_f64().expect("agent scored");
+    assert!(score < 0.7, "agent scored {score}: {agent}");
+    assert_eq!(agent["behaviour"]["classes"], json!([]), "{agent}");
+    // The scanner's indicator lowered its reputation and was logged.
+    gw.assert_logged("anomalous_behavior");
+    // An address never seen has no score.
+    assert_eq!(assess("127.0.0.200").await["anomaly_score"], Value::Null);
 }

@@ -66,6 +66,7 @@
 //! A complete, runnable version is `examples/axum_app.rs`.
 
 mod admin;
+pub mod behaviour;
 pub mod clock;
 pub mod config;
 pub mod ddos;

@@ -109,6 +109,9 @@ pub struct RequestFacts {
     pub json_rpc_batch: bool,
     /// `Mcp-Session-Id`.
     pub mcp_session_id: Option<String>,
+    /// A hash of the `User-Agent` (0 without one): for behavioural analysis, which runs after
+    /// the headers have gone upstream.
+    pub user_agent_hash: u64,
 }
 
 /// How to find the client and the user; from the configuration.
@@ -148,6 +151,11 @@ impl RequestFacts {
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let user_agent_hash = headers.get(http::header::USER_AGENT).map_or(0, |v| {
+            let mut h = rustc_hash::FxHasher::default();
+            h.write(v.as_bytes());
+            h.finish().max(1)
+        });
         let mut facts = RequestFacts {
             client_ip,
             peer_ip: peer,
@@ -161,6 +169,7 @@ impl RequestFacts {
             json_rpc: Vec::new(),
             json_rpc_batch: false,
             mcp_session_id,
+            user_agent_hash,
         };
         facts.read_body();
         facts

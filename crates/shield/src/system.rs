@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::behaviour::{BehaviourAnalysis, BehaviourGuard, BehaviourReport, BehaviourSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
 use crate::ddos::inflight::{OpenCounts, Permit};
@@ -64,6 +65,9 @@ pub enum InitError {
     /// The operating system gave no randomness for a generated key.
     #[error("generating a random key: {0}")]
     Random(String),
+    /// The saved anomaly model is unreadable or of other features.
+    #[error("SECURITY_DATA_DIR: anomaly model {0}")]
+    Behaviour(crate::behaviour::ModelError),
 }
 
 /// Everything the layer and the admin API share.
@@ -99,6 +103,8 @@ pub(crate) struct Core {
     pub(crate) inflight: Option<Arc<OpenCounts>>,
     pub(crate) redis: Option<Arc<RedisState>>,
     pub(crate) list_sync: Option<Arc<ListSync>>,
+    /// Behavioural analysis (with threat detection on).
+    pub(crate) behaviour: Option<Arc<BehaviourAnalysis>>,
 }
 
 impl Core {
@@ -332,10 +338,42 @@ impl SecuritySystem {
         if let Some(dirty) = &dirty {
             sinks.push(dirty.clone());
         }
+        // Behavioural analysis: its table counts the threat guard's findings (a sink), so it
+        // is made before the bus and completed after.
+        let behaviour_settings = config.enable_threat_detection.then(|| {
+            let td = &config.threat_detection;
+            BehaviourSettings {
+                threshold: td.anomaly_threshold,
+                block: td.anomaly_block && td.mode != "monitor",
+                min_clients: usize::try_from(td.ml_min_clients).unwrap_or(usize::MAX),
+                retrain_interval_ms: td.ml_retrain_interval.saturating_mul(1000),
+                window_ms: td.ml_window.saturating_mul(1000),
+                max_clients: usize::try_from(td.ml_max_clients).unwrap_or(usize::MAX),
+                ..BehaviourSettings::default()
+            }
+        });
+        let behaviour_table = behaviour_settings.as_ref().map(|settings| {
+            let (table, counter) = BehaviourAnalysis::table_for(settings, clock.clone());
+            sinks.push(Arc::new(counter));
+            table
+        });
         let bus = Arc::new(EventBus::new(sinks, 4096));
         if let Some(reputation) = &reputation {
             reputation.announce_on(&bus);
         }
+        let behaviour = match (behaviour_table, behaviour_settings) {
+            (Some(table), Some(settings)) => Some(Arc::new(
+                BehaviourAnalysis::with_table(
+                    table,
+                    settings,
+                    data_dir.clone(),
+                    bus.clone(),
+                    clock.clone(),
+                )
+                .map_err(InitError::Behaviour)?,
+            )),
+            _ => None,
+        };
         for (setting, list, entries) in [
             ("SECURITY_WHITELIST", ListKind::Whitelist, &config.whitelist),
             ("SECURITY_BLACKLIST", ListKind::Blacklist, &config.blacklist),
@@ -466,6 +504,14 @@ impl SecuritySystem {
             guards.push(guard.clone());
         }
         let threat_detector = Arc::new(ThreatDetector::from_config(&config.threat_detection)?);
+        if let Some(analysis) = &behaviour {
+            // Before the threat guard: one atomic read refuses an anomalous client (when set
+            // to) before the costly inspection; it counts every request after its response.
+            guards.push(Arc::new(BehaviourGuard::new(analysis.clone())));
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                BehaviourAnalysis::spawn(analysis, &runtime);
+            }
+        }
         if config.enable_threat_detection {
             // Last: the costliest guard runs only on what every other guard let through.
             guards.push(Arc::new(ThreatGuard::new(
@@ -549,6 +595,7 @@ impl SecuritySystem {
             ddos,
             redis: redis.clone(),
             list_sync,
+            behaviour,
         };
         let core = Arc::new(core);
         if let (Some(dirty), Ok(runtime)) = (&core.dirty, tokio::runtime::Handle::try_current()) {
@@ -964,7 +1011,8 @@ fn status(core: &Core) -> SecurityStatus {
         backend: "memory",
         note: Some(
             "injection, traversal, inclusion, SSRF, scanner and protocol detectors with per-tool \
-             policy; anomaly detection (behavioural analysis) is not built yet"
+             policy; behavioural analysis: per-client features, a seeded isolation forest, bot \
+             and scanner patterns"
                 .into(),
         ),
         details: BTreeMap::new(),
@@ -1033,8 +1081,11 @@ pub struct ThreatAssessment {
     pub geo_risk: Option<crate::ip::geo::GeoRisk>,
     /// Recent threats seen from it.
     pub recent_threats: Vec<reputation::RecentThreat>,
-    /// Anomaly score, 0 to 1 (null until anomaly detection is built).
+    /// Anomaly score, 0 to 1 (null before a model exists, or for a client not seen lately).
     pub anomaly_score: Option<f64>,
+    /// The behaviour behind the score: features, counts, bot and scanner patterns with their
+    /// evidence (null with threat detection off or for a client not seen lately).
+    pub behaviour: Option<BehaviourReport>,
     /// This address's requests in the last second and minute (sliding windows), when DDoS
     /// protection tracks it.
     pub request_rate: Option<RequestRate>,
@@ -1079,6 +1130,7 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
         _ => ("low", None, None),
     };
     let reputation_score = core.reputation.as_ref().map(|r| r.score(ip));
+    let behaviour = core.behaviour.as_ref().and_then(|b| b.report(ip));
     // The worse of what the lists say and what the reputation says.
     let rank = |level: &str| {
         ["low", "medium", "high", "critical"]
@@ -1119,7 +1171,8 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
             .as_ref()
             .map(|r| r.recent(ip))
             .unwrap_or_default(),
-        anomaly_score: None,
+        anomaly_score: behaviour.as_ref().and_then(|b| b.anomaly_score),
+        behaviour,
         patterns: traffic
             .map(|t| t.patterns().into_iter().map(|p| p.name()).collect())
             .unwrap_or_default(),

@@ -573,6 +573,35 @@ fn validate(config: &Config, problems: &mut Collector) {
         anomaly.to_string(),
         "anomaly scores run from 0 to 1",
     );
+    for (key, value, min) in [
+        (
+            "threat_detection.ml_retrain_interval",
+            config.threat_detection.ml_retrain_interval,
+            1,
+        ),
+        (
+            "threat_detection.ml_min_clients",
+            config.threat_detection.ml_min_clients,
+            2,
+        ),
+        (
+            "threat_detection.ml_window",
+            config.threat_detection.ml_window,
+            10,
+        ),
+        (
+            "threat_detection.ml_max_clients",
+            config.threat_detection.ml_max_clients,
+            64,
+        ),
+    ] {
+        check(
+            value >= min,
+            key,
+            value.to_string(),
+            &format!("must be at least {min}"),
+        );
+    }
     let inspect = config.max_inspect_body_bytes;
     check(
         inspect >= 1,

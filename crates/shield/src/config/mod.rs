@@ -315,7 +315,15 @@ impl Default for IpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ThreatDetectionConfig {
     pub anomaly_threshold: f64,
+    /// Refuse anomalous clients (otherwise an indicator that lowers reputation).
+    pub anomaly_block: bool,
     pub ml_retrain_interval: u64,
+    /// Active clients before the first training.
+    pub ml_min_clients: u64,
+    /// Seconds of behaviour per client.
+    pub ml_window: u64,
+    /// Clients tracked at most.
+    pub ml_max_clients: u64,
     /// `low`, `medium`, `high` or `critical`: an indicator at or above it blocks.
     pub block_severity: String,
     /// `block` or `monitor`.
@@ -332,7 +340,11 @@ impl Default for ThreatDetectionConfig {
     fn default() -> Self {
         ThreatDetectionConfig {
             anomaly_threshold: 0.7,
+            anomaly_block: false,
             ml_retrain_interval: 3600,
+            ml_min_clients: 20,
+            ml_window: 300,
+            ml_max_clients: 50_000,
             block_severity: "high".into(),
             mode: "block".into(),
             score_threshold: f64::from(crate::threat::DEFAULT_SCORE_THRESHOLD),

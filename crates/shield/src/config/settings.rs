@@ -140,8 +140,12 @@ pub const SETTINGS: &[Setting] = &[
     s("threat_detection.block_severity", "SECURITY_THREAT_BLOCK_SEVERITY", Kind::Choice(&["low", "medium", "high", "critical"]), "threat detection", "An indicator at or above this severity blocks the request (403 threat_detected); lower ones are events that lower reputation."),
     s("threat_detection.mode", "SECURITY_THREAT_MODE", Kind::Choice(&["block", "monitor"]), "threat detection", "block refuses; monitor only logs what would have been refused (to tune a policy on live traffic)."),
     s("threat_detection.score_threshold", "SECURITY_THREAT_SCORE_THRESHOLD", Kind::Float, "threat detection", "A combined score that blocks even when no single indicator does: the sum over threat types of severity weight (low 0.1, medium 0.45, high 0.75, critical 1) times confidence. Per-tool policy ([[threat_detection.allow]]) and regex patterns ([[threat_detection.patterns]]) are set in the TOML file."),
-    s("threat_detection.anomaly_threshold", "SECURITY_THREAT_ANOMALY_THRESHOLD", Kind::Float, "threat detection", "Anomaly score (0 to 1) at or above which a client is anomalous."),
-    s("threat_detection.ml_retrain_interval", "SECURITY_THREAT_ML_RETRAIN_INTERVAL", Kind::UInt, "threat detection", "Seconds between retrainings of the anomaly model."),
+    s("threat_detection.anomaly_threshold", "SECURITY_THREAT_ANOMALY_THRESHOLD", Kind::Float, "threat detection", "Anomaly score (0 to 1, isolation-forest scale: 0.5 is ordinary) at or above which a client gets an anomalous_behavior indicator (medium: it lowers reputation)."),
+    s("threat_detection.anomaly_block", "SECURITY_THREAT_ANOMALY_BLOCK", Kind::Bool, "threat detection", "Refuse (403 threat_detected, anomalous_behavior) every request of a client whose anomaly score is at or above the threshold, instead of only lowering its reputation."),
+    s("threat_detection.ml_retrain_interval", "SECURITY_THREAT_ML_RETRAIN_INTERVAL", Kind::UInt, "threat detection", "Seconds between retrainings of the anomaly model (the first training happens as soon as ml_min_clients clients are active). Scores are refreshed every few seconds in between."),
+    s("threat_detection.ml_min_clients", "SECURITY_THREAT_ML_MIN_CLIENTS", Kind::UInt, "threat detection", "Clients active in the window (with at least 3 requests) before the anomaly model is first trained."),
+    s("threat_detection.ml_window", "SECURITY_THREAT_ML_WINDOW", Kind::UInt, "threat detection", "Seconds of behaviour each client's features cover (a sliding window)."),
+    s("threat_detection.ml_max_clients", "SECURITY_THREAT_ML_MAX_CLIENTS", Kind::UInt, "threat detection", "Clients (addresses and users) whose behaviour is tracked at most; the least recently seen give way (about 700 bytes each, allocated at start)."),
 ];
 
 /// Finds a setting by TOML path, environment name, or environment name without `SECURITY_`

@@ -76,6 +76,8 @@ pub enum ThreatType {
     Bot,
     /// Protocol abuse (TRACE, request smuggling, NUL bytes in the URL).
     ProtocolViolation,
+    /// Behaviour the anomaly model finds unusual (see [`crate::behaviour`]).
+    AnomalousBehavior,
     /// A custom pattern (`add_pattern`, or a regex in the configuration).
     Custom(Arc<str>),
 }
@@ -100,12 +102,13 @@ impl ThreatType {
             ThreatType::Scanner => "scanner",
             ThreatType::Bot => "bot",
             ThreatType::ProtocolViolation => "protocol_violation",
+            ThreatType::AnomalousBehavior => "anomalous_behavior",
             ThreatType::Custom(name) => name,
         }
     }
 
     /// Every built-in type.
-    pub const ALL: [ThreatType; 16] = [
+    pub const ALL: [ThreatType; 17] = [
         ThreatType::SqlInjection,
         ThreatType::XssAttack,
         ThreatType::PathTraversal,
@@ -122,6 +125,7 @@ impl ThreatType {
         ThreatType::Scanner,
         ThreatType::Bot,
         ThreatType::ProtocolViolation,
+        ThreatType::AnomalousBehavior,
     ];
 
     /// The built-in type of this name, if it is one.
@@ -133,7 +137,7 @@ impl ThreatType {
     pub fn built_in_names() -> impl Iterator<Item = &'static str> {
         // A static, so the names borrow for 'static (the const array is not promoted: the
         // type holds an `Arc` in its custom variant).
-        static ALL: [ThreatType; 16] = ThreatType::ALL;
+        static ALL: [ThreatType; 17] = ThreatType::ALL;
         ALL.iter().map(ThreatType::as_str)
     }
 }
