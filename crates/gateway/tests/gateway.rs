@@ -1212,4 +1212,20 @@ async fn a_scanning_client_scores_anomalous_and_agents_do_not() {
     gw.assert_logged("anomalous_behavior");
     // An address never seen has no score.
     assert_eq!(assess("127.0.0.200").await["anomaly_score"], Value::Null);
+    // The status shows the model.
+    let status = raw(
+        gw.addr,
+        None,
+        &request(
+            "GET",
+            "/api/security/status",
+            &[("Authorization", &auth)],
+            "",
+        ),
+    )
+    .await
+    .json();
+    let model = &status["components"]["threat_detection"]["details"]["anomaly_model"];
+    assert_eq!(model["trained"], true, "{status}");
+    assert!(model["trained_on_clients"].as_u64() >= Some(20), "{status}");
 }

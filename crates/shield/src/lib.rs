@@ -27,10 +27,10 @@
 //! | [`ip`] | allow and deny lists (longest-prefix match, IPv4 and IPv6), reputation (in Redis too), GeoIP, feeds |
 //! | [`rate_limit`], [`ddos`] | token buckets; sliding-window rates, connection limits, emergency mode |
 //! | [`threat`] | threat detection: decoders, one file per detector (SQL injection is in `threat/sqli.rs`), policy, `mcp-shield scan` |
+//! | [`behaviour`] | behavioural analysis: per-client features, the isolation forest, bot and scanner patterns, the traffic simulator |
 //! | `admin` | the admin API, health, readiness, Prometheus metrics |
 //!
-//! [`SecuritySystem::status`] says which components are built and running; behavioural
-//! analysis (the anomaly model) is the one still to come.
+//! [`SecuritySystem::status`] says which components are built and running.
 //!
 //! ## Example
 //!

@@ -366,7 +366,9 @@ impl SecuritySystem {
                 BehaviourAnalysis::with_table(
                     table,
                     settings,
-                    data_dir.clone(),
+                    // The model is this instance's own: saved in Redis mode too.
+                    (!config.data_dir.is_empty())
+                        .then(|| std::path::PathBuf::from(&config.data_dir)),
                     bus.clone(),
                     clock.clone(),
                 )
@@ -1024,6 +1026,12 @@ fn status(core: &Core) -> SecurityStatus {
         .insert("block_severity", td.block_severity.clone().into());
     threat.details.insert("allow_rules", td.allow.len().into());
     threat.details.insert("patterns", td.patterns.len().into());
+    if let Some(behaviour) = &core.behaviour {
+        threat.details.insert(
+            "anomaly_model",
+            serde_json::to_value(behaviour.model_summary()).unwrap_or_default(),
+        );
+    }
     components.insert("threat_detection", threat);
     let redis_configured = !c.redis_url.is_empty();
     let summary = serde_json::json!({

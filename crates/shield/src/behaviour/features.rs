@@ -1,10 +1,9 @@
 //! What each client does, over a sliding window, in a fixed table of atomic counters.
 //!
-//! `observe` runs after every response, so it takes no lock: a client's slot is found by
-//! open addressing over a fixed array (a few probes from its hash), claimed by a
-//! compare-and-swap on the key, and updated with relaxed atomic adds. The table never grows:
-//! when a client's probe window is full, the least recently seen client in it is replaced
-//! (the eviction rule). Counts are statistics, not accounts: two threads rolling a window at
+//! `observe` runs after every response, so it takes no lock: a client's slot is in one of two
+//! buckets of a fixed array chosen by its hash, claimed by a compare-and-swap on the key, and
+//! updated with relaxed atomic adds. The table never grows: when both buckets are full, the
+//! least recently seen client in them is replaced (the eviction rule). Counts are statistics, not accounts: two threads rolling a window at
 //! once, or a replaced client's last request landing in its successor's slot, can misplace a
 //! count, which moves a ratio by a request and is the price of never waiting.
 //!
@@ -41,8 +40,9 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
 /// One client's features, in [`FEATURE_NAMES`] order.
 pub type FeatureVector = [f64; FEATURE_COUNT];
 
-/// Slots probed for a client before the least recently seen one is replaced.
-const PROBES: usize = 8;
+/// Slots per bucket. A client may live in either of two buckets (the second takes the first's
+/// overflow: at 80 % load almost no client is turned away for want of room in both).
+const BUCKET: usize = 8;
 /// Kinds of request, for the method mix.
 const METHOD_CLASSES: usize = 8;
 /// Inter-arrival gaps longer than this count as this long (an idle night is not a signal,
@@ -221,8 +221,6 @@ impl Counters {
 
 #[derive(Default)]
 struct Slot {
-    /// The client's key hash; 0 is an empty slot.
-    key: AtomicU64,
     /// The client, for listing: an address as 128 bits (IPv4 mapped), or a user hash.
     who_high: AtomicU64,
     who_low: AtomicU64,
@@ -244,11 +242,45 @@ struct Slot {
 
 const NO_SCORE: u32 = u32::MAX;
 
+/// Types for which all-zero bytes are a valid value.
+///
+/// # Safety
+/// Implement only for types made entirely of atomic integers (directly, in arrays or in
+/// structs of them): an atomic integer's all-zero bit pattern is the value 0.
+unsafe trait ZeroIsValid {}
+// SAFETY: an atomic integer.
+unsafe impl ZeroIsValid for AtomicU64 {}
+// SAFETY: `Slot` and its `Counters` hold only `AtomicU64`, `AtomicU32` and arrays of them.
+unsafe impl ZeroIsValid for Slot {}
+
+/// `n` values of `T`, all zero, from zeroed memory: the operating system maps such pages
+/// lazily, so the slots of clients never seen cost no resident memory (a default table is
+/// 25 MB of address space, next to nothing until clients arrive).
+fn zeroed<T: ZeroIsValid>(n: usize) -> Box<[T]> {
+    let n = n.max(1);
+    let layout = std::alloc::Layout::array::<T>(n)
+        .unwrap_or_else(|_| panic!("a table of {n} entries does not fit in memory"));
+    // SAFETY: `layout` is non-zero-sized (`n >= 1` and `T` holds atomics), as `alloc_zeroed`
+    // requires; a null result is handed to `handle_alloc_error`, which does not return. The
+    // memory is zeroed, which `ZeroIsValid` makes `n` valid `T`s. `Box<[T]>` frees with
+    // `Layout::array::<T>(n)` through the global allocator, which is how it was allocated.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n))
+    }
+}
+
 /// The behaviour of up to `capacity` clients.
 pub struct ClientTable {
+    /// Each slot's client key hash (0: empty), apart from the slots so that a bucket's keys
+    /// share one cache line.
+    keys: Box<[AtomicU64]>,
     slots: Box<[Slot]>,
     window_ms: u64,
-    keys: (u64, u64),
+    hash_keys: (u64, u64),
 }
 
 impl std::fmt::Debug for ClientTable {
@@ -293,8 +325,8 @@ fn entropy(counts: &[f64]) -> f64 {
 }
 
 impl ClientTable {
-    /// A table for `capacity` clients (at least [`PROBES`]) over a `window_ms` window, with
-    /// random hash keys.
+    /// A table for `capacity` clients (rounded up to whole buckets) over a `window_ms`
+    /// window, with random hash keys.
     pub fn new(capacity: usize, window_ms: u64) -> ClientTable {
         let random = std::collections::hash_map::RandomState::new();
         let keys = (random.hash_one(1u8), random.hash_one(2u8));
@@ -305,10 +337,12 @@ impl ClientTable {
     /// then repeat from run to run (the simulator's reproducibility). Keys must be secret in
     /// a deployment, or clients could choose addresses that collide.
     pub fn with_keys(capacity: usize, window_ms: u64, keys: (u64, u64)) -> ClientTable {
+        let slots = capacity.max(1).div_ceil(BUCKET) * BUCKET;
         ClientTable {
-            slots: (0..capacity.max(PROBES)).map(|_| Slot::default()).collect(),
+            keys: zeroed(slots),
+            slots: zeroed(slots),
             window_ms: window_ms.max(1000),
-            keys,
+            hash_keys: keys,
         }
     }
 
@@ -324,7 +358,8 @@ impl ClientTable {
 
     fn hash<T: Hash>(&self, value: T) -> u64 {
         // Keyed SipHash: clients choose their addresses and paths, not where they land.
-        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        let mut hasher =
+            siphasher::sip::SipHasher13::new_with_keys(self.hash_keys.0, self.hash_keys.1);
         value.hash(&mut hasher);
         std::hash::Hasher::finish(&hasher)
     }
@@ -333,56 +368,93 @@ impl ClientTable {
         self.hash(client).max(1)
     }
 
+    /// Where the two buckets `key` may live in start.
+    fn buckets(&self, key: u64) -> [usize; 2] {
+        let buckets = (self.slots.len() / BUCKET) as u64;
+        let first = (key % buckets) as usize * BUCKET;
+        let second = ((key >> 32).wrapping_mul(0x9e37_79b9) % buckets) as usize * BUCKET;
+        [first, second]
+    }
+
+    /// The slot indices of both buckets.
+    fn candidates(&self, key: u64) -> impl Iterator<Item = usize> {
+        let [a, b] = self.buckets(key);
+        (a..a + BUCKET).chain(b..b + BUCKET)
+    }
+
     /// The slot holding `client`, if any.
     fn find(&self, client: ClientKey) -> Option<&Slot> {
         let key = self.key_of(client);
-        let n = self.slots.len();
-        let start = (key as usize) % n;
-        (0..PROBES)
-            .map(|i| &self.slots[(start + i) % n])
-            .find(|s| s.key.load(Relaxed) == key)
+        self.candidates(key)
+            .find(|&i| self.keys[i].load(Relaxed) == key)
+            .map(|i| &self.slots[i])
     }
 
-    /// The slot for `client`, claimed (or taken from the least recently seen) when absent.
+    /// The slot for `client`, claimed (or taken from the least recently seen of its two
+    /// buckets) when absent.
     fn claim(&self, client: ClientKey, now_ms: u64) -> &Slot {
         let key = self.key_of(client);
-        let n = self.slots.len();
-        let start = (key as usize) % n;
+        if let Some(i) = self
+            .candidates(key)
+            .find(|&i| self.keys[i].load(Relaxed) == key)
+        {
+            return &self.slots[i];
+        }
+        // Every thread tries the slots in the same order, so two threads adding the same new
+        // client race for the same empty slot, and the loser finds the winner's key there.
+        let [a, b] = self.buckets(key);
         loop {
-            let mut oldest: Option<(&Slot, u64, u64)> = None;
-            for i in 0..PROBES {
-                let slot = &self.slots[(start + i) % n];
-                let held = slot.key.load(Relaxed);
+            let mut oldest: Option<(usize, u64, u64)> = None;
+            for i in (a..a + BUCKET).chain(b..b + BUCKET) {
+                let held = self.keys[i].load(Relaxed);
                 if held == key {
-                    return slot;
+                    return &self.slots[i];
                 }
                 if held == 0 {
-                    if slot.key.compare_exchange(0, key, Relaxed, Relaxed).is_ok() {
-                        self.reset(slot, client, now_ms);
-                        return slot;
+                    match self.keys[i].compare_exchange(0, key, Relaxed, Relaxed) {
+                        Ok(_) => {
+                            // Never used (keys do not return to 0): its counters are zero
+                            // already, and clearing them could wipe a request that another
+                            // thread counted since the swap.
+                            self.claimed(&self.slots[i], client, now_ms);
+                            return &self.slots[i];
+                        }
+                        Err(actual) if actual == key => return &self.slots[i],
+                        Err(_) => continue,
                     }
-                    continue;
                 }
-                let seen = slot.last_seen_ms.load(Relaxed);
+                let seen = self.slots[i].last_seen_ms.load(Relaxed);
                 if oldest.is_none_or(|(_, _, s)| seen < s) {
-                    oldest = Some((slot, held, seen));
+                    oldest = Some((i, held, seen));
                 }
             }
-            if let Some((slot, held, _)) = oldest {
-                if slot
-                    .key
-                    .compare_exchange(held, key, Relaxed, Relaxed)
-                    .is_ok()
-                {
-                    self.reset(slot, client, now_ms);
-                    return slot;
+            if let Some((i, held, _)) = oldest {
+                match self.keys[i].compare_exchange(held, key, Relaxed, Relaxed) {
+                    Ok(_) => {
+                        self.reset(&self.slots[i], client, now_ms);
+                        return &self.slots[i];
+                    }
+                    Err(actual) if actual == key => return &self.slots[i],
+                    Err(_) => {}
                 }
             }
             // Lost a race for every candidate: look again (someone else moved in).
         }
     }
 
+    /// Makes a slot taken from another client `client`'s: its counts are cleared.
     fn reset(&self, slot: &Slot, client: ClientKey, now_ms: u64) {
+        slot.current.clear();
+        slot.previous.clear();
+        slot.user_agent.store(0, Relaxed);
+        slot.known_tools.store(0, Relaxed);
+        slot.score.store(NO_SCORE, Relaxed);
+        slot.flagged_ms.store(0, Relaxed);
+        self.claimed(slot, client, now_ms);
+    }
+
+    /// Writes who holds a slot and since when.
+    fn claimed(&self, slot: &Slot, client: ClientKey, now_ms: u64) {
         let (kind, high, low) = match client {
             ClientKey::Ip(ip) => {
                 let bits = match ip {
@@ -397,20 +469,22 @@ impl ClientTable {
         slot.who_high.store(high, Relaxed);
         slot.who_low.store(low, Relaxed);
         slot.first_seen_ms.store(now_ms, Relaxed);
-        slot.last_seen_ms.store(now_ms, Relaxed);
-        slot.window_start_ms.store(now_ms, Relaxed);
-        slot.user_agent.store(0, Relaxed);
-        slot.known_tools.store(0, Relaxed);
+        slot.last_seen_ms.fetch_max(now_ms, Relaxed);
+        slot.window_start_ms.fetch_max(now_ms, Relaxed);
         slot.score.store(NO_SCORE, Relaxed);
-        slot.flagged_ms.store(0, Relaxed);
-        slot.current.clear();
-        slot.previous.clear();
     }
 
     /// Starts a new window when the current one is over (one thread wins the swap and moves
     /// the counts; the others carry on counting).
     fn roll(&self, slot: &Slot, now_ms: u64) {
         let start = slot.window_start_ms.load(Relaxed);
+        if start == 0 {
+            // A slot being claimed this instant: its first window starts now, nothing to move.
+            let _ = slot
+                .window_start_ms
+                .compare_exchange(0, now_ms, Relaxed, Relaxed);
+            return;
+        }
         if now_ms.saturating_sub(start) < self.window_ms {
             return;
         }
@@ -608,10 +682,12 @@ impl ClientTable {
     pub fn active(&self, now_ms: u64, min_requests: f64) -> Vec<ClientFeatures> {
         self.slots
             .iter()
-            .filter(|s| {
-                s.key.load(Relaxed) != 0
+            .zip(self.keys.iter())
+            .filter(|(s, key)| {
+                key.load(Relaxed) != 0
                     && now_ms.saturating_sub(s.last_seen_ms.load(Relaxed)) < self.window_ms
             })
+            .map(|(s, _)| s)
             .filter_map(|s| {
                 let client = Self::client_of(s)?;
                 let f = self.features_of(s, client, now_ms);
@@ -653,9 +729,12 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
+    /// Test times count from here (a real clock is never near zero).
+    const T0: u64 = 1_800_000_000_000;
+
     fn seen(at_ms: u64, path: &str, status: u16) -> Observation<'_> {
         Observation {
-            at_ms,
+            at_ms: T0 + at_ms,
             path,
             method: MethodClass::Http,
             tool: None,
@@ -677,7 +756,7 @@ mod tests {
             let path = format!("/probe/{i}");
             table.observe(ip(1), &seen(i * 1000, &path, 404));
         }
-        let f = table.features(ip(1), 40_000).expect("tracked");
+        let f = table.features(ip(1), T0 + 40_000).expect("tracked");
         assert_eq!(f.counts.requests, 40.0);
         assert_eq!(f.vector[4], 1.0, "all 404");
         assert!(
@@ -701,10 +780,10 @@ mod tests {
         }
         // A new window starts at 60 s; half of it later the old counts weigh a half.
         table.observe(ip(2), &seen(60_000, "/a", 200));
-        let f = table.features(ip(2), 90_000).expect("tracked");
+        let f = table.features(ip(2), T0 + 90_000).expect("tracked");
         assert!((f.counts.requests - 6.0).abs() < 0.01, "{:?}", f.counts);
         // Two windows idle: nothing is left.
-        let f = table.features(ip(2), 200_000).expect("tracked");
+        let f = table.features(ip(2), T0 + 200_000).expect("tracked");
         assert_eq!(f.counts.requests, 0.0);
     }
 
@@ -725,7 +804,7 @@ mod tests {
         {
             table.observe(ip(3), &call(61_000 + i as u64 * 100, tool));
         }
-        let f = table.features(ip(3), 62_000).expect("tracked");
+        let f = table.features(ip(3), T0 + 62_000).expect("tracked");
         // Three of the calls are to tools never used before, out of 4 + 10 x (1 - 1/60)
         // calls in the sliding window.
         let expected = 3.0 / (4.0 + 10.0 * (1.0 - 1.0 / 60.0));
@@ -737,7 +816,7 @@ mod tests {
         {
             table.observe(ip(3), &call(300_000 + i as u64 * 100, tool));
         }
-        let f = table.features(ip(3), 300_500).expect("tracked");
+        let f = table.features(ip(3), T0 + 300_500).expect("tracked");
         assert!(
             f.vector[9] < 0.01,
             "all four are usual by now: {:?}",
@@ -752,11 +831,11 @@ mod tests {
             let client = ClientKey::User(i);
             table.observe(client, &seen(i, "/", 200));
         }
-        let held = table.active(1000, 1.0);
+        let held = table.active(T0 + 1000, 1.0);
         assert!(held.len() <= 16);
         // The newest is there; the first one was replaced.
-        assert!(table.features(ClientKey::User(199), 1000).is_some());
-        assert!(table.features(ClientKey::User(0), 1000).is_none());
+        assert!(table.features(ClientKey::User(199), T0 + 1000).is_some());
+        assert!(table.features(ClientKey::User(0), T0 + 1000).is_none());
     }
 
     #[test]
@@ -767,11 +846,21 @@ mod tests {
         assert_eq!(table.score(ip(4)), None);
         table.set_score(ip(4), 0.8);
         assert!((table.score(ip(4)).unwrap_or(0.0) - 0.8).abs() < 1e-6);
-        assert!(table.flag_due(ip(4), 1000));
-        assert!(!table.flag_due(ip(4), 2000));
-        assert!(table.flag_due(ip(4), 62_000));
+        assert!(table.flag_due(ip(4), T0 + 1000));
+        assert!(!table.flag_due(ip(4), T0 + 2000));
+        assert!(table.flag_due(ip(4), T0 + 62_000));
         // Listed with its address back.
-        let active = table.active(1000, 1.0);
+        let active = table.active(T0 + 1000, 1.0);
         assert_eq!(active[0].client, ip(4));
+    }
+}
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn a_client_costs_about_half_a_kilobyte() {
+        // docs/BEHAVIOUR.md and SECURITY_THREAT_ML_MAX_CLIENTS's description say so.
+        let bytes = std::mem::size_of::<super::Slot>() + 8;
+        assert!((400..=560).contains(&bytes), "{bytes} bytes per client");
     }
 }

@@ -270,6 +270,20 @@ impl BehaviourAnalysis {
         self.current_model().is_some()
     }
 
+    /// What the status shows: the model's training (null before the first) and the clients
+    /// tracked now.
+    pub fn model_summary(&self) -> serde_json::Value {
+        let model = self.current_model();
+        serde_json::json!({
+            "trained": model.is_some(),
+            "trained_at_ms": model.as_ref().map(|m| m.trained_at_ms),
+            "trained_on_clients": model.as_ref().map(|m| m.forest.trained_on),
+            "threshold": self.settings.threshold,
+            "block": self.settings.block,
+            "max_clients": self.table.capacity(),
+        })
+    }
+
     fn current_model(&self) -> Option<Arc<Model>> {
         self.model.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

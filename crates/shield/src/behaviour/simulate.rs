@@ -184,11 +184,16 @@ impl SimulationReport {
 
     /// (true positives, false positives, false negatives) at the threshold.
     pub fn confusion(&self) -> (usize, usize, usize) {
+        self.confusion_at(self.threshold)
+    }
+
+    /// The same at another threshold.
+    pub fn confusion_at(&self, threshold: f64) -> (usize, usize, usize) {
         let mut tp = 0;
         let mut fp = 0;
         let mut fn_ = 0;
         for c in &self.clients {
-            let flagged = c.max_score.is_some_and(|s| s >= self.threshold);
+            let flagged = c.max_score.is_some_and(|s| s >= threshold);
             match (c.kind.is_attack(), flagged) {
                 (true, true) => tp += 1,
                 (false, true) => fp += 1,
@@ -247,7 +252,6 @@ impl SimulationReport {
 
     /// The report as Markdown (for docs/DETECTION.md).
     pub fn markdown(&self, config: &SimulationConfig) -> String {
-        let (tp, fp, fn_) = self.confusion();
         let mut out = String::new();
         out.push_str(&format!(
             "Seed {}, {} clients, {} simulated minutes, {} requests; model retrained and every active client scored every {} minutes; a client's score is its highest.\n\n",
@@ -257,18 +261,28 @@ impl SimulationReport {
             self.requests,
             config.pass_minutes
         ));
-        out.push_str("| ROC AUC | precision | recall | threshold | attackers flagged | benign flagged |\n| --- | --- | --- | --- | --- | --- |\n");
-        out.push_str(&format!(
-            "| {:.3} | {:.3} | {:.3} | {} | {} of {} | {} of {} |\n\n",
-            self.auc(),
-            self.precision(),
-            self.recall(),
-            self.threshold,
-            tp,
-            tp + fn_,
-            fp,
-            self.clients.iter().filter(|c| !c.kind.is_attack()).count()
-        ));
+        out.push_str(&format!("ROC AUC: **{:.3}**.\n\n", self.auc()));
+        out.push_str("| threshold | precision | recall | attackers flagged | benign flagged |\n| --- | --- | --- | --- | --- |\n");
+        let benign = self.clients.iter().filter(|c| !c.kind.is_attack()).count();
+        for threshold in [self.threshold, 0.65, 0.6] {
+            let (tp, fp, fn_) = self.confusion_at(threshold);
+            let precision = if tp + fp == 0 {
+                1.0
+            } else {
+                tp as f64 / (tp + fp) as f64
+            };
+            let recall = if tp + fn_ == 0 {
+                1.0
+            } else {
+                tp as f64 / (tp + fn_) as f64
+            };
+            out.push_str(&format!(
+                "| {threshold}{} | {precision:.3} | {recall:.3} | {tp} of {} | {fp} of {benign} |\n",
+                if threshold == self.threshold { " (the setting)" } else { "" },
+                tp + fn_,
+            ));
+        }
+        out.push('\n');
         out.push_str("| client kind | clients | flagged | lowest score | median | highest |\n| --- | --- | --- | --- | --- | --- |\n");
         for (kind, n, flagged, [low, median, high]) in self.by_kind() {
             out.push_str(&format!(

@@ -602,6 +602,12 @@ fn validate(config: &Config, problems: &mut Collector) {
             &format!("must be at least {min}"),
         );
     }
+    check(
+        config.threat_detection.ml_max_clients <= 10_000_000,
+        "threat_detection.ml_max_clients",
+        config.threat_detection.ml_max_clients.to_string(),
+        "at most 10000000 (about 5 GB of table)",
+    );
     let inspect = config.max_inspect_body_bytes;
     check(
         inspect >= 1,
@@ -761,6 +767,34 @@ mod tests {
         );
         assert!(text.contains("SECURITY_FAIL_MODE=sideways"), "{text}");
         assert!(text.contains("expected one of open, closed"), "{text}");
+    }
+
+    #[test]
+    fn behaviour_settings_are_checked() {
+        let err = load_env(&[
+            ("SECURITY_THREAT_ML_MIN_CLIENTS", "1"),
+            ("SECURITY_THREAT_ML_RETRAIN_INTERVAL", "0"),
+            ("SECURITY_THREAT_ML_MAX_CLIENTS", "99999999999"),
+            ("SECURITY_THREAT_ANOMALY_BLOCK", "perhaps"),
+        ])
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 4, "{text}");
+        for bad in [
+            "SECURITY_THREAT_ML_MIN_CLIENTS=1",
+            "SECURITY_THREAT_ML_RETRAIN_INTERVAL=0",
+            "SECURITY_THREAT_ML_MAX_CLIENTS=99999999999",
+            "SECURITY_THREAT_ANOMALY_BLOCK=perhaps",
+        ] {
+            assert!(text.contains(bad), "{bad} in {text}");
+        }
+        let config = load_env(&[
+            ("SECURITY_THREAT_ML_MIN_CLIENTS", "50"),
+            ("SECURITY_THREAT_ANOMALY_BLOCK", "true"),
+        ])
+        .expect("valid");
+        assert_eq!(config.threat_detection.ml_min_clients, 50);
+        assert!(config.threat_detection.anomaly_block);
     }
 
     #[test]

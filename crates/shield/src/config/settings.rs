@@ -145,7 +145,7 @@ pub const SETTINGS: &[Setting] = &[
     s("threat_detection.ml_retrain_interval", "SECURITY_THREAT_ML_RETRAIN_INTERVAL", Kind::UInt, "threat detection", "Seconds between retrainings of the anomaly model (the first training happens as soon as ml_min_clients clients are active). Scores are refreshed every few seconds in between."),
     s("threat_detection.ml_min_clients", "SECURITY_THREAT_ML_MIN_CLIENTS", Kind::UInt, "threat detection", "Clients active in the window (with at least 3 requests) before the anomaly model is first trained."),
     s("threat_detection.ml_window", "SECURITY_THREAT_ML_WINDOW", Kind::UInt, "threat detection", "Seconds of behaviour each client's features cover (a sliding window)."),
-    s("threat_detection.ml_max_clients", "SECURITY_THREAT_ML_MAX_CLIENTS", Kind::UInt, "threat detection", "Clients (addresses and users) whose behaviour is tracked at most; the least recently seen give way (about 700 bytes each, allocated at start)."),
+    s("threat_detection.ml_max_clients", "SECURITY_THREAT_ML_MAX_CLIENTS", Kind::UInt, "threat detection", "Clients (addresses and users) whose behaviour is tracked at most; the least recently seen give way (about 500 bytes each, reserved at start and resident once used)."),
 ];
 
 /// Finds a setting by TOML path, environment name, or environment name without `SECURITY_`
