@@ -226,7 +226,35 @@ fn announce_token(security: &SecuritySystem) {
     }
 }
 
+/// A gateway listening on a loopback address serves this machine only: unless the operator
+/// listed origins and hosts, only loopback names are accepted in `Host` and `Origin`, so a web
+/// page whose name rebinds to 127.0.0.1 cannot reach the MCP server behind it.
+fn loopback_defaults(mut config: Config, listen: SocketAddr) -> Config {
+    if !listen.ip().is_loopback() {
+        return config;
+    }
+    let mcp = &mut config.mcp;
+    if mcp.allowed_hosts.is_empty() {
+        mcp.allowed_hosts = mcp_shield::mcp::LOOPBACK_HOSTS
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+    }
+    if mcp.allowed_origins.is_empty() {
+        mcp.allowed_origins = ["http", "https"]
+            .iter()
+            .flat_map(|scheme| {
+                mcp_shield::mcp::LOOPBACK_HOSTS
+                    .iter()
+                    .map(move |h| format!("{scheme}://{h}"))
+            })
+            .collect();
+    }
+    config
+}
+
 async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow::Result<()> {
+    let config = loopback_defaults(config, listen);
     let proxy = proxy::Proxy::new(upstream)?;
     let security = SecuritySystem::start(config).await?;
     let listener = bind(listen).await?;
@@ -273,6 +301,7 @@ fn server_options(security: &SecuritySystem) -> server::ServerOptions {
 }
 
 async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
+    let config = loopback_defaults(config, listen);
     // The demo MCP server runs on its own loopback port, so requests really cross the proxy.
     let upstream_listener = bind("127.0.0.1:0".parse()?).await?;
     let upstream_addr = upstream_listener.local_addr()?;

@@ -503,11 +503,12 @@ async fn hostile_input_never_takes_the_gateway_down() {
         reply.status
     );
     let mut bad_path =
-        b"GET /\xff\xfe\x80 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
+        b"GET /\xff\xfe\x80 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec();
     let reply = raw(gw.addr, None, &bad_path).await;
     assert_eq!(reply.status, 400);
     bad_path =
-        b"GET /%ff%fe/%c0%ae%c0%ae/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec();
+        b"GET /%ff%fe/%c0%ae%c0%ae/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            .to_vec();
     assert_eq!(raw(gw.addr, None, &bad_path).await.status, 200);
     let malformed = request(
         "POST",
@@ -515,7 +516,10 @@ async fn hostile_input_never_takes_the_gateway_down() {
         &[("Content-Type", "application/json")],
         "{\"jsonrpc\": \"2.0\", \"method\": ",
     );
-    assert_eq!(raw(gw.addr, None, &malformed).await.status, 200);
+    // A JSON-RPC parse error from the gateway; the upstream never sees it.
+    let reply = raw(gw.addr, None, &malformed).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["error"]["code"], -32700);
     let garbage = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n";
     let mut stream = connect(gw.addr, None).await;
     stream.write_all(garbage).await.expect("write");
@@ -990,7 +994,7 @@ async fn slow_and_greedy_clients_are_cut_off_and_streams_survive() {
 
     // Half a request head, then silence: disconnected after the header timeout.
     let mut slow = connect(gw.addr, ip("127.0.0.30")).await;
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .expect("write");
     let started = Instant::now();
@@ -1005,7 +1009,7 @@ async fn slow_and_greedy_clients_are_cut_off_and_streams_survive() {
 
     // An idle keep-alive connection is closed after the same timeout.
     let mut idle = connect(gw.addr, ip("127.0.0.32")).await;
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .expect("write");
     let started = Instant::now();
@@ -1228,4 +1232,73 @@ async fn a_scanning_client_scores_anomalous_and_agents_do_not() {
     let model = &status["components"]["threat_detection"]["details"]["anomaly_model"];
     assert_eq!(model["trained"], true, "{status}");
     assert!(model["trained_on_clients"].as_u64() >= Some(20), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_rebinding_and_mismatched_mcp_headers_are_refused() {
+    let up = upstream().await;
+    // Listening on loopback with no lists configured: loopback names only.
+    let gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
+    let call =
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+    let json = ("Content-Type", "application/json");
+    let send = |headers: Vec<(&'static str, &'static str)>| {
+        let mut text = format!(
+            "POST /mcp HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+            call.len()
+        );
+        for (k, v) in headers {
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        text.push_str("\r\n");
+        text.push_str(call);
+        async move { raw(gw.addr, None, text.as_bytes()).await }
+    };
+    let ok = send(vec![
+        json,
+        ("Host", "localhost:8080"),
+        ("Origin", "http://localhost:5173"),
+    ])
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.text(), format!("upstream saw {} bytes", call.len()));
+    // A page on another name that resolves to 127.0.0.1.
+    let rebound = send(vec![
+        json,
+        ("Host", "attacker.example:8080"),
+        ("Origin", "http://attacker.example:8080"),
+    ])
+    .await;
+    assert_eq!(rebound.status, 403, "{}", rebound.text());
+    let body = rebound.json();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], Value::Null);
+    assert_eq!(body["error"]["data"]["type"], "host_not_allowed");
+    let origin = send(vec![
+        json,
+        ("Host", "127.0.0.1"),
+        ("Origin", "https://attacker.example"),
+    ])
+    .await;
+    assert_eq!(origin.status, 403);
+    assert_eq!(origin.json()["error"]["data"]["type"], "origin_not_allowed");
+    // 2026-07-28 headers that disagree with the body.
+    let mismatch = send(vec![
+        json,
+        ("Host", "localhost"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "add"),
+    ])
+    .await;
+    assert_eq!(mismatch.status, 400, "{}", mismatch.text());
+    assert_eq!(mismatch.json()["error"]["code"], -32600);
+    let agree = send(vec![
+        json,
+        ("Host", "localhost"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "echo"),
+    ])
+    .await;
+    assert_eq!(agree.status, 200, "{}", agree.text());
+    gw.assert_logged("origin_not_allowed");
 }

@@ -54,6 +54,8 @@ pub enum BlockReason {
         /// What was wrong.
         detail: String,
     },
+    /// The MCP protocol checks refused it (answered with a JSON-RPC error body).
+    Mcp(crate::mcp::McpViolation),
 }
 
 impl BlockReason {
@@ -67,6 +69,7 @@ impl BlockReason {
             BlockReason::PayloadTooLarge { .. } => "payload_too_large",
             BlockReason::Unavailable { .. } => "security_unavailable",
             BlockReason::BadRequest { .. } => "invalid_request",
+            BlockReason::Mcp(violation) => violation.kind(),
         }
     }
 
@@ -80,6 +83,7 @@ impl BlockReason {
             BlockReason::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             BlockReason::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             BlockReason::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            BlockReason::Mcp(violation) => violation.status(),
         }
     }
 
@@ -106,6 +110,7 @@ impl BlockReason {
                 format!("{guard} failed and the fail mode is closed").into(),
             ),
             BlockReason::BadRequest { detail } => ("Bad request", detail.as_str().into()),
+            BlockReason::Mcp(violation) => ("Bad request", violation.message()),
         };
         let retry_after = match self {
             BlockReason::RateLimited {
@@ -129,15 +134,22 @@ impl BlockReason {
         }
     }
 
-    /// The seed's JSON body.
+    /// The seed's JSON body (a JSON-RPC error response for an MCP protocol violation: what
+    /// an MCP client can read).
     pub fn body(&self) -> serde_json::Value {
-        serde_json::to_value(self.fields()).unwrap_or(serde_json::Value::Null)
+        match self {
+            BlockReason::Mcp(violation) => violation.body(),
+            _ => serde_json::to_value(self.fields()).unwrap_or(serde_json::Value::Null),
+        }
     }
 
     /// The full response: status, JSON body, and the headers the seed gives each kind.
     pub fn into_response(&self) -> Response<Body> {
         // A struct of borrowed strings serializes without building a JSON tree first.
-        let bytes = serde_json::to_vec(&self.fields()).unwrap_or_default();
+        let bytes = match self {
+            BlockReason::Mcp(violation) => violation.body().to_string().into_bytes(),
+            _ => serde_json::to_vec(&self.fields()).unwrap_or_default(),
+        };
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = self.status();
         response

@@ -206,7 +206,9 @@ impl EventSink for Statistics {
                     BlockReason::IpBlocked { .. } => Some(&self.ip_blocked),
                     BlockReason::Threat { .. } => Some(&self.threat_detected),
                     BlockReason::PayloadTooLarge { .. } => Some(&self.payload_too_large),
-                    BlockReason::Unavailable { .. } | BlockReason::BadRequest { .. } => None,
+                    BlockReason::Unavailable { .. }
+                    | BlockReason::BadRequest { .. }
+                    | BlockReason::Mcp(_) => None,
                 };
                 if let Some(counter) = counter {
                     counter.fetch_add(1, Ordering::Relaxed);
@@ -367,6 +369,11 @@ impl EventSink for LogSink {
                         target: "security",
                         %ip, path = %path, %country, %asn,
                         "Refused unreadable request from {ip}: {detail}"
+                    ),
+                    BlockReason::Mcp(violation) => tracing::info!(
+                        target: "security.mcp",
+                        %ip, path = %path, %country, %asn,
+                        "Refused MCP request from {ip} ({}): {}", violation.kind(), violation.message()
                     ),
                 }
             }

@@ -27,6 +27,7 @@
 //! | [`ip`] | allow and deny lists (longest-prefix match, IPv4 and IPv6), reputation (in Redis too), GeoIP, feeds |
 //! | [`rate_limit`], [`ddos`] | token buckets; sliding-window rates, connection limits, emergency mode |
 //! | [`threat`] | threat detection: decoders, one file per detector (SQL injection is in `threat/sqli.rs`), policy, `mcp-shield scan` |
+//! | [`mcp`] | MCP protocol checks: Origin and Host (DNS rebinding), malformed JSON-RPC, `Mcp-Method` / `Mcp-Name` against the body |
 //! | [`behaviour`] | behavioural analysis: per-client features, the isolation forest, bot and scanner patterns, the traffic simulator |
 //! | `admin` | the admin API, health, readiness, Prometheus metrics |
 //!
@@ -74,6 +75,7 @@ pub mod decision;
 pub mod events;
 pub mod ip;
 pub mod layer;
+pub mod mcp;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod request;

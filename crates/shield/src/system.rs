@@ -417,7 +417,12 @@ impl SecuritySystem {
                 }
             }
         }
-        let mut guards: Vec<Arc<dyn Guard>> = vec![Arc::new(BlacklistGuard::new(lists.clone()))];
+        // The MCP protocol checks first: they read only the head and the parsed body, and a
+        // rebinding page or a broken message should cost no rate-limit token or inspection.
+        let mut guards: Vec<Arc<dyn Guard>> = vec![
+            Arc::new(BlacklistGuard::new(lists.clone())),
+            Arc::new(crate::mcp::McpGuard::new(&config.mcp)),
+        ];
         let redis = if config.redis_url.is_empty() {
             None
         } else {

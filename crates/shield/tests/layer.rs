@@ -570,20 +570,25 @@ async fn hostile_requests_never_panic() {
         b"{\"jsonrpc\":\"2.0\",\"method\":7,\"params\":\"x\"}",
         b"{\"jsonrpc\":\"2.0\",\"id\":{\"deep\":[1]},\"method\":\"tools/call\",\"params\":{\"name\":[\"a\"]}}",
     ];
-    for body in bodies {
+    // None is JSON-RPC: each gets a JSON-RPC error (400), and the server never sees it.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for body in bodies.into_iter().chain([deep.as_bytes()]) {
         let request = Request::post("/mcp")
             .header("content-type", "application/json")
             .body(Body::from(body.to_vec()))
             .expect("request");
-        assert_eq!(
-            send(&app, "192.0.2.1", request).await.status,
-            StatusCode::OK
-        );
+        let reply = send(&app, "192.0.2.1", request).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        let error: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON-RPC error");
+        assert_eq!(error["jsonrpc"], "2.0");
+        assert!(error["error"]["code"]
+            .as_i64()
+            .is_some_and(|c| c == -32700 || c == -32600));
     }
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let request = Request::post("/mcp")
+    // The same bodies elsewhere are the application's business.
+    let request = Request::post("/api")
         .header("content-type", "application/json")
-        .body(Body::from(deep))
+        .body(Body::from(&b"{not json"[..]))
         .expect("request");
     assert_eq!(
         send(&app, "192.0.2.1", request).await.status,

@@ -97,6 +97,29 @@ pub struct Config {
     pub ddos: DdosConfig,
     pub ip: IpConfig,
     pub threat_detection: ThreatDetectionConfig,
+    pub mcp: McpConfig,
+}
+
+/// `[mcp]`: checks of the MCP protocol itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Paths of the MCP endpoint (exact, or a prefix ending in `*`).
+    pub paths: Vec<String>,
+    /// Origins allowed (empty: no check).
+    pub allowed_origins: Vec<String>,
+    /// Host header values allowed (empty: no check).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            paths: vec!["/mcp".into()],
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -132,6 +155,7 @@ impl Default for Config {
             ddos: DdosConfig::default(),
             ip: IpConfig::default(),
             threat_detection: ThreatDetectionConfig::default(),
+            mcp: McpConfig::default(),
         }
     }
 }

@@ -146,6 +146,10 @@ pub const SETTINGS: &[Setting] = &[
     s("threat_detection.ml_min_clients", "SECURITY_THREAT_ML_MIN_CLIENTS", Kind::UInt, "threat detection", "Clients active in the window (with at least 3 requests) before the anomaly model is first trained."),
     s("threat_detection.ml_window", "SECURITY_THREAT_ML_WINDOW", Kind::UInt, "threat detection", "Seconds of behaviour each client's features cover (a sliding window)."),
     s("threat_detection.ml_max_clients", "SECURITY_THREAT_ML_MAX_CLIENTS", Kind::UInt, "threat detection", "Clients (addresses and users) whose behaviour is tracked at most; the least recently seen give way (about 500 bytes each, reserved at start and resident once used)."),
+    // MCP protocol checks.
+    s("mcp.paths", "SECURITY_MCP_PATHS", Kind::List, "mcp", "Paths of the MCP endpoint (exact, or a prefix ending in *): a POST there must be JSON-RPC, answered with a JSON-RPC error (400) when it is not."),
+    s("mcp.allowed_origins", "SECURITY_MCP_ALLOWED_ORIGINS", Kind::List, "mcp", "Origins a browser may send (scheme://host[:port]; without a port, any port; * for any). A request with another Origin gets 403 (DNS-rebinding protection). Empty: no check, except that the gateway listening on a loopback address allows only loopback origins."),
+    s("mcp.allowed_hosts", "SECURITY_MCP_ALLOWED_HOSTS", Kind::List, "mcp", "Host header values accepted (host[:port]; without a port, any port; * for any); others get 403. Empty: no check, except that the gateway listening on a loopback address allows only loopback names."),
 ];
 
 /// Finds a setting by TOML path, environment name, or environment name without `SECURITY_`
@@ -158,7 +162,7 @@ pub fn find(name: &str) -> Option<&'static Setting> {
 }
 
 /// Tables of the TOML file.
-pub const SECTIONS: &[&str] = &["rate_limit", "ddos", "ip", "threat_detection"];
+pub const SECTIONS: &[&str] = &["rate_limit", "ddos", "ip", "threat_detection", "mcp"];
 
 /// The settings table in Markdown (for `docs/CONFIGURATION.md`): environment name, TOML
 /// key, default, component, meaning.

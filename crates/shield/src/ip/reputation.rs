@@ -78,6 +78,8 @@ pub fn penalty(reason: &BlockReason) -> f64 {
         BlockReason::Threat { threats } => 25.0 * threats.len().max(1) as f64,
         BlockReason::PayloadTooLarge { .. } => 5.0,
         BlockReason::BadRequest { .. } => 3.0,
+        // A rebinding page or a broken client: the same small cost as an unreadable body.
+        BlockReason::Mcp(_) => 3.0,
         // Already refused by policy: no further signal.
         BlockReason::IpBlocked { .. } | BlockReason::Unavailable { .. } => 0.0,
     }
@@ -178,7 +180,7 @@ fn kind_of(reason: &BlockReason) -> u8 {
         BlockReason::Ddos { .. } => 2,
         BlockReason::Threat { .. } => 3,
         BlockReason::PayloadTooLarge { .. } => 4,
-        BlockReason::BadRequest { .. } => 5,
+        BlockReason::BadRequest { .. } | BlockReason::Mcp(_) => 5,
         BlockReason::IpBlocked { .. } | BlockReason::Unavailable { .. } => 0,
     }
 }
