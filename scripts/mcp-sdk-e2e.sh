@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The official MCP TypeScript SDK client (npm @modelcontextprotocol/sdk) against the reference
+# server (@modelcontextprotocol/server-everything, Streamable HTTP on loopback), directly and
+# through `mcp-shield serve` with all four protections on: initialize, tools, a long-running
+# tool whose progress must arrive as it is sent, resources, prompts, the GET stream and session
+# DELETE must all come out the same. Then, through the gateway: a per-tool rate limit and a
+# threat in the second element of a batch are enforced. Last, the same client against
+# `mcp-shield demo`.
+#
+#   scripts/mcp-sdk-e2e.sh [path/to/mcp-shield]     (default: target/debug/mcp-shield)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bin=${1:-${CARGO_TARGET_DIR:-target}/debug/mcp-shield}
+[ -x "$bin" ] || { echo "no mcp-shield binary at $bin (cargo build first)"; exit 2; }
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listening on $1"; cat "$work"/*.log; exit 1
+}
+
+echo "== npm packages (e2e/mcp-sdk)"
+(cd e2e/mcp-sdk && npm ci --no-audit --no-fund --loglevel=error)
+node --version
+
+upstream=$(free_port)
+gateway=$(free_port)
+demo=$(free_port)
+PORT=$upstream node e2e/mcp-sdk/node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp >"$work/everything.log" 2>&1 &
+pids+=($!)
+wait_port "$upstream"
+SECURITY_ADMIN_TOKEN=e2e-token-0123456789abcdef "$bin" --config e2e/mcp-sdk/gateway.toml \
+  serve --upstream "http://127.0.0.1:$upstream" --listen "127.0.0.1:$gateway" >"$work/gateway.log" 2>&1 &
+pids+=($!)
+wait_port "$gateway"
+
+echo "== SDK client: directly, then through mcp-shield"
+(cd e2e/mcp-sdk && node client.mjs "http://127.0.0.1:$upstream/mcp") >"$work/direct.json"
+(cd e2e/mcp-sdk && node client.mjs "http://127.0.0.1:$gateway/mcp") >"$work/gateway.json" || {
+  cat "$work/gateway.json" "$work/gateway.log"; exit 1; }
+if ! diff -u "$work/direct.json" "$work/gateway.json"; then
+  echo "the client saw something else through the gateway"; cat "$work/gateway.log"; exit 1
+fi
+cat "$work/gateway.json"
+python3 - "$work/gateway.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["long_running"]["incremental"], s
+assert s["long_running"]["progress_notifications"] >= 2, s
+assert s["deleted"] == "yes" and s["session"] == "yes", s
+assert s["resource_read"] and s["prompt_messages"] >= 1, s
+PY
+
+echo "== through mcp-shield: per-tool rate limit, threat in a batch's second element"
+python3 - "$gateway" <<'PY'
+import json, sys, urllib.request, urllib.error
+port = sys.argv[1]
+url = f"http://127.0.0.1:{port}/mcp"
+headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+def post(body, session=None):
+    h = dict(headers)
+    if session:
+        h["Mcp-Session-Id"] = session
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=h, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+status, h, _ = post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {},
+    "clientInfo": {"name": "e2e-raw", "version": "1"}}})
+assert status == 200, status
+session = h["Mcp-Session-Id"]
+post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+call = lambda i, a: {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                     "params": {"name": "get-sum", "arguments": {"a": a, "b": 1}}}
+# The SDK client above called get-sum once from this address: capacity 3 leaves two.
+codes = [post(call(i, i), session)[0] for i in range(1, 4)]
+assert codes[:2] == [200, 200] and codes[2] == 429, codes
+echo = lambda i, m: {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                     "params": {"name": "echo", "arguments": {"message": m}}}
+status, _, body = post([echo(10, "hello"), echo(11, "x' UNION SELECT password FROM users--")], session)
+assert status == 403, (status, body)
+assert json.loads(body)["type"] == "threat_detected", body
+print(f"per-tool limit: {codes}; batch with an injection in element 2: {status}")
+PY
+
+echo "== SDK client against mcp-shield demo"
+SECURITY_ADMIN_TOKEN=e2e-token-0123456789abcdef "$bin" demo --listen "127.0.0.1:$demo" >"$work/demo.log" 2>&1 &
+pids+=($!)
+wait_port "$demo"
+(cd e2e/mcp-sdk && node client.mjs "http://127.0.0.1:$demo/mcp" --demo) || { cat "$work/demo.log"; exit 1; }
+echo "mcp-sdk e2e: ok"
