@@ -101,6 +101,40 @@ assert json.loads(body)["type"] == "threat_detected", body
 print(f"per-tool limit: {codes}; batch with an injection in element 2: {status}")
 PY
 
+echo "== MCP conformance suite (server mode, Node 22): directly, then through mcp-shield"
+node22=e2e/mcp-sdk/node_modules/.bin/node
+suite=e2e/mcp-sdk/node_modules/@modelcontextprotocol/conformance/dist/index.js
+"$node22" --version
+conformance_gateway=$(free_port)
+SECURITY_ADMIN_TOKEN=e2e-token-0123456789abcdef "$bin" --config e2e/mcp-sdk/conformance.toml \
+  serve --upstream "http://127.0.0.1:$upstream" --listen "127.0.0.1:$conformance_gateway" >"$work/conformance-gateway.log" 2>&1 &
+pids+=($!)
+wait_port "$conformance_gateway"
+"$node22" "$suite" server --url "http://127.0.0.1:$upstream/mcp" >"$work/conformance-direct.txt" 2>&1 || true
+"$node22" "$suite" server --url "http://127.0.0.1:$conformance_gateway/mcp" >"$work/conformance-gateway.txt" 2>&1 || true
+python3 - "$work/conformance-direct.txt" "$work/conformance-gateway.txt" "$work/conformance-gateway.log" <<'PY'
+import re, sys
+def results(path):
+    text = open(path, encoding="utf-8", errors="replace").read()
+    found = {name: mark == "\u2713"
+             for mark, name in re.findall(r"^([\u2713\u2717]) ([\w-]+): \d+ passed", text, re.M)}
+    if not found:
+        sys.exit(f"no conformance summary in {path}:\n{text[-3000:]}")
+    return found
+direct, gateway = results(sys.argv[1]), results(sys.argv[2])
+lost = sorted(n for n, ok in direct.items() if ok and not gateway.get(n))
+print(f"directly: {sum(direct.values())} of {len(direct)} scenarios pass; "
+      f"through mcp-shield: {sum(gateway.values())} of {len(gateway)}")
+print("dns-rebinding-protection: directly", "passes" if direct.get("dns-rebinding-protection") else "fails",
+      "| through mcp-shield", "passes" if gateway.get("dns-rebinding-protection") else "fails")
+if lost:
+    print(open(sys.argv[2]).read()[-4000:])
+    print(open(sys.argv[3]).read()[-4000:])
+    sys.exit(f"scenarios that pass directly but not through mcp-shield: {lost}")
+if not gateway.get("dns-rebinding-protection"):
+    sys.exit("dns-rebinding-protection fails through mcp-shield")
+PY
+
 echo "== SDK client against mcp-shield demo"
 SECURITY_ADMIN_TOKEN=e2e-token-0123456789abcdef "$bin" demo --listen "127.0.0.1:$demo" >"$work/demo.log" 2>&1 &
 pids+=($!)

@@ -232,8 +232,9 @@ pub struct RateLimitRule {
 impl RateLimitRule {
     /// The built-in rules, applied unless `default_rules = false`; a rule of the same name in
     /// the file replaces one. `initialize` starts a session and costs the server most, so it
-    /// gets its own bucket per IP: 10 at once, then one every 6 seconds (10 a minute), far
-    /// stricter than the per-IP budget for tool calls.
+    /// gets its own bucket per IP: 60 at once (a test suite or an IDE opening many servers),
+    /// then one every 2 seconds (30 a minute), far stricter than the per-IP budget for tool
+    /// calls.
     pub fn defaults() -> Vec<RateLimitRule> {
         vec![RateLimitRule {
             name: "mcp-initialize".into(),
@@ -242,8 +243,8 @@ impl RateLimitRule {
             mcp_method: Some("initialize".into()),
             tool: None,
             key: RuleKey::Ip,
-            capacity: 10,
-            refill_rate: Some(10.0 / 60.0),
+            capacity: 60,
+            refill_rate: Some(30.0 / 60.0),
         }]
     }
 }

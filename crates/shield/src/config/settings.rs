@@ -115,7 +115,7 @@ pub const SETTINGS: &[Setting] = &[
     s("rate_limit.per_ip_capacity", "SECURITY_RATE_LIMIT_PER_IP_CAPACITY", Kind::UInt, "rate limiting", "Bucket size per client IP."),
     s("rate_limit.per_ip_refill_rate", "SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", Kind::OptFloat, "rate limiting", "Tokens per second per client IP (empty: capacity / 10)."),
     s("rate_limit.max_tracked_keys", "SECURITY_RATE_LIMIT_MAX_TRACKED_KEYS", Kind::UInt, "rate limiting", "Buckets kept in memory at most; full buckets are forgotten first, then those nearest to full."),
-    s("rate_limit.default_rules", "SECURITY_RATE_LIMIT_DEFAULT_RULES", Kind::Bool, "rate limiting", "Apply the built-in endpoint rules (mcp-initialize: 10 initialize calls per IP, then 10 a minute)."),
+    s("rate_limit.default_rules", "SECURITY_RATE_LIMIT_DEFAULT_RULES", Kind::Bool, "rate limiting", "Apply the built-in endpoint rules (mcp-initialize: 60 initialize calls per IP, then 30 a minute)."),
     // DDoS protection.
     s("ddos.requests_per_second_threshold", "SECURITY_DDOS_REQUESTS_PER_SECOND_THRESHOLD", Kind::UInt, "ddos protection", "Requests per second per IP before blocking."),
     s("ddos.requests_per_minute_threshold", "SECURITY_DDOS_REQUESTS_PER_MINUTE_THRESHOLD", Kind::UInt, "ddos protection", "Requests per minute per IP before blocking."),
