@@ -1302,3 +1302,35 @@ async fn dns_rebinding_and_mismatched_mcp_headers_are_refused() {
     assert_eq!(agree.status, 200, "{}", agree.text());
     gw.assert_logged("origin_not_allowed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_per_client_are_capped() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[("SECURITY_MCP_MAX_SESSIONS_PER_CLIENT", "2")],
+    );
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let post = |body: &'static str, session: Option<&'static str>| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(s) = session {
+            headers.push(("Mcp-Session-Id", s));
+        }
+        let bytes = request("POST", "/mcp", &headers, body);
+        async move { raw(gw.addr, None, &bytes).await }
+    };
+    assert_eq!(post(init, None).await.status, 200);
+    assert_eq!(post(ping, Some("session-a")).await.status, 200);
+    assert_eq!(post(ping, Some("session-b")).await.status, 200);
+    let refused = post(init, None).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["data"]["type"], "too_many_sessions");
+    assert_eq!(post(ping, Some("session-c")).await.status, 429);
+    // The open sessions carry on; ending one frees a place.
+    assert_eq!(post(ping, Some("session-a")).await.status, 200);
+    let end = request("DELETE", "/mcp", &[("Mcp-Session-Id", "session-b")], "");
+    assert_eq!(raw(gw.addr, None, &end).await.status, 200);
+    assert_eq!(post(init, None).await.status, 200);
+}

@@ -27,7 +27,7 @@
 //! | [`ip`] | allow and deny lists (longest-prefix match, IPv4 and IPv6), reputation (in Redis too), GeoIP, feeds |
 //! | [`rate_limit`], [`ddos`] | token buckets; sliding-window rates, connection limits, emergency mode |
 //! | [`threat`] | threat detection: decoders, one file per detector (SQL injection is in `threat/sqli.rs`), policy, `mcp-shield scan` |
-//! | [`mcp`] | MCP protocol checks: Origin and Host (DNS rebinding), malformed JSON-RPC, `Mcp-Method` / `Mcp-Name` against the body |
+//! | [`mcp`] | MCP protocol checks: Origin and Host (DNS rebinding), malformed JSON-RPC, `Mcp-Method` / `Mcp-Name` against the body, sessions per client |
 //! | [`behaviour`] | behavioural analysis: per-client features, the isolation forest, bot and scanner patterns, the traffic simulator |
 //! | `admin` | the admin API, health, readiness, Prometheus metrics |
 //!

@@ -421,7 +421,7 @@ impl SecuritySystem {
         // rebinding page or a broken message should cost no rate-limit token or inspection.
         let mut guards: Vec<Arc<dyn Guard>> = vec![
             Arc::new(BlacklistGuard::new(lists.clone())),
-            Arc::new(crate::mcp::McpGuard::new(&config.mcp)),
+            Arc::new(crate::mcp::McpGuard::new(&config.mcp, clock.clone())),
         ];
         let redis = if config.redis_url.is_empty() {
             None

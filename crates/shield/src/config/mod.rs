@@ -110,6 +110,10 @@ pub struct McpConfig {
     pub allowed_origins: Vec<String>,
     /// Host header values allowed (empty: no check).
     pub allowed_hosts: Vec<String>,
+    /// Sessions one client address may have open (0: no cap).
+    pub max_sessions_per_client: u64,
+    /// Seconds after which an unused session stops counting.
+    pub session_idle_timeout: u64,
 }
 
 impl Default for McpConfig {
@@ -118,6 +122,8 @@ impl Default for McpConfig {
             paths: vec!["/mcp".into()],
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            max_sessions_per_client: 64,
+            session_idle_timeout: 1800,
         }
     }
 }

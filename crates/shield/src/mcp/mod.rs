@@ -12,10 +12,20 @@
 //!   400: a policy keyed on headers (a load balancer, a per-tool limit) cannot be bypassed by
 //!   a body that says otherwise.
 //!
+//! - **Sessions per client** (`SECURITY_MCP_MAX_SESSIONS_PER_CLIENT`): the sessions a client
+//!   address uses (`Mcp-Session-Id`) are counted until `DELETE` or an idle timeout; at the cap,
+//!   an `initialize` (which would open one more) or an unknown session id gets 429, so one
+//!   address cannot make the server hold thousands of sessions.
+//!
 //! Error bodies are JSON-RPC error responses (`id` null), with codes outside the range
 //! -32020..-32099 that the 2026 specification reserves.
 
+mod sessions;
+
 use std::borrow::Cow;
+use std::sync::Arc;
+
+pub use sessions::SessionTable;
 
 use crate::config::McpConfig;
 use crate::decision::{BlockReason, Verdict};
@@ -43,7 +53,15 @@ pub enum McpViolation {
     },
     /// `Mcp-Method` or `Mcp-Name` disagree with the body.
     HeaderMismatch(String),
+    /// The client has as many sessions open as it may.
+    TooManySessions {
+        /// The cap.
+        limit: usize,
+    },
 }
+
+/// JSON-RPC server error for a refused session (outside the reserved -32020..-32099).
+pub const TOO_MANY_SESSIONS: i32 = -32000;
 
 impl McpViolation {
     /// The `type` in statistics and `error.data`.
@@ -53,6 +71,7 @@ impl McpViolation {
             McpViolation::HostNotAllowed(_) => "host_not_allowed",
             McpViolation::InvalidJsonRpc { .. } => "invalid_json_rpc",
             McpViolation::HeaderMismatch(_) => "mcp_header_mismatch",
+            McpViolation::TooManySessions { .. } => "too_many_sessions",
         }
     }
 
@@ -62,6 +81,7 @@ impl McpViolation {
             McpViolation::OriginNotAllowed(_) | McpViolation::HostNotAllowed(_) => {
                 http::StatusCode::FORBIDDEN
             }
+            McpViolation::TooManySessions { .. } => http::StatusCode::TOO_MANY_REQUESTS,
             _ => http::StatusCode::BAD_REQUEST,
         }
     }
@@ -70,6 +90,7 @@ impl McpViolation {
     pub fn code(&self) -> i32 {
         match self {
             McpViolation::InvalidJsonRpc { code, .. } => *code,
+            McpViolation::TooManySessions { .. } => TOO_MANY_SESSIONS,
             _ => INVALID_REQUEST,
         }
     }
@@ -83,6 +104,10 @@ impl McpViolation {
             McpViolation::HostNotAllowed(host) => format!("Host {host} is not allowed").into(),
             McpViolation::InvalidJsonRpc { detail, .. } => detail.as_str().into(),
             McpViolation::HeaderMismatch(detail) => detail.as_str().into(),
+            McpViolation::TooManySessions { limit } => {
+                format!("Too many sessions: this client has {limit} open; end one (DELETE) or wait")
+                    .into()
+            }
         }
     }
 
@@ -162,17 +187,37 @@ impl Allowed {
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 /// The guard.
-#[derive(Debug)]
 pub struct McpGuard {
     paths: Vec<String>,
     origins: Vec<Allowed>,
     hosts: Vec<Allowed>,
+    sessions: Option<SessionTable>,
+    clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl std::fmt::Debug for McpGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpGuard")
+            .field("paths", &self.paths)
+            .field("origins", &self.origins)
+            .field("hosts", &self.hosts)
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl McpGuard {
     /// A guard as `[mcp]` says.
-    pub fn new(config: &McpConfig) -> McpGuard {
+    pub fn new(config: &McpConfig, clock: Arc<dyn crate::clock::Clock>) -> McpGuard {
         McpGuard {
+            sessions: (config.max_sessions_per_client > 0).then(|| {
+                SessionTable::new(
+                    usize::try_from(config.max_sessions_per_client).unwrap_or(usize::MAX),
+                    config.session_idle_timeout.saturating_mul(1000),
+                    sessions::MAX_CLIENTS,
+                )
+            }),
+            clock,
             paths: config.paths.clone(),
             origins: config
                 .allowed_origins
@@ -231,13 +276,49 @@ impl McpGuard {
                 }
             }
         }
-        if facts.method != http::Method::POST || !self.is_mcp_path(facts.path()) {
+        if !self.is_mcp_path(facts.path()) {
+            return None;
+        }
+        if let Some(violation) = self.session_violation(facts) {
+            return Some(violation);
+        }
+        if facts.method != http::Method::POST {
             return None;
         }
         if let Some(violation) = self.body_violation(facts) {
             return Some(violation);
         }
         self.header_violation(facts)
+    }
+
+    fn session_violation(&self, facts: &RequestFacts) -> Option<McpViolation> {
+        let table = self.sessions.as_ref()?;
+        let now = self.clock.unix_ms();
+        let client = facts.client_ip;
+        match facts.mcp_session_id.as_deref() {
+            Some(session) if facts.method == http::Method::DELETE => {
+                table.end(client, session);
+                None
+            }
+            Some(session) => {
+                (!table.touch(client, session, now)).then_some(McpViolation::TooManySessions {
+                    limit: table.limit(),
+                })
+            }
+            // A new session is about to open: refuse it at the cap.
+            None if facts
+                .json_rpc
+                .iter()
+                .any(|m| m.method.as_deref() == Some("initialize")) =>
+            {
+                table
+                    .full(client, now)
+                    .then_some(McpViolation::TooManySessions {
+                        limit: table.limit(),
+                    })
+            }
+            None => None,
+        }
     }
 
     fn body_violation(&self, facts: &RequestFacts) -> Option<McpViolation> {
@@ -349,11 +430,14 @@ mod tests {
     }
 
     fn guard(origins: &[&str], hosts: &[&str]) -> McpGuard {
-        McpGuard::new(&McpConfig {
-            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-            allowed_hosts: hosts.iter().map(|s| s.to_string()).collect(),
-            ..McpConfig::default()
-        })
+        McpGuard::new(
+            &McpConfig {
+                allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+                allowed_hosts: hosts.iter().map(|s| s.to_string()).collect(),
+                ..McpConfig::default()
+            },
+            crate::clock::ManualClock::starting_at(1_800_000_000_000),
+        )
     }
 
     const CALL: &str =
@@ -515,5 +599,43 @@ mod tests {
         assert!(h("tools/call", Some("echo"), &batch).is_some());
         // No headers (the 2025-11-25 revision): nothing to compare.
         assert_eq!(g.judge(&facts("POST", "/mcp", &[JSON], &batch)), None);
+    }
+
+    #[test]
+    fn sessions_per_client_are_capped_until_one_ends_or_idles() {
+        let clock = crate::clock::ManualClock::starting_at(1_800_000_000_000);
+        let g = McpGuard::new(
+            &McpConfig {
+                max_sessions_per_client: 2,
+                session_idle_timeout: 60,
+                ..McpConfig::default()
+            },
+            clock.clone(),
+        );
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
+        let with =
+            |session: &str| facts("POST", "/mcp", &[JSON, ("mcp-session-id", session)], CALL);
+        assert_eq!(g.judge(&facts("POST", "/mcp", &[JSON], init)), None);
+        assert_eq!(g.judge(&with("a")), None);
+        assert_eq!(g.judge(&facts("POST", "/mcp", &[JSON], init)), None);
+        assert_eq!(g.judge(&with("b")), None);
+        // Two open: a third initialize, or a third id, is refused; the open ones go on.
+        let refused = g
+            .judge(&facts("POST", "/mcp", &[JSON], init))
+            .expect("capped");
+        assert_eq!(refused.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.code(), TOO_MANY_SESSIONS);
+        assert!(g.judge(&with("c")).is_some());
+        assert_eq!(g.judge(&with("a")), None);
+        // DELETE ends one.
+        assert_eq!(
+            g.judge(&facts("DELETE", "/mcp", &[("mcp-session-id", "b")], "")),
+            None
+        );
+        assert_eq!(g.judge(&with("c")), None);
+        // Idle sessions stop counting.
+        clock.advance(std::time::Duration::from_secs(61));
+        assert_eq!(g.judge(&with("d")), None);
+        assert_eq!(g.judge(&with("e")), None);
     }
 }
