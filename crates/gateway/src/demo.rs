@@ -1,7 +1,12 @@
 //! A small MCP server speaking Streamable HTTP at `/mcp`, for `mcp-shield demo` and for tests:
-//! `initialize` (with a session id), `ping`, `tools/list`, and `tools/call` for `echo`, `add`
-//! and `long_running`, which streams `notifications/progress` over SSE. It answers
-//! `tools/call` without a prior `initialize`, so a bare `curl` works.
+//! `initialize`, `ping`, `tools/list`, and `tools/call` for `echo`, `add` and `long_running`,
+//! which streams `notifications/progress` over SSE. It answers `tools/call` without a prior
+//! `initialize`, so a bare `curl` works.
+//!
+//! Two revisions: 2025-11-25 (and older), with a session id from `initialize`, the GET stream
+//! and DELETE; and 2026-07-28, without sessions, where every POST says what it is in
+//! `Mcp-Method` (and `Mcp-Name` for `tools/call`, `prompts/get` and `resources/read`), checked
+//! against the body.
 
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
@@ -19,7 +24,18 @@ use http_body::Frame;
 use serde_json::{json, Value};
 
 /// Protocol revisions this server can speak, newest first.
-const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+const PROTOCOL_VERSIONS: [&str; 5] = [
+    SESSIONLESS_VERSION,
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+];
+/// The revision without sessions, where POSTs carry `Mcp-Method` and `Mcp-Name`.
+const SESSIONLESS_VERSION: &str = "2026-07-28";
+/// What a client asking for a revision this server does not know gets: the one today's
+/// SDKs speak.
+const FALLBACK_VERSION: &str = "2025-11-25";
 /// Sessions remembered at most; the oldest is forgotten first.
 const MAX_SESSIONS: usize = 10_000;
 const MAX_STEPS: u64 = 100;
@@ -141,13 +157,15 @@ fn answer(message: &Value, sessions: &Sessions, new_session: &mut Option<String>
             let requested = params
                 .get("protocolVersion")
                 .and_then(Value::as_str)
-                .unwrap_or(PROTOCOL_VERSIONS[0]);
+                .unwrap_or(FALLBACK_VERSION);
             let version = PROTOCOL_VERSIONS
                 .iter()
                 .find(|v| **v == requested)
                 .copied()
-                .unwrap_or(PROTOCOL_VERSIONS[0]);
-            *new_session = Some(sessions.open());
+                .unwrap_or(FALLBACK_VERSION);
+            if version != SESSIONLESS_VERSION {
+                *new_session = Some(sessions.open());
+            }
             rpc_result(
                 id,
                 json!({
@@ -304,6 +322,12 @@ async fn handle_post(
             );
         }
     }
+    if let Err(problem) = routing_headers(&headers, &message) {
+        return json_body(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(Value::Null, -32600, &problem),
+        );
+    }
     let (messages, batch) = match message {
         Value::Array(items) if !items.is_empty() => (items, true),
         Value::Array(_) => {
@@ -363,6 +387,41 @@ async fn handle_post(
         response.headers_mut().insert("mcp-session-id", id);
     }
     response
+}
+
+/// The 2026-07-28 routing headers: required on every POST of that revision, and when
+/// present (any revision) they must say what the body says.
+fn routing_headers(headers: &HeaderMap, message: &Value) -> Result<(), String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let method_header = header("mcp-method");
+    let name_header = header("mcp-name");
+    let sessionless = header("mcp-protocol-version") == Some(SESSIONLESS_VERSION);
+    if method_header.is_none() && name_header.is_none() {
+        return if sessionless && message.get("method").is_some() {
+            Err(format!("Mcp-Method is required in {SESSIONLESS_VERSION}"))
+        } else {
+            Ok(())
+        };
+    }
+    let method = message.get("method").and_then(Value::as_str);
+    if method_header.is_some() && method_header != method {
+        return Err(format!(
+            "Mcp-Method {method_header:?} does not match the body's method {method:?}"
+        ));
+    }
+    let params = message.get("params");
+    let named = match method {
+        Some("tools/call" | "prompts/get") => params.and_then(|p| p.get("name")),
+        Some("resources/read") => params.and_then(|p| p.get("uri")),
+        _ => None,
+    }
+    .and_then(Value::as_str);
+    if name_header != named {
+        return Err(format!(
+            "Mcp-Name {name_header:?} does not match the body's {named:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// The server-to-client notification stream: this server sends none, so it holds the

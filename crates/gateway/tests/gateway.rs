@@ -18,6 +18,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-shield");
+
+/// How many `/endless` streams the test upstream has seen end (their body dropped: the
+/// connection to the upstream closed).
+static ENDLESS_CLOSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one ended `/endless` stream when dropped.
+struct EndlessGuard;
+
+impl Drop for EndlessGuard {
+    fn drop(&mut self) {
+        ENDLESS_CLOSED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 const TOKEN: &str = "gateway-test-token-0123456789";
 
 /// A running gateway process, killed on drop.
@@ -141,6 +154,21 @@ async fn upstream() -> SocketAddr {
                     .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_string()))
                     .collect();
                 axum::Json(map)
+            }),
+        )
+        .route(
+            "/endless",
+            get(|| async {
+                // An event every 100 ms until the client goes; the guard lives in the stream.
+                let stream = futures_util::stream::unfold(EndlessGuard, |guard| async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let event = Bytes::from_static(b"data: tick\n\n");
+                    Some((Ok::<_, std::convert::Infallible>(Frame::data(event)), guard))
+                });
+                http::Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::new(http_body_util::StreamBody::new(stream)))
+                    .expect("response")
             }),
         )
         .route(
@@ -1333,4 +1361,136 @@ async fn sessions_per_client_are_capped() {
     let end = request("DELETE", "/mcp", &[("Mcp-Session-Id", "session-b")], "");
     assert_eq!(raw(gw.addr, None, &end).await.status, 200);
     assert_eq!(post(init, None).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_speaks_the_sessionless_2026_revision() {
+    let gw = Gateway::start(&["demo", "--listen", "127.0.0.1:0"], &[]);
+    let post = |headers: Vec<(&'static str, &'static str)>, body: Value| {
+        let mut all = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+        ];
+        all.extend(headers);
+        let bytes = request("POST", "/mcp", &all, &body.to_string());
+        async move { raw(gw.addr, None, &bytes).await }
+    };
+    let init = post(
+        vec![("Mcp-Method", "initialize")],
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(init.status, 200, "{}", init.text());
+    assert_eq!(init.json()["result"]["protocolVersion"], "2026-07-28");
+    assert_eq!(
+        init.header("mcp-session-id"),
+        None,
+        "no sessions in 2026-07-28"
+    );
+    let add = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 3}}});
+    let called = post(
+        vec![("Mcp-Method", "tools/call"), ("Mcp-Name", "add")],
+        add.clone(),
+    )
+    .await;
+    assert_eq!(called.status, 200, "{}", called.text());
+    assert_eq!(called.json()["result"]["content"][0]["text"], "5");
+    // The gateway refuses headers that disagree with the body before the server sees them.
+    let lying = post(
+        vec![("Mcp-Method", "tools/call"), ("Mcp-Name", "echo")],
+        add.clone(),
+    )
+    .await;
+    assert_eq!(lying.status, 400);
+    assert_eq!(lying.json()["error"]["data"]["type"], "mcp_header_mismatch");
+    // The server itself wants Mcp-Method on every POST of this revision.
+    let bare = post(vec![], add).await;
+    assert_eq!(bare.status, 400, "{}", bare.text());
+    assert!(bare.json()["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("Mcp-Method is required")));
+}
+
+/// Opens `GET /endless` from `from` and reads its response head and first event.
+async fn open_stream(addr: SocketAddr, from: &str) -> (tokio::net::TcpStream, String) {
+    let mut stream = connect(addr, ip(from)).await;
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .expect("write");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("read in time")
+        {
+            Ok(0) | Err(_) => break, // closed or reset: refused at the door
+            Ok(n) => n,
+        };
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if text.contains("data: tick")
+            || !text.starts_with("HTTP/1.1 200") && text.contains("\r\n\r\n")
+        {
+            break;
+        }
+    }
+    (stream, String::from_utf8_lossy(&seen).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_streams_count_as_connections_and_closing_one_ends_it_upstream() {
+    let up = upstream().await;
+    let gw = Gateway::serve(
+        &format!("http://{up}"),
+        "127.0.0.1:0",
+        &[
+            ("SECURITY_ENABLE_RATE_LIMITING", "true"),
+            ("SECURITY_RATE_LIMIT_PER_IP_CAPACITY", "7"),
+            ("SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE", "0.001"),
+            ("SECURITY_ENABLE_DDOS_PROTECTION", "true"),
+            ("SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT", "3"),
+        ],
+    );
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let (stream, head) = open_stream(gw.addr, "127.0.0.41").await;
+        assert!(head.contains("data: tick"), "{head}");
+        streams.push(stream);
+    }
+    // Three streams open: a fourth from the same address is one connection too many (closed
+    // at accept, or 429 when it got in before the count).
+    let (_fourth, head) = open_stream(gw.addr, "127.0.0.41").await;
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 429"),
+        "{head}"
+    );
+    // Closing a stream ends it upstream at once, and frees its place.
+    let closed_before = ENDLESS_CLOSED.load(std::sync::atomic::Ordering::SeqCst);
+    drop(streams.pop());
+    let started = Instant::now();
+    while ENDLESS_CLOSED.load(std::sync::atomic::Ordering::SeqCst) == closed_before {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the upstream stream outlived the client's"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A second of events on the open streams cost no rate-limit tokens: the address has used
+    // at most four of its seven (three streams, perhaps the refused one), so three requests
+    // pass, one connection at a time beside the two streams.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for _ in 0..3 {
+        let reply = raw(
+            gw.addr,
+            ip("127.0.0.41"),
+            &request("POST", "/api", &[], "{}"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    drop(streams);
 }
