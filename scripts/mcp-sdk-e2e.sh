@@ -62,6 +62,7 @@ assert s["long_running"]["incremental"], s
 assert s["long_running"]["progress_notifications"] >= 2, s
 assert s["deleted"] == "yes" and s["session"] == "yes", s
 assert s["resource_read"] and s["prompt_messages"] >= 1, s
+assert s["get_stream_notifications"], s
 PY
 
 echo "== through mcp-shield: per-tool rate limit, threat in a batch's second element"

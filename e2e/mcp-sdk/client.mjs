@@ -8,6 +8,7 @@
 // reference server's.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const url = process.argv[2];
 const demo = process.argv.includes("--demo");
@@ -54,6 +55,18 @@ async function main() {
   };
 
   if (!demo) {
+    // Server-initiated messages outside any request arrive on the GET stream the client opened
+    // after initialize: simulated logging sends one at once and then every 5 s.
+    const logged = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logged.push(n.params.level));
+    await client.callTool({ name: "toggle-simulated-logging", arguments: {} });
+    const waitUntil = Date.now() + 8000;
+    while (logged.length === 0 && Date.now() < waitUntil) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await client.callTool({ name: "toggle-simulated-logging", arguments: {} });
+    summary.get_stream_notifications = logged.length > 0;
+
     const resources = await client.listResources();
     summary.resources = resources.resources.length > 0;
     const first = resources.resources[0];
