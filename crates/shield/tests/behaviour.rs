@@ -47,6 +47,20 @@ fn the_simulator_separates_attackers_and_flags_no_health_checker_or_batch_job() 
     assert_eq!(a.confusion(), b.confusion());
 }
 
+/// A plain request at `at_ms`.
+fn plain(at_ms: u64) -> Observation<'static> {
+    Observation {
+        at_ms,
+        path: "/",
+        method: MethodClass::Http,
+        tool: None,
+        status: 200,
+        body_bytes: 0,
+        user_agent: 0,
+        threats: 0,
+    }
+}
+
 fn ip(n: u32) -> ClientKey {
     ClientKey::Ip(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n)))
 }
@@ -96,19 +110,9 @@ fn the_model_is_trained_once_enough_clients_are_seen_saved_and_loaded() {
     let few = BehaviourSettings::default().min_clients - 1;
     for client in 0..few as u32 {
         for round in 0..3 {
-            first.table().observe(
-                ip(client),
-                &Observation {
-                    at_ms: clock.unix_ms() + round,
-                    path: "/",
-                    method: MethodClass::Http,
-                    tool: None,
-                    status: 200,
-                    body_bytes: 0,
-                    user_agent: 0,
-                    threats: 0,
-                },
-            );
+            first
+                .table()
+                .observe(ip(client), &plain(clock.unix_ms() + round));
         }
     }
     assert!(!first.train().expect("no error"));
@@ -166,14 +170,8 @@ fn concurrent_observers_lose_no_client_and_stay_bounded() {
                     table.observe(
                         client,
                         &Observation {
-                            at_ms: 1_000 + u64::from(i),
                             path: if t % 2 == 0 { "/a" } else { "/b" },
-                            method: MethodClass::Http,
-                            tool: None,
-                            status: 200,
-                            body_bytes: 10,
-                            user_agent: 0,
-                            threats: 0,
+                            ..plain(1_000 + u64::from(i))
                         },
                     );
                 }
@@ -189,19 +187,7 @@ fn concurrent_observers_lose_no_client_and_stay_bounded() {
     assert_eq!(total, 80_000.0, "no count lost without eviction");
     // Ten times the capacity of clients: the table keeps at most its capacity.
     for i in 0..40_960u32 {
-        table.observe(
-            ClientKey::User(u64::from(i)),
-            &Observation {
-                at_ms: 40_000,
-                path: "/",
-                method: MethodClass::Http,
-                tool: None,
-                status: 200,
-                body_bytes: 0,
-                user_agent: 0,
-                threats: 0,
-            },
-        );
+        table.observe(ClientKey::User(u64::from(i)), &plain(40_000));
     }
     assert!(table.active(40_000, 1.0).len() <= table.capacity());
 }

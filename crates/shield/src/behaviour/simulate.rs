@@ -206,22 +206,12 @@ impl SimulationReport {
 
     /// Share of flagged clients that are attackers.
     pub fn precision(&self) -> f64 {
-        let (tp, fp, _) = self.confusion();
-        if tp + fp == 0 {
-            1.0
-        } else {
-            tp as f64 / (tp + fp) as f64
-        }
+        precision_recall(self.confusion()).0
     }
 
     /// Share of attackers flagged.
     pub fn recall(&self) -> f64 {
-        let (tp, _, fn_) = self.confusion();
-        if tp + fn_ == 0 {
-            1.0
-        } else {
-            tp as f64 / (tp + fn_) as f64
-        }
+        precision_recall(self.confusion()).1
     }
 
     /// Per kind: clients, flagged, and the lowest, median and highest of their scores.
@@ -266,16 +256,7 @@ impl SimulationReport {
         let benign = self.clients.iter().filter(|c| !c.kind.is_attack()).count();
         for threshold in [self.threshold, 0.65, 0.6] {
             let (tp, fp, fn_) = self.confusion_at(threshold);
-            let precision = if tp + fp == 0 {
-                1.0
-            } else {
-                tp as f64 / (tp + fp) as f64
-            };
-            let recall = if tp + fn_ == 0 {
-                1.0
-            } else {
-                tp as f64 / (tp + fn_) as f64
-            };
+            let (precision, recall) = precision_recall((tp, fp, fn_));
             out.push_str(&format!(
                 "| {threshold}{} | {precision:.3} | {recall:.3} | {tp} of {} | {fp} of {benign} |\n",
                 if threshold == self.threshold { " (the setting)" } else { "" },
@@ -293,6 +274,13 @@ impl SimulationReport {
         }
         out
     }
+}
+
+/// Precision and recall from (true positives, false positives, false negatives); 1 when
+/// nothing was flagged or there was nothing to find.
+fn precision_recall((tp, fp, fn_): (usize, usize, usize)) -> (f64, f64) {
+    let share = |n: usize, d: usize| if d == 0 { 1.0 } else { n as f64 / d as f64 };
+    (share(tp, tp + fp), share(tp, tp + fn_))
 }
 
 const TOOLS: [&str; 14] = [

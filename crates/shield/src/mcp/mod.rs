@@ -134,18 +134,18 @@ struct Allowed {
     port: Option<String>,
 }
 
-/// Splits `host[:port]` (IPv6 in brackets) into host and port, lowercased.
-fn host_and_port(text: &str) -> (String, Option<String>) {
-    let text = text.trim().to_ascii_lowercase();
-    if let Some(rest) = text.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            let port = after.strip_prefix(':').map(str::to_string);
-            return (format!("[{host}]"), port);
+/// Splits `host[:port]` (IPv6 in brackets, kept) into host and port, borrowed: this runs on
+/// every request, so nothing is allocated; comparisons ignore ASCII case instead.
+fn host_and_port(text: &str) -> (&str, Option<&str>) {
+    let text = text.trim();
+    if text.starts_with('[') {
+        if let Some(end) = text.find(']') {
+            return (&text[..=end], text[end + 1..].strip_prefix(':'));
         }
     }
     match text.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            (host.to_string(), Some(port.to_string()))
+            (host, Some(port))
         }
         _ => (text, None),
     }
@@ -170,15 +170,18 @@ impl Allowed {
         Allowed {
             any: false,
             scheme,
-            host,
-            port,
+            host: host.to_ascii_lowercase(),
+            port: port.map(str::to_string),
         }
     }
 
     fn admits(&self, scheme: Option<&str>, host: &str, port: Option<&str>) -> bool {
         self.any
-            || (self.host == host
-                && self.scheme.as_deref().is_none_or(|s| Some(s) == scheme)
+            || (self.host.eq_ignore_ascii_case(host)
+                && self
+                    .scheme
+                    .as_deref()
+                    .is_none_or(|s| scheme.is_some_and(|c| c.eq_ignore_ascii_case(s)))
                 && self.port.as_deref().is_none_or(|p| Some(p) == port))
     }
 }
@@ -248,31 +251,25 @@ impl McpGuard {
                 .headers
                 .get(http::header::HOST)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| facts.uri.authority().map(|a| a.to_string()))
-                .unwrap_or_default();
-            let (name, port) = host_and_port(&host);
-            if !self
-                .hosts
-                .iter()
-                .any(|a| a.admits(None, &name, port.as_deref()))
-            {
-                return Some(McpViolation::HostNotAllowed(host));
+                .or_else(|| facts.uri.authority().map(|a| a.as_str()))
+                .unwrap_or("");
+            let (name, port) = host_and_port(host);
+            if !self.hosts.iter().any(|a| a.admits(None, name, port)) {
+                return Some(McpViolation::HostNotAllowed(host.to_string()));
             }
         }
         if !self.origins.is_empty() {
             // No Origin: not a browser (or a same-origin GET), nothing to rebind.
             if let Some(origin) = facts.headers.get(http::header::ORIGIN) {
-                let text = origin.to_str().unwrap_or("?").to_string();
+                let text = origin.to_str().unwrap_or("?");
                 let allowed = text.split_once("://").is_some_and(|(scheme, rest)| {
                     let (name, port) = host_and_port(rest.trim_end_matches('/'));
-                    let scheme = scheme.to_ascii_lowercase();
                     self.origins
                         .iter()
-                        .any(|a| a.admits(Some(&scheme), &name, port.as_deref()))
+                        .any(|a| a.admits(Some(scheme), name, port))
                 });
                 if !allowed && !self.origins.iter().any(|a| a.any) {
-                    return Some(McpViolation::OriginNotAllowed(text));
+                    return Some(McpViolation::OriginNotAllowed(text.to_string()));
                 }
             }
         }
