@@ -386,7 +386,8 @@ fn label_tool_arguments(fields: &mut [Field<'_>]) {
         }
         if let Some(prefix) = f.name.strip_suffix("params.name") {
             if prefix.is_empty() || (prefix.starts_with('[') && prefix.ends_with("].")) {
-                tools.push((prefix.to_string(), Cow::Owned(f.raw.to_string())));
+                // Borrowed from the body when it was (no escapes): no copy per field.
+                tools.push((prefix.to_string(), f.raw.clone()));
             }
         }
     }
@@ -401,12 +402,12 @@ fn label_tool_arguments(fields: &mut [Field<'_>]) {
             };
             let Some(rest) = rest.strip_prefix('.') else {
                 if rest.is_empty() {
-                    f.tool = Some(Cow::Owned(tool.to_string()));
+                    f.tool = Some(tool.clone());
                 }
                 continue;
             };
             let argument = rest.split(['.', '[']).next().unwrap_or(rest).to_string();
-            f.tool = Some(Cow::Owned(tool.to_string()));
+            f.tool = Some(tool.clone());
             f.argument = Some(Cow::Owned(argument));
         }
     }

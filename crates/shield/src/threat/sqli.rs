@@ -1179,10 +1179,32 @@ fn tautology(t: &[Token], i: usize) -> Verdict {
 
 /// Looks for SQL injection in a decoded value.
 pub fn detect(text: &str, out: &mut Vec<Finding>) {
+    // Token buffers kept per thread: a request has a dozen values and each reading grew its
+    // own vector, a hundred allocations per request. At most MAX_TOKENS each, so bounded.
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<(Vec<Token>, Vec<Token>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
+        Ok(mut buffers) => {
+            let (t, best) = &mut *buffers;
+            detect_with(text, out, t, best);
+        }
+        // Not re-entered today; were it, fresh buffers rather than a panic.
+        Err(_) => detect_with(text, out, &mut Vec::new(), &mut Vec::new()),
+    });
+}
+
+fn detect_with(
+    text: &str,
+    out: &mut Vec<Finding>,
+    t: &mut Vec<Token>,
+    best_tokens: &mut Vec<Token>,
+) {
+    t.clear();
+    best_tokens.clear();
     let bytes = text.as_bytes();
     let mut best: Verdict = None;
-    let mut best_tokens: Vec<Token> = Vec::new();
-    let mut t: Vec<Token> = Vec::new();
     let mut signals = 0;
     for open in [Open::Nothing, Open::Quote(b'\''), Open::Quote(b'"')] {
         if let Open::Quote(q) = open {
@@ -1205,7 +1227,7 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
             Open::Nothing => MAX_TOKENS,
             Open::Quote(_) => QUOTED_TOKENS,
         };
-        let ended_by_comment = tokenize(bytes, open, limit, &mut t);
+        let ended_by_comment = tokenize(bytes, open, limit, t);
         // The string our quote closed: one short word (`admin`), not a sentence with an
         // apostrophe or a measurement in inches.
         let short_word = match (open, t.first()) {
@@ -1221,20 +1243,20 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
             }
             _ => false,
         };
-        let verdict = judge(&t, ended_by_comment, open, short_word);
+        let verdict = judge(t, ended_by_comment, open, short_word);
         if verdict.is_some() {
             signals += 1;
         }
         if better(best, verdict) != best {
             best = verdict;
-            std::mem::swap(&mut best_tokens, &mut t);
+            std::mem::swap(best_tokens, t);
         }
     }
     let Some((mut severity, mut confidence, from, to)) = best else {
         return;
     };
     // A weak sign seen in more than one reading, or beside another, is stronger.
-    if severity == Severity::Medium && signals > 1 && weak_signs(&best_tokens) > 1 {
+    if severity == Severity::Medium && signals > 1 && weak_signs(best_tokens) > 1 {
         severity = Severity::High;
         confidence = 0.75;
     }
