@@ -149,7 +149,7 @@ pub const SETTINGS: &[Setting] = &[
     // MCP protocol checks.
     s("mcp.paths", "SECURITY_MCP_PATHS", Kind::List, "mcp", "Paths of the MCP endpoint (exact, or a prefix ending in *): a POST there must be JSON-RPC, answered with a JSON-RPC error (400) when it is not."),
     s("mcp.allowed_origins", "SECURITY_MCP_ALLOWED_ORIGINS", Kind::List, "mcp", "Origins a browser may send (scheme://host[:port]; without a port, any port; * for any). A request with another Origin gets 403 (DNS-rebinding protection). Empty: no check, except that the gateway listening on a loopback address allows only loopback origins."),
-    s("mcp.max_sessions_per_client", "SECURITY_MCP_MAX_SESSIONS_PER_CLIENT", Kind::UInt, "mcp", "MCP sessions (Mcp-Session-Id) one client address may have open; at the cap an initialize or an unknown session id gets 429 until one ends (DELETE) or idles out. 0: no cap."),
+    s("mcp.max_sessions_per_client", "SECURITY_MCP_MAX_SESSIONS_PER_CLIENT", Kind::UInt, "mcp", "MCP sessions (Mcp-Session-Id) one client (its user when identified, else its address) may have open; at the cap an initialize or an unknown session id gets 429 until one ends (DELETE) or idles out. 0: no cap."),
     s("mcp.session_idle_timeout", "SECURITY_MCP_SESSION_IDLE_TIMEOUT", Kind::UInt, "mcp", "Seconds after which a session not used stops counting towards the cap."),
     s("mcp.allowed_hosts", "SECURITY_MCP_ALLOWED_HOSTS", Kind::List, "mcp", "Host header values accepted (host[:port]; without a port, any port; * for any); others get 403. Empty: no check, except that the gateway listening on a loopback address allows only loopback names."),
 ];

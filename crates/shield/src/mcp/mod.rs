@@ -13,7 +13,8 @@
 //!   a body that says otherwise.
 //!
 //! - **Sessions per client** (`SECURITY_MCP_MAX_SESSIONS_PER_CLIENT`): the sessions a client
-//!   address uses (`Mcp-Session-Id`) are counted until `DELETE` or an idle timeout; at the cap,
+//!   (its user when identified, else its address) uses (`Mcp-Session-Id`) are counted until
+//!   `DELETE` or an idle timeout; at the cap,
 //!   an `initialize` (which would open one more) or an unknown session id gets 429, so one
 //!   address cannot make the server hold thousands of sessions.
 //!
@@ -25,7 +26,7 @@ mod sessions;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-pub use sessions::SessionTable;
+pub use sessions::{SessionOwner, SessionTable};
 
 use crate::config::McpConfig;
 use crate::decision::{BlockReason, Verdict};
@@ -291,7 +292,11 @@ impl McpGuard {
     fn session_violation(&self, facts: &RequestFacts) -> Option<McpViolation> {
         let table = self.sessions.as_ref()?;
         let now = self.clock.unix_ms();
-        let client = facts.client_ip;
+        let client = match &facts.user {
+            Some(user) => sessions::SessionOwner::User(user.clone()),
+            None => sessions::SessionOwner::Ip(facts.client_ip),
+        };
+        let client = &client;
         match facts.mcp_session_id.as_deref() {
             Some(session) if facts.method == http::Method::DELETE => {
                 table.end(client, session);
@@ -634,5 +639,26 @@ mod tests {
         clock.advance(std::time::Duration::from_secs(61));
         assert_eq!(g.judge(&with("d")), None);
         assert_eq!(g.judge(&with("e")), None);
+    }
+
+    #[test]
+    fn an_identified_user_has_one_cap_across_addresses() {
+        let g = McpGuard::new(
+            &McpConfig {
+                max_sessions_per_client: 1,
+                ..McpConfig::default()
+            },
+            crate::clock::ManualClock::starting_at(1_800_000_000_000),
+        );
+        let as_user = |user: &str, from: &str, session: &str| {
+            let mut f = facts("POST", "/mcp", &[JSON, ("mcp-session-id", session)], CALL);
+            f.user = Some(crate::request::UserId::Header(user.into()));
+            f.client_ip = from.parse().expect("ip");
+            g.judge(&f)
+        };
+        assert_eq!(as_user("alice", "10.0.0.1", "a1"), None);
+        // Alice from elsewhere is still Alice; Bob on Alice's address is not.
+        assert!(as_user("alice", "10.0.0.2", "a2").is_some());
+        assert_eq!(as_user("bob", "10.0.0.1", "b1"), None);
     }
 }

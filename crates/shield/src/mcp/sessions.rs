@@ -1,11 +1,13 @@
-//! The sessions each client address uses, for the per-client cap: sharded maps of small
-//! lists, bounded in clients (the least recently active give way) and in sessions per client
-//! (the cap itself).
+//! The sessions each client uses, for the per-client cap: sharded maps of small lists,
+//! bounded in clients (the least recently active give way) and in sessions per client (the
+//! cap itself). A client is its user when the request identifies one, else its address.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+
+use crate::request::UserId;
 use std::sync::Mutex;
 
 /// Client addresses tracked at most.
@@ -15,10 +17,19 @@ const SHARDS: usize = 32;
 /// (session id hash, last use in Unix ms)
 type Open = Vec<(u64, u64)>;
 
+/// Whom sessions are counted for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SessionOwner {
+    /// An identified user (on any address).
+    User(UserId),
+    /// An address, for requests without a user.
+    Ip(IpAddr),
+}
+
 /// Sessions in use per client.
 #[derive(Debug)]
 pub struct SessionTable {
-    shards: Box<[Mutex<HashMap<IpAddr, Open>>]>,
+    shards: Box<[Mutex<HashMap<SessionOwner, Open>>]>,
     limit: usize,
     idle_ms: u64,
     shard_cap: usize,
@@ -43,11 +54,11 @@ impl SessionTable {
         self.limit
     }
 
-    fn with<R>(&self, client: IpAddr, now_ms: u64, f: impl FnOnce(&mut Open) -> R) -> R {
+    fn with<R>(&self, client: &SessionOwner, now_ms: u64, f: impl FnOnce(&mut Open) -> R) -> R {
         let index = (self.hasher.hash_one(client) as usize) % SHARDS;
         // A poisoned shard only means a panic elsewhere mid-update of plain values.
         let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= self.shard_cap && !shard.contains_key(&client) {
+        if shard.len() >= self.shard_cap && !shard.contains_key(client) {
             // Forget clients whose sessions all idled out; failing that, the least recent.
             let idle = self.idle_ms;
             shard.retain(|_, open| {
@@ -58,17 +69,17 @@ impl SessionTable {
                 if let Some(oldest) = shard
                     .iter()
                     .min_by_key(|(_, open)| open.iter().map(|(_, s)| *s).max().unwrap_or(0))
-                    .map(|(ip, _)| *ip)
+                    .map(|(owner, _)| owner.clone())
                 {
                     shard.remove(&oldest);
                 }
             }
         }
-        let open = shard.entry(client).or_default();
+        let open = shard.entry(client.clone()).or_default();
         open.retain(|(_, seen)| now_ms.saturating_sub(*seen) < self.idle_ms);
         let result = f(open);
         if open.is_empty() {
-            shard.remove(&client);
+            shard.remove(client);
         }
         result
     }
@@ -79,7 +90,7 @@ impl SessionTable {
 
     /// Notes a request in `session`; false when it is a session this client has not used and
     /// it already has `limit` open.
-    pub fn touch(&self, client: IpAddr, session: &str, now_ms: u64) -> bool {
+    pub fn touch(&self, client: &SessionOwner, session: &str, now_ms: u64) -> bool {
         let id = self.id(session);
         let limit = self.limit;
         self.with(client, now_ms, |open| {
@@ -96,13 +107,13 @@ impl SessionTable {
     }
 
     /// Whether the client has `limit` sessions open.
-    pub fn full(&self, client: IpAddr, now_ms: u64) -> bool {
+    pub fn full(&self, client: &SessionOwner, now_ms: u64) -> bool {
         let limit = self.limit;
         self.with(client, now_ms, |open| open.len() >= limit)
     }
 
     /// Forgets a session (its `DELETE`).
-    pub fn end(&self, client: IpAddr, session: &str) {
+    pub fn end(&self, client: &SessionOwner, session: &str) {
         let id = self.id(session);
         self.with(client, 0, |open| open.retain(|(s, _)| *s != id));
     }
