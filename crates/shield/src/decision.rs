@@ -110,7 +110,11 @@ impl BlockReason {
                 format!("{guard} failed and the fail mode is closed").into(),
             ),
             BlockReason::BadRequest { detail } => ("Bad request", detail.as_str().into()),
-            BlockReason::Mcp(violation) => ("Bad request", violation.message()),
+            // Rendered as a JSON-RPC error by `body` and `into_response`; these words are only
+            // what a caller of `fields` would see.
+            BlockReason::Mcp(violation) => {
+                ("Refused by the MCP protocol checks", violation.message())
+            }
         };
         let retry_after = match self {
             BlockReason::RateLimited {

@@ -120,6 +120,16 @@ pub enum ClientKey {
     User(u64),
 }
 
+impl ClientKey {
+    /// The address, for an address key (unspecified for a user key).
+    pub fn ip(self) -> IpAddr {
+        match self {
+            ClientKey::Ip(ip) => ip,
+            ClientKey::User(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        }
+    }
+}
+
 /// Raw counts over the window (the previous window's share included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Counts {

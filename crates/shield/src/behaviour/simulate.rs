@@ -691,13 +691,3 @@ pub fn run(config: &SimulationConfig) -> SimulationReport {
         requests: events.len(),
     }
 }
-
-impl ClientKey {
-    /// The address, for an address key (unspecified for a user key).
-    pub fn ip(self) -> IpAddr {
-        match self {
-            ClientKey::Ip(ip) => ip,
-            ClientKey::User(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        }
-    }
-}

@@ -381,13 +381,6 @@ impl std::fmt::Debug for ThreatDetector {
 /// The default combined score that blocks (three medium findings of different types).
 pub const DEFAULT_SCORE_THRESHOLD: f32 = 1.2;
 
-/// Buffers reused from one field of a request to the next.
-#[derive(Default)]
-struct Scratch {
-    lower: String,
-    findings: Vec<Finding>,
-}
-
 /// Values longer than this are inspected in their first this-many bytes (bodies are capped
 /// by `max_inspect_body_bytes` before they get here; this bounds one field).
 const MAX_FIELD_BYTES: usize = 256 * 1024;
@@ -450,17 +443,8 @@ impl ThreatDetector {
         fields::from_body(&body, request.header("content-type"), &mut fields);
         let decoded_path = decode::normalize(path, false);
         let allowed_at_path = self.policy.allowed_for_path(&decoded_path.text);
-        // One lowercase buffer and one findings list for every field: a request has a dozen
-        // short values, and an allocation each was a tenth of the time.
-        let mut scratch = Scratch::default();
         for field in &fields {
-            self.inspect_field(
-                field,
-                &decoded_path.text,
-                &allowed_at_path,
-                &mut scratch,
-                &mut found,
-            );
+            self.inspect_field(field, &decoded_path.text, &allowed_at_path, &mut found);
         }
         scanner::request_checks(request, &decoded_path.text, &mut found);
         // Copied out of the lock (a check may add patterns); nothing to copy in the usual case.
@@ -481,7 +465,6 @@ impl ThreatDetector {
         field: &Field<'_>,
         path: &str,
         allowed_at_path: &[String],
-        scratch: &mut Scratch,
         found: &mut Vec<ThreatIndicator>,
     ) {
         let raw: &str = &field.raw;
@@ -499,30 +482,33 @@ impl ThreatDetector {
         }
         let normalized = decode::normalize(raw, field.place.is_form_encoded());
         let text: &str = &normalized.text;
-        scratch.lower.clear();
-        scratch.lower.push_str(text);
-        scratch.lower.make_ascii_lowercase();
-        let lower: &str = &scratch.lower;
-        let findings = &mut scratch.findings;
-        findings.clear();
+        let lower = text.to_ascii_lowercase();
+        let mut findings = Vec::new();
         // The server never fetches a Referer or an Origin: URLs there are not SSRF.
         let fetched = !(field.place == Place::Header
             && (field.name.eq_ignore_ascii_case("referer")
                 || field.name.eq_ignore_ascii_case("origin")));
-        detect_all(field.place, text, lower, &normalized, fetched, findings);
+        detect_all(
+            field.place,
+            text,
+            &lower,
+            &normalized,
+            fetched,
+            &mut findings,
+        );
         // The one check that needs the value as sent beside it as decoded, so it is here
         // rather than in `detect_all`.
         if raw.len() <= 24 && text.len() <= 2 {
-            xss::encoded_bracket(raw, text, findings);
+            xss::encoded_bracket(raw, text, &mut findings);
         }
         if self.policy.has_patterns() {
-            self.policy.match_patterns(text, findings);
+            self.policy.match_patterns(text, &mut findings);
         }
         if findings.is_empty() {
             return;
         }
         let allowed = self.policy.allowed_for_field(field, path, allowed_at_path);
-        for f in findings.drain(..) {
+        for f in findings {
             if allowed.iter().any(|a| *a == f.threat.as_str()) {
                 continue;
             }
