@@ -6,7 +6,7 @@
 //! path, a variable, a redirection, another separator, or nothing): `; ls -la /` is an
 //! attack, "salt & pepper; find your style" is prose.
 
-use super::{has, position, Finding, Needles, Severity, Strongest, ThreatType};
+use super::{Finding, Literal, Needles, Severity, Strongest, ThreatType};
 
 /// Commands attackers run to prove, explore, fetch or persist (lowercase).
 const COMMANDS: &[&str] = &[
@@ -344,21 +344,18 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         i += sep_len;
     }
     // A command named by its path (`/usr/bin/id`, `/bin/cat`) is unmistakable anywhere.
-    let dirs: &[&str] = if has(lower, "bin/") {
-        &[
-            "/bin/",
-            "/usr/bin/",
-            "/sbin/",
-            "/usr/sbin/",
-            "/usr/local/bin/",
-        ]
-    } else {
-        &[]
-    };
+    static DIRS: [Literal; 5] = [
+        Literal::new("/bin/"),
+        Literal::new("/usr/bin/"),
+        Literal::new("/sbin/"),
+        Literal::new("/usr/sbin/"),
+        Literal::new("/usr/local/bin/"),
+    ];
+    let dirs: &[Literal] = if contains!(lower, "bin/") { &DIRS } else { &[] };
     for dir in dirs {
         let mut k = 0;
-        while let Some(p) = position(&lower[k..], dir).map(|p| p + k) {
-            k = p + dir.len();
+        while let Some(p) = dir.find(&lower[k..]).map(|p| p + k) {
+            k = p + dir.as_str().len();
             if let Some((_, end)) = command_at(lower, p) {
                 keep(Finding::new(
                     ThreatType::CommandInjection,
@@ -393,7 +390,7 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             ));
         }
     }
-    if let Some(p) = position(lower, "net user ").or_else(|| position(lower, "net localgroup ")) {
+    if let Some(p) = find!(lower, "net user ").or_else(|| find!(lower, "net localgroup ")) {
         if lower[..p].trim_end().ends_with(['&', '|', ';']) || p == 0 {
             keep(Finding::new(
                 ThreatType::CommandInjection,
@@ -420,8 +417,10 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         ));
     }
     // `$(...)` and `` `...` `` with any word inside, at the start or after a breakout.
-    for open in ["$(", "`"] {
-        if let Some(p) = position(lower, open) {
+    static OPENERS: [Literal; 2] = [Literal::new("$("), Literal::new("`")];
+    for opener in &OPENERS {
+        let open = opener.as_str();
+        if let Some(p) = opener.find(lower) {
             let before = lower[..p].trim_end();
             let breakout = before.is_empty() || before.ends_with(['=', '"', '\'', ';', '|', '&']);
             let inner = &lower[p + open.len()..];
@@ -542,17 +541,17 @@ const CODE: &[(&str, Severity, f32)] = &[
 ];
 
 /// Interpreter functions that run what they are given.
-const EXEC_FUNCTIONS: [&str; 10] = [
-    "system(",
-    "exec(",
-    "eval(",
-    "passthru(",
-    "shell_exec(",
-    "popen(",
-    "proc_open(",
-    "assert(",
-    "os.system(",
-    "os.popen(",
+static EXEC_FUNCTIONS: [Literal; 10] = [
+    Literal::new("system("),
+    Literal::new("exec("),
+    Literal::new("eval("),
+    Literal::new("passthru("),
+    Literal::new("shell_exec("),
+    Literal::new("popen("),
+    Literal::new("proc_open("),
+    Literal::new("assert("),
+    Literal::new("os.system("),
+    Literal::new("os.popen("),
 ];
 
 /// Looks for code injection. `text` keeps its case for case-sensitive markers (serialized
@@ -582,12 +581,12 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
     }
     // An interpreter's exec function given a shell command: `system('id')`, `eval('sleep 5')`.
-    let quoted_call = has(lower, "('") || has(lower, "(\"") || has(lower, "(`");
-    let functions: &[&str] = if quoted_call { &EXEC_FUNCTIONS } else { &[] };
+    let quoted_call = contains!(lower, "('") || contains!(lower, "(\"") || contains!(lower, "(`");
+    let functions: &[Literal] = if quoted_call { &EXEC_FUNCTIONS } else { &[] };
     for function in functions {
         let mut k = 0;
-        while let Some(p) = position(&lower[k..], function).map(|p| p + k) {
-            k = p + function.len();
+        while let Some(p) = function.find(&lower[k..]).map(|p| p + k) {
+            k = p + function.as_str().len();
             let arg = lower[k..].trim_start();
             if arg.starts_with(['\'', '"', '`']) {
                 let inner = &arg[1..];
@@ -614,8 +613,15 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
-    for magic in ["rO0AB", "aced0005", "H4sIAAAAAAAA"] {
-        if let Some(p) = position(text, magic) {
+    // Serialized Java (raw hex, base64) and gzip in base64.
+    static MAGIC: [Literal; 3] = [
+        Literal::new("rO0AB"),
+        Literal::new("aced0005"),
+        Literal::new("H4sIAAAAAAAA"),
+    ];
+    for literal in &MAGIC {
+        let magic = literal.as_str();
+        if let Some(p) = literal.find(text) {
             let severity = if magic == "H4sIAAAAAAAA" {
                 Severity::Medium
             } else {

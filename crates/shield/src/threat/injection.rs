@@ -3,7 +3,7 @@
 //! `username[$ne]=`), CRLF (`%0d%0aSet-Cookie:`), and server-side includes (`<!--#exec`).
 
 use super::fields::Place;
-use super::{has, position, Finding, Severity, ThreatType};
+use super::{position, Finding, Severity, ThreatType};
 
 /// Looks for the other injections in a decoded value (`lower`: its lowercase copy).
 /// `encoded_newline`: the value held a percent-encoded line break.
@@ -17,19 +17,19 @@ pub fn detect(place: Place, lower: &str, encoded_newline: bool, out: &mut Vec<Fi
         template(lower, out);
     }
     if memchr::memchr(b'<', bytes).is_some() {
-        if has(lower, "<!") {
+        if contains!(lower, "<!") {
             xxe(lower, out);
             ssi(lower, out);
-        } else if has(lower, "<esi:") {
+        } else if contains!(lower, "<esi:") {
             ssi(lower, out);
         }
     }
     if memchr::memchr2(b'(', b')', bytes).is_some()
-        && (has(lower, ")(") || has(lower, "*)") || has(lower, "(|(") || has(lower, "(&("))
+        && (contains!(lower, ")(") || contains!(lower, "*)") || contains!(lower, "(|(") || contains!(lower, "(&("))
     {
         ldap(lower, out);
     }
-    if memchr::memchr2(b'$', b'=', bytes).is_some() || has(lower, "return") {
+    if memchr::memchr2(b'$', b'=', bytes).is_some() || contains!(lower, "return") {
         nosql(place, lower, out);
     }
     if memchr::memchr2(b'\r', b'\n', bytes).is_some() {
@@ -130,7 +130,7 @@ fn template(lower: &str, out: &mut Vec<Finding>) {
         let found = present.contains(&index)
             || lower.contains(open)
             || (*open == "<%" && present.iter().any(|i| DELIMITERS[*i].0 == "<%="))
-            || (*open == "#set(" && has(lower, "#set("));
+            || (*open == "#set(" && contains!(lower, "#set("));
         if !found {
             continue;
         }
@@ -225,8 +225,8 @@ fn is_arithmetic(inner: &str) -> bool {
 }
 
 fn xxe(lower: &str, out: &mut Vec<Finding>) {
-    let Some(doctype) = position(lower, "<!doctype").or_else(|| position(lower, "<!entity")) else {
-        if let Some(p) = position(lower, "xi:include").or_else(|| position(lower, "xinclude")) {
+    let Some(doctype) = find!(lower, "<!doctype").or_else(|| find!(lower, "<!entity")) else {
+        if let Some(p) = find!(lower, "xi:include").or_else(|| find!(lower, "xinclude")) {
             out.push(Finding::new(
                 ThreatType::Xxe,
                 Severity::High,
@@ -240,9 +240,9 @@ fn xxe(lower: &str, out: &mut Vec<Finding>) {
     let rest = &lower[doctype..];
     let entities = rest.matches("<!entity").count();
     let external =
-        has(rest, " system") || has(rest, " public") || has(rest, "\"system") || has(rest, "%");
+        contains!(rest, " system") || contains!(rest, " public") || contains!(rest, "\"system") || contains!(rest, "%");
     let (severity, confidence) = if entities > 0 && external {
-        if has(rest, "file:") || has(rest, "/etc/") || has(rest, "expect:") || has(rest, "php:") {
+        if contains!(rest, "file:") || contains!(rest, "/etc/") || contains!(rest, "expect:") || contains!(rest, "php:") {
             (Severity::Critical, 0.95)
         } else {
             (Severity::High, 0.9)
@@ -250,7 +250,7 @@ fn xxe(lower: &str, out: &mut Vec<Finding>) {
     } else if entities >= 3 {
         // Entity expansion (billion laughs).
         (Severity::High, 0.8)
-    } else if entities > 0 || has(rest, " system ") {
+    } else if entities > 0 || contains!(rest, " system ") {
         (Severity::Medium, 0.6)
     } else {
         return;
@@ -287,7 +287,7 @@ fn ssi(lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
-    if let Some(p) = position(lower, "<esi:") {
+    if let Some(p) = find!(lower, "<esi:") {
         out.push(Finding::new(
             ThreatType::SsiInjection,
             Severity::High,
@@ -302,7 +302,7 @@ fn ldap(lower: &str, out: &mut Vec<Finding>) {
     let b = lower.as_bytes();
     // `)(` followed by a filter operator or an attribute assertion: a filter broken into.
     let mut k = 0;
-    while let Some(p) = position(&lower[k..], ")(").map(|p| p + k) {
+    while let Some(p) = find!(&lower[k..], ")(").map(|p| p + k) {
         k = p + 2;
         let mut j = p + 2;
         while j < b.len() && b[j] == b' ' {
@@ -329,8 +329,8 @@ fn ldap(lower: &str, out: &mut Vec<Finding>) {
     // A whole filter as the value: `(|(uid=*))`, `*)(objectclass=*`.
     for start in ["(|(", "(&(", "*)(", "*))"] {
         if let Some(p) = lower.find(start) {
-            if has(&lower[p..], "=*")
-                || has(&lower[p..], "objectclass")
+            if contains!(&lower[p..], "=*")
+                || contains!(&lower[p..], "objectclass")
                 || start.starts_with('*') && p == 0
             {
                 out.push(Finding::new(

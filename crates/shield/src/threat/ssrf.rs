@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::fields::Place;
-use super::{position, Finding, Severity, Strongest, ThreatType};
+use super::{Finding, Severity, Strongest, ThreatType};
 
 /// Host names of cloud metadata services.
 const METADATA_HOSTS: &[&str] = &[
@@ -156,7 +156,7 @@ pub fn detect(lower: &str, place: Place, had_nul: bool, out: &mut Vec<Finding>) 
     // A URL inside a sentence is a mention; a URL that is the value is a request to make.
     let free_text = lower.trim().contains(char::is_whitespace);
     let mut k = 0;
-    while let Some(p) = position(&lower[k..], "://").map(|p| p + k) {
+    while let Some(p) = find!(&lower[k..], "://").map(|p| p + k) {
         k = p + 3;
         let mut s = p;
         while s > 0 && (b[s - 1].is_ascii_alphanumeric() || matches!(b[s - 1], b'+' | b'.' | b'-'))

@@ -5,7 +5,7 @@
 //! One `../` alone is ordinary in relative links (`../README.md`): it is a low finding, for
 //! reputation. Deep climbs and any climb towards a sensitive file are attacks.
 
-use super::{has, position, Finding, Needles, Severity, Strongest, ThreatType};
+use super::{Finding, Needles, Severity, Strongest, ThreatType};
 
 /// Files and folders whose mention in a path means someone is after them (lowercase, `/` as
 /// the separator).
@@ -119,8 +119,8 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
     // Backslashes and doubled slashes read as one separator.
     let normalized: String;
     let spelled =
-        has(lower, "0x") && (has(lower, "0x2f") || has(lower, "0x5c") || has(lower, "0x2e"));
-    let text: &str = if lower.contains('\\') || has(lower, "//") || spelled {
+        contains!(lower, "0x") && (contains!(lower, "0x2f") || contains!(lower, "0x5c") || contains!(lower, "0x2e"));
+    let text: &str = if lower.contains('\\') || contains!(lower, "//") || spelled {
         let mut s = String::with_capacity(lower.len());
         // `0x2f` written out is a slash to decoders that read C-style escapes.
         let source = if spelled {
@@ -153,7 +153,7 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         .map(|(index, p)| (p, p + SENSITIVE[index].len(), SENSITIVE[index]))
         .find(|(p, end, s)| sensitive_here(text, *p, *end, s));
     let junk_target = junk_separated(text);
-    let wrapper = if has(lower, "://") || has(lower, "data:") {
+    let wrapper = if contains!(lower, "://") || contains!(lower, "data:") {
         WRAPPERS
             .iter()
             .find_map(|w| lower.find(w).map(|p| (p, p + w.len())))
@@ -208,7 +208,7 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         ));
     }
     if climbs > 0 {
-        let at = position(text, "..").unwrap_or(0);
+        let at = find!(text, "..").unwrap_or(0);
         // A path is one word; in text and code (`include_bytes!("../../x")`) relative
         // paths are ordinary, so climbs alone stay below blocking there.
         let (severity, confidence) = match (climbs, free_text) {
@@ -296,13 +296,13 @@ fn sensitive_here(text: &str, p: usize, end: usize, name: &str) -> bool {
 /// decoders' leftovers): the attacker's separator did not decode here, another decoder may.
 fn junk_separated(text: &str) -> Option<(usize, usize)> {
     let mut k = 0;
-    while let Some(p) = position(&text[k..], "etc").map(|p| p + k) {
+    while let Some(p) = find!(&text[k..], "etc").map(|p| p + k) {
         k = p + 3;
         let rest = super::prefix(&text[p + 3..], 24);
         for target in ["passwd", "shadow", "issue", "hosts", "group"] {
             if let Some(t) = rest.find(target) {
                 let junk = &rest[..t];
-                let encodingish = text.contains('%') || has(text, "..");
+                let encodingish = text.contains('%') || contains!(text, "..");
                 if !junk.is_empty()
                     && !junk.contains(char::is_whitespace)
                     && (junk.chars().any(|c| !c.is_ascii_alphanumeric())

@@ -8,7 +8,7 @@
 //! calls (`alert(`, `document.cookie`) count alone as a weak sign and with a breakout
 //! (`";alert(1)//`) as an attack.
 
-use super::{has, position, Finding, Needles, Severity, Strongest, ThreatType};
+use super::{has, position, Finding, Literal, Needles, Severity, Strongest, ThreatType};
 
 /// Tags that run script or load content by themselves.
 const ACTIVE_TAGS: &[&str] = &[
@@ -316,12 +316,12 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             // A sheet's first few kilobytes: enough for the rule, bounded per tag.
             let rest = super::prefix(&lower[j..], 1024).replace('\\', "");
             let rest = rest.as_str();
-            if has(rest, "expression(")
-                || has(rest, "@import")
-                || has(rest, "behavior:")
-                || has(rest, "-moz-binding")
-                || (local == "meta" && has(inside, "http-equiv") && has(inside, "url="))
-                || (local == "link" && has(inside, "rel=import"))
+            if contains!(rest, "expression(")
+                || contains!(rest, "@import")
+                || contains!(rest, "behavior:")
+                || contains!(rest, "-moz-binding")
+                || (local == "meta" && contains!(inside, "http-equiv") && contains!(inside, "url="))
+                || (local == "link" && contains!(inside, "rel=import"))
             {
                 keep(Finding::new(
                     ThreatType::XssAttack,
@@ -335,7 +335,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         }
         if CARRIER_TAGS.contains(&local)
             && tag_end < b.len()
-            && (has(inside, "src=") || has(inside, "href="))
+            && (contains!(inside, "src=") || contains!(inside, "href="))
         {
             keep(Finding::new(
                 ThreatType::XssAttack,
@@ -580,7 +580,7 @@ fn active_attribute(inside: &str, xml_element: bool) -> Option<(usize, usize)> {
 fn handler(inside: &str) -> Option<usize> {
     let b = inside.as_bytes();
     let mut k = 0;
-    while let Some(p) = position(&inside[k..], "on").map(|p| p + k) {
+    while let Some(p) = find!(&inside[k..], "on").map(|p| p + k) {
         k = p + 2;
         // Preceded by a separator (whitespace, `/`, a quote), as attributes are.
         let separated = p == 0
@@ -610,19 +610,21 @@ fn handler(inside: &str) -> Option<usize> {
 
 /// A `javascript:` / `vbscript:` / `data:text/html` URL that runs something.
 fn script_url(lower: &str) -> Option<(usize, usize)> {
-    if !has(lower, "script:") && !has(lower, "data:") {
+    if !contains!(lower, "script:") && !contains!(lower, "data:") {
         return None;
     }
-    for scheme in [
-        "javascript:",
-        "vbscript:",
-        "livescript:",
-        "data:text/html",
-        "data:image/svg+xml",
-        "data:application/x-javascript",
-    ] {
+    static SCHEMES: [Literal; 6] = [
+        Literal::new("javascript:"),
+        Literal::new("vbscript:"),
+        Literal::new("livescript:"),
+        Literal::new("data:text/html"),
+        Literal::new("data:image/svg+xml"),
+        Literal::new("data:application/x-javascript"),
+    ];
+    for literal in &SCHEMES {
+        let scheme = literal.as_str();
         let mut k = 0;
-        while let Some(p) = position(&lower[k..], scheme).map(|p| p + k) {
+        while let Some(p) = literal.find(&lower[k..]).map(|p| p + k) {
             k = p + scheme.len();
             let after = lower[k..].trim_start_matches([' ', '\t']);
             let word: &str = after.split([' ', '\n', '\t']).next().unwrap_or("");
