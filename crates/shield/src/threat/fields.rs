@@ -413,6 +413,46 @@ fn label_tool_arguments(fields: &mut [Field<'_>]) {
     }
 }
 
+/// A JSON key that is a plain identifier (`arguments`, `max-results`): nothing to judge, and an
+/// MCP request has a dozen, so it is not listed (no path copied for it). `__proto__`,
+/// `constructor` and `prototype` are identifiers that pollute prototypes: listed.
+pub(crate) fn plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        && !key.starts_with("__")
+        && !matches!(key, "constructor" | "prototype")
+}
+
+/// A map key, borrowed from the body when it has no escapes (serde's own `Cow<str>` always
+/// copies: an allocation per key).
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
 struct Walker<'o, 'a> {
     out: &'o mut Vec<Field<'a>>,
     path: String,
@@ -485,13 +525,15 @@ impl<'de: 'a, 'a> Visitor<'de> for Node<'_, '_, 'a> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let base = self.walker.path.len();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(Key)? {
             if base > 0 {
                 self.walker.path.push('.');
             }
             self.walker.path.push_str(&key);
-            let name = self.walker.path.clone();
-            self.walker.out.push(Field::new(Place::JsonKey, name, key));
+            if !plain_key(&key) {
+                let name = self.walker.path.clone();
+                self.walker.out.push(Field::new(Place::JsonKey, name, key));
+            }
             map.next_value_seed(Node {
                 walker: self.walker,
             })?;
@@ -558,9 +600,16 @@ mod tests {
         assert_eq!(deep.argument.as_deref(), Some("opts"));
         let q = out.iter().find(|f| f.raw == "café").expect("escaped");
         assert_eq!(q.tool.as_deref(), Some("search"));
-        assert!(out
+        // Plain identifiers as keys are not listed; anything else is.
+        assert!(!out.iter().any(|f| f.place == Place::JsonKey && f.raw == "deep"));
+        let mut odd = Vec::new();
+        assert!(json(r#"{"a":{"$where":"x","__proto__":{},"b c":1}}"#, &mut odd));
+        let keys: Vec<&str> = odd
             .iter()
-            .any(|f| f.place == Place::JsonKey && f.raw == "deep"));
+            .filter(|f| f.place == Place::JsonKey)
+            .map(|f| &*f.name)
+            .collect();
+        assert_eq!(keys, ["a.$where", "a.__proto__", "a.b c"]);
         let method = out.iter().find(|f| f.name == "[1].method").expect("method");
         assert_eq!(method.tool, None);
     }

@@ -578,12 +578,7 @@ fn envelope(field: &Field<'_>) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c))
     };
     match field.place {
-        // `__proto__`, `constructor` and `prototype` are identifiers that pollute prototypes.
-        Place::JsonKey => {
-            identifier(&field.raw, &['-'])
-                && !field.raw.starts_with("__")
-                && !matches!(&*field.raw, "constructor" | "prototype")
-        }
+        Place::JsonKey => fields::plain_key(&field.raw),
         Place::JsonValue => {
             let key = field.name.rsplit(['.', ']']).next().unwrap_or(&field.name);
             // `method` of the message, or of a batch element (`[3].method`).

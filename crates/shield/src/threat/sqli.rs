@@ -601,58 +601,75 @@ fn classify(word: &[u8]) -> Tok {
     if word.is_empty() || word.len() > 40 {
         return Tok::Bare;
     }
-    // Most words in text are not SQL: a bitmap of (length, first, last letter) of the known
-    // words rejects them before any copy or hash.
-    static SHAPES: std::sync::OnceLock<Box<[u64]>> = std::sync::OnceLock::new();
-    let shapes = SHAPES.get_or_init(|| {
-        let mut bits = vec![0u64; 1024].into_boxed_slice();
-        for w in KNOWN_WORDS {
-            let key = shape(w.as_bytes());
-            bits[key / 64] |= 1 << (key % 64);
-        }
-        bits
-    });
-    let key = shape(word);
-    let maybe_known = shapes[key / 64] & (1 << (key % 64)) != 0;
-    let qualified = word.iter().any(|b| matches!(b, b'.' | b'_'));
-    if !maybe_known && !qualified {
-        return Tok::Bare;
+    let mut hash = FOLD_SEED;
+    let mut qualified = false;
+    for &b in word {
+        hash = fold_hash(hash, b);
+        qualified |= matches!(b, b'.' | b'_');
     }
-    let mut lower = [0u8; 40];
-    for (d, s) in lower.iter_mut().zip(word) {
-        *d = s.to_ascii_lowercase();
-    }
-    // Words are ASCII here (the tokenizer only starts them on ASCII letters).
-    let Ok(lower) = std::str::from_utf8(&lower[..word.len()]) else {
-        return Tok::Bare;
-    };
-    // One hash lookup for the common case; the slow path only for qualified names
-    // (`information_schema.tables`, `master..xp_cmdshell`).
-    static TABLE: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, Tok>> =
-        std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        KNOWN_WORDS
-            .iter()
-            .map(|w| (*w, classify_known(w)))
-            .collect()
-    });
-    if maybe_known {
-        if let Some(tok) = table.get(lower) {
-            return *tok;
-        }
+    if let Some(tok) = WordTable::get().find(word, hash) {
+        return tok;
     }
     if !qualified {
         return Tok::Bare;
     }
-    classify_known(lower)
+    // The slow path only for qualified names (`information_schema.tables`,
+    // `master..xp_cmdshell`). Words are ASCII here (the tokenizer only starts them on ASCII
+    // letters).
+    let mut lower = [0u8; 40];
+    for (d, s) in lower.iter_mut().zip(word) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(&lower[..word.len()]).map_or(Tok::Bare, classify_known)
 }
 
-/// A word's shape for the known-word bitmap: length (to 63), first and last letter (case
-/// folded).
-fn shape(word: &[u8]) -> usize {
-    let first = usize::from(word.first().copied().unwrap_or(0).to_ascii_lowercase() & 31);
-    let last = usize::from(word.last().copied().unwrap_or(0).to_ascii_lowercase() & 31);
-    (word.len().min(63) << 10 | first << 5 | last) % (1024 * 64)
+const FOLD_SEED: u32 = 0x811c_9dc5;
+
+/// FNV-1a over the byte with ASCII case folded (`| 0x20` leaves digits, `_`, `$` and `.`
+/// distinct), so a word is hashed as it stands in the value, without a lowercase copy.
+#[inline]
+fn fold_hash(hash: u32, b: u8) -> u32 {
+    (hash ^ u32::from(b | 0x20)).wrapping_mul(0x0100_0193)
+}
+
+/// Every known word with its class, in an open-addressed table: a word from a value is hashed
+/// once and compared in place (most words in text are not SQL, and most miss at the first
+/// slot).
+struct WordTable {
+    slots: Box<[Option<(u32, &'static str, Tok)>]>,
+}
+
+impl WordTable {
+    fn get() -> &'static WordTable {
+        static TABLE: std::sync::OnceLock<WordTable> = std::sync::OnceLock::new();
+        TABLE.get_or_init(|| {
+            let mut slots = vec![None; (KNOWN_WORDS.len() * 4).next_power_of_two()];
+            let mask = slots.len() - 1;
+            for word in KNOWN_WORDS {
+                let hash = word.bytes().fold(FOLD_SEED, fold_hash);
+                let mut i = hash as usize & mask;
+                while slots[i].is_some() {
+                    i = (i + 1) & mask;
+                }
+                slots[i] = Some((hash, *word, classify_known(word)));
+            }
+            WordTable {
+                slots: slots.into_boxed_slice(),
+            }
+        })
+    }
+
+    fn find(&self, word: &[u8], hash: u32) -> Option<Tok> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while let Some((h, known, tok)) = self.slots[i] {
+            if h == hash && known.as_bytes().eq_ignore_ascii_case(word) {
+                return Some(tok);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
 }
 
 /// The class of a lowercase word, by the keyword, function and catalog lists.
