@@ -601,9 +601,14 @@ mod tests {
         let q = out.iter().find(|f| f.raw == "café").expect("escaped");
         assert_eq!(q.tool.as_deref(), Some("search"));
         // Plain identifiers as keys are not listed; anything else is.
-        assert!(!out.iter().any(|f| f.place == Place::JsonKey && f.raw == "deep"));
+        assert!(!out
+            .iter()
+            .any(|f| f.place == Place::JsonKey && f.raw == "deep"));
         let mut odd = Vec::new();
-        assert!(json(r#"{"a":{"$where":"x","__proto__":{},"b c":1}}"#, &mut odd));
+        assert!(json(
+            r#"{"a":{"$where":"x","__proto__":{},"b c":1}}"#,
+            &mut odd
+        ));
         let keys: Vec<&str> = odd
             .iter()
             .filter(|f| f.place == Place::JsonKey)

@@ -25,7 +25,10 @@ pub fn detect(place: Place, lower: &str, encoded_newline: bool, out: &mut Vec<Fi
         }
     }
     if memchr::memchr2(b'(', b')', bytes).is_some()
-        && (contains!(lower, ")(") || contains!(lower, "*)") || contains!(lower, "(|(") || contains!(lower, "(&("))
+        && (contains!(lower, ")(")
+            || contains!(lower, "*)")
+            || contains!(lower, "(|(")
+            || contains!(lower, "(&("))
     {
         ldap(lower, out);
     }
@@ -239,10 +242,16 @@ fn xxe(lower: &str, out: &mut Vec<Finding>) {
     };
     let rest = &lower[doctype..];
     let entities = rest.matches("<!entity").count();
-    let external =
-        contains!(rest, " system") || contains!(rest, " public") || contains!(rest, "\"system") || contains!(rest, "%");
+    let external = contains!(rest, " system")
+        || contains!(rest, " public")
+        || contains!(rest, "\"system")
+        || contains!(rest, "%");
     let (severity, confidence) = if entities > 0 && external {
-        if contains!(rest, "file:") || contains!(rest, "/etc/") || contains!(rest, "expect:") || contains!(rest, "php:") {
+        if contains!(rest, "file:")
+            || contains!(rest, "/etc/")
+            || contains!(rest, "expect:")
+            || contains!(rest, "php:")
+        {
             (Severity::Critical, 0.95)
         } else {
             (Severity::High, 0.9)

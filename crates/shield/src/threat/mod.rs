@@ -620,12 +620,21 @@ fn detect_all(
         .iter()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b','))
         && !lower.contains("__");
+    // A field (not the path, not a whole document) holding a probe: an event handler's name,
+    // a page-level tag.
+    let field = !matches!(place, Place::Path | Place::Body | Place::XmlValue);
+    if field && lower.len() <= 64 {
+        xss::handler_probe(lower, out);
+    }
     if plain {
         command::detect(lower, out);
         return;
     }
     if any(b"<:=(`\"'") {
         xss::detect(text, lower, out);
+        if field && has[usize::from(b'<')] {
+            xss::markup_probe(lower, out);
+        }
     }
     if any(b"./\\") || normalized.had_nul {
         traversal::detect(lower, normalized.had_nul, is_path, out);

@@ -1212,12 +1212,37 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
     });
 }
 
+/// A value that is a lone quote, after a number or before a comment (`'`, `1'`, `"`, `` ` ``,
+/// `' --`): the first thing a SQL injection scanner sends, to see whether the quote breaks the
+/// query. No field means anything by it. Kept that narrow on purpose: other punctuation-only
+/// strings (`"///`, `'-"8`, `\\`) turn up in real traffic, and `15"` is a size in inches.
+fn quote_probe(text: &str) -> bool {
+    let value = text.trim();
+    let core = value.trim_start_matches(|c: char| c.is_ascii_digit());
+    let after_number = core.len() < value.len();
+    match core {
+        "'" | "`" | "' --" | "'--" | "' #" | "'#" | "' -- -" => true,
+        "\"" => !after_number,
+        _ => false,
+    }
+}
+
 fn detect_with(
     text: &str,
     out: &mut Vec<Finding>,
     t: &mut Vec<Token>,
     best_tokens: &mut Vec<Token>,
 ) {
+    if text.len() <= 16 && quote_probe(text) {
+        out.push(Finding {
+            threat: ThreatType::SqlInjection,
+            severity: Severity::High,
+            confidence: 0.6,
+            start: 0,
+            end: text.len(),
+        });
+        return;
+    }
     t.clear();
     best_tokens.clear();
     let bytes = text.as_bytes();
@@ -1389,6 +1414,19 @@ mod tests {
             .filter(|w| !w.is_empty() && !KNOWN_WORDS.contains(w))
             .collect();
         assert!(missing.is_empty(), "add to KNOWN_WORDS: {missing:?}");
+    }
+
+    #[test]
+    fn a_lone_quote_is_a_probe() {
+        for probe in ["'", "1'", "\"", "`", "1`", " ' -- "] {
+            assert!(blocked(probe), "missed {probe:?}");
+        }
+        for benign in [
+            "\"\"", "\" \"", "5'10\"", "15\"", "O'Brien", "it's", "-", "1", "a'", "\"///", "'-\"8",
+            "\\",
+        ] {
+            assert!(!blocked(benign), "flagged {benign:?}");
+        }
     }
 
     #[test]

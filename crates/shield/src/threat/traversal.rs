@@ -118,8 +118,8 @@ const WRAPPERS: &[&str] = &[
 pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>) {
     // Backslashes and doubled slashes read as one separator.
     let normalized: String;
-    let spelled =
-        contains!(lower, "0x") && (contains!(lower, "0x2f") || contains!(lower, "0x5c") || contains!(lower, "0x2e"));
+    let spelled = contains!(lower, "0x")
+        && (contains!(lower, "0x2f") || contains!(lower, "0x5c") || contains!(lower, "0x2e"));
     let text: &str = if lower.contains('\\') || contains!(lower, "//") || spelled {
         let mut s = String::with_capacity(lower.len());
         // `0x2f` written out is a slash to decoders that read C-style escapes.

@@ -506,6 +506,306 @@ pub fn encoded_bracket(raw: &str, text: &str, out: &mut Vec<Finding>) {
     }
 }
 
+/// DOM event handler names (HTML, SVG, SMIL, vendor and legacy IE ones, Flash's
+/// `FSCommand`): what an attacker sends alone to learn which handlers a filter lets through.
+/// Sorted (binary search; a test holds it).
+const EVENT_HANDLERS: &[&str] = &[
+    "fscommand",
+    "onabort",
+    "onactivate",
+    "onafterprint",
+    "onafterscriptexecute",
+    "onafterupdate",
+    "onanimationcancel",
+    "onanimationend",
+    "onanimationiteration",
+    "onanimationstart",
+    "onauxclick",
+    "onbeforeactivate",
+    "onbeforecopy",
+    "onbeforecut",
+    "onbeforedeactivate",
+    "onbeforeeditfocus",
+    "onbeforeinput",
+    "onbeforematch",
+    "onbeforepaste",
+    "onbeforeprint",
+    "onbeforescriptexecute",
+    "onbeforetoggle",
+    "onbeforeunload",
+    "onbeforeupdate",
+    "onbegin",
+    "onblur",
+    "onbounce",
+    "oncancel",
+    "oncanplay",
+    "oncanplaythrough",
+    "oncellchange",
+    "onchange",
+    "onclick",
+    "onclose",
+    "oncommand",
+    "oncontextlost",
+    "oncontextmenu",
+    "oncontextrestored",
+    "oncontrolselect",
+    "oncopy",
+    "oncuechange",
+    "oncut",
+    "ondataavailable",
+    "ondatasetchanged",
+    "ondatasetcomplete",
+    "ondblclick",
+    "ondeactivate",
+    "ondevicemotion",
+    "ondeviceorientation",
+    "ondrag",
+    "ondragdrop",
+    "ondragend",
+    "ondragenter",
+    "ondragexit",
+    "ondragleave",
+    "ondragover",
+    "ondragstart",
+    "ondrop",
+    "ondurationchange",
+    "onemptied",
+    "onend",
+    "onended",
+    "onerror",
+    "onerrorupdate",
+    "onfilterchange",
+    "onfinish",
+    "onfocus",
+    "onfocusin",
+    "onfocusout",
+    "onformdata",
+    "onfullscreenchange",
+    "onfullscreenerror",
+    "ongotpointercapture",
+    "onhashchange",
+    "onhelp",
+    "oninput",
+    "oninvalid",
+    "onkeydown",
+    "onkeypress",
+    "onkeyup",
+    "onlanguagechange",
+    "onlayoutcomplete",
+    "onload",
+    "onloadeddata",
+    "onloadedmetadata",
+    "onloadend",
+    "onloadstart",
+    "onlosecapture",
+    "onlostpointercapture",
+    "onmediacomplete",
+    "onmediaerror",
+    "onmessage",
+    "onmessageerror",
+    "onmousedown",
+    "onmouseenter",
+    "onmouseleave",
+    "onmousemove",
+    "onmouseout",
+    "onmouseover",
+    "onmouseup",
+    "onmousewheel",
+    "onmove",
+    "onmoveend",
+    "onmovestart",
+    "onmozfullscreenchange",
+    "onmozfullscreenerror",
+    "onmozpointerlockchange",
+    "onoffline",
+    "ononline",
+    "onorientationchange",
+    "onoutofsync",
+    "onpagehide",
+    "onpagereveal",
+    "onpageshow",
+    "onpageswap",
+    "onpaste",
+    "onpause",
+    "onplay",
+    "onplaying",
+    "onpointercancel",
+    "onpointerdown",
+    "onpointerenter",
+    "onpointerleave",
+    "onpointermove",
+    "onpointerout",
+    "onpointerover",
+    "onpointerrawupdate",
+    "onpointerup",
+    "onpopstate",
+    "onprogress",
+    "onpropertychange",
+    "onratechange",
+    "onreadystatechange",
+    "onredo",
+    "onrejectionhandled",
+    "onrepeat",
+    "onreset",
+    "onresize",
+    "onresizeend",
+    "onresizestart",
+    "onresume",
+    "onreverse",
+    "onrowdelete",
+    "onrowenter",
+    "onrowexit",
+    "onrowinserted",
+    "onrowsdelete",
+    "onrowsenter",
+    "onrowsinserted",
+    "onscroll",
+    "onscrollend",
+    "onscrollsnapchange",
+    "onscrollsnapchanging",
+    "onsearch",
+    "onsecuritypolicyviolation",
+    "onseek",
+    "onseeked",
+    "onseeking",
+    "onselect",
+    "onselectionchange",
+    "onselectstart",
+    "onshow",
+    "onslotchange",
+    "onstalled",
+    "onstart",
+    "onstop",
+    "onstorage",
+    "onsubmit",
+    "onsuspend",
+    "onsyncrestored",
+    "ontimeerror",
+    "ontimeupdate",
+    "ontoggle",
+    "ontouchcancel",
+    "ontouchend",
+    "ontouchmove",
+    "ontouchstart",
+    "ontrackchange",
+    "ontransitioncancel",
+    "ontransitionend",
+    "ontransitionrun",
+    "ontransitionstart",
+    "onundo",
+    "onunhandledrejection",
+    "onunload",
+    "onurlflip",
+    "onvisibilitychange",
+    "onvolumechange",
+    "onwaiting",
+    "onwebkitanimationend",
+    "onwebkitanimationiteration",
+    "onwebkitanimationstart",
+    "onwebkitfullscreenchange",
+    "onwebkitmouseforcedown",
+    "onwebkitmouseforcewillbegin",
+    "onwebkitplaybacktargetavailabilitychanged",
+    "onwebkittransitionend",
+    "onwebkitwillrevealbottom",
+    "onwheel",
+    "seeksegmenttime",
+];
+
+/// A value that is an event handler's name and nothing else (`onMouseOut`, `onerror=`): a
+/// filter probe, sent to learn which handlers get through. A known handler name is not a
+/// word of prose ("online", "once" are not in the list), and an application field holding
+/// exactly one is a probe; inside text or code the name is judged in context instead.
+pub fn handler_probe(lower: &str, out: &mut Vec<Finding>) {
+    let value = lower.trim();
+    let name = value.strip_suffix('=').unwrap_or(value).trim_end();
+    if name.len() < 5 || name.len() > 48 {
+        return;
+    }
+    if EVENT_HANDLERS.binary_search(&name).is_ok() {
+        out.push(Finding::new(
+            ThreatType::XssAttack,
+            Severity::High,
+            0.6,
+            0,
+            lower.len(),
+        ));
+    }
+}
+
+/// Elements that restructure the page they land in (a document, a form, a style sheet, an
+/// XML island), which rich-text formatting never sends.
+const PAGE_TAGS: &[&str] = &[
+    "html",
+    "head",
+    "body",
+    "style",
+    "link",
+    "meta",
+    "base",
+    "title",
+    "form",
+    "input",
+    "button",
+    "textarea",
+    "select",
+    "keygen",
+    "xml",
+    "template",
+    "frameset",
+    "noframes",
+    "noscript",
+    "marquee",
+    "plaintext",
+    "xmp",
+    "listing",
+    "dialog",
+    "portal",
+    "image",
+    "svg",
+    "math",
+];
+
+/// Markup sent as a field's value: a short, one-line value that starts with a tag, one of
+/// whose tags restructures the page (`<head>`, `</style>`, `<input name=...>`, `<xml src=...>`):
+/// a probe for where the field's output lands. Formatting (`<p>`, `<b>`, `<a href>`) is what
+/// rich-text editors send and stays allowed; a document (many lines: a prompt quoting an HTML
+/// page, an XML configuration) is the application's content, and is judged by the other rules
+/// only (scripts, handlers, script URLs). Not for whole bodies either.
+pub fn markup_probe(lower: &str, out: &mut Vec<Finding>) {
+    let value = lower.trim();
+    if !value.starts_with('<') || value.len() > 256 || value.contains(['\n', '\r']) {
+        return;
+    }
+    let offset = lower.len() - lower.trim_start().len();
+    let b = value.as_bytes();
+    for (p, _) in value.match_indices('<') {
+        let mut j = p + 1;
+        if b.get(j) == Some(&b'/') {
+            j += 1;
+        }
+        let start = j;
+        while j < b.len() && is_tag_char(b[j]) {
+            j += 1;
+        }
+        let name = &value[start..j];
+        let local = name.rsplit(':').next().unwrap_or(name);
+        let delimited = matches!(b.get(j), None | Some(b' ' | b'\t' | b'/' | b'>' | 0x0c));
+        // SVG and XML-namespace elements (`<svg:mask>`, `<xml:namespace>`) switch the parser.
+        let foreign = name.starts_with("svg:") || name.starts_with("xml:");
+        if delimited && (PAGE_TAGS.contains(&local) || foreign) {
+            out.push(Finding::new(
+                ThreatType::XssAttack,
+                Severity::High,
+                0.6,
+                offset + p,
+                offset + j,
+            ));
+            return;
+        }
+    }
+}
+
 /// Each attribute in the inside of a tag (after its name): `(name, value, start, end)`;
 /// the value is empty for a bare attribute. Quoted values may hold spaces.
 fn attributes(inside: &str) -> Vec<(&str, &str, usize, usize)> {
@@ -689,6 +989,47 @@ mod tests {
                 severity(attack)
             );
         }
+    }
+
+    #[test]
+    fn probes_sent_as_a_field_are_attacks() {
+        let judge = |value: &str| {
+            let lower = value.to_ascii_lowercase();
+            let mut out = Vec::new();
+            handler_probe(&lower, &mut out);
+            markup_probe(&lower, &mut out);
+            out.first().map(|f| f.severity)
+        };
+        for probe in [
+            "onMouseOut",
+            "onerror=",
+            " onbeforescriptexecute ",
+            "FSCommand",
+            "<head>",
+            "</style>",
+            "<body>Hello</body>",
+            "<input name=\"password\" type=\"password\" value=\"secret\" />",
+            "<div id=\"53\"><xml id=\"xss\" src=\"test.htc\"></xml>",
+            "<svg:mask id=\"m\">",
+        ] {
+            assert_eq!(judge(probe), Some(Severity::High), "missed {probe:?}");
+        }
+        for benign in [
+            "online",
+            "once upon a time",
+            "onClick handler docs",
+            "on",
+            "<p>Thanks for the quick reply!</p>",
+            "<b>bold</b> and <a href=\"https://example.com\">a link</a>",
+            "Use the <form> element for this",
+            // A document quoted in a prompt is content, not a probe.
+            "<!DOCTYPE html>\n<html>\n<head>\n<title>Trip</title>\n</head>\n</html>",
+            "<config>\n  <meta>\n    <version>2</version>\n  </meta>\n</config>",
+            "<",
+        ] {
+            assert_eq!(judge(benign), None, "flagged {benign:?}");
+        }
+        assert!(EVENT_HANDLERS.windows(2).all(|w| w[0] < w[1]), "sorted");
     }
 
     #[test]
