@@ -681,6 +681,9 @@ pub(crate) fn has(hay: &str, needle: &str) -> bool {
 /// up a vector searcher per call, which costs more than the search on a short value.
 const SHORT_SEARCH: usize = 64;
 
+/// Haystacks shorter than this are compared at every start (see [`position`]).
+const TINY_SEARCH: usize = 16;
+
 /// Where `needle` first occurs in `hay` (see [`has`]).
 #[inline]
 pub(crate) fn position(hay: &str, needle: &str) -> Option<usize> {
@@ -690,6 +693,10 @@ pub(crate) fn position(hay: &str, needle: &str) -> Option<usize> {
     };
     if hay.len() >= SHORT_SEARCH && needle.len() > 1 {
         return memchr::memmem::find(hay, needle);
+    }
+    // A few bytes: comparing at each start costs less than a `memchr` call's set-up.
+    if hay.len() < TINY_SEARCH {
+        return hay.windows(needle.len()).position(|w| w == needle);
     }
     let mut from = 0;
     while let Some(i) = memchr::memchr(first, &hay[from..]) {

@@ -719,7 +719,9 @@ const EVENT_HANDLERS: &[&str] = &[
 pub fn handler_probe(lower: &str, out: &mut Vec<Finding>) {
     let value = lower.trim();
     let name = value.strip_suffix('=').unwrap_or(value).trim_end();
-    if name.len() < 5 || name.len() > 48 {
+    // Every name starts `on`, but for Flash's `fscommand` and SMIL's `seeksegmenttime`.
+    if name.len() < 5 || name.len() > 48 || !matches!(&name.as_bytes()[..2], b"on" | b"fs" | b"se")
+    {
         return;
     }
     if EVENT_HANDLERS.binary_search(&name).is_ok() {
