@@ -613,6 +613,8 @@ fn detect_all(
     let is_path = place == Place::Path;
     if !is_path {
         sqli::detect(text, out);
+    } else {
+        sql_in_path(text, out);
     }
     // Words, digits and spaces only: nothing but SQL keywords (`order by 5`) and a bare
     // command (`uname -a`) can hide there.
@@ -645,6 +647,33 @@ fn detect_all(
         ssrf::detect(lower, place, normalized.had_nul, out);
     }
     injection::detect(place, lower, normalized.encoded_newline, out);
+}
+
+/// SQL in the URL path, for applications that route a segment into a query
+/// (`/items/1 or 1=1`, `/get/if(now()=sysdate(),sleep(12),0)`): each segment that holds
+/// something besides a name (a space, a quote, a parenthesis, a comparison, a comment) is
+/// read as a value. Plain segments (`/api/v1/users/42`) are skipped unread.
+fn sql_in_path(path: &str, out: &mut Vec<Finding>) {
+    let mut start = 0;
+    for segment in path.split('/') {
+        let offset = start;
+        start += segment.len() + 1;
+        let suspicious = segment.bytes().any(|b| {
+            matches!(
+                b,
+                b' ' | b'\'' | b'"' | b'(' | b'=' | b';' | b'*' | b'#' | b'`'
+            )
+        });
+        if !suspicious {
+            continue;
+        }
+        let before = out.len();
+        sqli::detect(segment, out);
+        for f in &mut out[before..] {
+            f.start += offset;
+            f.end += offset;
+        }
+    }
 }
 
 fn location(field: &Field<'_>) -> String {
@@ -847,5 +876,46 @@ impl Needles {
             }
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(uri: &str) -> Inspection {
+        let detector = ThreatDetector::new(Policy::default(), Severity::High, 1.2);
+        detector.inspect(&HttpRequest {
+            method: "GET",
+            uri,
+            headers: &[],
+            body: b"",
+        })
+    }
+
+    #[test]
+    fn sql_in_a_path_segment_is_found() {
+        for uri in [
+            "/post/1234%20OR%201=1",
+            "/get/if(now()=sysdate(),sleep(12),0)",
+            "/items/foo')waitfor%20delay'0:0:20'--",
+        ] {
+            let inspection = verdict(uri);
+            assert!(
+                inspection.blocked
+                    && inspection.blocking_names(Severity::High) == ["sql_injection"],
+                "{uri}: {inspection:?}"
+            );
+            assert_eq!(inspection.indicators[0].location, "path");
+        }
+        for uri in [
+            "/api/v1/users/42",
+            "/docs/what's-new",
+            "/wiki/C_(programming_language)",
+            "/search/a=b;c=d",
+            "/files/O'Brien%20notes.txt",
+        ] {
+            assert!(!verdict(uri).blocked, "{uri}: {:?}", verdict(uri));
+        }
     }
 }
