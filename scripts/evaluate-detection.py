@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICY = "docs/policies/evaluation.toml"
 # Minimums for --check: caught share of attack rows, and most benign rows wrongly blocked.
-FLOORS = {"patt_caught": 0.83, "benign_blocked_max": 0.01}
+FLOORS = {"patt_caught": 0.86, "benign_blocked_max": 0.01}
 
 
 def find_corpus(start):
@@ -182,18 +182,19 @@ def main():
                    "weighted differently from `benign-dev` (where SQL is a quarter of the rows).")
         out.append("")
         xss = patt_missed.get("xss", [])
-        handler_names = sum(1 for p in xss if re.fullmatch(r"\s*on[a-z]+\s*", p, re.I))
-        tagless = sum(1 for p in xss if "<" not in p and not re.fullmatch(r"\s*on[a-z]+\s*", p, re.I))
+        tagless = sum(1 for p in xss if "<" not in p)
         sqli = patt_missed.get("sqli", [])
         tiny = sum(1 for p in sqli if len(p.strip()) <= 4)
-        out.append(f"Where a column is below ModSecurity's: of the {len(xss)} `xss` rows missed (query "
-                   f"variant), {handler_names} are an event-handler name alone (`onMouseOut`), "
-                   f"{tagless} hold no tag at all (CSS fragments, a bare `alert` reference, an "
-                   f"entity without a tag), and the other {len(xss) - handler_names - tagless} are "
-                   f"mostly tags that run nothing by themselves (`<head>`, `</style>`, comments); of the {len(sqli)} `sqli` rows missed, "
-                   f"{tiny} are four characters or fewer (`'`, `=`, `1'`, `//`). Blocking these "
-                   "would block the same words and characters in ordinary values, which the benign "
-                   "columns forbid.")
+        out.append(f"What is still missed: of the {len(sqli)} `sqli` rows (query variant), {tiny} are "
+                   "four characters or fewer (`=`, `//`, `\"\"`) and most others are lines of a cheat "
+                   "sheet's explanations (`Comments:`, `%  wildcard attribute indicator`). A lone quote "
+                   "(`'`, `1'`) is blocked as a scanner's probe; other punctuation-only strings turn up "
+                   "in ordinary values (`benign-dev` holds some), so they are not. Of the "
+                   f"{len(xss)} `xss` rows, {tagless} hold no tag (CSS fragments, a bare `alert` "
+                   "reference) and most others are comments, XML declarations or formatting tags that "
+                   "run nothing. An event handler's name alone (`onMouseOut`) and short markup led by a "
+                   "page-level tag (`<head>`, `</style>`, `<input ...>`) are blocked as probes when "
+                   "they are a field's whole value; a prompt quoting an HTML document is not.")
     out.append("")
     out.append("## Per file, source, category and variant\n")
     out.append("| file | source | category | variant | label | rows | blocked |")
