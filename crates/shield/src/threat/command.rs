@@ -343,7 +343,9 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         }
         i += sep_len;
     }
-    // A command named by its path (`/usr/bin/id`, `/bin/cat`) is unmistakable anywhere.
+    // A command named by its path (`/usr/bin/id`, `/bin/cat`) where a command goes: at the
+    // start of the value or after a separator, a breakout or an assignment. The same path in
+    // a sentence ("python lives in /usr/bin/python3") is a mention: medium.
     static DIRS: [Literal; 5] = [
         Literal::new("/bin/"),
         Literal::new("/usr/bin/"),
@@ -357,9 +359,27 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
         while let Some(p) = dir.find(&lower[k..]).map(|p| p + k) {
             k = p + dir.as_str().len();
             if let Some((_, end)) = command_at(lower, p) {
+                let bytes = lower.as_bytes();
+                let mut s = p;
+                while s > 0
+                    && (bytes[s - 1].is_ascii_alphanumeric()
+                        || matches!(bytes[s - 1], b'/' | b'.' | b'_' | b'-'))
+                {
+                    s -= 1;
+                }
+                let before = lower[..s].trim_end_matches([' ', '\t']);
+                let command_position = before.is_empty()
+                    || before.ends_with([
+                        ';', '|', '&', '`', '(', '=', '"', '\'', '{', ',', '\n', '$', '>', '<',
+                    ]);
+                let severity = if command_position {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
                 keep(Finding::new(
                     ThreatType::CommandInjection,
-                    Severity::High,
+                    severity,
                     0.8,
                     p,
                     end,

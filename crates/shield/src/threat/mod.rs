@@ -625,7 +625,7 @@ fn detect_all(
     // A field (not the path, not a whole document) holding a probe: an event handler's name,
     // a page-level tag.
     let field = !matches!(place, Place::Path | Place::Body | Place::XmlValue);
-    if field && lower.len() <= 64 {
+    if field {
         xss::handler_probe(lower, out);
     }
     if plain {

@@ -1071,8 +1071,17 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
             match kind(t, 0) {
                 Some(Tok::Kw(Order | Group | Having | Union)) => {
                     let mut v = after_breakout(t, 0, ended_by_comment, false, false);
+                    // "Order by date, then by name" is a sentence: a clause alone as the value
+                    // sorts by a column number (`ORDER BY 5`), or is cut off by a comment.
+                    let by_word = matches!(kind(t, 0), Some(Tok::Kw(Order | Group)))
+                        && matches!(kind(t, 2), Some(Tok::Bare))
+                        && matches!(kind(t, 3), None | Some(Tok::Comma))
+                        && !ended_by_comment;
                     if let Some(found) = &mut v {
                         found.1 -= 0.05;
+                        if by_word {
+                            found.0 = Severity::Medium;
+                        }
                     }
                     best = better(best, v);
                 }
@@ -1414,6 +1423,20 @@ mod tests {
             .filter(|w| !w.is_empty() && !KNOWN_WORDS.contains(w))
             .collect();
         assert!(missing.is_empty(), "add to KNOWN_WORDS: {missing:?}");
+    }
+
+    #[test]
+    fn a_sort_spelled_in_words_is_not_a_clause() {
+        assert!(!blocked("Order by date, then by name"));
+        assert!(!blocked("group by region"));
+        for clause in [
+            "ORDER BY 5",
+            "order by 1,2,3",
+            "1 order by name--",
+            "order by name--",
+        ] {
+            assert!(blocked(clause), "missed {clause:?}");
+        }
     }
 
     #[test]

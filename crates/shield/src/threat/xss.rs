@@ -712,25 +712,33 @@ const EVENT_HANDLERS: &[&str] = &[
     "seeksegmenttime",
 ];
 
-/// A value that is an event handler's name and nothing else (`onMouseOut`, `onerror=`): a
-/// filter probe, sent to learn which handlers get through. A known handler name is not a
-/// word of prose ("online", "once" are not in the list), and an application field holding
-/// exactly one is a probe; inside text or code the name is judged in context instead.
+/// A value that is an event handler's name and nothing else (`onMouseOut`), or an assignment
+/// to one (`onerror=alert;throw 1`, which runs where the value lands in a script): a filter
+/// probe or a payload. A known handler name is not a word of prose ("online", "once" are not
+/// in the list), and a field holding exactly one is a probe; inside text or code the name is
+/// judged in context instead (a tag, a quote that closes an attribute).
 pub fn handler_probe(lower: &str, out: &mut Vec<Finding>) {
-    let value = lower.trim();
-    let name = value.strip_suffix('=').unwrap_or(value).trim_end();
+    let value = lower.trim_start();
+    let b = value.as_bytes();
     // Every name starts `on`, but for Flash's `fscommand` and SMIL's `seeksegmenttime`.
-    if name.len() < 5 || name.len() > 48 || !matches!(&name.as_bytes()[..2], b"on" | b"fs" | b"se")
-    {
+    if b.len() < 5 || !matches!(&b[..2], b"on" | b"fs" | b"se") {
         return;
     }
-    if EVENT_HANDLERS.binary_search(&name).is_ok() {
+    let name_end = b
+        .iter()
+        .position(|c| !c.is_ascii_alphabetic())
+        .unwrap_or(b.len());
+    let rest = value[name_end..].trim();
+    if !(rest.is_empty() || rest.starts_with('=')) {
+        return;
+    }
+    if EVENT_HANDLERS.binary_search(&&value[..name_end]).is_ok() {
         out.push(Finding::new(
             ThreatType::XssAttack,
             Severity::High,
             0.6,
-            0,
-            lower.len(),
+            lower.len() - value.len(),
+            lower.len() - value.len() + name_end,
         ));
     }
 }
@@ -1005,6 +1013,7 @@ mod tests {
         for probe in [
             "onMouseOut",
             "onerror=",
+            "onerror=alert;throw 1",
             " onbeforescriptexecute ",
             "FSCommand",
             "<head>",
@@ -1020,6 +1029,7 @@ mod tests {
             "online",
             "once upon a time",
             "onClick handler docs",
+            "onload is fired when the page loads",
             "on",
             "<p>Thanks for the quick reply!</p>",
             "<b>bold</b> and <a href=\"https://example.com\">a link</a>",
