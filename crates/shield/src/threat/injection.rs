@@ -10,9 +10,8 @@ use super::{position, Finding, Severity, ThreatType};
 pub fn detect(place: Place, lower: &str, encoded_newline: bool, out: &mut Vec<Finding>) {
     let bytes = lower.as_bytes();
     // Single bytes first (memchr), substrings only where their rarest byte is present.
-    if bytes
-        .iter()
-        .any(|b| matches!(b, b'{' | b'<' | b'#' | b'@' | b'*' | b'['))
+    if memchr::memchr3(b'{', b'<', b'#', bytes).is_some()
+        || memchr::memchr3(b'@', b'*', b'[', bytes).is_some()
     {
         template(lower, out);
     }
