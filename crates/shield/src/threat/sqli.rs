@@ -636,8 +636,11 @@ fn fold_hash(hash: u32, b: u8) -> u32 {
 /// once and compared in place (most words in text are not SQL, and most miss at the first
 /// slot).
 struct WordTable {
-    slots: Box<[Option<(u32, &'static str, Tok)>]>,
+    slots: Box<[Option<KnownWord>]>,
 }
+
+/// A slot of the table: the word's hash, the word, its class.
+type KnownWord = (u32, &'static str, Tok);
 
 impl WordTable {
     fn get() -> &'static WordTable {
