@@ -460,9 +460,77 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
+    if let Some((start, end)) = cmd_for_loop(lower) {
+        keep(Finding::new(
+            ThreatType::CommandInjection,
+            Severity::High,
+            0.85,
+            start,
+            end,
+        ));
+    }
     if let Some(f) = best.into_inner() {
         out.push(f);
     }
+}
+
+/// Windows `cmd`'s loop, `FOR [/D|/R path|/L|/F "options"] %x IN (set) DO command`: a grammar
+/// no sentence follows (a `%` variable, `IN (`, `) DO`), so it counts wherever it stands.
+fn cmd_for_loop(lower: &str) -> Option<(usize, usize)> {
+    let b = lower.as_bytes();
+    if memchr::memchr(b'%', b).is_none() {
+        return None;
+    }
+    let blank = |c: u8| matches!(c, b' ' | b'\t');
+    let mut from = 0;
+    while let Some(p) = find!(&lower[from..], "for").map(|p| p + from) {
+        from = p + 3;
+        let word_start = p == 0 || !b[p - 1].is_ascii_alphanumeric();
+        if !word_start || !b.get(p + 3).copied().is_some_and(blank) {
+            continue;
+        }
+        // The loop variable within the switches' reach: `%i`, `%%i`.
+        let reach = super::prefix(&lower[p..], 160);
+        let Some(v) = memchr::memchr(b'%', reach.as_bytes()).map(|v| p + v) else {
+            continue;
+        };
+        let mut j = v + 1;
+        if b.get(j) == Some(&b'%') {
+            j += 1;
+        }
+        // One character in a script (`%i`), a word in the documentation's form (`%variable`).
+        let name_start = j;
+        while j < b.len() && !blank(b[j]) && j - name_start < 32 {
+            j += 1;
+        }
+        if j == name_start {
+            continue;
+        }
+        let rest = &lower[j..];
+        let after_var = rest.trim_start_matches([' ', '\t']);
+        if after_var.len() == rest.len() || !after_var.starts_with("in") {
+            continue;
+        }
+        let set = after_var[2..].trim_start_matches([' ', '\t']);
+        if !set.starts_with('(') {
+            continue;
+        }
+        let set_start = lower.len() - set.len();
+        let Some(close) = memchr::memchr(b')', &b[set_start..]).map(|c| set_start + c) else {
+            continue;
+        };
+        let tail = lower[close + 1..].trim_start_matches([' ', '\t']);
+        let does = tail.starts_with("do")
+            && tail[2..]
+                .bytes()
+                .next()
+                .is_none_or(|c| blank(c) || matches!(c, b'(' | b'@'));
+        if does {
+            let end = lower.len() - tail.len() + 2;
+            return Some((p, end));
+        }
+    }
+    None
 }
 
 /// Code a server-side interpreter would run, by language.
@@ -712,6 +780,29 @@ mod tests {
                 severity(attack).is_some_and(|s| s >= Severity::High),
                 "missed {attack:?}: {:?}",
                 severity(attack)
+            );
+        }
+    }
+
+    #[test]
+    fn windows_for_loops_are_commands() {
+        for attack in [
+            "for %variable in (set) do command",
+            "FOR /F \"tokens=1-3\" %%A IN   (\"jejeje brbr\") DO @echo pwnd",
+            "FOR /R C:\\bla    %A IN (set) DO abc",
+            "& FOR %@ IN (a,b,c)DO cmd",
+            "FOR %G IN (a,b,c) DO (md C:\\demo\\%G)",
+        ] {
+            assert_eq!(severity(attack), Some(Severity::High), "missed {attack:?}");
+        }
+        for prose in [
+            "for 100% of users in (most) regions do nothing",
+            "Looking for %appdata% in the docs",
+            "50% for in-store pickup (do not ship)",
+        ] {
+            assert!(
+                cmd_for_loop(&prose.to_ascii_lowercase()).is_none(),
+                "{prose:?}"
             );
         }
     }
