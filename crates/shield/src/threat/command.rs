@@ -478,9 +478,8 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
 /// no sentence follows (a `%` variable, `IN (`, `) DO`), so it counts wherever it stands.
 fn cmd_for_loop(lower: &str) -> Option<(usize, usize)> {
     let b = lower.as_bytes();
-    if memchr::memchr(b'%', b).is_none() {
-        return None;
-    }
+    // No `%`, no loop variable.
+    memchr::memchr(b'%', b)?;
     let blank = |c: u8| matches!(c, b' ' | b'\t');
     let mut from = 0;
     while let Some(p) = find!(&lower[from..], "for").map(|p| p + from) {
