@@ -188,17 +188,26 @@ fn command_at(lower: &str, i: usize) -> Option<(&str, usize)> {
         j += 1;
     }
     let mut word = &lower[start..j];
-    // A literal escape after the command (`id\n` as typed into a payload list) is not part
-    // of its name.
-    for escape in ["\\n", "\\r", "\\t", "\\"] {
-        if let Some(w) = word.strip_suffix(escape) {
-            word = w;
-            break;
-        }
+    // The longest command name is shorter than this (`set-executionpolicy`); a longer word
+    // without a path in it is not one.
+    let pathless = !word.contains(['/', '\\']);
+    if word.is_empty() || (pathless && word.len() > 24) {
+        return None;
     }
-    // `/usr/bin/id` is `id`.
-    let name = word.rsplit(['/', '\\']).next().unwrap_or(word);
-    let name = name.trim_matches(['"', '\'', '\\']);
+    let mut name = word;
+    if !pathless {
+        // A literal escape after the command (`id\n` as typed into a payload list) is not
+        // part of its name.
+        for escape in ["\\n", "\\r", "\\t", "\\"] {
+            if let Some(w) = word.strip_suffix(escape) {
+                word = w;
+                break;
+            }
+        }
+        // `/usr/bin/id` is `id`.
+        name = word.rsplit(['/', '\\']).next().unwrap_or(word);
+        name = name.trim_matches(['"', '\'', '\\']);
+    }
     is_command(name).then_some((name, j))
 }
 
