@@ -512,6 +512,9 @@ impl ThreatDetector {
             fetched,
             &mut findings,
         );
+        if scanner::is_upload_name(field.place, &field.name) {
+            scanner::script_upload(&lower, &mut findings);
+        }
         // The one check that needs the value as sent beside it as decoded, so it is here
         // rather than in `detect_all`.
         if raw.len() <= 24 && text.len() <= 2 {

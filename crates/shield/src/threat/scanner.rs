@@ -12,8 +12,9 @@
 //! - **Protocol abuse**: `TRACE`/`TRACK` (cross-site tracing), both `Content-Length` and
 //!   `Transfer-Encoding` (request smuggling), NUL bytes in the URL.
 
+use super::fields::Place;
 use super::HttpRequest;
-use super::{decode, Needles, Severity, ThreatIndicator, ThreatType};
+use super::{decode, Finding, Needles, Severity, ThreatIndicator, ThreatType};
 
 /// User-agent fragments of attack tools (lowercase).
 const SCANNERS: &[&str] = &[
@@ -191,6 +192,71 @@ const RESTRICTED_EXTENSIONS: &[&str] = &[
     ".history", ".sqlite", ".db", ".dump", ".cfg", ".inc", ".dist", ".git", ".asa", ".cdx",
     ".csproj", ".vbproj", ".vb", ".resx", ".pdb", ".dll", ".ps1",
 ];
+
+/// Extensions a web server runs rather than serves: a file uploaded under one of them is a
+/// web shell waiting for its first request.
+const SCRIPT_EXTENSIONS: &[&str] = &[
+    ".php",
+    ".php3",
+    ".php4",
+    ".php5",
+    ".php7",
+    ".php8",
+    ".phtml",
+    ".pht",
+    ".phps",
+    ".phar",
+    ".inc",
+    ".jsp",
+    ".jspx",
+    ".jsw",
+    ".jsv",
+    ".asp",
+    ".aspx",
+    ".ashx",
+    ".asmx",
+    ".asa",
+    ".cer",
+    ".cgi",
+    ".shtml",
+    ".htaccess",
+    ".user.ini",
+];
+
+/// Whether `field` names a file being uploaded: the `X-Filename` family of headers, or a
+/// form's (multipart part's) `filename`.
+pub fn is_upload_name(place: Place, name: &str) -> bool {
+    match place {
+        Place::Header => ["x-filename", "x_filename", "x-file-name"]
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h)),
+        Place::FormValue => name.eq_ignore_ascii_case("filename"),
+        _ => false,
+    }
+}
+
+/// A file uploaded under a name the server would run (`shell.php`, `a.jsp`, `.htaccess`,
+/// `x.php.` with the trailing dot Windows drops).
+pub fn script_upload(lower: &str, out: &mut Vec<Finding>) {
+    let name = lower
+        .trim()
+        .trim_end_matches(['.', ' ', '\0'])
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("");
+    let ext = SCRIPT_EXTENSIONS.iter().find(|e| {
+        name.ends_with(**e) && (name.len() > e.len() || e.starts_with(".h") || e.starts_with(".u"))
+    });
+    if ext.is_some() {
+        out.push(Finding::new(
+            ThreatType::CodeInjection,
+            Severity::High,
+            0.8,
+            0,
+            lower.len(),
+        ));
+    }
+}
 
 /// The restricted extension the last segment of `lower_path` ends with (`db.sql`), if any.
 fn restricted_extension(lower_path: &str) -> Option<&'static str> {
@@ -374,6 +440,37 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_script_uploaded_by_name_is_code_injection() {
+        let judge = |name: &str| {
+            let mut out = Vec::new();
+            script_upload(&name.to_ascii_lowercase(), &mut out);
+            !out.is_empty()
+        };
+        for upload in [
+            "a.php",
+            "shell.PHTML",
+            "x.php.",
+            "../../www/cmd.jsp",
+            ".htaccess",
+            "C:\\up\\a.aspx",
+        ] {
+            assert!(judge(upload), "missed {upload:?}");
+        }
+        for file in [
+            "report.pdf",
+            "php",
+            "notes.php.txt",
+            "photo.jpg",
+            "index.html",
+        ] {
+            assert!(!judge(file), "flagged {file:?}");
+        }
+        assert!(is_upload_name(Place::Header, "X-File-Name"));
+        assert!(is_upload_name(Place::FormValue, "filename"));
+        assert!(!is_upload_name(Place::QueryValue, "filename"));
+    }
 
     fn check(method: &str, uri: &str, agent: &str) -> Vec<(ThreatType, Severity)> {
         let headers = [("User-Agent", agent)];
