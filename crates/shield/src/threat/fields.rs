@@ -140,9 +140,14 @@ pub fn from_head<'a>(
             pairs(value, ';', Place::CookieName, Place::CookieValue, out);
             continue;
         }
-        if SKIPPED_HEADERS
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(name.trim()))
+        // A content type is a media type and parameters; one holding an expression
+        // (`%{(#_memberAccess...)}`, Struts' CVE-2017-5638) is read as any other value.
+        let expression = name.trim().eq_ignore_ascii_case("content-type")
+            && value.contains(['{', '$', '(', '<', '`']);
+        if !expression
+            && SKIPPED_HEADERS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name.trim()))
         {
             continue;
         }

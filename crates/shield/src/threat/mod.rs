@@ -897,6 +897,22 @@ mod tests {
     }
 
     #[test]
+    fn an_expression_in_the_content_type_is_inspected() {
+        let detector = ThreatDetector::new(Policy::default(), Severity::High, 1.2);
+        let inspect = |content_type: &str| {
+            detector.inspect(&HttpRequest {
+                method: "POST",
+                uri: "/upload",
+                headers: &[("User-Agent", "curl/8"), ("Content-Type", content_type)],
+                body: b"x",
+            })
+        };
+        let struts = "%{(#_='multipart/form-data').(#_memberAccess=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS).(@java.lang.Runtime@getRuntime().exec('id'))}";
+        assert!(inspect(struts).blocked);
+        assert!(!inspect("multipart/form-data; boundary=\"----abc\"").blocked);
+    }
+
+    #[test]
     fn sql_in_a_path_segment_is_found() {
         for uri in [
             "/post/1234%20OR%201=1",
