@@ -628,6 +628,27 @@ fn detect_all(
     // A field (not the path, not a whole document) holding a probe: an event handler's name,
     // a page-level tag.
     let field = !matches!(place, Place::Path | Place::Body | Place::XmlValue);
+    // A NUL byte in a query argument, a cookie or a header: no text has one, and C code
+    // behind the application stops reading there (a file name cut before its extension).
+    // Form values are left out: a multipart part may be a binary file.
+    let textual = matches!(
+        place,
+        Place::QueryName
+            | Place::QueryValue
+            | Place::CookieName
+            | Place::CookieValue
+            | Place::Header
+            | Place::FormName
+    );
+    if normalized.had_nul && textual {
+        out.push(Finding::new(
+            ThreatType::ProtocolViolation,
+            Severity::High,
+            0.7,
+            0,
+            text.len(),
+        ));
+    }
     if field {
         xss::handler_probe(lower, out);
     }
@@ -894,6 +915,17 @@ mod tests {
             headers: &[],
             body: b"",
         })
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_query_argument_is_refused() {
+        let inspection = verdict("/get?test=test1%00");
+        assert!(inspection.blocked, "{inspection:?}");
+        assert_eq!(
+            inspection.indicators[0].threat_type,
+            ThreatType::ProtocolViolation
+        );
+        assert!(!verdict("/get?test=test1%20").blocked);
     }
 
     #[test]
