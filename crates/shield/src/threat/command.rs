@@ -643,6 +643,12 @@ const CODE: &[(&str, Severity, f32)] = &[
     ("new function(", Severity::Medium, 0.6),
     ("while(!", Severity::Medium, 0.5),
     ("_$$nd_func$$_", Severity::Critical, 0.95),
+    // Perl and Ruby
+    ("@{[", Severity::High, 0.8),
+    ("process.spawn(", Severity::High, 0.8),
+    ("io.popen(", Severity::High, 0.8),
+    ("kernel.exec(", Severity::High, 0.85),
+    ("kernel.system(", Severity::High, 0.85),
     // Python
     ("__import__(", Severity::High, 0.85),
     ("os.system(", Severity::High, 0.8),

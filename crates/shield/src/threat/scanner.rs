@@ -154,6 +154,23 @@ const SECRET_PROBES: &[&str] = &[
     "/server-status",
     "/server-info",
     "/.well-known/../",
+    // AI coding assistants' and MCP clients' settings: server lists with their tokens.
+    "/.claude/",
+    "/.claude.json",
+    "/.cursor/",
+    "/.continue/",
+    "/.aider",
+    "/.codeium/",
+    "/.windsurf/",
+    "/.gemini/",
+    "/.codex/",
+    "/mcp.json",
+    "/claude_desktop_config.json",
+    // The kernel's view of the host, served by no application.
+    "/proc/self/",
+    "/proc/interrupts",
+    "/proc/version",
+    "/sys/class/",
 ];
 
 /// Admin consoles and CMS paths scanners try everywhere.
@@ -256,6 +273,18 @@ pub fn script_upload(lower: &str, out: &mut Vec<Finding>) {
             lower.len(),
         ));
     }
+}
+
+/// A hidden file or directory in the path (`/.zed/settings.json`, `/app/.npmrc`): tools keep
+/// their settings and secrets there and web applications serve none, so asking for one is a
+/// probe, whatever the tool (new ones appear monthly: the list above cannot keep up).
+/// `/.well-known/` is the exception the web agreed on (ACME, OAuth and MCP authorization
+/// metadata live there).
+fn hidden_segment(lower_path: &str) -> Option<&str> {
+    lower_path.split('/').find(|segment| {
+        let b = segment.as_bytes();
+        b.len() > 1 && b[0] == b'.' && b[1].is_ascii_alphanumeric() && *segment != ".well-known"
+    })
 }
 
 /// The restricted extension the last segment of `lower_path` ends with (`db.sql`), if any.
@@ -375,6 +404,14 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             "path",
             probe,
         ));
+    } else if let Some(hidden) = hidden_segment(&lower_path) {
+        out.push(indicator(
+            ThreatType::Scanner,
+            Severity::High,
+            0.7,
+            "path",
+            hidden,
+        ));
     } else if let Some(ext) = restricted_extension(&lower_path) {
         out.push(indicator(
             ThreatType::Scanner,
@@ -440,6 +477,36 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_files_are_probes_but_well_known_is_not() {
+        let agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0";
+        for probe in [
+            "/.zed/settings.json",
+            "/app/.npmrc",
+            "/.cursorignore",
+            "/.claude/settings.json",
+        ] {
+            assert!(
+                check("GET", probe, agent).contains(&(ThreatType::Scanner, Severity::High)),
+                "missed {probe}"
+            );
+        }
+        for path in [
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/acme-challenge/abc",
+            "/docs/v1.2/intro",
+            "/a/../b",
+            "/file.tar.gz",
+        ] {
+            assert!(
+                !check("GET", path, agent)
+                    .iter()
+                    .any(|(t, s)| *t == ThreatType::Scanner && *s >= Severity::High),
+                "flagged {path}"
+            );
+        }
+    }
 
     #[test]
     fn a_script_uploaded_by_name_is_code_injection() {
