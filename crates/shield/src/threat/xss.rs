@@ -7,6 +7,11 @@
 //! when what follows runs (`javascript:alert(1)`, not "JavaScript: The Good Parts"); script
 //! calls (`alert(`, `document.cookie`) count alone as a weak sign and with a breakout
 //! (`";alert(1)//`) as an attack.
+//!
+//! Probes count too when they are a field's whole value: an event handler's name
+//! (`onMouseOut`, sent to learn which handlers a filter lets through) and short one-line markup
+//! led by a page-level tag (`<head>`, `</style>`, `<input ...>`). A prompt quoting an HTML page
+//! is a document, not a probe, and rich-text formatting (`<p>`, `<b>`) is left alone.
 
 use super::{has, position, Finding, Literal, Needles, Severity, Strongest, ThreatType};
 
