@@ -1158,6 +1158,9 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
                 Some((Severity::Critical, 0.9, i, i + 2))
             }
             Tok::Logic => tautology(t, i),
+            // A server variable as the whole value (`@@version`) is a probe; inside text,
+            // a weak sign.
+            Tok::Var { system: true } if t.len() == 1 => Some((Severity::High, 0.65, i, i + 1)),
             Tok::Var { system: true } | Tok::Catalog => Some((Severity::Medium, 0.55, i, i + 1)),
             // A subquery: `(SELECT CASE WHEN ...)`, `(select count(*) from x)`.
             Tok::LParen
@@ -1233,8 +1236,10 @@ fn quote_probe(text: &str) -> bool {
     let core = value.trim_start_matches(|c: char| c.is_ascii_digit());
     let after_number = core.len() < value.len();
     match core {
-        "'" | "`" | "' --" | "'--" | "' #" | "'#" | "' -- -" => true,
+        "'" | "`" | "' --" | "'--" | "' #" | "'#" | "' -- -" | "/*'*/" => true,
         "\"" => !after_number,
+        // `1\`: an escape that eats the application's closing quote.
+        "\\" => after_number,
         _ => false,
     }
 }
@@ -1444,7 +1449,17 @@ mod tests {
 
     #[test]
     fn a_lone_quote_is_a_probe() {
-        for probe in ["'", "1'", "\"", "`", "1`", " ' -- "] {
+        for probe in [
+            "'",
+            "1'",
+            "\"",
+            "`",
+            "1`",
+            " ' -- ",
+            "1\\",
+            "1/*'*/",
+            "@@version",
+        ] {
             assert!(blocked(probe), "missed {probe:?}");
         }
         for benign in [
