@@ -302,7 +302,19 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         if ACTIVE_TAGS.contains(&local) {
             // `<script>`, `<iframe src=...>`: High when it opens properly.
             let closed = tag_end < b.len() || matches!(b.get(j), Some(b' ' | b'/'));
-            let severity = if closed {
+            // "<script> tags go at the end of <body>": a bare opening tag followed by words
+            // and no script in sight is the element's name in a sentence.
+            let named_in_prose =
+                local == "script" && inside.trim().is_empty() && !contains!(lower, "</script") && {
+                    let after = super::prefix(&lower[(tag_end + 1).min(lower.len())..], 60);
+                    after.starts_with(' ')
+                        && after
+                            .trim_start()
+                            .starts_with(|c: char| c.is_ascii_lowercase())
+                        && !after.contains(['(', '=', ';', '`', '{', '\''])
+                        && after.split_whitespace().count() >= 3
+                };
+            let severity = if closed && !named_in_prose {
                 Severity::High
             } else {
                 Severity::Medium
@@ -802,6 +814,28 @@ pub fn markup_probe(lower: &str, out: &mut Vec<Finding>) {
     if !value.starts_with('<') || value.len() > 256 || value.contains(['\n', '\r']) {
         return;
     }
+    // Markup, not a sentence that opens with a tag's name ("<script> tags go at the end of
+    // <body>"): a few words at most outside the tags.
+    let mut words = 0;
+    let mut in_tag = false;
+    let mut in_word = false;
+    for c in value.bytes() {
+        match c {
+            b'<' => in_tag = true,
+            b'>' => in_tag = false,
+            _ if !in_tag => {
+                let letter = c.is_ascii_alphanumeric();
+                words += usize::from(letter && !in_word);
+                in_word = letter;
+                continue;
+            }
+            _ => {}
+        }
+        in_word = false;
+    }
+    if words > 3 {
+        return;
+    }
     let offset = lower.len() - lower.trim_start().len();
     let b = value.as_bytes();
     for (p, _) in value.match_indices('<') {
@@ -1051,6 +1085,7 @@ mod tests {
             "<p>Thanks for the quick reply!</p>",
             "<b>bold</b> and <a href=\"https://example.com\">a link</a>",
             "Use the <form> element for this",
+            "<script> tags should be placed at the end of <body>",
             // A document quoted in a prompt is content, not a probe.
             "<!DOCTYPE html>\n<html>\n<head>\n<title>Trip</title>\n</head>\n</html>",
             "<config>\n  <meta>\n    <version>2</version>\n  </meta>\n</config>",
@@ -1083,6 +1118,8 @@ mod tests {
             "if (x<y) { return x; }",
             "JavaScript: The Good Parts",
             "I wrote it in Java script: it works",
+            "<script> tags should be placed at the end of <body>",
+            "Where do <script> elements go in a page?",
             "Use the <b>bold</b> tag",
             "see <https://example.com/docs>",
             "1alert(1)",
