@@ -640,6 +640,10 @@ fn cmd_for_loop(lower: &str) -> Option<(usize, usize)> {
         while j < b.len() && !blank(b[j]) && j - name_start < 32 {
             j += 1;
         }
+        // The cap may stop inside a character.
+        while !lower.is_char_boundary(j) {
+            j += 1;
+        }
         if j == name_start {
             continue;
         }
@@ -987,6 +991,9 @@ mod tests {
         ] {
             assert_eq!(severity(attack), Some(Severity::High), "missed {attack:?}");
         }
+        // A long variable name of multi-byte characters is cut on a character boundary.
+        let long = format!("for %{} in (x) do y", "€".repeat(40));
+        let _ = cmd_for_loop(&long);
         for prose in [
             "for 100% of users in (most) regions do nothing",
             "Looking for %appdata% in the docs",
