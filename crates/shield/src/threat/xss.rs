@@ -221,6 +221,20 @@ fn is_tag_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b':' || b == b'_'
 }
 
+/// Where the name of the tag whose `<` is at `lt` starts and ends (after a closing tag's `/`);
+/// empty when no name follows.
+fn tag_name(b: &[u8], lt: usize) -> (usize, usize) {
+    let mut j = lt + 1;
+    if b.get(j) == Some(&b'/') {
+        j += 1;
+    }
+    let start = j;
+    while j < b.len() && is_tag_char(b[j]) {
+        j += 1;
+    }
+    (start, j)
+}
+
 /// Looks for XSS in a decoded value (`lower` is its ASCII-lowercase copy).
 pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     let _ = text;
@@ -235,14 +249,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     let mut i = 0;
     while let Some(p) = lower[i..].find('<').map(|p| p + i) {
         i = p + 1;
-        let mut j = p + 1;
-        if b.get(j) == Some(&b'/') {
-            j += 1;
-        }
-        let name_start = j;
-        while j < b.len() && is_tag_char(b[j]) {
-            j += 1;
-        }
+        let (name_start, j) = tag_name(b, p);
         if j == name_start || !b[name_start].is_ascii_alphabetic() {
             // `<!--` comments and `<%` are other detectors' business; `< b` is not a tag.
             continue;
@@ -839,14 +846,7 @@ pub fn markup_probe(lower: &str, out: &mut Vec<Finding>) {
     let offset = lower.len() - lower.trim_start().len();
     let b = value.as_bytes();
     for (p, _) in value.match_indices('<') {
-        let mut j = p + 1;
-        if b.get(j) == Some(&b'/') {
-            j += 1;
-        }
-        let start = j;
-        while j < b.len() && is_tag_char(b[j]) {
-            j += 1;
-        }
+        let (start, j) = tag_name(b, p);
         let name = &value[start..j];
         let local = name.rsplit(':').next().unwrap_or(name);
         let delimited = matches!(b.get(j), None | Some(b' ' | b'\t' | b'/' | b'>' | 0x0c));
