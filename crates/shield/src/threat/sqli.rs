@@ -520,16 +520,9 @@ fn tokenize(text: &[u8], open: Open, max_tokens: usize, out: &mut Vec<Token>) ->
                 Tok::Var { system }
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$' => {
-                i = word_end(text, i);
-                // Dotted names are one token (`information_schema.tables`).
-                while text.get(i) == Some(&b'.')
-                    && text
-                        .get(i + 1)
-                        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'.')
-                {
-                    i = word_end(text, i + 1);
-                }
-                classify(&text[start..i])
+                let word = Word::read(text, i);
+                i = word.end;
+                word.classify(&text[start..i])
             }
             b'(' => {
                 i += 1;
@@ -597,30 +590,97 @@ fn utf8_len(b: u8) -> usize {
     }
 }
 
+/// Whether a byte continues a word: ASCII letters and digits, `_`, `$`.
+const WORD_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
+        b += 1;
+    }
+    table
+};
+
+/// A word read from a value, hashed as it was read: the lexer meets a word every few bytes
+/// of prose, and reading it, hashing it and looking it up in one pass over its bytes is most
+/// of what the tokenizer costs.
+struct Word {
+    end: usize,
+    hash: u32,
+    /// Holds a `.` or `_` (`information_schema.tables`, `xp_cmdshell`): may need the slow
+    /// path when the table misses.
+    qualified: bool,
+}
+
+impl Word {
+    /// Reads the word at `i` (a letter, `_` or `$`), dotted parts included.
+    #[inline]
+    fn read(text: &[u8], mut i: usize) -> Word {
+        let mut hash = FOLD_SEED;
+        let mut qualified = false;
+        loop {
+            while let Some(&b) = text.get(i) {
+                if !WORD_BYTE[usize::from(b)] {
+                    break;
+                }
+                hash = fold_hash(hash, b);
+                qualified |= b == b'_';
+                i += 1;
+            }
+            // Dotted names are one token (`information_schema.tables`).
+            if text.get(i) == Some(&b'.')
+                && text
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'.')
+            {
+                hash = fold_hash(hash, b'.');
+                qualified = true;
+                i += 1;
+                continue;
+            }
+            return Word {
+                end: i,
+                hash,
+                qualified,
+            };
+        }
+    }
+
+    /// The class of the word, `word` being its bytes (`&text[start..self.end]`).
+    #[inline]
+    fn classify(&self, word: &[u8]) -> Tok {
+        if word.len() > MAX_KNOWN_WORD {
+            return Tok::Bare;
+        }
+        if let Some(tok) = WordTable::get().find(word, self.hash) {
+            return tok;
+        }
+        if !self.qualified {
+            return Tok::Bare;
+        }
+        // The slow path only for qualified names (`master..xp_cmdshell`). Words are ASCII
+        // here (the tokenizer only starts them on ASCII letters).
+        let mut lower = [0u8; MAX_KNOWN_WORD];
+        for (d, s) in lower.iter_mut().zip(word) {
+            *d = s.to_ascii_lowercase();
+        }
+        std::str::from_utf8(&lower[..word.len()]).map_or(Tok::Bare, classify_known)
+    }
+}
+
+/// Longer words are never looked up (the longest known is shorter).
+const MAX_KNOWN_WORD: usize = 40;
+
 fn classify(word: &[u8]) -> Tok {
-    if word.is_empty() || word.len() > 40 {
+    if word.is_empty() {
         return Tok::Bare;
     }
-    let mut hash = FOLD_SEED;
-    let mut qualified = false;
-    for &b in word {
-        hash = fold_hash(hash, b);
-        qualified |= matches!(b, b'.' | b'_');
-    }
-    if let Some(tok) = WordTable::get().find(word, hash) {
-        return tok;
-    }
-    if !qualified {
+    let read = Word::read(word, 0);
+    if read.end != word.len() {
         return Tok::Bare;
     }
-    // The slow path only for qualified names (`information_schema.tables`,
-    // `master..xp_cmdshell`). Words are ASCII here (the tokenizer only starts them on ASCII
-    // letters).
-    let mut lower = [0u8; 40];
-    for (d, s) in lower.iter_mut().zip(word) {
-        *d = s.to_ascii_lowercase();
-    }
-    std::str::from_utf8(&lower[..word.len()]).map_or(Tok::Bare, classify_known)
+    read.classify(word)
 }
 
 const FOLD_SEED: u32 = 0x811c_9dc5;
@@ -634,44 +694,58 @@ fn fold_hash(hash: u32, b: u8) -> u32 {
 
 /// Every known word with its class, in an open-addressed table: a word from a value is hashed
 /// once and compared in place (most words in text are not SQL, and most miss at the first
-/// slot).
+/// slot, which is one `u32` compare against the dense `hashes` array).
 struct WordTable {
-    slots: Box<[Option<KnownWord>]>,
+    /// Each slot's word hash, `EMPTY` where none.
+    hashes: Box<[u32]>,
+    words: Box<[(&'static str, Tok)]>,
 }
 
-/// A slot of the table: the word's hash, the word, its class.
-type KnownWord = (u32, &'static str, Tok);
+/// The hash no known word has (checked when the table is built).
+const EMPTY: u32 = 0;
 
 impl WordTable {
     fn get() -> &'static WordTable {
         static TABLE: std::sync::OnceLock<WordTable> = std::sync::OnceLock::new();
         TABLE.get_or_init(|| {
-            let mut slots = vec![None; (KNOWN_WORDS.len() * 4).next_power_of_two()];
-            let mask = slots.len() - 1;
+            let size = (KNOWN_WORDS.len() * 4).next_power_of_two();
+            let mut hashes = vec![EMPTY; size];
+            let mut words = vec![("", Tok::Bare); size];
+            let mask = size - 1;
             for word in KNOWN_WORDS {
                 let hash = word.bytes().fold(FOLD_SEED, fold_hash);
+                assert!(hash != EMPTY && word.len() <= MAX_KNOWN_WORD, "{word}");
                 let mut i = hash as usize & mask;
-                while slots[i].is_some() {
+                while hashes[i] != EMPTY {
                     i = (i + 1) & mask;
                 }
-                slots[i] = Some((hash, *word, classify_known(word)));
+                hashes[i] = hash;
+                words[i] = (*word, classify_known(word));
             }
             WordTable {
-                slots: slots.into_boxed_slice(),
+                hashes: hashes.into_boxed_slice(),
+                words: words.into_boxed_slice(),
             }
         })
     }
 
+    #[inline]
     fn find(&self, word: &[u8], hash: u32) -> Option<Tok> {
-        let mask = self.slots.len() - 1;
+        let mask = self.hashes.len() - 1;
         let mut i = hash as usize & mask;
-        while let Some((h, known, tok)) = self.slots[i] {
-            if h == hash && known.as_bytes().eq_ignore_ascii_case(word) {
-                return Some(tok);
+        loop {
+            let h = self.hashes[i];
+            if h == EMPTY {
+                return None;
+            }
+            if h == hash {
+                let (known, tok) = self.words[i];
+                if known.as_bytes().eq_ignore_ascii_case(word) {
+                    return Some(tok);
+                }
             }
             i = (i + 1) & mask;
         }
-        None
     }
 }
 
@@ -694,30 +768,34 @@ fn classify_known(lower: &str) -> Tok {
     Tok::Bare
 }
 
+/// Where the string whose contents start at `i` ends (after its closing quote), and whether
+/// it was closed. A doubled quote and a backslash escape stay inside (a backtick name has
+/// no escapes).
 fn string_end(text: &[u8], mut i: usize, quote: u8) -> (usize, bool) {
     while i < text.len() {
-        let b = text[i];
-        if b == b'\\' && quote != b'`' {
+        // Strings in prose run for sentences: jump to the next byte that matters.
+        let next = if quote == b'`' {
+            memchr::memchr(quote, &text[i..])
+        } else {
+            memchr::memchr2(quote, b'\\', &text[i..])
+        };
+        let Some(p) = next else { break };
+        i += p;
+        if text[i] == b'\\' {
             i += 2;
             continue;
         }
-        if b == quote {
-            if text.get(i + 1) == Some(&quote) {
-                i += 2;
-                continue;
-            }
-            return (i + 1, true);
+        if text.get(i + 1) == Some(&quote) {
+            i += 2;
+            continue;
         }
-        i += 1;
+        return (i + 1, true);
     }
     (text.len(), false)
 }
 
 fn line_end(text: &[u8], i: usize) -> usize {
-    text[i..]
-        .iter()
-        .position(|b| *b == b'\n')
-        .map_or(text.len(), |p| i + p)
+    memchr::memchr(b'\n', &text[i..]).map_or(text.len(), |p| i + p)
 }
 
 fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -1128,8 +1206,21 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
             }
         }
     }
-    // Anywhere in the value.
+    // Anywhere in the value. Most tokens of a value (words, numbers, strings, punctuation)
+    // start nothing on their own: they are passed over without building a verdict.
     for i in 0..t.len() {
+        if !matches!(
+            t[i].kind,
+            Tok::Kw(Union | Waitfor | Into | Drop)
+                | Tok::Semi
+                | Tok::Func(Func::Time | Func::Danger)
+                | Tok::Logic
+                | Tok::Var { system: true }
+                | Tok::Catalog
+                | Tok::LParen
+        ) {
+            continue;
+        }
         let found: Verdict = match t[i].kind {
             Tok::Kw(Union) => {
                 let mut j = i + 1;
@@ -1269,7 +1360,7 @@ fn detect_with(
         if let Open::Quote(q) = open {
             // The first such quote must close the string the application opened; a letter
             // right after it (`don't`, `O'Brien`) means it is an apostrophe, not a breakout.
-            match bytes.iter().position(|b| *b == q) {
+            match memchr::memchr(q, bytes) {
                 None => continue,
                 Some(p)
                     if bytes.get(p + 1).is_some_and(u8::is_ascii_alphabetic)
