@@ -503,10 +503,17 @@ fn crlf(place: Place, lower: &str, encoded_newline: bool, out: &mut Vec<Finding>
                 | Place::CookieValue
         );
     let b = lower.as_bytes();
-    for (p, _) in lower.match_indices(['\r', '\n']) {
+    for p in memchr::memchr2_iter(b'\r', b'\n', b) {
         let line = lower[p + 1..].trim_start_matches(['\r', '\n', ' ', '\t']);
+        // Every header name starts with a letter; lines of prose and code mostly do too, but
+        // this skips blank lines, indentation runs and lines of punctuation at once.
+        if !line.starts_with(|c: char| c.is_ascii_lowercase()) {
+            continue;
+        }
+        let first = line.as_bytes()[0];
         let header = HEADERS.iter().find(|h| {
-            line.starts_with(*h)
+            h.as_bytes().first() == Some(&first)
+                && line.starts_with(*h)
                 && line[h.len()..].trim_start().starts_with([':', ' ', '/'])
                 && !h.is_empty()
         });
