@@ -279,15 +279,18 @@ fn command_at(lower: &str, i: usize) -> Option<(&str, usize)> {
         j += 1;
     }
     let start = j;
-    while j < b.len()
-        && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'.' | b'_' | b'-' | b'/' | b'\\'))
-    {
+    let mut pathless = true;
+    while j < b.len() {
+        match b[j] {
+            b'/' | b'\\' => pathless = false,
+            c if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-') => {}
+            _ => break,
+        }
         j += 1;
     }
     let mut word = &lower[start..j];
     // The longest command name is shorter than this (`set-executionpolicy`); a longer word
     // without a path in it is not one.
-    let pathless = !word.contains(['/', '\\']);
     if word.is_empty() || (pathless && word.len() > 24) {
         return None;
     }
@@ -383,6 +386,18 @@ const SHELL_TRICKS: &[(&str, Severity)] = &[
     ("/bin/bash", Severity::Medium),
 ];
 
+/// The bytes a command separator (or a substitution) starts with, as `detect` reads them.
+const SEPARATOR_START: [bool; 256] = {
+    let mut table = [false; 256];
+    let starts = b";\n`|&$<>{\\";
+    let mut k = 0;
+    while k < starts.len() {
+        table[starts[k] as usize] = true;
+        k += 1;
+    }
+    table
+};
+
 /// Looks for shell command injection in a decoded, lowercased value.
 pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     let b = lower.as_bytes();
@@ -390,6 +405,11 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     let mut keep = |f: Finding| best.keep(f);
     let mut i = 0;
     while i < b.len() {
+        // Most of a value is words: run to the next byte that can start a separator.
+        match b[i..].iter().position(|c| SEPARATOR_START[usize::from(*c)]) {
+            Some(p) => i += p,
+            None => break,
+        }
         let c = b[i];
         let sep_len = match c {
             b';' | b'\n' | b'`' => 1,
