@@ -248,7 +248,12 @@ fn count_climbs(text: &str) -> usize {
     let mut count = 0;
     let mut i = 0;
     while i + 1 < b.len() {
-        if b[i] == b'.' && b[i + 1] == b'.' {
+        // Dots are rare in most values: jump to the next one.
+        match memchr::memchr(b'.', &b[i..b.len() - 1]) {
+            Some(p) => i += p,
+            None => break,
+        }
+        if b[i + 1] == b'.' {
             let mut j = i + 2;
             while j < b.len() && b[j] == b'.' {
                 j += 1;
