@@ -611,6 +611,8 @@ struct Word {
     /// Holds a `.` or `_` (`information_schema.tables`, `xp_cmdshell`): may need the slow
     /// path when the table misses.
     qualified: bool,
+    /// Holds a `.`: a catalog or a procedure may be one of its parts.
+    dotted: bool,
 }
 
 impl Word {
@@ -619,6 +621,7 @@ impl Word {
     fn read(text: &[u8], mut i: usize) -> Word {
         let mut hash = FOLD_SEED;
         let mut qualified = false;
+        let mut dotted = false;
         loop {
             while let Some(&b) = text.get(i) {
                 if !WORD_BYTE[usize::from(b)] {
@@ -636,6 +639,7 @@ impl Word {
             {
                 hash = fold_hash(hash, b'.');
                 qualified = true;
+                dotted = true;
                 i += 1;
                 continue;
             }
@@ -643,6 +647,7 @@ impl Word {
                 end: i,
                 hash,
                 qualified,
+                dotted,
             };
         }
     }
@@ -659,13 +664,37 @@ impl Word {
         if !self.qualified {
             return Tok::Bare;
         }
-        // The slow path only for qualified names (`master..xp_cmdshell`). Words are ASCII
-        // here (the tokenizer only starts them on ASCII letters).
-        let mut lower = [0u8; MAX_KNOWN_WORD];
-        for (d, s) in lower.iter_mut().zip(word) {
-            *d = s.to_ascii_lowercase();
+        self.by_parts(word)
+    }
+
+    /// Every known word is in the table. Beyond it, a name is known by its parts only: a
+    /// catalog as its first part (`information_schema.columns`), one of SQL Server's
+    /// procedures as its last (`xp_anything`, `master..sp_anything`).
+    #[inline(never)]
+    fn by_parts(&self, word: &[u8]) -> Tok {
+        let procedure = |part: &[u8]| {
+            part.len() >= 3
+                && (part[..3].eq_ignore_ascii_case(b"xp_")
+                    || part[..3].eq_ignore_ascii_case(b"sp_"))
+        };
+        if !self.dotted {
+            return if procedure(word) {
+                Tok::Func(Func::Danger)
+            } else {
+                Tok::Bare
+            };
         }
-        std::str::from_utf8(&lower[..word.len()]).map_or(Tok::Bare, classify_known)
+        let last = word.rsplit(|b| *b == b'.').next().unwrap_or(word);
+        if procedure(last) {
+            return Tok::Func(Func::Danger);
+        }
+        let first = word.split(|b| *b == b'.').next().unwrap_or(word);
+        let hash = first.iter().fold(FOLD_SEED, |h, b| fold_hash(h, *b));
+        if WordTable::get().find(first, hash) == Some(Tok::Catalog) {
+            Tok::Catalog
+        } else {
+            Tok::Bare
+        }
     }
 }
 
@@ -1522,6 +1551,18 @@ mod tests {
             .filter(|w| !w.is_empty() && !KNOWN_WORDS.contains(w))
             .collect();
         assert!(missing.is_empty(), "add to KNOWN_WORDS: {missing:?}");
+    }
+
+    #[test]
+    fn names_beyond_the_table_are_known_by_their_parts() {
+        assert_eq!(classify(b"master..xp_cmdshell"), Tok::Func(Func::Danger));
+        assert_eq!(classify(b"XP_anything"), Tok::Func(Func::Danger));
+        assert_eq!(classify(b"sp_"), Tok::Func(Func::Danger));
+        assert_eq!(classify(b"INFORMATION_SCHEMA.columns"), Tok::Catalog);
+        assert_eq!(classify(b"information_schema.tables"), Tok::Catalog);
+        assert_eq!(classify(b"part.trim"), Tok::Bare);
+        assert_eq!(classify(b"map_err"), Tok::Bare);
+        assert_eq!(classify(b"Sleep"), Tok::Func(Func::Time));
     }
 
     #[test]
