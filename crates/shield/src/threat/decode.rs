@@ -213,32 +213,24 @@ const ENTITIES: &[(&str, char)] = &[
 /// One round of HTML entity decoding (`&lt;`, `&#60;`, `&#x3c;`, with or without the `;`,
 /// leading zeros allowed); `None` when there was none.
 pub fn html_entities(input: &str) -> Option<String> {
-    if !input.contains('&') {
-        return None;
-    }
     let bytes = input.as_bytes();
-    let mut out = String::with_capacity(input.len());
-    let mut changed = false;
+    // Allocated at the first entity: code and prose have `&&` and `&str` that are none.
+    let mut out: Option<String> = None;
     let mut last = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'&' {
-            i += 1;
-            continue;
-        }
+    while let Some(p) = memchr::memchr(b'&', &bytes[i..]) {
+        i += p;
         if let Some((c, used)) = entity_at(&bytes[i + 1..]) {
+            let out = out.get_or_insert_with(|| String::with_capacity(input.len()));
             out.push_str(&input[last..i]);
             out.push(c);
             i += 1 + used;
             last = i;
-            changed = true;
         } else {
             i += 1;
         }
     }
-    if !changed {
-        return None;
-    }
+    let mut out = out?;
     out.push_str(&input[last..]);
     Some(out)
 }

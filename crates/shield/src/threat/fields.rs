@@ -363,7 +363,8 @@ pub fn json<'a>(body: &'a str, out: &mut Vec<Field<'a>>) -> bool {
     let start = out.len();
     let mut walker = Walker {
         out,
-        path: String::new(),
+        // Room for the usual depth (`params.arguments.options.tags[1]`) without regrowing.
+        path: String::with_capacity(96),
     };
     let mut de = serde_json::Deserializer::from_str(body);
     if (Node {
@@ -514,9 +515,26 @@ impl<'de: 'a, 'a> Visitor<'de> for Node<'_, '_, 'a> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let base = self.walker.path.len();
         let mut index = 0usize;
+        let mut digits = [0u8; 20];
         loop {
-            use std::fmt::Write;
-            let _ = write!(self.walker.path, "[{index}]");
+            // `[index]`, written without the formatting machinery (an array of strings pays
+            // this per element).
+            let mut n = index;
+            let mut d = digits.len();
+            loop {
+                d -= 1;
+                digits[d] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            self.walker.path.push('[');
+            // ASCII digits: always UTF-8.
+            self.walker
+                .path
+                .push_str(std::str::from_utf8(&digits[d..]).unwrap_or("0"));
+            self.walker.path.push(']');
             let more = seq.next_element_seed(Node {
                 walker: self.walker,
             })?;
