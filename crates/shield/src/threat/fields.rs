@@ -609,6 +609,23 @@ mod tests {
     }
 
     #[test]
+    fn array_elements_are_named_by_index() {
+        let items: Vec<String> = (0..12).map(|i| format!("\"v{i}\"")).collect();
+        let body = format!("{{\"list\":[{}],\"x\":[[\"deep\"]]}}", items.join(","));
+        let mut out = Vec::new();
+        assert!(json(&body, &mut out));
+        let name = |raw: &str| {
+            out.iter()
+                .find(|f| f.raw == raw)
+                .map(|f| f.name.to_string())
+        };
+        assert_eq!(name("v0").as_deref(), Some("list[0]"));
+        assert_eq!(name("v10").as_deref(), Some("list[10]"));
+        assert_eq!(name("v11").as_deref(), Some("list[11]"));
+        assert_eq!(name("deep").as_deref(), Some("x[0][0]"));
+    }
+
+    #[test]
     fn json_rpc_tool_arguments_are_labelled_in_batches_too() {
         let body = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"sql":"select 1","opts":{"deep":["x"]}},"name":"run_sql"}},
                       {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search","arguments":{"q":"caf\u00e9"}}}]"#;
