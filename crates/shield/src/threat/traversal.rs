@@ -144,9 +144,7 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         lower
     };
     let climbs = count_climbs(text);
-    static SENSITIVE_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
-    let needles = Needles::cached(&SENSITIVE_NEEDLES, || SENSITIVE.to_vec());
-    let mut hits = needles.first_of_each(text);
+    let mut hits = sensitive_needles().first_of_each(text);
     hits.sort_by_key(|(index, _)| *index);
     let sensitive = hits
         .into_iter()
@@ -240,6 +238,20 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         f.end = f.end.min(lower.len()).max(f.start);
         out.push(f);
     }
+}
+
+fn sensitive_needles() -> &'static Needles {
+    static SENSITIVE_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    Needles::cached(&SENSITIVE_NEEDLES, || SENSITIVE.to_vec())
+}
+
+/// Whether `lower` names a sensitive file as a path piece (`/etc/passwd`, `boot.ini`,
+/// `.ssh/id_rsa`): for other detectors that judge what an expression is handed.
+pub(crate) fn names_sensitive_file(lower: &str) -> bool {
+    sensitive_needles()
+        .first_of_each(lower)
+        .into_iter()
+        .any(|(index, p)| sensitive_here(lower, p, p + SENSITIVE[index].len(), SENSITIVE[index]))
 }
 
 /// `..` segments followed by a separator (`../`, `..;/`, `.../`), or ending the value.
