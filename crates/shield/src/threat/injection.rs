@@ -263,6 +263,10 @@ fn xxe(lower: &str, out: &mut Vec<Finding>) {
     } else if entities >= 3 {
         // Entity expansion (billion laughs).
         (Severity::High, 0.8)
+    } else if entities > 0 && declared_entity_used(rest) {
+        // An entity declared and referenced in one value: the parser's entity machinery
+        // exercised, the first step of every XXE probe (`<!ENTITY foo "x">]><r>&foo;</r>`).
+        (Severity::High, 0.75)
     } else if entities > 0 || contains!(rest, " system ") {
         (Severity::Medium, 0.6)
     } else {
@@ -275,6 +279,21 @@ fn xxe(lower: &str, out: &mut Vec<Finding>) {
         doctype,
         (doctype + 80).min(lower.len()),
     ));
+}
+
+/// Whether an entity declared in `dtd` (`<!entity name ...`) is referenced as `&name;`.
+fn declared_entity_used(dtd: &str) -> bool {
+    dtd.match_indices("<!entity").any(|(p, decl)| {
+        let after = dtd[p + decl.len()..].trim_start();
+        let name_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            .count();
+        name_len > 0 && {
+            let reference = format!("&{};", &after[..name_len]);
+            dtd.contains(&reference)
+        }
+    })
 }
 
 fn ssi(lower: &str, out: &mut Vec<Finding>) {
@@ -575,6 +594,7 @@ mod tests {
             ("<%= 7 * 7 %>", TemplateInjection),
             ("{{''.__class__.__mro__[1].__subclasses__()}}", TemplateInjection),
             ("{{ get_user_file(\"/etc/passwd\") }}", TemplateInjection),
+            ("<!DOCTYPE x [<!ENTITY foo \"aaaaaa\">]><root>&foo;</root>", Xxe),
             ("{{ read(\"C:\\boot.ini\") }}", TemplateInjection),
             ("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><x>&xxe;</x>", Xxe),
             ("*)(uid=*))(|(uid=*", LdapInjection),
