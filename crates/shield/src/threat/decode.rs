@@ -169,6 +169,14 @@ fn utf8_escapes(
     for k in 1..len {
         let c = escaped(i + 3 * k)?;
         if c & 0xc0 != 0x80 {
+            // IIS's decoder (CVE-2000-0884) kept the low six bits of any second byte:
+            // `%c0%2e`, `%c0%ee` read `.`, `%c1%1c` reads `\`. Only the separators and the dot
+            // are decoded so: they are what such a payload needs, and nothing else is read
+            // into a value that is not there.
+            let masked = (u32::from(lead) & 0x1f) << 6 | u32::from(c & 0x3f);
+            if len == 2 && matches!(masked, 0x2e | 0x2f | 0x5c) {
+                return char::from_u32(masked).map(|ch| (ch, 6));
+            }
             return None;
         }
         code = code << 6 | u32::from(c & 0x3f);
@@ -381,6 +389,10 @@ mod tests {
         assert_eq!(normalize("%u002e%u002e%u2215etc", false).text, "../etc");
         assert_eq!(normalize("%c0%ae%c0%ae%c0%afetc", false).text, "../etc");
         assert_eq!(normalize("%e0%80%ae", false).text, ".");
+        // IIS's reading of a bad second byte: only separators and dots come out of it.
+        assert_eq!(normalize("%c0%2e%c0%2e%c1%1cetc", false).text, "..\\etc");
+        assert_eq!(normalize("%c0%ee%c0%ee%c0%2f", false).text, "../");
+        assert_eq!(normalize("%c0%e1", false).text, "%c0%e1");
         assert_eq!(normalize("a+b%20c", true).text, "a b c");
         assert_eq!(normalize("a+b", false).text, "a+b");
         // Not encodings: left alone.

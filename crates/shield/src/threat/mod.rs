@@ -662,7 +662,9 @@ fn detect_all(
             xss::markup_probe(lower, out);
         }
     }
-    if any(b"./\\") || normalized.had_nul {
+    // `%` too: an encoding that did not decode here (`etc%c1%1cpasswd`, IIS's overlong
+    // separators) may decode in the application's server.
+    if any(b"./\\%") || normalized.had_nul {
         traversal::detect(lower, normalized.had_nul, is_path, out);
     }
     command::detect(lower, out);
