@@ -364,8 +364,11 @@ fn fold(input: &str, had_nul: &mut bool) -> Option<String> {
             '\u{2032}' => Some('\''),
             '\u{2033}' => Some('"'),
             '\u{203a}' | '\u{fe65}' => Some('>'),
-            // Other control characters read as spaces (they separate words to most parsers).
-            '\u{1}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' => Some(' '),
+            // Vertical tab and form feed are whitespace to SQL, HTML and shells.
+            '\u{b}' | '\u{c}' => Some(' '),
+            // Other control characters are whitespace to no parser: dropped, as the servers
+            // that traversal payloads aim `..%01/` at drop them.
+            '\u{1}'..='\u{8}' | '\u{e}'..='\u{1f}' => None,
             other => Some(other),
         };
         if mapped != Some(c) {

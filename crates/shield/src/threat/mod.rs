@@ -619,11 +619,15 @@ fn detect_all(
     } else {
         sql_in_path(text, out);
     }
+    // Separators spelled as C escapes (`0x2e0x2e0x2f`), which some decoders read: letters
+    // and digits only, yet a path.
+    let spelled = has[usize::from(b'x')] && contains!(lower, "0x");
     // Words, digits and spaces only: nothing but SQL keywords (`order by 5`) and a bare
     // command (`uname -a`) can hide there.
-    let plain = bytes
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b','))
+    let plain = !spelled
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b','))
         && !lower.contains("__");
     // A field (not the path, not a whole document) holding a probe: an event handler's name,
     // a page-level tag.
@@ -664,7 +668,7 @@ fn detect_all(
     }
     // `%` too: an encoding that did not decode here (`etc%c1%1cpasswd`, IIS's overlong
     // separators) may decode in the application's server.
-    if any(b"./\\%") || normalized.had_nul {
+    if any(b"./\\%") || spelled || normalized.had_nul {
         traversal::detect(lower, normalized.had_nul, is_path, out);
     }
     command::detect(lower, out);
@@ -944,6 +948,23 @@ mod tests {
         let struts = "%{(#_='multipart/form-data').(#_memberAccess=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS).(@java.lang.Runtime@getRuntime().exec('id'))}";
         assert!(inspect(struts).blocked);
         assert!(!inspect("multipart/form-data; boundary=\"----abc\"").blocked);
+    }
+
+    #[test]
+    fn paths_spelled_in_undecoded_escapes_are_read() {
+        for uri in [
+            "/search?q=%c0%ee%c0%ee%c1%8setc%c1%8spasswd",
+            "/search?q=0x2e0x2e0x2f0x2e0x2e0x2fetc0x2fpasswd",
+            "/search?q=..%01%c0%qf..%01%c0%qfetc%c0%qfissue",
+        ] {
+            assert!(verdict(uri).blocked, "{uri}");
+        }
+        for uri in [
+            "/search?q=convert.%20then%200x20%20is%20a%20space",
+            "/search?q=50%25%20off",
+        ] {
+            assert!(!verdict(uri).blocked, "{uri}");
+        }
     }
 
     #[test]

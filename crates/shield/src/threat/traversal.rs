@@ -112,6 +112,9 @@ const WRAPPERS: &[&str] = &[
     "glob://",
     "data://text/plain",
     "data:text/plain;base64",
+    // A PHP filter-chain link named alone (`convert.iconv.UTF8.CSISO2022KR`): the pieces of
+    // the chains that turn an include into code execution.
+    "convert.iconv.",
 ];
 
 /// Looks for traversal in a decoded, lowercased value. `in_path`: the value is the URL path.
@@ -151,13 +154,14 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         .map(|(index, p)| (p, p + SENSITIVE[index].len(), SENSITIVE[index]))
         .find(|(p, end, s)| sensitive_here(text, *p, *end, s));
     let junk_target = junk_separated(text);
-    let wrapper = if contains!(lower, "://") || contains!(lower, "data:") {
-        WRAPPERS
-            .iter()
-            .find_map(|w| lower.find(w).map(|p| (p, p + w.len())))
-    } else {
-        None
-    };
+    let wrapper =
+        if contains!(lower, "://") || contains!(lower, "data:") || contains!(lower, "convert.") {
+            WRAPPERS
+                .iter()
+                .find_map(|w| lower.find(w).map(|p| (p, p + w.len())))
+        } else {
+            None
+        };
     let absolute = text.starts_with('/')
         || text.starts_with("file:")
         || text.as_bytes().get(1..3) == Some(b":/");
@@ -203,6 +207,17 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
             0.9,
             p,
             end,
+        ));
+    }
+    if climbs > 0 && contains!(text, "{file}") {
+        // A traversal scanner's template sent unfilled (`../../{FILE}`): the scanner itself.
+        let at = find!(text, "..").unwrap_or(0);
+        keep(Finding::new(
+            ThreatType::PathTraversal,
+            Severity::High,
+            0.8,
+            at,
+            text.len(),
         ));
     }
     if climbs > 0 {
@@ -368,6 +383,10 @@ mod tests {
             "file:///etc/passwd",
             "..;/..;/..;/WEB-INF/web.xml",
             "/proc/self/environ",
+            "..%01/..%01/..%01/etc/passwd",
+            "%c0%2e%c0%2e%c1%1c%c0%2e%c0%2e%c1%1cetc%c1%1cpasswd",
+            "../{FILE}",
+            "convert.iconv.UTF8.CSISO2022KR",
         ] {
             assert!(
                 severity(attack).is_some_and(|s| s >= Severity::High),
