@@ -292,6 +292,18 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             ));
             continue;
         }
+        // A script scheme as an attribute's value runs whatever follows it, written out or
+        // not yet (`<img src="livescript:[code]">`).
+        if let Some(at) = scheme_attribute(inside) {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::High,
+                0.8,
+                p,
+                j + at,
+            ));
+            continue;
+        }
         // Namespaces are XML's own business in a prefixed element (`<soap:Envelope
         // xmlns:soap=...>`); on an HTML-looking element they switch the parser.
         let xml_element = name.contains(':');
@@ -368,6 +380,23 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
                 p,
                 tag_end,
             ));
+        }
+    }
+    // A tag in high-bit ASCII (`¼script¾`: `<` and `>` with the eighth bit set), which
+    // a page served as US-ASCII hands to old browsers with the bit dropped.
+    for (at, _) in lower.match_indices('\u{bc}') {
+        let rest = &lower[at + '\u{bc}'.len_utf8()..];
+        let rest = rest.strip_prefix('/').unwrap_or(rest);
+        let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        if ACTIVE_TAGS.contains(&&rest[..name_len]) {
+            keep(Finding::new(
+                ThreatType::XssAttack,
+                Severity::High,
+                0.8,
+                at,
+                (at + 2 + name_len).min(lower.len()),
+            ));
+            break;
         }
     }
     // An attribute broken out of: `" onmouseover=alert(1)`, `' autofocus onfocus=...`.
@@ -973,6 +1002,33 @@ fn handler(inside: &str) -> Option<usize> {
 }
 
 /// A `javascript:` / `vbscript:` / `data:text/html` URL that runs something.
+/// Where a script scheme (`javascript:`, `vbscript:`, `livescript:`) opens an attribute's
+/// value inside a tag (after `=`, quoted or not), blanks inside the scheme's name skipped.
+fn scheme_attribute(inside: &str) -> Option<usize> {
+    let b = inside.as_bytes();
+    memchr::memchr_iter(b'=', b).find_map(|eq| {
+        let mut v = eq + 1;
+        while v < b.len() && matches!(b[v], b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'`') {
+            v += 1;
+        }
+        let mut name = [0u8; 11];
+        let mut n = 0;
+        for c in b[v..]
+            .iter()
+            .copied()
+            .filter(|c| !matches!(c, b'\t' | b'\n' | b'\r'))
+            .take(name.len())
+        {
+            name[n] = c;
+            n += 1;
+        }
+        ["javascript:", "vbscript:", "livescript:"]
+            .iter()
+            .any(|scheme| name[..n].starts_with(scheme.as_bytes()))
+            .then_some(v)
+    })
+}
+
 /// Whether `script` or `data` stands before some colon of `window`, blanks between the
 /// letters skipped (`jav\tascript:`): the only way `script_url` can find a scheme in the
 /// window once its blanks are squeezed out.
@@ -1063,6 +1119,10 @@ mod tests {
             "<x style=\"behavior:url(#default#time2)\">",
             "ja&tab;vascript:",
             "v&newline;b&tab;s&newline;c&newline;r&tab;i&tab;p&newline;t&colon;:",
+            "<IMG SRC=\"livescript:[code]\">",
+            "<a href=\"vbscript:MsgBox 1\">x</a>",
+            "<a href=ja&#09;vascript:x>",
+            "\u{bc}script\u{be}alert(\u{a2}XSS\u{a2})\u{bc}/script\u{be}",
         ] {
             assert!(
                 severity(attack).is_some_and(|s| s >= Severity::High),
@@ -1150,6 +1210,9 @@ mod tests {
             "<div style=\"color: red\">note</div>",
             "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">",
             "<?xml version=\"1.0\"?><xml><item>1</item></xml>",
+            "\u{bc} cup of sugar and \u{be} cup of flour",
+            "<a href=\"https://example.com/javascript:guide\">the guide</a>",
+            "<input value=\"see javascript: the good parts\">",
         ] {
             assert!(
                 severity(benign).is_none_or(|s| s < Severity::High),
