@@ -539,7 +539,7 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
     }
     // A value that is a command line: `uname -a`, `perl -e '...'`, `whoami`, also after a
     // quote that closes the application's string (`' whoami`).
-    let trimmed = lower.trim_start_matches([' ', '\t', '\n', '\r', '\'', '"']);
+    let trimmed = lower.trim_start_matches(|c: char| c.is_whitespace() || c == '\'' || c == '"');
     let offset = lower.len() - trimmed.len();
     if let Some((name, end)) = command_at(trimmed, 0) {
         let args = shell_arguments(trimmed, end);
