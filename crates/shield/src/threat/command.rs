@@ -537,8 +537,64 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             }
         }
     }
-    // A value that is a command line: `uname -a`, `perl -e '...'`, `whoami`, also after a
-    // quote that closes the application's string (`' whoami`).
+    whole_value_command(lower, &mut keep);
+    net_command(lower, &mut keep);
+    // Shell tricks that only attackers write.
+    static TRICK_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let tricks = Needles::cached(&TRICK_NEEDLES, || {
+        SHELL_TRICKS.iter().map(|(n, _)| *n).collect()
+    });
+    for (index, p) in tricks.first_of_each(lower) {
+        let (needle, severity) = SHELL_TRICKS[index];
+        keep(Finding::new(
+            ThreatType::CommandInjection,
+            severity,
+            0.8,
+            p,
+            p + needle.len(),
+        ));
+    }
+    // `$(...)` and `` `...` `` with any word inside, at the start or after a breakout.
+    static OPENERS: [Literal; 2] = [Literal::new("$("), Literal::new("`")];
+    for opener in &OPENERS {
+        let open = opener.as_str();
+        if let Some(p) = opener.find(lower) {
+            let before = lower[..p].trim_end();
+            let breakout = before.is_empty() || before.ends_with(['=', '"', '\'', ';', '|', '&']);
+            let inner = &lower[p + open.len()..];
+            let close = if open == "$(" { ')' } else { '`' };
+            if let Some(e) = inner.find(close) {
+                let word = inner[..e].trim();
+                let starts_with_command = command_at(word, 0).is_some();
+                if breakout && word.len() < 80 && starts_with_command {
+                    keep(Finding::new(
+                        ThreatType::CommandInjection,
+                        Severity::High,
+                        0.75,
+                        p,
+                        p + open.len() + e + 1,
+                    ));
+                }
+            }
+        }
+    }
+    if let Some((start, end)) = cmd_for_loop(lower) {
+        keep(Finding::new(
+            ThreatType::CommandInjection,
+            Severity::High,
+            0.85,
+            start,
+            end,
+        ));
+    }
+    if let Some(f) = best.into_inner() {
+        out.push(f);
+    }
+}
+
+/// A value that is a command line: `uname -a`, `perl -e '...'`, `whoami`, also after a
+/// quote that closes the application's string (`' whoami`); and `which <tool>`.
+fn whole_value_command(lower: &str, keep: &mut impl FnMut(Finding)) {
     let trimmed = lower.trim_start_matches(|c: char| c.is_whitespace() || c == '\'' || c == '"');
     let offset = lower.len() - trimmed.len();
     if let Some((name, end)) = command_at(trimmed, 0) {
@@ -643,8 +699,11 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             ));
         }
     }
-    // Windows' `net` command with the subcommands that enumerate or add accounts and shares,
-    // where a command starts.
+}
+
+/// Windows' `net` command with the subcommands that enumerate or add accounts and shares,
+/// where a command starts.
+fn net_command(lower: &str, keep: &mut impl FnMut(Finding)) {
     static NET: [Literal; 6] = [
         Literal::new("net user"),
         Literal::new("net localgroup"),
@@ -679,57 +738,6 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
             ));
             break;
         }
-    }
-    // Shell tricks that only attackers write.
-    static TRICK_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
-    let tricks = Needles::cached(&TRICK_NEEDLES, || {
-        SHELL_TRICKS.iter().map(|(n, _)| *n).collect()
-    });
-    for (index, p) in tricks.first_of_each(lower) {
-        let (needle, severity) = SHELL_TRICKS[index];
-        keep(Finding::new(
-            ThreatType::CommandInjection,
-            severity,
-            0.8,
-            p,
-            p + needle.len(),
-        ));
-    }
-    // `$(...)` and `` `...` `` with any word inside, at the start or after a breakout.
-    static OPENERS: [Literal; 2] = [Literal::new("$("), Literal::new("`")];
-    for opener in &OPENERS {
-        let open = opener.as_str();
-        if let Some(p) = opener.find(lower) {
-            let before = lower[..p].trim_end();
-            let breakout = before.is_empty() || before.ends_with(['=', '"', '\'', ';', '|', '&']);
-            let inner = &lower[p + open.len()..];
-            let close = if open == "$(" { ')' } else { '`' };
-            if let Some(e) = inner.find(close) {
-                let word = inner[..e].trim();
-                let starts_with_command = command_at(word, 0).is_some();
-                if breakout && word.len() < 80 && starts_with_command {
-                    keep(Finding::new(
-                        ThreatType::CommandInjection,
-                        Severity::High,
-                        0.75,
-                        p,
-                        p + open.len() + e + 1,
-                    ));
-                }
-            }
-        }
-    }
-    if let Some((start, end)) = cmd_for_loop(lower) {
-        keep(Finding::new(
-            ThreatType::CommandInjection,
-            Severity::High,
-            0.85,
-            start,
-            end,
-        ));
-    }
-    if let Some(f) = best.into_inner() {
-        out.push(f);
     }
 }
 
