@@ -755,7 +755,10 @@ pub(crate) fn position(hay: &str, needle: &str) -> Option<usize> {
     }
     // A few bytes: comparing at each start costs less than a `memchr` call's set-up.
     if hay.len() < TINY_SEARCH {
-        return hay.windows(needle.len()).position(|w| w == needle);
+        // The first byte before the rest: a slice comparison is a `memcmp` call.
+        return hay
+            .windows(needle.len())
+            .position(|w| w[0] == first && w[1..] == needle[1..]);
     }
     let mut from = 0;
     while let Some(i) = memchr::memchr(first, &hay[from..]) {
