@@ -828,7 +828,20 @@ pub(crate) struct Needles {
     gate: [bool; 256],
     /// The length of the shortest needle made of letters and digits only.
     shortest_word: usize,
+    /// For lists longer than the automaton's vectorized prefilter takes (64 needles), whose
+    /// automaton walks every byte: packed searchers over the needles written backwards, run
+    /// over the value written backwards. A needle's end (`exec(`, `java.io.`, `$_get[`) is
+    /// rarer in text than its start (`pro`, `con`, `sys`), so the packed search's
+    /// fingerprint, taken from the first bytes, rarely fires on ordinary text; when none
+    /// fires, no needle occurs and the automaton is not run. Empty for short lists.
+    backwards: Vec<aho_corasick::packed::Searcher>,
 }
+
+/// Needles per backwards screen (the packed searcher's fast form takes up to 32).
+const SCREEN_SLICE: usize = 32;
+
+/// Values shorter than this are not screened backwards.
+const SCREEN_FROM: usize = 256;
 
 /// Bytes common in ordinary values, most common first: a needle's gate byte is chosen
 /// from the others where it has any.
@@ -871,11 +884,53 @@ impl Needles {
                     None => shortest_word = shortest_word.min(needle.len()),
                 }
             }
+            let mut backwards = Vec::new();
+            if list.len() > 64 {
+                for slice in list.chunks(SCREEN_SLICE) {
+                    let mut builder = aho_corasick::packed::Config::new().builder();
+                    for needle in slice {
+                        let reversed: Vec<u8> = needle.bytes().rev().collect();
+                        builder.add(reversed);
+                    }
+                    match builder.build() {
+                        Some(searcher) => backwards.push(searcher),
+                        // No screen for part of the list would hide its needles: none at all.
+                        None => {
+                            backwards.clear();
+                            break;
+                        }
+                    }
+                }
+            }
             Needles {
                 automaton,
                 gate,
                 shortest_word,
+                backwards,
             }
+        })
+    }
+
+    /// Whether some needle may occur in `hay`, by the backwards screens (true without them).
+    fn may_occur(&self, hay: &str) -> bool {
+        // On a short value the automaton's walk costs less than reversing and screening.
+        if self.backwards.is_empty() || hay.len() < SCREEN_FROM {
+            return true;
+        }
+        // One buffer per thread, as long as the longest value it reversed (fields are cut
+        // at MAX_FIELD_BYTES): no allocation per value.
+        thread_local! {
+            static REVERSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        REVERSED.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut reversed) => {
+                reversed.clear();
+                reversed.extend(hay.bytes().rev());
+                self.backwards
+                    .iter()
+                    .any(|s| s.find(&reversed[..]).is_some())
+            }
+            Err(_) => true,
         })
     }
 
@@ -884,7 +939,7 @@ impl Needles {
         let cannot_match = hay.len() <= SHORT_HAYSTACK
             && hay.len() < self.shortest_word
             && !hay.bytes().any(|b| self.gate[usize::from(b)]);
-        (!cannot_match).then_some(&self.automaton)
+        (!cannot_match && self.may_occur(hay)).then_some(&self.automaton)
     }
 
     /// The first needle found (leftmost, longest there): `(index in the list, start)`.
@@ -951,6 +1006,39 @@ mod tests {
         let struts = "%{(#_='multipart/form-data').(#_memberAccess=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS).(@java.lang.Runtime@getRuntime().exec('id'))}";
         assert!(inspect(struts).blocked);
         assert!(!inspect("multipart/form-data; boundary=\"----abc\"").blocked);
+    }
+
+    #[test]
+    fn a_long_list_screened_backwards_finds_what_its_automaton_finds() {
+        // More needles than the automaton's prefilter takes: the backwards screens are on.
+        static LONG: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+        let words: Vec<&'static str> = (0..80)
+            .map(|i| &*Box::leak(format!("call_{i}(").into_boxed_str()))
+            .chain(["java.lang.", "java.lang.runtime", "$_get["])
+            .collect();
+        let needles = Needles::cached(&LONG, || words.clone());
+        assert!(!needles.backwards.is_empty());
+        let reference = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&words)
+            .expect("builds");
+        let prose = "a sentence about processes, constructors and systems. ".repeat(8);
+        for hay in [
+            prose.clone(),
+            format!("{prose}then call_7(x) and java.lang.runtime and call_71("),
+            format!("$_get[{prose}java.lang.x"),
+            format!("{prose}call_79"),
+        ] {
+            let mut expected: Vec<(usize, usize)> = Vec::new();
+            for m in reference.find_iter(&hay) {
+                let index = m.pattern().as_usize();
+                if !expected.iter().any(|(i, _)| *i == index) {
+                    expected.push((index, m.start()));
+                }
+            }
+            assert!(hay.len() >= SCREEN_FROM);
+            assert_eq!(needles.first_of_each(&hay), expected, "{hay}");
+        }
     }
 
     #[test]
