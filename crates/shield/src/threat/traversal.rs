@@ -147,12 +147,7 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         lower
     };
     let climbs = count_climbs(text);
-    let mut hits = sensitive_needles().first_of_each(text);
-    hits.sort_by_key(|(index, _)| *index);
-    let sensitive = hits
-        .into_iter()
-        .map(|(index, p)| (p, p + SENSITIVE[index].len(), SENSITIVE[index]))
-        .find(|(p, end, s)| sensitive_here(text, *p, *end, s));
+    let sensitive = sensitive_file(text);
     let junk_target = junk_separated(text);
     let wrapper =
         if contains!(lower, "://") || contains!(lower, "data:") || contains!(lower, "convert.") {
@@ -255,18 +250,22 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
     }
 }
 
-fn sensitive_needles() -> &'static Needles {
+/// The first sensitive file (by the list's order) that `text` names as a path piece
+/// (`/etc/passwd`, `boot.ini`, `.ssh/id_rsa`): where, and which.
+fn sensitive_file(text: &str) -> Option<(usize, usize, &'static str)> {
     static SENSITIVE_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
-    Needles::cached(&SENSITIVE_NEEDLES, || SENSITIVE.to_vec())
+    let needles = Needles::cached(&SENSITIVE_NEEDLES, || SENSITIVE.to_vec());
+    let mut hits = needles.first_of_each(text);
+    hits.sort_by_key(|(index, _)| *index);
+    hits.into_iter()
+        .map(|(index, p)| (p, p + SENSITIVE[index].len(), SENSITIVE[index]))
+        .find(|(p, end, s)| sensitive_here(text, *p, *end, s))
 }
 
-/// Whether `lower` names a sensitive file as a path piece (`/etc/passwd`, `boot.ini`,
-/// `.ssh/id_rsa`): for other detectors that judge what an expression is handed.
+/// Whether `lower` names a sensitive file as a path piece: for other detectors that judge
+/// what an expression is handed.
 pub(crate) fn names_sensitive_file(lower: &str) -> bool {
-    sensitive_needles()
-        .first_of_each(lower)
-        .into_iter()
-        .any(|(index, p)| sensitive_here(lower, p, p + SENSITIVE[index].len(), SENSITIVE[index]))
+    sensitive_file(lower).is_some()
 }
 
 /// `..` segments followed by a separator (`../`, `..;/`, `.../`), or ending the value.
