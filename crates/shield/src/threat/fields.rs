@@ -79,8 +79,9 @@ pub struct Field<'a> {
     pub raw: Cow<'a, str>,
     /// The MCP tool whose argument this is (`tools/call`).
     pub tool: Option<Cow<'a, str>>,
-    /// The tool argument (top-level key under `params.arguments`).
-    pub argument: Option<Cow<'a, str>>,
+    /// Where in `name` the tool argument (the top-level key under `params.arguments`) is:
+    /// a range rather than a copy, since it is read only when something was found.
+    argument_at: Option<(usize, usize)>,
 }
 
 impl<'a> Field<'a> {
@@ -90,8 +91,15 @@ impl<'a> Field<'a> {
             name: name.into(),
             raw: raw.into(),
             tool: None,
-            argument: None,
+            argument_at: None,
         }
+    }
+
+    /// The tool argument this is, or is under (`tools/call`): `sql` for
+    /// `params.arguments.sql` and `params.arguments.sql.parts[0]`.
+    pub fn argument(&self) -> Option<&str> {
+        let (start, end) = self.argument_at?;
+        self.name.get(start..end)
     }
 }
 
@@ -142,12 +150,13 @@ pub fn from_head<'a>(
         }
         // A content type is a media type and parameters; one holding an expression
         // (`%{(#_memberAccess...)}`, Struts' CVE-2017-5638) is read as any other value.
-        let expression = name.trim().eq_ignore_ascii_case("content-type")
+        let trimmed = name.trim();
+        let expression = trimmed.eq_ignore_ascii_case("content-type")
             && value.contains(['{', '$', '(', '<', '`']);
         if !expression
             && SKIPPED_HEADERS
                 .iter()
-                .any(|s| s.eq_ignore_ascii_case(name.trim()))
+                .any(|s| s.eq_ignore_ascii_case(trimmed))
         {
             continue;
         }
@@ -384,7 +393,9 @@ pub fn json<'a>(body: &'a str, out: &mut Vec<Field<'a>>) -> bool {
 /// Finds each message's `params.name` (the tool) and labels the fields under its
 /// `params.arguments`.
 fn label_tool_arguments(fields: &mut [Field<'_>]) {
-    // Message prefixes: "" for a single message, "[i]." in a batch.
+    // Message prefixes ("" for a single message, "[i]." in a batch) and their tools. The
+    // usual request has one message: no allocation then (an empty prefix is not one, and
+    // the tool is borrowed from the body when it has no escapes).
     let mut tools: Vec<(String, Cow<'_, str>)> = Vec::new();
     for f in fields.iter() {
         if f.place != Place::JsonValue {
@@ -392,7 +403,6 @@ fn label_tool_arguments(fields: &mut [Field<'_>]) {
         }
         if let Some(prefix) = f.name.strip_suffix("params.name") {
             if prefix.is_empty() || (prefix.starts_with('[') && prefix.ends_with("].")) {
-                // Borrowed from the body when it was (no escapes): no copy per field.
                 tools.push((prefix.to_string(), f.raw.clone()));
             }
         }
@@ -406,15 +416,22 @@ fn label_tool_arguments(fields: &mut [Field<'_>]) {
             else {
                 continue;
             };
-            let Some(rest) = rest.strip_prefix('.') else {
-                if rest.is_empty() {
-                    f.tool = Some(tool.clone());
-                }
+            if rest.is_empty() {
+                f.tool = Some(tool.clone());
                 continue;
-            };
-            let argument = rest.split(['.', '[']).next().unwrap_or(rest).to_string();
+            }
+            if !rest.starts_with('.') {
+                continue;
+            }
+            // The argument runs from after the dot to the next `.` or `[`.
+            let start = f.name.len() - rest.len() + 1;
+            let end = f.name.as_bytes()[start..]
+                .iter()
+                .position(|b| matches!(b, b'.' | b'['))
+                .map_or(f.name.len(), |p| start + p);
             f.tool = Some(tool.clone());
-            f.argument = Some(Cow::Owned(argument));
+            f.argument_at = Some((start, end));
+            break;
         }
     }
 }
@@ -634,10 +651,10 @@ mod tests {
         let sql = out.iter().find(|f| f.raw == "select 1").expect("sql value");
         assert_eq!(sql.name, "[0].params.arguments.sql");
         assert_eq!(sql.tool.as_deref(), Some("run_sql"));
-        assert_eq!(sql.argument.as_deref(), Some("sql"));
+        assert_eq!(sql.argument(), Some("sql"));
         let deep = out.iter().find(|f| f.raw == "x").expect("deep");
         assert_eq!(deep.name, "[0].params.arguments.opts.deep[0]");
-        assert_eq!(deep.argument.as_deref(), Some("opts"));
+        assert_eq!(deep.argument(), Some("opts"));
         let q = out.iter().find(|f| f.raw == "café").expect("escaped");
         assert_eq!(q.tool.as_deref(), Some("search"));
         // Plain identifiers as keys are not listed; anything else is.

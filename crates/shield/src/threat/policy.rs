@@ -234,7 +234,7 @@ impl Policy {
                     && rule
                         .argument
                         .as_ref()
-                        .is_none_or(|a| field.argument.as_deref() == Some(a.as_str()))
+                        .is_none_or(|a| field.argument() == Some(a.as_str()))
             } else {
                 rule.parameter.as_ref().is_some_and(|p| {
                     rule.matches_path(path)
