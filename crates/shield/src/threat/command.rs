@@ -905,17 +905,17 @@ const CODE: &[(&str, Severity, f32)] = &[
 ];
 
 /// Interpreter functions that run what they are given.
-static EXEC_FUNCTIONS: [Literal; 10] = [
-    Literal::new("system("),
-    Literal::new("exec("),
-    Literal::new("eval("),
-    Literal::new("passthru("),
-    Literal::new("shell_exec("),
-    Literal::new("popen("),
-    Literal::new("proc_open("),
-    Literal::new("assert("),
-    Literal::new("os.system("),
-    Literal::new("os.popen("),
+const EXEC_FUNCTIONS: [&str; 10] = [
+    "system(",
+    "exec(",
+    "eval(",
+    "passthru(",
+    "shell_exec(",
+    "popen(",
+    "proc_open(",
+    "assert(",
+    "os.system(",
+    "os.popen(",
 ];
 
 /// Looks for code injection. `text` keeps its case for case-sensitive markers (serialized
@@ -937,30 +937,32 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
         ));
     }
     // An interpreter's exec function given a shell command: `system('id')`, `eval('sleep 5')`.
-    let quoted_call = contains!(lower, "('") || contains!(lower, "(\"") || contains!(lower, "(`");
-    let functions: &[Literal] = if quoted_call { &EXEC_FUNCTIONS } else { &[] };
-    for function in functions {
-        let mut k = 0;
-        while let Some(p) = function.find(&lower[k..]).map(|p| p + k) {
-            k = p + function.as_str().len();
-            let arg = lower[k..].trim_start();
-            if arg.starts_with(['\'', '"', '`']) {
-                let inner = &arg[1..];
-                if let Some((_, end)) = command_at(inner, 0) {
-                    if shell_arguments(inner, end) >= 1
-                        || inner[end..].starts_with(['\'', '"', '`'])
-                    {
-                        signs += 1;
-                        let f = Finding::new(
-                            ThreatType::CodeInjection,
-                            Severity::High,
-                            0.9,
-                            p,
-                            k + end + 1,
-                        );
-                        best.keep(f);
-                    }
-                }
+    // Found from each call's opening parenthesis backwards: a value holds few `(` and many
+    // letters, so this costs less than searching for each function's name.
+    for open in memchr::memchr_iter(b'(', lower.as_bytes()) {
+        let k = open + 1;
+        let arg = lower[k..].trim_start();
+        if !arg.starts_with(['\'', '"', '`']) {
+            continue;
+        }
+        let inner = &arg[1..];
+        let Some((_, end)) = command_at(inner, 0) else {
+            continue;
+        };
+        if shell_arguments(inner, end) == 0 && !inner[end..].starts_with(['\'', '"', '`']) {
+            continue;
+        }
+        for function in EXEC_FUNCTIONS {
+            if lower[..k].ends_with(function) {
+                signs += 1;
+                let f = Finding::new(
+                    ThreatType::CodeInjection,
+                    Severity::High,
+                    0.9,
+                    k - function.len(),
+                    k + end + 1,
+                );
+                best.keep(f);
             }
         }
     }
@@ -984,29 +986,25 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
             best.keep(f);
         }
     }
-    // Serialized Java (raw hex, base64) and gzip in base64.
-    static MAGIC: [Literal; 3] = [
-        Literal::new("rO0AB"),
-        Literal::new("aced0005"),
-        Literal::new("H4sIAAAAAAAA"),
-    ];
-    for literal in &MAGIC {
-        let magic = literal.as_str();
-        if let Some(p) = literal.find(text) {
-            let severity = if magic == "H4sIAAAAAAAA" {
-                Severity::Medium
-            } else {
-                Severity::High
-            };
-            best.keep(Finding::new(
-                ThreatType::CodeInjection,
-                severity,
-                0.85,
-                p,
-                p + magic.len(),
-            ));
-            signs += 1;
-        }
+    // Serialized Java (raw hex, base64) and gzip in base64, in one pass.
+    const MAGIC: [&str; 3] = ["rO0AB", "aced0005", "H4sIAAAAAAAA"];
+    static MAGIC_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    let magics = Needles::cached(&MAGIC_NEEDLES, || MAGIC.to_vec());
+    for (index, p) in magics.first_of_each(text) {
+        let magic = MAGIC[index];
+        let severity = if magic == "H4sIAAAAAAAA" {
+            Severity::Medium
+        } else {
+            Severity::High
+        };
+        best.keep(Finding::new(
+            ThreatType::CodeInjection,
+            severity,
+            0.85,
+            p,
+            p + magic.len(),
+        ));
+        signs += 1;
     }
     if let Some(mut f) = best.into_inner() {
         // Several code markers in one value: code, and somewhere it should not be.

@@ -247,7 +247,8 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     // attributes were read already, and reading them again per tag would be quadratic.
     let mut unclosed_seen = false;
     let mut i = 0;
-    while let Some(p) = lower[i..].find('<').map(|p| p + i) {
+    // `memchr`, not `str::find`: code has a `<` every few lines (`Vec<u32>`, `a < b`).
+    while let Some(p) = memchr::memchr(b'<', &b[i..]).map(|p| p + i) {
         i = p + 1;
         let (name_start, j) = tag_name(b, p);
         if j == name_start || !b[name_start].is_ascii_alphabetic() {
@@ -384,7 +385,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
     }
     // A tag in high-bit ASCII (`¼script¾`: `<` and `>` with the eighth bit set), which
     // a page served as US-ASCII hands to old browsers with the bit dropped.
-    for (at, _) in lower.match_indices('\u{bc}') {
+    for at in memchr::memmem::find_iter(b, "\u{bc}".as_bytes()) {
         let rest = &lower[at + '\u{bc}'.len_utf8()..];
         let rest = rest.strip_prefix('/').unwrap_or(rest);
         let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
@@ -442,7 +443,7 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
         // `jav\tascript:`: whitespace inside the scheme, which browsers skip. Only the few
         // characters around each colon are squeezed, not the whole value.
         let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}');
-        for (colon, _) in lower.match_indices(':') {
+        for colon in memchr::memchr_iter(b':', b) {
             let mut from = colon.saturating_sub(48);
             while !lower.is_char_boundary(from) {
                 from += 1;
