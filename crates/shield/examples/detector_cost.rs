@@ -6,8 +6,9 @@
 //! cargo build --release -p mcp-shield --example detector_cost
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/detector_cost 1000 prompt sqli
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/detector_cost 11000 prompt sqli
-//! # per call: (I(11000) - I(1000)) / 10000; values: prompt, snippet; detectors: sqli, cmd,
-//! # code, xss, traversal, injection, ssrf, normalize
+//! # per call: (I(11000) - I(1000)) / 10000; values: prompt, snippet, =any text; detectors: sqli, cmd,
+//! # code, xss, traversal, injection, ssrf, normalize, field (all of a request's work for the
+//! # value as its one query argument)
 //! ```
 
 #[path = "../benches/support/mcp_request.rs"]
@@ -15,7 +16,9 @@
 mod mcp_request;
 
 use mcp_shield::threat::fields::Place;
-use mcp_shield::threat::{command, decode, injection, sqli, ssrf, traversal, xss};
+use mcp_shield::threat::{
+    command, decode, injection, sqli, ssrf, traversal, xss, HttpRequest, ThreatDetector,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -24,12 +27,18 @@ fn main() {
     let detector = args.get(3).map_or("sqli", String::as_str);
     let body: serde_json::Value =
         serde_json::from_str(&mcp_request::body(1024, false)).expect("the bench body is JSON");
-    let text = body["params"]["arguments"][value]
-        .as_str()
-        .unwrap_or_else(|| panic!("no argument {value:?}: prompt or snippet"))
-        .to_string();
+    // `=text` measures a value of one's own (the short fields of a request).
+    let text = match value.strip_prefix('=') {
+        Some(own) => own.to_string(),
+        None => body["params"]["arguments"][value]
+            .as_str()
+            .unwrap_or_else(|| panic!("no argument {value:?}: prompt, snippet or =text"))
+            .to_string(),
+    };
     let lower = text.to_ascii_lowercase();
     let mut out = Vec::new();
+    let inspector = ThreatDetector::from_config(&Default::default()).expect("default policy");
+    let uri = format!("/x?q={text}");
     for _ in 0..n {
         out.clear();
         let (text, lower) = (std::hint::black_box(&*text), std::hint::black_box(&*lower));
@@ -41,6 +50,16 @@ fn main() {
             "traversal" => traversal::detect(lower, false, false, &mut out),
             "injection" => injection::detect(Place::JsonValue, lower, false, &mut out),
             "ssrf" => ssrf::detect(lower, Place::JsonValue, false, &mut out),
+            // The whole request path for the value as a query argument (`GET /x?q=...`).
+            "field" => {
+                let request = HttpRequest {
+                    method: "GET",
+                    uri: std::hint::black_box(&uri),
+                    headers: &[],
+                    body: b"",
+                };
+                std::hint::black_box(inspector.inspect(&request));
+            }
             "normalize" => {
                 std::hint::black_box(decode::normalize(text, false));
             }
