@@ -401,6 +401,31 @@ const SEPARATOR_START: [bool; 256] = {
 
 /// Looks for shell command injection in a decoded, lowercased value.
 pub fn detect(lower: &str, out: &mut Vec<Finding>) {
+    // A lone word (letters, digits, `_`) has no separator, path, variable or trick in it:
+    // only a command named alone (`whoami`) can be found there. Most argument values of a
+    // tool call are such words.
+    if lone_word(lower) {
+        let mut best = Strongest::default();
+        whole_value_command(lower, &mut |f| best.keep(f));
+        if let Some(f) = best.into_inner() {
+            out.push(f);
+        }
+        return;
+    }
+    every_rule(lower, out);
+}
+
+/// Letters, digits and `_` only, and not too long to be a word.
+pub(crate) fn lone_word(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// [`detect`] without its shortcut for lone words.
+fn every_rule(lower: &str, out: &mut Vec<Finding>) {
     let b = lower.as_bytes();
     let mut best = Strongest::default();
     let mut keep = |f: Finding| best.keep(f);
@@ -1033,6 +1058,24 @@ mod tests {
         detect(&lower, &mut out);
         detect_code(text, &lower, &mut out);
         out.iter().map(|f| f.severity).max()
+    }
+
+    #[test]
+    fn a_lone_word_is_judged_as_every_rule_judges_it() {
+        let words = COMMANDS
+            .iter()
+            .chain(WORDY)
+            .copied()
+            .chain(["museum", "plan_trip", "net", "which", "for", "bin", "ifs", "x"]);
+        for word in words {
+            if !lone_word(word) {
+                continue;
+            }
+            let (mut fast, mut full) = (Vec::new(), Vec::new());
+            detect(word, &mut fast);
+            every_rule(word, &mut full);
+            assert_eq!(fast, full, "{word}");
+        }
     }
 
     #[test]
