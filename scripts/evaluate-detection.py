@@ -127,7 +127,9 @@ def main():
                "as SQL after the breakout; markup must be a tag, a handler inside a tag or after a "
                "closing quote, or a script URL that runs; commands must follow a shell separator "
                "and take shell-looking arguments; URLs are judged by the class of the address they "
-               "reach (`inet_aton` spellings included). A mention inside a sentence (a URL, a "
+               "reach (`inet_aton` spellings included), and a URL that is the whole value by the "
+               "spellings that leave a site past a redirect check (`/\\evil`, `/https://evil`, "
+               "`https://trusted@evil`, numeric hosts). A mention inside a sentence (a URL, a "
                "relative path, an API name) stays below blocking; the same text as the whole value "
                "is judged as what it is. Sources: `crates/shield/src/threat/`.\n")
     out.append("## Headline\n")

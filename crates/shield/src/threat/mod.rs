@@ -42,6 +42,7 @@ pub mod fields;
 mod guard;
 pub mod injection;
 pub mod policy;
+pub mod redirect;
 pub mod scanner;
 pub mod sqli;
 pub mod ssrf;
@@ -86,6 +87,8 @@ pub enum ThreatType {
     CrlfInjection,
     /// Server-side includes and edge-side includes.
     SsiInjection,
+    /// A URL written to leave the site through a parser's confusion (see [`redirect`]).
+    OpenRedirect,
     /// A security scanner (by user agent or the paths it probes).
     Scanner,
     /// An automated client (generic HTTP libraries): low severity, for reputation.
@@ -115,6 +118,7 @@ impl ThreatType {
             ThreatType::NosqlInjection => "nosql_injection",
             ThreatType::CrlfInjection => "crlf_injection",
             ThreatType::SsiInjection => "ssi_injection",
+            ThreatType::OpenRedirect => "open_redirect",
             ThreatType::Scanner => "scanner",
             ThreatType::Bot => "bot",
             ThreatType::ProtocolViolation => "protocol_violation",
@@ -124,7 +128,7 @@ impl ThreatType {
     }
 
     /// Every built-in type.
-    pub const ALL: [ThreatType; 17] = [
+    pub const ALL: [ThreatType; 18] = [
         ThreatType::SqlInjection,
         ThreatType::XssAttack,
         ThreatType::PathTraversal,
@@ -138,6 +142,7 @@ impl ThreatType {
         ThreatType::NosqlInjection,
         ThreatType::CrlfInjection,
         ThreatType::SsiInjection,
+        ThreatType::OpenRedirect,
         ThreatType::Scanner,
         ThreatType::Bot,
         ThreatType::ProtocolViolation,
@@ -153,7 +158,7 @@ impl ThreatType {
     pub fn built_in_names() -> impl Iterator<Item = &'static str> {
         // A static, so the names borrow for 'static (the const array is not promoted: the
         // type holds an `Arc` in its custom variant).
-        static ALL: [ThreatType; 17] = ThreatType::ALL;
+        static ALL: [ThreatType; 18] = ThreatType::ALL;
         ALL.iter().map(ThreatType::as_str)
     }
 }
@@ -675,6 +680,11 @@ fn detect_all(
     command::detect_code(text, lower, out);
     if fetched && any(b":") {
         ssrf::detect(lower, place, normalized.had_nul, out);
+    }
+    // Where a value may be a redirect target: not the path, not a header (a Referer is a URL
+    // the browser came from).
+    if field && place != Place::Header && any(b"/\\:") {
+        redirect::detect(lower, out);
     }
     injection::detect(place, lower, normalized.encoded_newline, out);
 }

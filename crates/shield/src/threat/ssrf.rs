@@ -112,6 +112,17 @@ fn inet_aton(host: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(n as u32))
 }
 
+/// Whether `host` names the server's own network (loopback, private, metadata), in any
+/// spelling [`detect`] reads.
+pub(crate) fn is_internal_host(host: &str) -> bool {
+    matches!(reach_of_host(host), Some(Reach::Internal | Reach::Metadata))
+}
+
+/// Whether `host` is an IPv4 address in one of the spellings `inet_aton` accepts.
+pub(crate) fn parses_as_ipv4(host: &str) -> bool {
+    inet_aton(host).is_some()
+}
+
 fn reach_of_host(host: &str) -> Option<Reach> {
     let host = host.trim_end_matches('.');
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
