@@ -416,12 +416,10 @@ pub fn detect(lower: &str, out: &mut Vec<Finding>) {
 }
 
 /// Letters, digits and `_` only, and not too long to be a word.
-pub(crate) fn lone_word(text: &str) -> bool {
+fn lone_word(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64
-        && text
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && text.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// [`detect`] without its shortcut for lone words.
@@ -1062,11 +1060,16 @@ mod tests {
 
     #[test]
     fn a_lone_word_is_judged_as_every_rule_judges_it() {
-        let words = COMMANDS
-            .iter()
-            .chain(WORDY)
-            .copied()
-            .chain(["museum", "plan_trip", "net", "which", "for", "bin", "ifs", "x"]);
+        let words = COMMANDS.iter().chain(WORDY).copied().chain([
+            "museum",
+            "plan_trip",
+            "net",
+            "which",
+            "for",
+            "bin",
+            "ifs",
+            "x",
+        ]);
         for word in words {
             if !lone_word(word) {
                 continue;
