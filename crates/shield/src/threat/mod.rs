@@ -681,8 +681,8 @@ fn detect_all(
     if fetched && any(b":") {
         ssrf::detect(lower, place, normalized.had_nul, out);
     }
-    // Where a value may be a redirect target: not the path, not a header (a Referer is a URL
-    // the browser came from).
+    // Where a value may be a redirect target: a field (not the path or a whole body), not a
+    // header (a Referer is a URL the browser came from).
     if field && place != Place::Header && any(b"/\\:") {
         redirect::detect(lower, out);
     }
@@ -776,7 +776,8 @@ fn long_position(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// [`position`] on a short haystack: each 8-byte word is tested for the needle's first byte
 /// at once (the zero-byte test on the word XOR that byte repeated: it never misses a hit, and
-/// may also flag a byte one above a hit, which the comparison then rejects).
+/// may also flag bytes after a hit that differ from the first byte in its lowest bit, which
+/// the comparison then rejects).
 fn short_position(hay: &[u8], needle: &[u8], first: u8) -> Option<usize> {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;

@@ -16,6 +16,7 @@
 
 use std::net::Ipv6Addr;
 
+use super::ssrf::strip_port;
 use super::{Finding, Severity, Strongest, ThreatType};
 
 /// Looks for an open-redirect URL in a decoded, lowercased value.
@@ -126,13 +127,6 @@ fn strip_web_scheme(text: &str) -> Option<&str> {
 fn split_authority(text: &str) -> (&str, &str) {
     let end = text.find(['/', '\\', '?', '#']).unwrap_or(text.len());
     text.split_at(end)
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |e| &host[..=e]);
-    }
-    host.split(':').next().unwrap_or(host)
 }
 
 /// Whether `text` starts with something a browser takes for a host: a dotted name, an

@@ -112,6 +112,14 @@ fn inet_aton(host: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(n as u32))
 }
 
+/// The host of `host[:port]`, `[v6]:port` included.
+pub(crate) fn strip_port(host_port: &str) -> &str {
+    if host_port.starts_with('[') {
+        return host_port.find(']').map_or(host_port, |e| &host_port[..=e]);
+    }
+    host_port.split(':').next().unwrap_or(host_port)
+}
+
 /// Whether `host` names the server's own network (loopback, private, metadata), in any
 /// spelling [`detect`] reads.
 pub(crate) fn is_internal_host(host: &str) -> bool {
@@ -189,12 +197,7 @@ pub fn detect(lower: &str, place: Place, had_nul: bool, out: &mut Vec<Finding>) 
             .unwrap_or(rest.len());
         let authority = &rest[..authority_end];
         // The host is after the last `@` (user info is a classic disguise).
-        let host_port = authority.rsplit('@').next().unwrap_or(authority);
-        let host = if host_port.starts_with('[') {
-            host_port.find(']').map_or(host_port, |e| &host_port[..=e])
-        } else {
-            host_port.split(':').next().unwrap_or(host_port)
-        };
+        let host = strip_port(authority.rsplit('@').next().unwrap_or(authority));
         let end = p + 3 + authority_end;
         if SERVICE_SCHEMES.contains(&scheme) {
             keep(Finding::new(ThreatType::Ssrf, Severity::High, 0.9, s, end));
