@@ -11,8 +11,9 @@
 //!    shapes), [`xss`] (HTML and JavaScript contexts), [`traversal`] (path traversal and local
 //!    file inclusion), [`command`] (shell command injection and code injection), [`ssrf`]
 //!    (remote file inclusion and requests to internal, loopback, link-local and cloud-metadata
-//!    addresses), [`injection`] (template, XXE, LDAP, NoSQL, CRLF, SSI), [`scanner`] (scanner
-//!    and bot user agents, probe paths, restricted files, protocol abuse).
+//!    addresses), [`redirect`] (URLs spelled to leave the site past a redirect check),
+//!    [`injection`] (template, XXE, LDAP, NoSQL, CRLF, SSI), [`scanner`] (scanner and bot
+//!    user agents, probe paths, restricted files, protocol abuse).
 //! 4. The [`policy`] drops what a tool or parameter is allowed to receive (SQL for a database
 //!    tool), custom patterns add theirs, and the verdict is: blocked when an indicator reaches
 //!    the block severity (default `high`) or the combined score reaches the threshold.
