@@ -476,8 +476,10 @@ fn every_rule(lower: &str, out: &mut Vec<Finding>) {
                 i += sep_len;
                 continue;
             }
-            // Brace expansion counts only in its own shape: `{cat,/etc/passwd}`.
-            let brace_ok = c != b'{' || lower[end..].starts_with(',');
+            // Brace expansion counts only in its own shape: `{cat,/etc/passwd}`; elsewhere a
+            // comma right after the word makes it no command (`data:image/png;base64,iVBOR`,
+            // `a;cat,dog`).
+            let brace_ok = (c == b'{') == lower[end..].starts_with(',');
             // A line break separates commands only in a one-line value's payload: in text and
             // code, lines start with words that happen to be commands (`id INT`, `set x`).
             // (A payload has one injected break; a snippet in a prompt has several lines.)
@@ -1216,6 +1218,8 @@ mod tests {
             "R&D; cat videos are popular",
             "price: $(9.99)",
             "fish & chips & peas",
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk",
+            "data:application/pdf;base64,JVBERi0xLjQK",
         ] {
             assert!(
                 severity(benign).is_none_or(|s| s < Severity::High),
