@@ -544,9 +544,106 @@ pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
             ));
         }
     }
+    if let Some((s, e)) = data_uri_markup(text, lower) {
+        keep(Finding::new(
+            ThreatType::XssAttack,
+            Severity::High,
+            0.85,
+            s,
+            e,
+        ));
+    }
     if let Some(f) = best.into_inner() {
         out.push(f);
     }
+}
+
+/// Bytes of a `data:` URI's base64 payload decoded at most.
+const DATA_URI_DECODED: usize = 4096;
+
+/// A `data:` URI whose base64 payload is markup that runs, whatever media type it claims
+/// (`data:application/x-x509-user-cert;base64,PHNjcmlwdD4...`): the payload (the value as
+/// sent: base64 is case-sensitive) is decoded once, at most [`DATA_URI_DECODED`] bytes, and
+/// judged by the tag and script-URL rules. An image's or a PDF's bytes decode to no markup.
+fn data_uri_markup(text: &str, lower: &str) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(p) = find!(&lower[from..], "data:") {
+        let at = from + p;
+        from = at + 5;
+        // The media type and its parameters run to the comma.
+        let head = &lower.as_bytes()[at + 5..];
+        let Some(comma) = head.iter().take(128).position(|c| *c == b',') else {
+            continue;
+        };
+        if !head[..comma].windows(6).any(|w| w == b"base64") {
+            continue;
+        }
+        let start = at + 5 + comma + 1;
+        let mut decoded = Vec::new();
+        let mut bits = 0u32;
+        let mut count = 0;
+        let mut end = start;
+        for &c in &b[start..] {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' | b'-' => 62,
+                b'/' | b'_' => 63,
+                // Padding and the line breaks of wrapped base64 carry nothing.
+                b'=' | b'\n' | b'\r' | b' ' | b'\t' => {
+                    end += 1;
+                    continue;
+                }
+                _ => break,
+            };
+            end += 1;
+            bits = bits << 6 | u32::from(v);
+            count += 1;
+            if count == 4 {
+                decoded.extend_from_slice(&[(bits >> 16) as u8, (bits >> 8) as u8, bits as u8]);
+                bits = 0;
+                count = 0;
+                if decoded.len() >= DATA_URI_DECODED {
+                    break;
+                }
+            }
+        }
+        match count {
+            2 => decoded.push((bits >> 4) as u8),
+            3 => decoded.extend_from_slice(&[(bits >> 10) as u8, (bits >> 2) as u8]),
+            _ => {}
+        }
+        let inner = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+        if !inner.contains('<') && !inner.contains("script:") {
+            continue;
+        }
+        let runs = tag_runs(&inner) || script_url(&inner).is_some();
+        if runs {
+            return Some((at, end));
+        }
+    }
+    None
+}
+
+/// Whether `lower` holds a tag that runs script: `<script>`, an event handler inside a tag,
+/// a script URL inside a tag.
+fn tag_runs(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    for p in memchr::memchr_iter(b'<', b) {
+        let (name_start, j) = tag_name(b, p);
+        if j == name_start || !b[name_start].is_ascii_alphabetic() {
+            continue;
+        }
+        let tag_end = memchr::memchr(b'>', &b[j..]).map_or(b.len(), |e| j + e);
+        let inside = &lower[j..tag_end];
+        let name = &lower[name_start..j];
+        if name == "script" || handler(inside).is_some() || script_url(inside).is_some() {
+            return true;
+        }
+    }
+    false
 }
 
 /// An event handler attribute (`onload=`, `onerror =`) in `inside`: the offset after `=`.
@@ -1089,6 +1186,34 @@ mod tests {
             .to_string();
         detect(&text, &text.to_ascii_lowercase(), &mut out);
         out.first().map(|f| f.severity)
+    }
+
+    #[test]
+    fn markup_in_a_base64_data_uri_runs_whatever_type_it_claims() {
+        for attack in [
+            "<a href=\"data:application/x-x509-user-cert;\nbase64\n,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\">X</a>",
+            "data:application/octet-stream;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+",
+            "<embed src=\"data:foo/bar;base64,PGltZyBzcmM9eCBvbmVycm9yPWFsZXJ0KDEpPg==\">",
+        ] {
+            let mut out = Vec::new();
+            detect(attack, &attack.to_ascii_lowercase(), &mut out);
+            assert!(
+                out.iter().any(|f| f.severity >= Severity::High),
+                "missed {attack:?}: {out:?}"
+            );
+        }
+        for benign in [
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk",
+            "data:text/plain;base64,PGI+Ym9sZDwvYj4=",
+            "data:application/json;base64,eyJhIjogMX0=",
+        ] {
+            let mut out = Vec::new();
+            detect(benign, &benign.to_ascii_lowercase(), &mut out);
+            assert!(
+                out.iter().all(|f| f.severity < Severity::High),
+                "false alarm on {benign:?}: {out:?}"
+            );
+        }
     }
 
     #[test]
