@@ -237,7 +237,6 @@ fn tag_name(b: &[u8], lt: usize) -> (usize, usize) {
 
 /// Looks for XSS in a decoded value (`lower` is its ASCII-lowercase copy).
 pub fn detect(text: &str, lower: &str, out: &mut Vec<Finding>) {
-    let _ = text;
     let b = lower.as_bytes();
     let mut best = Strongest::default();
     let mut keep = |f: Finding| best.keep(f);
@@ -567,6 +566,11 @@ const DATA_URI_DECODED: usize = 4096;
 /// judged by the tag and script-URL rules. An image's or a PDF's bytes decode to no markup.
 fn data_uri_markup(text: &str, lower: &str) -> Option<(usize, usize)> {
     let b = text.as_bytes();
+    // Positions in `lower` are positions in `text` (an ASCII-lowercase copy); anything else
+    // is a caller's mistake, answered with nothing rather than a wrong slice.
+    if b.len() != lower.len() {
+        return None;
+    }
     let mut from = 0;
     while let Some(p) = find!(&lower[from..], "data:") {
         let at = from + p;
