@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICY = "docs/policies/evaluation.toml"
 # Minimums for --check: caught share of attack rows, and most benign rows wrongly blocked.
-FLOORS = {"patt_caught": 0.94, "benign_blocked_max": 0.01}
+FLOORS = {"patt_caught": 0.95, "benign_blocked_max": 0.01}
 
 
 def find_corpus(start):
