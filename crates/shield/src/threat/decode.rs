@@ -192,6 +192,11 @@ fn utf8_escapes(
             if len == 2 && matches!(masked, 0x2e | 0x2f | 0x5c) {
                 return char::from_u32(masked).map(|ch| (ch, 6));
             }
+            // `%c0` and `%c1` start no UTF-8 sequence at all; decoders that drop such a byte
+            // read the separator escaped after it (`%c0%5c` is `\`).
+            if len == 2 && lead <= 0xc1 && matches!(c, b'.' | b'/' | b'\\') {
+                return Some((char::from(c), 6));
+            }
             return None;
         }
         code = code << 6 | u32::from(c & 0x3f);
@@ -411,6 +416,9 @@ mod tests {
         assert_eq!(normalize("%c0%2e%c0%2e%c1%1cetc", false).text, "..\\etc");
         assert_eq!(normalize("%c0%ee%c0%ee%c0%2f", false).text, "../");
         assert_eq!(normalize("%c0%e1", false).text, "%c0%e1");
+        // A lone `%c0`/`%c1` before an escaped separator, as decoders that drop it read it.
+        assert_eq!(normalize("%c0%2e%c0%2e%c0%5cetc", false).text, "..\\etc");
+        assert_eq!(normalize("%c0%41", false).text, "%c0A");
         assert_eq!(normalize("a+b%20c", true).text, "a b c");
         assert_eq!(normalize("a+b", false).text, "a+b");
         // Not encodings: left alone.

@@ -123,7 +123,10 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
     let normalized: String;
     let spelled = contains!(lower, "0x")
         && (contains!(lower, "0x2f") || contains!(lower, "0x5c") || contains!(lower, "0x2e"));
-    let text: &str = if lower.contains('\\') || contains!(lower, "//") || spelled {
+    // Escapes that lost their `%` on the way (`..2f..2fetc2fpasswd`): a decoder that is handed
+    // them again, or a filter that strips `%`, reads separators.
+    let stripped = contains!(lower, "..2f..2f") || contains!(lower, "..5c..5c");
+    let text: &str = if lower.contains('\\') || contains!(lower, "//") || spelled || stripped {
         let mut s = String::with_capacity(lower.len());
         // `0x2f` written out is a slash to decoders that read C-style escapes.
         let source = if spelled {
@@ -133,6 +136,11 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
                 .replace("0x2e", ".")
         } else {
             lower.to_string()
+        };
+        let source = if stripped {
+            source.replace("2f", "/").replace("5c", "/")
+        } else {
+            source
         };
         for c in source.chars() {
             let c = if c == '\\' { '/' } else { c };
@@ -162,6 +170,18 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         || text.as_bytes().get(1..3) == Some(b":/");
     let mut best = Strongest::default();
     let mut keep = |f: Finding| best.keep(f);
+    // A value that opens with `../../` or `..\..\` in base64 (`Li4vLi4v`, `Li5cLi5c`), for an
+    // application that decodes a parameter before opening it. Only at the start: a base64
+    // file further on may hold relative links.
+    if lower.starts_with("li4vli4v") || lower.starts_with("li5cli5c") {
+        keep(Finding::new(
+            ThreatType::PathTraversal,
+            Severity::High,
+            0.75,
+            0,
+            8,
+        ));
+    }
     let free_text = lower.trim().contains(char::is_whitespace);
     // An absolute path into the system's own folders, as the whole value.
     let system = (!free_text)
@@ -386,6 +406,9 @@ mod tests {
             "%c0%2e%c0%2e%c1%1c%c0%2e%c0%2e%c1%1cetc%c1%1cpasswd",
             "../{FILE}",
             "convert.iconv.UTF8.CSISO2022KR",
+            "%c0%2e%c0%2e%c0%5c%c0%2e%c0%2e%c0%5c{FILE}",
+            "..2f..2f..2f..2fetc2fpasswd",
+            "Li4vLi4vLi4vLi4vZXRjL3Bhc3N3ZA==",
         ] {
             assert!(
                 severity(attack).is_some_and(|s| s >= Severity::High),
@@ -407,6 +430,8 @@ mod tests {
             "apples, pears, etc. issues remain",
             "see the .environment docs",
             "version 1.2..1.4",
+            "#2f2f2f and #5c5c5c..2f",
+            "SGVsbG8uLi4vLi4v and more",
         ] {
             assert!(
                 severity(benign).is_none_or(|s| s < Severity::High),
