@@ -30,43 +30,33 @@ pub struct Normalized<'a> {
 /// Decodes `raw`. `form` treats `+` as a space in the first round (query strings and form
 /// bodies).
 pub fn normalize(raw: &str, form: bool) -> Normalized<'_> {
-    // Most values hold no `%`, `&` or `+`: one search says so, where each decoding stage
-    // would search for its own byte.
-    if memchr::memchr3(b'%', b'&', b'+', raw.as_bytes()).is_none() {
-        let mut had_nul = false;
-        let text = match fold(raw, &mut had_nul) {
-            Some(folded) => Cow::Owned(folded),
-            None => Cow::Borrowed(raw),
-        };
-        return Normalized {
-            text,
-            rounds: 0,
-            had_nul,
-            encoded_newline: false,
-        };
-    }
-    let encoded_newline = raw.contains('%') && {
-        let lower = raw.to_ascii_lowercase();
-        ["%0a", "%0d", "%250a", "%250d", "%u000a", "%u000d"]
-            .iter()
-            .any(|e| lower.contains(e))
-    };
     let mut text: Cow<'_, str> = Cow::Borrowed(raw);
     let mut rounds = 0u8;
-    for round in 0..MAX_ROUNDS {
-        let plus = form && round == 0;
-        match percent_decode(&text, plus) {
-            Some(decoded) => {
-                text = Cow::Owned(decoded);
-                rounds += 1;
+    let mut encoded_newline = false;
+    // Most values hold no `%`, `&` or `+`: one search says so, where each decoding stage
+    // would search for its own byte.
+    if memchr::memchr3(b'%', b'&', b'+', raw.as_bytes()).is_some() {
+        encoded_newline = raw.contains('%') && {
+            let lower = raw.to_ascii_lowercase();
+            ["%0a", "%0d", "%250a", "%250d", "%u000a", "%u000d"]
+                .iter()
+                .any(|e| lower.contains(e))
+        };
+        for round in 0..MAX_ROUNDS {
+            let plus = form && round == 0;
+            match percent_decode(&text, plus) {
+                Some(decoded) => {
+                    text = Cow::Owned(decoded);
+                    rounds += 1;
+                }
+                None => break,
             }
-            None => break,
         }
-    }
-    for _ in 0..2 {
-        match html_entities(&text) {
-            Some(decoded) => text = Cow::Owned(decoded),
-            None => break,
+        for _ in 0..2 {
+            match html_entities(&text) {
+                Some(decoded) => text = Cow::Owned(decoded),
+                None => break,
+            }
         }
     }
     let mut had_nul = false;
