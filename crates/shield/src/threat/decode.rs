@@ -194,6 +194,50 @@ fn utf8_escapes(
     Some((char::from_u32(code).unwrap_or('\u{fffd}'), 3 * len))
 }
 
+/// The base64 at the start of `bytes`, decoded (at most about `max` bytes), and how many
+/// input bytes it ran over. Lenient as the decoders payloads aim at are: both alphabets
+/// (`+/` and `-_`), padding and the blanks of wrapped lines skipped, a partial last group
+/// kept; it stops at the first other byte. Written here rather than taken from a crate:
+/// the usual decoders refuse exactly these liberties, and this is all the detector needs.
+pub(crate) fn base64_prefix(bytes: &[u8], max: usize) -> (Vec<u8>, usize) {
+    let mut decoded = Vec::new();
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut used = 0;
+    for &c in bytes {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            // Padding and the line breaks of wrapped base64 carry nothing.
+            b'=' | b'\n' | b'\r' | b' ' | b'\t' => {
+                used += 1;
+                continue;
+            }
+            _ => break,
+        };
+        used += 1;
+        bits = bits << 6 | u32::from(v);
+        count += 1;
+        if count == 4 {
+            decoded.extend_from_slice(&[(bits >> 16) as u8, (bits >> 8) as u8, bits as u8]);
+            bits = 0;
+            count = 0;
+            if decoded.len() >= max {
+                break;
+            }
+        }
+    }
+    match count {
+        2 => decoded.push((bits >> 4) as u8),
+        3 => decoded.extend_from_slice(&[(bits >> 10) as u8, (bits >> 2) as u8]),
+        _ => {}
+    }
+    (decoded, used)
+}
+
 /// Named entities worth knowing (browsers know two thousand; these are the ones that make
 /// markup or separators).
 const ENTITIES: &[(&str, char)] = &[
@@ -409,6 +453,10 @@ mod tests {
         // A lone `%c0`/`%c1` before an escaped separator, as decoders that drop it read it.
         assert_eq!(normalize("%c0%2e%c0%2e%c0%5cetc", false).text, "..\\etc");
         assert_eq!(normalize("%c0%41", false).text, "%c0A");
+        assert_eq!(
+            base64_prefix(b"PHNj\ncmlw dA==\">", 64),
+            (b"<script".to_vec(), 14)
+        );
         assert_eq!(normalize("a+b%20c", true).text, "a b c");
         assert_eq!(normalize("a+b", false).text, "a+b");
         // Not encodings: left alone.

@@ -584,41 +584,8 @@ fn data_uri_markup(text: &str, lower: &str) -> Option<(usize, usize)> {
             continue;
         }
         let start = at + 5 + comma + 1;
-        let mut decoded = Vec::new();
-        let mut bits = 0u32;
-        let mut count = 0;
-        let mut end = start;
-        for &c in &b[start..] {
-            let v = match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'+' | b'-' => 62,
-                b'/' | b'_' => 63,
-                // Padding and the line breaks of wrapped base64 carry nothing.
-                b'=' | b'\n' | b'\r' | b' ' | b'\t' => {
-                    end += 1;
-                    continue;
-                }
-                _ => break,
-            };
-            end += 1;
-            bits = bits << 6 | u32::from(v);
-            count += 1;
-            if count == 4 {
-                decoded.extend_from_slice(&[(bits >> 16) as u8, (bits >> 8) as u8, bits as u8]);
-                bits = 0;
-                count = 0;
-                if decoded.len() >= DATA_URI_DECODED {
-                    break;
-                }
-            }
-        }
-        match count {
-            2 => decoded.push((bits >> 4) as u8),
-            3 => decoded.extend_from_slice(&[(bits >> 10) as u8, (bits >> 2) as u8]),
-            _ => {}
-        }
+        let (decoded, used) = super::decode::base64_prefix(&b[start..], DATA_URI_DECODED);
+        let end = start + used;
         let inner = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
         if !inner.contains('<') && !inner.contains("script:") {
             continue;
