@@ -6,6 +6,9 @@
 //!   code and a path (benign, so every detector runs to the end), about 1 KB and 64 KB.
 //! - `inspect/get_query`: a GET with a short query string and browser headers.
 //! - `inspect/attack_1k`: the 1 KB body with a SQL injection in one argument.
+//! - `inspect/mcp_1k_distinct`: 1 KB bodies that differ where real requests differ (each its
+//!   own query argument and session id): the detector remembers short clean values, and
+//!   `mcp_1k` repeats one request, so this is the figure for traffic that does not repeat.
 //!
 //! Throughput is reported in bytes of request (URI, headers and body).
 
@@ -17,7 +20,7 @@ use mcp_shield::threat::{HttpRequest, ThreatDetector};
 #[path = "support/mcp_request.rs"]
 mod mcp_request;
 
-use mcp_request::{body, HEADERS};
+use mcp_request::{body, Distinct, HEADERS};
 
 fn bench(c: &mut Criterion) {
     let detector = ThreatDetector::from_config(&Default::default()).expect("detector");
@@ -46,6 +49,32 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(detector.inspect(black_box(&request))))
         });
     }
+    let mut stream = Distinct::new(1024);
+    let (first, headers) = stream.next();
+    let size = first.len() + 200;
+    assert!(
+        !detector
+            .inspect(&HttpRequest {
+                method: "POST",
+                uri: "/mcp",
+                headers: &headers,
+                body: first,
+            })
+            .blocked
+    );
+    group.throughput(Throughput::Bytes(size as u64));
+    group.bench_function("mcp_1k_distinct", |b| {
+        b.iter(|| {
+            let (body, headers) = stream.next();
+            let request = HttpRequest {
+                method: "POST",
+                uri: "/mcp",
+                headers: &headers,
+                body,
+            };
+            black_box(detector.inspect(black_box(&request)))
+        })
+    });
     let browser = [
         ("Host", "example.com"),
         ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"),

@@ -29,6 +29,58 @@ pub fn body(size: usize, attack: bool) -> String {
     .to_string()
 }
 
+/// Requests that are all different where real ones differ: each has its own `query` argument
+/// and its own session id (a counter written into both), while the headers, tool name and
+/// argument names stay those of one client. The threat detector remembers short clean values
+/// (`threat::clean_values`); inspecting one body over and over would measure that memory for
+/// the query and the session id too, which real traffic does not repeat.
+pub struct Distinct {
+    body: Vec<u8>,
+    /// Where the counter's digits sit in the body's `query` argument.
+    query_digits: usize,
+    session: String,
+    count: u64,
+}
+
+/// The placeholder the counter overwrites (as long as the digits written).
+const DIGITS: &str = "00000000";
+
+impl Distinct {
+    /// A stream of distinct `tools/call` bodies of about `size` bytes.
+    pub fn new(size: usize) -> Distinct {
+        let template = body(size, false).replace(
+            "museums near Galata tower",
+            &format!("museums near Galata tower {DIGITS}"),
+        );
+        let query_digits = template
+            .find(DIGITS)
+            .expect("the placeholder is in the body");
+        Distinct {
+            body: template.into_bytes(),
+            query_digits,
+            session: format!("3f1c6a2e-9b1d-4c55-8f0a-2d6e{DIGITS}"),
+            count: 0,
+        }
+    }
+
+    /// The next request's body and headers, different from every earlier one.
+    pub fn next(&mut self) -> (&[u8], [(&str, &str); 5]) {
+        self.count += 1;
+        // Eight hex digits, written in place (no allocation inside the measured loop).
+        let mut digits = [0u8; 8];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = b"0123456789abcdef"[(self.count >> (28 - 4 * i) & 0xf) as usize];
+        }
+        self.body[self.query_digits..self.query_digits + DIGITS.len()].copy_from_slice(&digits);
+        let at = self.session.len() - DIGITS.len();
+        let digits = std::str::from_utf8(&digits).expect("hex digits are ASCII");
+        self.session.replace_range(at.., digits);
+        let mut headers = HEADERS;
+        headers[4].1 = &self.session;
+        (&self.body, headers)
+    }
+}
+
 /// The headers an MCP client sends with it.
 pub const HEADERS: [(&str, &str); 5] = [
     ("Host", "mcp.example.com"),

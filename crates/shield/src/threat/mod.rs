@@ -1,5 +1,6 @@
-//! Threat detection: the seed's fourth component. Stateless inspection of one request for
-//! injection, traversal, inclusion and scanning, with a per-tool policy.
+//! Threat detection: the seed's fourth component. Inspection of one request for injection,
+//! traversal, inclusion and scanning, with a per-tool policy; a verdict depends on that
+//! request alone.
 //!
 //! How a request is judged:
 //! 1. [`fields`] lists what the application will read: path, query and form names and
@@ -14,6 +15,8 @@
 //!    addresses), [`redirect`] (URLs spelled to leave the site past a redirect check),
 //!    [`injection`] (template, XXE, LDAP, NoSQL, CRLF, SSI), [`scanner`] (scanner and bot
 //!    user agents, probe paths, restricted files, protocol abuse).
+//!    A short value every detector found clean is remembered ([`clean_values`]): the headers
+//!    and names every request repeats are judged once, not once per request.
 //! 4. The [`policy`] drops what a tool or parameter is allowed to receive (SQL for a database
 //!    tool), custom patterns add theirs, and the verdict is: blocked when an indicator reaches
 //!    the block severity (default `high`) or the combined score reaches the threshold.
@@ -37,6 +40,7 @@ macro_rules! contains {
     };
 }
 
+pub mod clean_values;
 pub mod command;
 pub mod decode;
 pub mod fields;
@@ -57,6 +61,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Serialize, Serializer};
 
+use clean_values::CleanValues;
 use fields::{Field, Place};
 
 /// What kind of threat.
@@ -389,6 +394,8 @@ pub struct ThreatDetector {
     block_severity: Severity,
     score_threshold: f32,
     custom: RwLock<Vec<(String, Arc<PatternFn>)>>,
+    /// Short values the built-in detectors found clean (see [`clean_values`]).
+    clean: CleanValues,
 }
 
 impl std::fmt::Debug for ThreatDetector {
@@ -416,6 +423,7 @@ impl ThreatDetector {
             block_severity,
             score_threshold,
             custom: RwLock::new(Vec::new()),
+            clean: CleanValues::new(),
         }
     }
 
@@ -502,29 +510,44 @@ impl ThreatDetector {
         if raw.is_empty() || envelope(field) {
             return;
         }
-        let normalized = decode::normalize(raw, field.place.is_form_encoded());
-        let text: &str = &normalized.text;
-        let lower = text.to_ascii_lowercase();
-        let mut findings = Vec::new();
         // The server never fetches a Referer or an Origin: URLs there are not SSRF.
         let fetched = !(field.place == Place::Header
             && (field.name.eq_ignore_ascii_case("referer")
                 || field.name.eq_ignore_ascii_case("origin")));
-        detect_all(
-            field.place,
-            text,
-            &lower,
-            &normalized,
-            fetched,
-            &mut findings,
-        );
-        if scanner::is_upload_name(field.place, &field.name) {
-            scanner::script_upload(&lower, &mut findings);
+        let upload = scanner::is_upload_name(field.place, &field.name);
+        // Everything the built-in verdict depends on besides the value's bytes.
+        let context = field.place as u16 | u16::from(fetched) << 8 | u16::from(upload) << 9;
+        let key = CleanValues::key(context, raw);
+        let known_clean = key.is_some_and(|key| self.clean.contains(key, raw));
+        if known_clean && !self.policy.has_patterns() {
+            return;
         }
-        // The one check that needs the value as sent beside it as decoded, so it is here
-        // rather than in `detect_all`.
-        if raw.len() <= 24 && text.len() <= 2 {
-            xss::encoded_bracket(raw, text, &mut findings);
+        let normalized = decode::normalize(raw, field.place.is_form_encoded());
+        let text: &str = &normalized.text;
+        let mut findings = Vec::new();
+        if !known_clean {
+            let lower = text.to_ascii_lowercase();
+            detect_all(
+                field.place,
+                text,
+                &lower,
+                &normalized,
+                fetched,
+                &mut findings,
+            );
+            if upload {
+                scanner::script_upload(&lower, &mut findings);
+            }
+            // The one check that needs the value as sent beside it as decoded, so it is here
+            // rather than in `detect_all`.
+            if raw.len() <= 24 && text.len() <= 2 {
+                xss::encoded_bracket(raw, text, &mut findings);
+            }
+            if findings.is_empty() {
+                if let Some(key) = key {
+                    self.clean.insert(key, raw);
+                }
+            }
         }
         if self.policy.has_patterns() {
             self.policy.match_patterns(text, &mut findings);
@@ -1067,6 +1090,56 @@ mod tests {
         let struts = "%{(#_='multipart/form-data').(#_memberAccess=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS).(@java.lang.Runtime@getRuntime().exec('id'))}";
         assert!(inspect(struts).blocked);
         assert!(!inspect("multipart/form-data; boundary=\"----abc\"").blocked);
+    }
+
+    #[test]
+    fn a_value_remembered_clean_in_one_place_is_judged_again_in_another() {
+        let detector = ThreatDetector::new(Policy::default(), Severity::High, 1.2);
+        let internal = "http://169.254.169.254/latest/meta-data/";
+        let request = |headers: &[(&str, &str)], uri: &str| {
+            detector
+                .inspect(&HttpRequest {
+                    method: "GET",
+                    uri,
+                    headers,
+                    body: b"",
+                })
+                .blocked
+        };
+        // A Referer is never fetched: clean there, and remembered clean there.
+        for _ in 0..2 {
+            assert!(!request(&[("Referer", internal)], "/"));
+        }
+        // The same bytes as a query argument the server may fetch: SSRF, every time.
+        let uri = format!("/fetch?url={internal}");
+        for _ in 0..2 {
+            assert!(request(&[], &uri));
+            assert!(request(&[("X-Target", internal)], "/"));
+        }
+        // An attack is never remembered: the second and later requests are refused too.
+        for _ in 0..3 {
+            assert!(request(&[], "/search?q=1'+or+1=1--"));
+        }
+    }
+
+    #[test]
+    fn custom_regex_patterns_see_values_remembered_clean() {
+        let patterns = vec![policy::CustomPattern {
+            name: "internal_ticket".into(),
+            pattern: "TICKET-[0-9]+".into(),
+            severity: "high".into(),
+        }];
+        let policy = Policy::new(&[], &patterns).expect("valid pattern");
+        let detector = ThreatDetector::new(policy, Severity::High, 1.2);
+        for _ in 0..3 {
+            let inspection = detector.inspect(&HttpRequest {
+                method: "GET",
+                uri: "/search?q=TICKET-42",
+                headers: &[],
+                body: b"",
+            });
+            assert!(inspection.blocked, "{inspection:?}");
+        }
     }
 
     #[test]
