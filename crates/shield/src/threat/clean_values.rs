@@ -1,6 +1,8 @@
 //! Short values recently judged clean, so that what every request repeats (its `Host`,
 //! `User-Agent` and `Accept` headers, a tool's name, an enum-like argument, the path) is not
-//! decoded and judged again each time.
+//! decoded and judged again each time. Field values are remembered in their
+//! [`field_context`]; the scanner's checks of the whole request's user agent and path, in
+//! contexts of their own.
 //!
 //! What is remembered is the value itself, byte for byte, with what its judgement depends on
 //! besides the bytes (where it sits, whether the server fetches it, whether it names an
@@ -19,10 +21,23 @@
 use std::hash::Hasher;
 use std::sync::Mutex;
 
+use super::fields::Place;
+
 /// Longest value remembered, in bytes: a browser's `User-Agent` fits, a prompt does not.
 pub const MAX_VALUE: usize = 256;
 /// Slots in the table (a power of two).
 pub const SLOTS: usize = 4096;
+
+/// A field's context: everything the built-in verdict on its value depends on besides the
+/// value's bytes (where it sits, whether the server fetches it, whether it names an upload).
+pub fn field_context(place: Place, fetched: bool, upload: bool) -> u16 {
+    place as u16 | u16::from(fetched) << 8 | u16::from(upload) << 9
+}
+
+/// The context of the scanner's user-agent checks (above every field context).
+pub const USER_AGENT_CHECKS: u16 = 1 << 10;
+/// The context of the scanner's path checks (probe paths, hidden segments).
+pub const PATH_CHECKS: u16 = 1 << 11;
 
 /// The table of values judged clean (see the module docs).
 pub struct CleanValues {

@@ -476,7 +476,7 @@ impl ThreatDetector {
         for field in &fields {
             self.inspect_field(field, &decoded_path.text, &allowed_at_path, &mut found);
         }
-        scanner::request_checks(request, &decoded_path.text, &mut found);
+        scanner::request_checks(request, &decoded_path.text, &self.clean, &mut found);
         // Copied out of the lock (a check may add patterns); nothing to copy in the usual case.
         let custom: Vec<Arc<PatternFn>> = {
             let registered = self.custom.read().unwrap_or_else(|e| e.into_inner());
@@ -515,8 +515,7 @@ impl ThreatDetector {
             && (field.name.eq_ignore_ascii_case("referer")
                 || field.name.eq_ignore_ascii_case("origin")));
         let upload = scanner::is_upload_name(field.place, &field.name);
-        // Everything the built-in verdict depends on besides the value's bytes.
-        let context = field.place as u16 | u16::from(fetched) << 8 | u16::from(upload) << 9;
+        let context = clean_values::field_context(field.place, fetched, upload);
         let key = CleanValues::key(context, raw);
         let known_clean = key.is_some_and(|key| self.clean.contains(key, raw));
         if known_clean && !self.policy.has_patterns() {
@@ -1119,6 +1118,12 @@ mod tests {
         // An attack is never remembered: the second and later requests are refused too.
         for _ in 0..3 {
             assert!(request(&[], "/search?q=1'+or+1=1--"));
+            assert!(request(&[("User-Agent", "sqlmap/1.8")], "/"));
+            assert!(request(&[("User-Agent", "curl/8")], "/.git/config"));
+        }
+        // The agent and the path remembered clean for the scanner's checks stay clean.
+        for _ in 0..3 {
+            assert!(!request(&[("User-Agent", "curl/8")], "/docs/index.html"));
         }
     }
 

@@ -12,6 +12,7 @@
 //! - **Protocol abuse**: `TRACE`/`TRACK` (cross-site tracing), both `Content-Length` and
 //!   `Transfer-Encoding` (request smuggling), NUL bytes in the URL.
 
+use super::clean_values::{self, CleanValues};
 use super::fields::Place;
 use super::HttpRequest;
 use super::{decode, Finding, Needles, Severity, ThreatIndicator, ThreatType};
@@ -324,8 +325,100 @@ fn indicator(
 }
 
 /// Scanner, bot and protocol checks on the whole request; `path` is the decoded URL path.
-pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<ThreatIndicator>) {
+pub fn request_checks(
+    request: &HttpRequest<'_>,
+    path: &str,
+    clean: &CleanValues,
+    out: &mut Vec<ThreatIndicator>,
+) {
+    // The agent and the path repeat from request to request: each is judged once while it
+    // stays clean (see `clean_values`).
     let agent = request.header("user-agent").unwrap_or("");
+    remembered_if_clean(
+        clean,
+        clean_values::USER_AGENT_CHECKS,
+        agent,
+        out,
+        agent_checks,
+    );
+    remembered_if_clean(clean, clean_values::PATH_CHECKS, path, out, path_checks);
+    let method = request.method;
+    if ["TRACE", "TRACK", "DEBUG"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+    {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::High,
+            0.9,
+            "method",
+            &method.to_ascii_uppercase(),
+        ));
+    } else if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+    {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::Medium,
+            0.6,
+            "method",
+            &method.to_ascii_uppercase(),
+        ));
+    }
+    let has = |name: &str| {
+        request
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    if has("content-length") && has("transfer-encoding") {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::High,
+            0.85,
+            "header:Transfer-Encoding",
+            "Content-Length with Transfer-Encoding",
+        ));
+    }
+    // Only percent-encoding can hide a NUL in a URI that has none.
+    if request.uri.contains('\0')
+        || (request.uri.contains('%') && decode::normalize(request.uri, false).had_nul)
+    {
+        out.push(indicator(
+            ThreatType::ProtocolViolation,
+            Severity::Medium,
+            0.7,
+            "path",
+            "NUL byte in the URL",
+        ));
+    }
+}
+
+/// Runs `check` on `value` unless `value` was found clean by it before; remembers it when
+/// it is clean now.
+fn remembered_if_clean(
+    clean: &CleanValues,
+    context: u16,
+    value: &str,
+    out: &mut Vec<ThreatIndicator>,
+    check: fn(&str, &mut Vec<ThreatIndicator>),
+) {
+    let key = CleanValues::key(context, value);
+    if key.is_some_and(|key| clean.contains(key, value)) {
+        return;
+    }
+    let before = out.len();
+    check(value, out);
+    if out.len() == before {
+        if let Some(key) = key {
+            clean.insert(key, value);
+        }
+    }
+}
+
+/// Scanner and bot user agents, and a missing one.
+fn agent_checks(agent: &str, out: &mut Vec<ThreatIndicator>) {
     let lower_agent = agent.to_ascii_lowercase();
     static SCANNER_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
     let scanners = Needles::cached(&SCANNER_NEEDLES, || SCANNERS.to_vec());
@@ -359,6 +452,10 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             "",
         ));
     }
+}
+
+/// Probe paths (secrets, admin pages), hidden segments, restricted extensions.
+fn path_checks(path: &str, out: &mut Vec<ThreatIndicator>) {
     let lower_path = path.to_ascii_lowercase();
     // A probe counts where it ends a segment or the name goes on as a file name would.
     let at_segment_end = |probe: &str, end: usize| {
@@ -419,57 +516,6 @@ pub fn request_checks(request: &HttpRequest<'_>, path: &str, out: &mut Vec<Threa
             0.6,
             "path",
             ext,
-        ));
-    }
-    let method = request.method;
-    if ["TRACE", "TRACK", "DEBUG"]
-        .iter()
-        .any(|m| m.eq_ignore_ascii_case(method))
-    {
-        out.push(indicator(
-            ThreatType::ProtocolViolation,
-            Severity::High,
-            0.9,
-            "method",
-            &method.to_ascii_uppercase(),
-        ));
-    } else if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-        .iter()
-        .any(|m| m.eq_ignore_ascii_case(method))
-    {
-        out.push(indicator(
-            ThreatType::ProtocolViolation,
-            Severity::Medium,
-            0.6,
-            "method",
-            &method.to_ascii_uppercase(),
-        ));
-    }
-    let has = |name: &str| {
-        request
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    };
-    if has("content-length") && has("transfer-encoding") {
-        out.push(indicator(
-            ThreatType::ProtocolViolation,
-            Severity::High,
-            0.85,
-            "header:Transfer-Encoding",
-            "Content-Length with Transfer-Encoding",
-        ));
-    }
-    // Only percent-encoding can hide a NUL in a URI that has none.
-    if request.uri.contains('\0')
-        || (request.uri.contains('%') && decode::normalize(request.uri, false).had_nul)
-    {
-        out.push(indicator(
-            ThreatType::ProtocolViolation,
-            Severity::Medium,
-            0.7,
-            "path",
-            "NUL byte in the URL",
         ));
     }
 }
@@ -549,7 +595,7 @@ mod tests {
         };
         let mut out = Vec::new();
         let path = uri.split('?').next().unwrap_or(uri);
-        request_checks(&request, path, &mut out);
+        request_checks(&request, path, &CleanValues::new(), &mut out);
         out.into_iter()
             .map(|i| (i.threat_type, i.severity))
             .collect()
