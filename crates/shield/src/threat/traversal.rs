@@ -125,8 +125,11 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
         && (contains!(lower, "0x2f") || contains!(lower, "0x5c") || contains!(lower, "0x2e"));
     // Escapes that lost their `%` on the way (`..2f..2fetc2fpasswd`): a decoder that is handed
     // them again, or a filter that strips `%`, reads separators.
-    let stripped = contains!(lower, "..2f..2f") || contains!(lower, "..5c..5c");
-    let text: &str = if lower.contains('\\') || contains!(lower, "//") || spelled || stripped {
+    // Each search is a pass over the value: longer needles only where a piece of them is.
+    let stripped =
+        contains!(lower, "..") && (contains!(lower, "..2f..2f") || contains!(lower, "..5c..5c"));
+    let doubled = contains!(lower, "//");
+    let text: &str = if lower.contains('\\') || doubled || spelled || stripped {
         let mut s = String::with_capacity(lower.len());
         // `0x2f` written out is a slash to decoders that read C-style escapes.
         let source = if spelled {
@@ -157,14 +160,17 @@ pub fn detect(lower: &str, had_nul: bool, in_path: bool, out: &mut Vec<Finding>)
     let climbs = count_climbs(text);
     let sensitive = sensitive_file(text);
     let junk_target = junk_separated(text);
-    let wrapper =
-        if contains!(lower, "://") || contains!(lower, "data:") || contains!(lower, "convert.") {
-            WRAPPERS
-                .iter()
-                .find_map(|w| lower.find(w).map(|p| (p, p + w.len())))
-        } else {
-            None
-        };
+    let colon = memchr::memchr(b':', lower.as_bytes()).is_some();
+    let wrapper = if (doubled && colon && contains!(lower, "://"))
+        || (colon && contains!(lower, "data:"))
+        || contains!(lower, "convert.")
+    {
+        WRAPPERS
+            .iter()
+            .find_map(|w| lower.find(w).map(|p| (p, p + w.len())))
+    } else {
+        None
+    };
     let absolute = text.starts_with('/')
         || text.starts_with("file:")
         || text.as_bytes().get(1..3) == Some(b":/");
