@@ -1,5 +1,7 @@
 //! A whole request through the detector: the first byte picks the body's content type, the
-//! rest is split into URI, one header value and body at two `\n`s.
+//! rest is split into URI, one header value and body at two `\n`s. Each request is inspected
+//! twice by one detector shared by all inputs: the verdicts must be equal (short values found
+//! clean are remembered across requests).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,11 +29,17 @@ fuzz_target!(|data: &[u8]| {
         _ => "text/xml",
     };
     let headers = [("User-Agent", agent), ("Content-Type", content_type), ("Cookie", agent)];
-    let inspection = detector.inspect(&HttpRequest {
+    let request = HttpRequest {
         method: "POST",
         uri: &uri,
         headers: &headers,
         body: body.as_bytes(),
-    });
+    };
+    let inspection = detector.inspect(&request);
     assert!(inspection.score >= 0.0);
+    // The second time, the values found clean are remembered (`threat::clean_values`): the
+    // verdict must not change.
+    let again = detector.inspect(&request);
+    assert_eq!(inspection.indicators, again.indicators);
+    assert_eq!(inspection.blocked, again.blocked);
 });

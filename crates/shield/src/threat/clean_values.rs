@@ -17,6 +17,13 @@
 //! (prompts, code, documents) are never remembered: they rarely repeat, and remembering them
 //! would make a benchmark that repeats one body measure the cache instead of the detectors.
 //! A slot is taken with `try_lock`: a slot another thread holds is a miss, never a wait.
+//!
+//! What a client can learn from it: a remembered value is judged a few microseconds faster,
+//! so in principle the timing of a request tells whether its value was judged clean recently
+//! in that place, by anyone. The first probe of a value remembers it, so each guess can be
+//! timed once, and only against network jitter a hundred times larger; and the hash is keyed
+//! by a random seed drawn at start, so no one can aim values at a slot to evict a value and
+//! time it again.
 
 use std::hash::Hasher;
 use std::sync::Mutex;
@@ -42,6 +49,9 @@ pub const PATH_CHECKS: u16 = 1 << 11;
 /// The table of values judged clean (see the module docs).
 pub struct CleanValues {
     slots: Box<[Mutex<Slot>]>,
+    /// Mixed into every hash, drawn at start: which slot a value takes cannot be predicted,
+    /// so no one can aim values at a slot to evict another's (see the module docs).
+    seed: u64,
 }
 
 #[derive(Default)]
@@ -76,18 +86,26 @@ impl std::fmt::Debug for CleanValues {
 impl CleanValues {
     /// An empty table.
     pub fn new() -> Self {
+        let mut seed = [0u8; 8];
+        // Without the system's randomness (never seen), the address of a stack variable:
+        // poorer, but still not known to a client.
+        if getrandom::fill(&mut seed).is_err() {
+            seed = (&seed as *const _ as u64).to_le_bytes();
+        }
         CleanValues {
             slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(),
+            seed: u64::from_le_bytes(seed),
         }
     }
 
     /// The key of `value` judged in `context` (a number the caller builds from whatever else
     /// the verdict depends on), or `None` for a value too long or too short to remember.
-    pub fn key(context: u16, value: &str) -> Option<Key> {
+    pub fn key(&self, context: u16, value: &str) -> Option<Key> {
         if value.is_empty() || value.len() > MAX_VALUE {
             return None;
         }
         let mut hasher = rustc_hash::FxHasher::default();
+        hasher.write_u64(self.seed);
         hasher.write(value.as_bytes());
         hasher.write_u16(context);
         Some(Key {
@@ -136,18 +154,18 @@ mod tests {
     #[test]
     fn remembers_a_value_in_its_context_only() {
         let table = CleanValues::new();
-        let key = CleanValues::key(1, "museums near Galata tower").expect("short");
+        let key = table.key(1, "museums near Galata tower").expect("short");
         assert!(!table.contains(key, "museums near Galata tower"));
         table.insert(key, "museums near Galata tower");
         assert!(table.contains(key, "museums near Galata tower"));
-        let elsewhere = CleanValues::key(2, "museums near Galata tower").expect("short");
+        let elsewhere = table.key(2, "museums near Galata tower").expect("short");
         assert!(!table.contains(elsewhere, "museums near Galata tower"));
     }
 
     #[test]
     fn a_hit_compares_the_whole_value_not_the_hash() {
         let table = CleanValues::new();
-        let key = CleanValues::key(1, "plan_trip").expect("short");
+        let key = table.key(1, "plan_trip").expect("short");
         table.insert(key, "plan_trip");
         // The same key presented with other bytes (as a hash collision would) is a miss.
         assert!(!table.contains(key, "' or 1=1--"));
@@ -156,9 +174,10 @@ mod tests {
 
     #[test]
     fn long_and_empty_values_are_never_remembered() {
-        assert!(CleanValues::key(0, "").is_none());
-        assert!(CleanValues::key(0, &"a".repeat(MAX_VALUE)).is_some());
-        assert!(CleanValues::key(0, &"a".repeat(MAX_VALUE + 1)).is_none());
+        let table = CleanValues::new();
+        assert!(table.key(0, "").is_none());
+        assert!(table.key(0, &"a".repeat(MAX_VALUE)).is_some());
+        assert!(table.key(0, &"a".repeat(MAX_VALUE + 1)).is_none());
     }
 
     #[test]
@@ -167,7 +186,7 @@ mod tests {
         // Far more distinct values than slots: each slot keeps one, at most MAX_VALUE bytes.
         for i in 0..SLOTS * 4 {
             let value = format!("{i:0>200}");
-            let key = CleanValues::key(0, &value).expect("short");
+            let key = table.key(0, &value).expect("short");
             table.insert(key, &value);
             assert!(table.contains(key, &value));
         }
@@ -180,7 +199,7 @@ mod tests {
         let remembered = (0..SLOTS * 4)
             .filter(|i| {
                 let value = format!("{i:0>200}");
-                let key = CleanValues::key(0, &value).expect("short");
+                let key = table.key(0, &value).expect("short");
                 table.contains(key, &value)
             })
             .count();

@@ -516,7 +516,7 @@ impl ThreatDetector {
                 || field.name.eq_ignore_ascii_case("origin")));
         let upload = scanner::is_upload_name(field.place, &field.name);
         let context = clean_values::field_context(field.place, fetched, upload);
-        let key = CleanValues::key(context, raw);
+        let key = self.clean.key(context, raw);
         let known_clean = key.is_some_and(|key| self.clean.contains(key, raw));
         if known_clean && !self.policy.has_patterns() {
             return;

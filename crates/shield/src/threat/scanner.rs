@@ -404,7 +404,7 @@ fn remembered_if_clean(
     out: &mut Vec<ThreatIndicator>,
     check: fn(&str, &mut Vec<ThreatIndicator>),
 ) {
-    let key = CleanValues::key(context, value);
+    let key = clean.key(context, value);
     if key.is_some_and(|key| clean.contains(key, value)) {
         return;
     }
