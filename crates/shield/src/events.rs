@@ -16,6 +16,8 @@ use tokio::sync::broadcast;
 
 use crate::decision::BlockReason;
 use crate::ip::ListKind;
+use crate::mcp::McpViolation;
+use crate::threat::ThreatType;
 
 /// Something the security layer did or saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +147,34 @@ pub struct Statistics {
     whitelisted: AtomicU64,
     guard_errors: AtomicU64,
     patterns_detected: AtomicU64,
+    /// Threat types in refused requests, by [`ThreatType::ALL`]'s order; custom types last.
+    threats_blocked: [AtomicU64; THREAT_SLOTS],
+    /// Threat types reported without refusing (below the block severity, monitor mode).
+    threats_observed: [AtomicU64; THREAT_SLOTS],
+    /// Requests refused by the MCP checks, by [`McpViolation::KINDS`]' order.
+    mcp_violations: [AtomicU64; McpViolation::KINDS.len()],
+}
+
+/// A slot per built-in threat type, and one for all custom ones.
+const THREAT_SLOTS: usize = ThreatType::ALL.len() + 1;
+
+/// The counter slot of a threat type's name (custom types share the last).
+fn threat_slot(name: &str) -> usize {
+    ThreatType::ALL
+        .iter()
+        .position(|t| t.as_str() == name)
+        .unwrap_or(THREAT_SLOTS - 1)
+}
+
+/// Threat indicators counted by type (`mcp_shield_threats_total` on `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreatCount {
+    /// The type's name (`sql_injection`), or `custom` for every custom pattern.
+    pub threat_type: &'static str,
+    /// In requests that were refused.
+    pub blocked: u64,
+    /// Reported without refusing: below the block severity, or in monitor mode.
+    pub observed: u64,
 }
 
 /// A copy of the counters at one moment; serializes with the seed's keys.
@@ -175,6 +205,28 @@ impl Statistics {
     /// Counts a request from a whitelisted client.
     pub fn record_whitelisted(&self) {
         self.whitelisted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Threat indicators by type, every built-in type and `custom`, zeros included.
+    pub fn threat_counts(&self) -> Vec<ThreatCount> {
+        let names = ThreatType::built_in_names().chain(std::iter::once("custom"));
+        names
+            .zip(self.threats_blocked.iter().zip(&self.threats_observed))
+            .map(|(threat_type, (blocked, observed))| ThreatCount {
+                threat_type,
+                blocked: blocked.load(Ordering::Relaxed),
+                observed: observed.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Requests refused by the MCP protocol checks, by kind, zeros included.
+    pub fn mcp_violation_counts(&self) -> Vec<(&'static str, u64)> {
+        McpViolation::KINDS
+            .iter()
+            .zip(&self.mcp_violations)
+            .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// The counters now.
@@ -212,6 +264,26 @@ impl EventSink for Statistics {
                 };
                 if let Some(counter) = counter {
                     counter.fetch_add(1, Ordering::Relaxed);
+                }
+                match reason {
+                    BlockReason::Threat { threats } => {
+                        for name in threats {
+                            self.threats_blocked[threat_slot(name)].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    BlockReason::Mcp(violation) => {
+                        let kind = violation.kind();
+                        if let Some(i) = McpViolation::KINDS.iter().position(|k| *k == kind) {
+                            self.mcp_violations[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            SecurityEvent::ThreatObserved { indicators, .. } => {
+                for indicator in indicators {
+                    let slot = threat_slot(indicator.threat_type.as_str());
+                    self.threats_observed[slot].fetch_add(1, Ordering::Relaxed);
                 }
             }
             SecurityEvent::GuardError { .. } => {
@@ -459,6 +531,70 @@ pub fn show_network(network: &IpNet) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn threats_and_mcp_violations_are_counted_by_type() {
+        let stats = Statistics::default();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let blocked = |reason| SecurityEvent::Blocked {
+            ip,
+            reason,
+            path: "/mcp".into(),
+            at_ms: 0,
+        };
+        stats.handle(&blocked(BlockReason::Threat {
+            threats: vec!["sql_injection".into(), "internal_ticket".into()],
+        }));
+        stats.handle(&blocked(BlockReason::Mcp(McpViolation::OriginNotAllowed(
+            "https://evil.example".into(),
+        ))));
+        stats.handle(&SecurityEvent::ThreatObserved {
+            ip,
+            path: "/".into(),
+            would_block: false,
+            indicators: vec![crate::threat::ThreatIndicator::new(
+                "bot",
+                crate::threat::Severity::Low,
+                0.6,
+                "header:User-Agent",
+                "python-requests",
+            )],
+        });
+        let counts = stats.threat_counts();
+        assert_eq!(counts.len(), ThreatType::ALL.len() + 1);
+        let of = |name: &str| {
+            let c = counts.iter().find(|c| c.threat_type == name).expect(name);
+            (c.blocked, c.observed)
+        };
+        assert_eq!(of("sql_injection"), (1, 0));
+        assert_eq!(of("custom"), (1, 0));
+        assert_eq!(of("bot"), (0, 1));
+        assert_eq!(of("xss_attack"), (0, 0));
+        let violations = stats.mcp_violation_counts();
+        assert_eq!(violations.len(), McpViolation::KINDS.len());
+        assert!(violations.contains(&("origin_not_allowed", 1)));
+        assert!(violations.contains(&("host_not_allowed", 0)));
+    }
+
+    #[test]
+    fn every_mcp_violation_kind_is_listed() {
+        for violation in [
+            McpViolation::OriginNotAllowed(String::new()),
+            McpViolation::HostNotAllowed(String::new()),
+            McpViolation::InvalidJsonRpc {
+                code: 0,
+                detail: String::new(),
+            },
+            McpViolation::HeaderMismatch(String::new()),
+            McpViolation::TooManySessions { limit: 1 },
+        ] {
+            assert!(
+                McpViolation::KINDS.contains(&violation.kind()),
+                "{violation:?}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -122,6 +122,20 @@ async fn attacks_are_refused_with_the_threat_types() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(security.statistics().threat_detected, 2);
+    // By type on /metrics, every built-in type written (zeros too).
+    let (_, metrics) =
+        support::respond(&security.admin_router(), "127.0.0.1", get("/metrics")).await;
+    let metrics = metrics.as_str().expect("the metrics text");
+    for (threat, count) in [
+        ("sql_injection", 1),
+        ("xss_attack", 1),
+        ("path_traversal", 1),
+        ("ssrf", 0),
+    ] {
+        let line =
+            format!("mcp_shield_threats_total{{type=\"{threat}\",action=\"blocked\"}} {count}\n");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test]
@@ -220,6 +234,15 @@ async fn monitor_mode_logs_and_serves_and_reputation_still_falls() {
         }
     }
     assert_eq!(seen, Some((true, "sql_injection".to_string())));
+    let (_, metrics) =
+        support::respond(&security.admin_router(), "127.0.0.1", get("/metrics")).await;
+    let metrics = metrics.as_str().expect("the metrics text");
+    for line in [
+        "mcp_shield_threats_total{type=\"sql_injection\",action=\"observed\"} 1\n",
+        "mcp_shield_threats_total{type=\"sql_injection\",action=\"blocked\"} 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     let score = security
         .threat_assessment("203.0.113.9".parse().expect("ip"))
         .reputation_score

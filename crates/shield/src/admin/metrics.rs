@@ -1,5 +1,6 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4): the seed's counters and a few
-//! gauges. Rendered by hand: six counters do not need an exporter crate and its dependencies.
+//! `/metrics` in the Prometheus text format (version 0.0.4): the seed's counters, threat
+//! indicators by type, MCP violations by kind, and a few gauges. Rendered by hand: a dozen
+//! series do not need an exporter crate and its dependencies.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -96,6 +97,31 @@ pub(crate) fn text(core: &Core) -> String {
         "1 while emergency mode is on.",
         u64::from(core.emergency.load(Ordering::Relaxed)),
     );
+    // Every series written, zeros included: a series that appears only after its first
+    // event breaks `rate()` over it.
+    let _ = write!(
+        out,
+        "# HELP mcp_shield_threats_total Threat indicators by type: in refused requests (action=\"blocked\") and reported without refusing, below the block severity or in monitor mode (action=\"observed\"); custom patterns count as type=\"custom\".\n# TYPE mcp_shield_threats_total counter\n"
+    );
+    for count in core.stats.threat_counts() {
+        for (action, value) in [("blocked", count.blocked), ("observed", count.observed)] {
+            let _ = writeln!(
+                out,
+                "mcp_shield_threats_total{{type=\"{}\",action=\"{action}\"}} {value}",
+                count.threat_type
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "# HELP mcp_shield_mcp_violations_total Requests refused by the MCP protocol checks, by kind.\n# TYPE mcp_shield_mcp_violations_total counter\n"
+    );
+    for (kind, value) in core.stats.mcp_violation_counts() {
+        let _ = writeln!(
+            out,
+            "mcp_shield_mcp_violations_total{{kind=\"{kind}\"}} {value}"
+        );
+    }
     if let Some(redis) = &core.redis {
         metric(
             &mut out,

@@ -65,6 +65,15 @@ pub enum McpViolation {
 pub const TOO_MANY_SESSIONS: i32 = -32000;
 
 impl McpViolation {
+    /// Every kind's name, as [`McpViolation::kind`] gives it.
+    pub const KINDS: [&'static str; 5] = [
+        "origin_not_allowed",
+        "host_not_allowed",
+        "invalid_json_rpc",
+        "mcp_header_mismatch",
+        "too_many_sessions",
+    ];
+
     /// The `type` in statistics and `error.data`.
     pub fn kind(&self) -> &'static str {
         match self {
