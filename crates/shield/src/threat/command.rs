@@ -1105,12 +1105,12 @@ fn php_dynamic_call(lower: &str) -> Option<Finding> {
             ));
         }
     }
-    // `('system')(`, `("exec")(`, `(system)('`.
-    for p in memchr::memchr_iter(b')', b) {
-        let after = skip_blanks(p + 1);
-        if b.get(after) != Some(&b'(') {
-            continue;
-        }
+    // `('system')(`, `("exec")(`, `(system)('`: a parenthesis called at once (one search
+    // for `)(`; code has a `)` every few words).
+    let mut from = 0;
+    while let Some(p) = find!(&lower[from..], ")(").map(|p| p + from) {
+        from = p + 2;
+        let after = p + 1;
         let Some(open) = lower[..p].rfind('(') else {
             continue;
         };
