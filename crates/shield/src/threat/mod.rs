@@ -95,6 +95,8 @@ pub enum ThreatType {
     SsiInjection,
     /// A URL written to leave the site through a parser's confusion (see [`redirect`]).
     OpenRedirect,
+    /// A session identifier handed over in a link from another site (session fixation).
+    SessionFixation,
     /// A security scanner (by user agent or the paths it probes).
     Scanner,
     /// An automated client (generic HTTP libraries): low severity, for reputation.
@@ -125,6 +127,7 @@ impl ThreatType {
             ThreatType::CrlfInjection => "crlf_injection",
             ThreatType::SsiInjection => "ssi_injection",
             ThreatType::OpenRedirect => "open_redirect",
+            ThreatType::SessionFixation => "session_fixation",
             ThreatType::Scanner => "scanner",
             ThreatType::Bot => "bot",
             ThreatType::ProtocolViolation => "protocol_violation",
@@ -134,7 +137,7 @@ impl ThreatType {
     }
 
     /// Every built-in type.
-    pub const ALL: [ThreatType; 18] = [
+    pub const ALL: [ThreatType; 19] = [
         ThreatType::SqlInjection,
         ThreatType::XssAttack,
         ThreatType::PathTraversal,
@@ -149,6 +152,7 @@ impl ThreatType {
         ThreatType::CrlfInjection,
         ThreatType::SsiInjection,
         ThreatType::OpenRedirect,
+        ThreatType::SessionFixation,
         ThreatType::Scanner,
         ThreatType::Bot,
         ThreatType::ProtocolViolation,
@@ -164,7 +168,7 @@ impl ThreatType {
     pub fn built_in_names() -> impl Iterator<Item = &'static str> {
         // A static, so the names borrow for 'static (the const array is not promoted: the
         // type holds an `Arc` in its custom variant).
-        static ALL: [ThreatType; 18] = ThreatType::ALL;
+        static ALL: [ThreatType; 19] = ThreatType::ALL;
         ALL.iter().map(ThreatType::as_str)
     }
 }
@@ -477,6 +481,9 @@ impl ThreatDetector {
             self.inspect_field(field, &decoded_path.text, &allowed_at_path, &mut found);
         }
         scanner::request_checks(request, &decoded_path.text, &self.clean, &mut found);
+        if let Some(indicator) = scanner::session_fixation(request, &fields) {
+            found.push(indicator);
+        }
         // Copied out of the lock (a check may add patterns); nothing to copy in the usual case.
         let custom: Vec<Arc<PatternFn>> = {
             let registered = self.custom.read().unwrap_or_else(|e| e.into_inner());
@@ -1124,6 +1131,93 @@ mod tests {
         // The agent and the path remembered clean for the scanner's checks stay clean.
         for _ in 0..3 {
             assert!(!request(&[("User-Agent", "curl/8")], "/docs/index.html"));
+        }
+    }
+
+    #[test]
+    fn a_session_id_in_a_link_from_another_site_is_session_fixation() {
+        let detector = ThreatDetector::new(Policy::default(), Severity::High, 1.2);
+        let fixation = |uri: &str, host: &str, referer: Option<&str>| {
+            let mut headers = vec![("Host", host), ("User-Agent", "Mozilla/5.0")];
+            if let Some(referer) = referer {
+                headers.push(("Referer", referer));
+            }
+            detector
+                .inspect(&HttpRequest {
+                    method: "GET",
+                    uri,
+                    headers: &headers,
+                    body: b"",
+                })
+                .indicators
+                .iter()
+                .any(|i| i.threat_type == ThreatType::SessionFixation)
+        };
+        for (uri, host, referer) in [
+            (
+                "/login?PHPSESSID=abc123",
+                "shop.example",
+                "https://attacker.example/",
+            ),
+            (
+                "/l?jsessionid=74B0CB41",
+                "localhost",
+                "http://localhost.evil.example/x",
+            ),
+            (
+                "/a?ASP.NET_SessionId=x1",
+                "app.example.com",
+                "https://evil.example.com/",
+            ),
+            (
+                "/a?connect.sid=s:j8jK",
+                "node.example",
+                "http://phish.example/login",
+            ),
+            (
+                "/a?next-auth.session-token=t",
+                "next.example",
+                "https://x.example/",
+            ),
+            (
+                "/a.cfm?cfid=1&cftoken=2",
+                "cf.example",
+                "http://evil.example/",
+            ),
+        ] {
+            assert!(fixation(uri, host, Some(referer)), "{uri} from {referer}");
+        }
+        for (uri, host, referer) in [
+            // From the site's own pages (URL rewriting), or from nowhere.
+            (
+                "/l?jsessionid=74B0CB41",
+                "localhost",
+                Some("http://localhost/test"),
+            ),
+            (
+                "/l?sessionid=abc",
+                "app.example:8443",
+                Some("https://app.example/prev"),
+            ),
+            ("/l?jsessionid=74B0CB41", "localhost", None),
+            // Not session names.
+            (
+                "/talks?session=keynote",
+                "conf.example",
+                Some("https://news.example/"),
+            ),
+            (
+                "/q?assessment=3",
+                "school.example",
+                Some("https://mail.example/"),
+            ),
+            (
+                "/login?username=a&password=b",
+                "app.example",
+                Some("https://evil.example/"),
+            ),
+        ] {
+            assert!(!fixation(uri, host, referer), "{uri} from {referer:?}");
         }
     }
 

@@ -395,6 +395,76 @@ pub fn request_checks(
     }
 }
 
+/// A session identifier in the query or a form (`?PHPSESSID=...`, `?jsessionid=...`) of a
+/// request that a page on another site sent (its `Referer` names another host): the shape
+/// of session fixation, where a link plants a session the attacker knows. A session passed in
+/// a link from the site's own pages (URL rewriting) is not it, nor any other argument.
+pub fn session_fixation(
+    request: &HttpRequest<'_>,
+    fields: &[super::fields::Field<'_>],
+) -> Option<ThreatIndicator> {
+    let referer = request.header("referer")?;
+    let field = fields.iter().find(|f| {
+        matches!(f.place, Place::QueryValue | Place::FormValue)
+            && !f.raw.is_empty()
+            && is_session_name(&f.name)
+    })?;
+    let host_of = |url: &str| -> String {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        super::ssrf::strip_port(host).to_ascii_lowercase()
+    };
+    let from = host_of(referer.trim());
+    let to = host_of(request.header("host").unwrap_or(""));
+    if from == to {
+        return None;
+    }
+    Some(indicator(
+        ThreatType::SessionFixation,
+        Severity::High,
+        0.75,
+        &format!("{}:{}", field.place.label(), field.name),
+        &format!("{}={}", field.name, field.raw),
+    ))
+}
+
+/// Whether an argument's name is a session identifier's: a word of it starting `sess`
+/// (`session_id`, `laravel_session`, `next-auth.session-token`, `koa:sess`), the frameworks'
+/// run-together names (`PHPSESSID`, `JSESSIONID`, `ASPSESSIONIDxxxx`, `weblogicsession`), a
+/// `.sid` (`connect.sid`), ColdFusion's and others' own (`CFID`, `CFTOKEN`, `CAKEPHP`). A
+/// bare `session` (a conference session, a class) is not one, nor `assessment`.
+fn is_session_name(name: &str) -> bool {
+    const RUN_TOGETHER: [&str; 6] = [
+        "phpsess",
+        "jsession",
+        "aspsession",
+        "jservsession",
+        "jwsession",
+        "weblogicsession",
+    ];
+    const OWN: [&str; 6] = [
+        "cfid",
+        "cftoken",
+        "cfsid",
+        "cakephp",
+        "meteor_login_token",
+        "shiny-token",
+    ];
+    let name = name.to_ascii_lowercase();
+    let name = name
+        .trim_start_matches("__host-")
+        .trim_start_matches("__secure-");
+    if matches!(name, "session" | "sessions") {
+        return false;
+    }
+    name.split(['_', '.', '-', ':'])
+        .any(|word| word.starts_with("sess"))
+        || RUN_TOGETHER.iter().any(|p| name.starts_with(p))
+        || name.ends_with(".sid")
+        || OWN.contains(&name)
+}
+
 /// Runs `check` on `value` unless `value` was found clean by it before; remembers it when
 /// it is clean now.
 fn remembered_if_clean(
