@@ -1219,6 +1219,17 @@ mod tests {
         ] {
             assert!(!fixation(uri, host, referer), "{uri} from {referer:?}");
         }
+        // No Host to compare with (HTTP/2 carries it in the URI): not judged.
+        let inspection = detector.inspect(&HttpRequest {
+            method: "GET",
+            uri: "/login?PHPSESSID=abc123",
+            headers: &[("Referer", "https://attacker.example/")],
+            body: b"",
+        });
+        assert!(inspection
+            .indicators
+            .iter()
+            .all(|i| i.threat_type != ThreatType::SessionFixation));
     }
 
     #[test]

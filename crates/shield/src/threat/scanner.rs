@@ -11,6 +11,8 @@
 //!   medium; backup and configuration file extensions (`.bak`, `.sql`, `.swp`) medium.
 //! - **Protocol abuse**: `TRACE`/`TRACK` (cross-site tracing), both `Content-Length` and
 //!   `Transfer-Encoding` (request smuggling), NUL bytes in the URL.
+//! - **Session fixation**: a session identifier's argument (`PHPSESSID`, `jsessionid`, ...)
+//!   in a request another site's page sent (its `Referer` names another host).
 
 use super::clean_values::{self, CleanValues};
 use super::fields::Place;
@@ -416,7 +418,9 @@ pub fn session_fixation(
         super::ssrf::strip_port(host).to_ascii_lowercase()
     };
     let from = host_of(referer.trim());
-    let to = host_of(request.header("host").unwrap_or(""));
+    // Without a `Host` (HTTP/2 names it in the URI's authority, which is not here) there is
+    // nothing to compare: not judged.
+    let to = host_of(request.header("host")?);
     if from == to {
         return None;
     }
