@@ -1348,6 +1348,15 @@ fn tautology(t: &[Token], i: usize) -> Verdict {
 
 /// Looks for SQL injection in a decoded value.
 pub fn detect(text: &str, out: &mut Vec<Finding>) {
+    if let Some((start, end)) = json_operator(text) {
+        out.push(Finding {
+            threat: ThreatType::SqlInjection,
+            severity: Severity::High,
+            confidence: 0.85,
+            start,
+            end,
+        });
+    }
     // Token buffers kept per thread: a request has a dozen values and each reading grew its
     // own vector, a hundred allocations per request. At most MAX_TOKENS each, so bounded.
     thread_local! {
@@ -1362,6 +1371,67 @@ pub fn detect(text: &str, out: &mut Vec<Finding>) {
         // Not re-entered today; were it, fresh buffers rather than a panic.
         Err(_) => detect_with(text, out, &mut Vec::new(), &mut Vec::new()),
     });
+}
+
+/// PostgreSQL's and MySQL's JSON operators between JSON literals: `OR '{"b":2}'::jsonb <@
+/// '{"a":1,"b":2}'`, `OR '[1,2]' ? '1'`, `'{"a":1}'::jsonb #> '{a,b}'`. A condition WAFs
+/// long did not parse (Team82's 2022 bypass): a string holding a JSON document, cast to
+/// `json`/`jsonb` or after `OR`/`AND`, then a JSON or comparison operator.
+fn json_operator(text: &str) -> Option<(usize, usize)> {
+    const OPERATORS: [&str; 17] = [
+        "@>", "<@", "?|", "?&", "->>", "->", "#>>", "#>", "#-", "@?", "@@", "||", "?", "<", ">",
+        "=", "-",
+    ];
+    let b = text.as_bytes();
+    memchr::memchr2(b'{', b'[', b)?;
+    let blanks = |mut k: usize| {
+        while k < b.len() && b[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        k
+    };
+    for open in memchr::memchr_iter(b'\'', b) {
+        let first = blanks(open + 1);
+        if !matches!(b.get(first), Some(b'{' | b'[')) {
+            continue;
+        }
+        let (close, closed) = string_end(b, open + 1, b'\'');
+        if !closed {
+            continue;
+        }
+        let mut k = blanks(close);
+        let rest = |k: usize| text.get(k..).unwrap_or("");
+        let cast = ["::jsonb", "::json"]
+            .iter()
+            .find(|c| rest(k).len() >= c.len() && rest(k)[..c.len()].eq_ignore_ascii_case(c));
+        if let Some(c) = cast {
+            k = blanks(k + c.len());
+        }
+        let Some(operator) = OPERATORS.iter().find(|o| rest(k).starts_with(*o)) else {
+            continue;
+        };
+        let before = text[..open].trim_end();
+        let logic = before.len() >= 2 && {
+            let word_start = before
+                .rfind(|c: char| !c.is_ascii_alphabetic())
+                .map_or(0, |p| p + 1);
+            let word = &before[word_start..];
+            word.eq_ignore_ascii_case("or") || word.eq_ignore_ascii_case("and")
+        };
+        // The other side: another string or a number after the operator.
+        let other = blanks(k + operator.len());
+        let operand = matches!(b.get(other), Some(b'\'' | b'0'..=b'9'))
+            || rest(other)
+                .get(..5)
+                .is_some_and(|w| w.eq_ignore_ascii_case("array"));
+        // Cast and compared as the value itself (`'{"a":1}'::jsonb #- '{1,b}'`, `x='[1]'::jsonb
+        // - 1`): a probe. Inside a longer query it is a query about JSON, judged as SQL is.
+        let whole_value = before.is_empty() || before.ends_with('=');
+        if operand && (logic || (cast.is_some() && whole_value)) {
+            return Some((open, other.min(b.len())));
+        }
+    }
+    None
 }
 
 /// A value that is a lone quote, after a number or before a comment (`'`, `1'`, `"`, `` ` ``,
@@ -1494,6 +1564,29 @@ mod tests {
 
     fn blocked(text: &str) -> bool {
         severity(text).is_some_and(|s| s >= Severity::High)
+    }
+
+    #[test]
+    fn json_operators_between_json_literals_are_conditions() {
+        for attack in [
+            "OR '{\"b\":2}'::jsonb <@ '{\"a\":1, \"b\":2}'::jsonb",
+            "1 or '[1,2]' ? '1'",
+            "x' OR '{\"name\":\"asd\"}' ?| array['a','name']",
+            "OR '[1,2,3]'::json ->> 2='3'",
+            "'{\"a\": {\"b\": [\"foo\",\"bar\"]}}'::json #>> '{a,b,1}'",
+            "'[1, 2]'::jsonb || '3'::jsonb",
+            "AND '{\"a\":2,\"c\":[4,5,{\"f\":7}]}' -> '$.c[2].f' = 7",
+        ] {
+            assert_eq!(severity(attack), Some(Severity::High), "{attack}");
+        }
+        for benign in [
+            "select data from t where data @> '{\"a\":1}'::jsonb",
+            "the config '{\"debug\": true}' - set it in settings.json",
+            "choose '[a]' or '[b]'",
+            "{\"a\": [1, 2]}",
+        ] {
+            assert_eq!(json_operator(benign), None, "{benign}");
+        }
     }
 
     #[test]
