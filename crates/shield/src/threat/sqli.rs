@@ -1401,9 +1401,11 @@ fn json_operator(text: &str) -> Option<(usize, usize)> {
         }
         let mut k = blanks(close);
         let rest = |k: usize| text.get(k..).unwrap_or("");
-        let cast = ["::jsonb", "::json"]
-            .iter()
-            .find(|c| rest(k).len() >= c.len() && rest(k)[..c.len()].eq_ignore_ascii_case(c));
+        // Compared as bytes: a slice of the text could cut a character in two.
+        let cast = ["::jsonb", "::json"].iter().find(|c| {
+            b.get(k..k + c.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(c.as_bytes()))
+        });
         if let Some(c) = cast {
             k = blanks(k + c.len());
         }
@@ -1411,12 +1413,16 @@ fn json_operator(text: &str) -> Option<(usize, usize)> {
             continue;
         };
         let before = text[..open].trim_end();
-        let logic = before.len() >= 2 && {
+        // The word before the quote, as bytes: the byte after a non-letter is where an ASCII
+        // word starts, a character boundary whatever came before it.
+        let logic = {
+            let before = before.as_bytes();
             let word_start = before
-                .rfind(|c: char| !c.is_ascii_alphabetic())
+                .iter()
+                .rposition(|c| !c.is_ascii_alphabetic())
                 .map_or(0, |p| p + 1);
             let word = &before[word_start..];
-            word.eq_ignore_ascii_case("or") || word.eq_ignore_ascii_case("and")
+            word.eq_ignore_ascii_case(b"or") || word.eq_ignore_ascii_case(b"and")
         };
         // The other side: another string or a number after the operator.
         let other = blanks(k + operator.len());
@@ -1584,6 +1590,11 @@ mod tests {
             "the config '{\"debug\": true}' - set it in settings.json",
             "choose '[a]' or '[b]'",
             "{\"a\": [1, 2]}",
+            // A character of several bytes right after the string (found by the fuzzer: the
+            // cast's comparison sliced it in two).
+            "'[\"]'拐拐拐",
+            "or '{x}'ëëëëëëë",
+            "ë '[1]' = '1'",
         ] {
             assert_eq!(json_operator(benign), None, "{benign}");
         }
