@@ -56,6 +56,17 @@ pub enum BlockReason {
     },
     /// The MCP protocol checks refused it (answered with a JSON-RPC error body).
     Mcp(crate::mcp::McpViolation),
+    /// The upstream is working on all it can and the request found no place in the queue, or
+    /// waited there too long (overload protection: 503 with `Retry-After`).
+    Overloaded {
+        /// The admission class it was refused in (`trusted`, `known`, `unknown`, `suspect`),
+        /// or `unclassified`.
+        class: &'static str,
+        /// Why: `queue_full`, `pushed_out`, `queue_timeout`, `emergency_reserve`.
+        why: &'static str,
+        /// Seconds before trying again makes sense.
+        retry_after_secs: u64,
+    },
 }
 
 impl BlockReason {
@@ -64,6 +75,7 @@ impl BlockReason {
         match self {
             BlockReason::RateLimited { .. } => "rate_limited",
             BlockReason::Ddos { .. } => "ddos_blocked",
+            BlockReason::Overloaded { .. } => "overloaded",
             BlockReason::IpBlocked { .. } => "ip_blocked",
             BlockReason::Threat { .. } => "threat_detected",
             BlockReason::PayloadTooLarge { .. } => "payload_too_large",
@@ -81,7 +93,9 @@ impl BlockReason {
             }
             BlockReason::IpBlocked { .. } | BlockReason::Threat { .. } => StatusCode::FORBIDDEN,
             BlockReason::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            BlockReason::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            BlockReason::Unavailable { .. } | BlockReason::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             BlockReason::BadRequest { .. } => StatusCode::BAD_REQUEST,
             BlockReason::Mcp(violation) => violation.status(),
         }
@@ -110,6 +124,10 @@ impl BlockReason {
                 format!("{guard} failed and the fail mode is closed").into(),
             ),
             BlockReason::BadRequest { detail } => ("Bad request", detail.as_str().into()),
+            BlockReason::Overloaded { .. } => (
+                "Service overloaded",
+                "The server is working on all the requests it can; retry shortly".into(),
+            ),
             // Rendered as a JSON-RPC error by `body` and `into_response`; these words are only
             // what a caller of `fields` would see.
             BlockReason::Mcp(violation) => {
@@ -121,6 +139,9 @@ impl BlockReason {
                 retry_after_secs, ..
             }
             | BlockReason::Ddos {
+                retry_after_secs, ..
+            }
+            | BlockReason::Overloaded {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,
@@ -173,6 +194,9 @@ impl BlockReason {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             BlockReason::Ddos {
+                retry_after_secs, ..
+            }
+            | BlockReason::Overloaded {
                 retry_after_secs, ..
             } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));

@@ -144,6 +144,7 @@ pub struct Statistics {
     ip_blocked: AtomicU64,
     threat_detected: AtomicU64,
     payload_too_large: AtomicU64,
+    overloaded: AtomicU64,
     whitelisted: AtomicU64,
     guard_errors: AtomicU64,
     patterns_detected: AtomicU64,
@@ -188,6 +189,8 @@ pub struct StatisticsSnapshot {
     pub threat_detected: u64,
     /// Bodies refused for exceeding the inspection limit.
     pub payload_too_large: u64,
+    /// Requests refused because the upstream was at capacity (503 overloaded).
+    pub overloaded: u64,
     /// Requests from whitelisted clients (they skipped every guard).
     pub whitelisted: u64,
     /// Internal guard failures (handled by the fail mode).
@@ -240,6 +243,7 @@ impl Statistics {
             ip_blocked: get(&self.ip_blocked),
             threat_detected: get(&self.threat_detected),
             payload_too_large: get(&self.payload_too_large),
+            overloaded: get(&self.overloaded),
             whitelisted: get(&self.whitelisted),
             guard_errors: get(&self.guard_errors),
             patterns_detected: get(&self.patterns_detected),
@@ -258,6 +262,7 @@ impl EventSink for Statistics {
                     BlockReason::IpBlocked { .. } => Some(&self.ip_blocked),
                     BlockReason::Threat { .. } => Some(&self.threat_detected),
                     BlockReason::PayloadTooLarge { .. } => Some(&self.payload_too_large),
+                    BlockReason::Overloaded { .. } => Some(&self.overloaded),
                     BlockReason::Unavailable { .. }
                     | BlockReason::BadRequest { .. }
                     | BlockReason::Mcp(_) => None,
@@ -384,8 +389,12 @@ impl EventSink for LogSink {
             SecurityEvent::Blocked {
                 ip, reason, path, ..
             } => {
-                // Repeats during a DDoS block are debug lines: no lookup for them.
-                let (country, asn) = if matches!(reason, BlockReason::Ddos { first: false, .. }) {
+                // Repeats during a DDoS block and overload refusals are debug lines: no lookup
+                // for them.
+                let (country, asn) = if matches!(
+                    reason,
+                    BlockReason::Ddos { first: false, .. } | BlockReason::Overloaded { .. }
+                ) {
                     ("-".to_string(), "-".to_string())
                 } else {
                     self.country_and_asn(*ip)
@@ -431,6 +440,13 @@ impl EventSink for LogSink {
                         target: "security.threat_detector",
                         %ip, path = %path, %country, %asn,
                         "Refused request body from {ip}: larger than the inspection limit of {limit} bytes"
+                    ),
+                    // Overload protection writes one line when shedding starts and one when
+                    // it stops; each refusal is a debug line.
+                    BlockReason::Overloaded { class, why, .. } => tracing::debug!(
+                        target: "security.ddos_protection",
+                        %ip, path = %path, class = %class, why = %why,
+                        "Refused request from {ip}: upstream overloaded ({why}, {class} client)"
                     ),
                     BlockReason::Unavailable { guard } => tracing::error!(
                         target: "security",

@@ -21,12 +21,15 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tower_service::Service;
 
+use crate::admission::{Applicant, UpstreamPermit};
 use crate::config::OversizeBodyAction;
 use crate::ddos::inflight::Permit;
 use crate::decision::{BlockReason, Decision};
 use crate::ip::ListKind;
+use crate::json_limits::{JsonLimitExceeded, JsonShapeChecker};
+use crate::mcp::McpViolation;
 use crate::pipeline::Outcome;
-use crate::request::RequestFacts;
+use crate::request::{RequestFacts, UserId};
 use crate::system::Core;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -136,7 +139,19 @@ where
 
     let limit = core.max_inspect_body_bytes;
     let read = if wants_inspection(&parts.headers, &body) {
-        read_prefix(body, limit, core.oversize_body_action, &parts.headers).await
+        // JSON bodies, and whatever is sent to the MCP endpoint, are held to the shape limits
+        // while they are read.
+        let is_mcp = crate::mcp::is_mcp_path(&core.mcp_paths, parts.uri.path());
+        let checker = (is_mcp || crate::request::is_json(&parts.headers))
+            .then(|| JsonShapeChecker::new(core.json_limits, is_mcp));
+        read_prefix(
+            body,
+            limit,
+            core.oversize_body_action,
+            &parts.headers,
+            checker,
+        )
+        .await
     } else {
         BodyRead::Skipped(body)
     };
@@ -146,8 +161,11 @@ where
             let end = prefix.len().min(limit as usize);
             (prefix.slice(..end), false)
         }
-        BodyRead::Skipped(_) | BodyRead::Failed(_) => (Bytes::new(), true),
+        BodyRead::Skipped(_) | BodyRead::Failed(_) | BodyRead::TooComplex(_) => {
+            (Bytes::new(), true)
+        }
     };
+    let is_get = parts.method == http::Method::GET;
     let mut facts = RequestFacts::build(&mut parts, inspected, complete, peer, &core.identity);
 
     // Requests in flight per client address (DDoS protection): the permit lives until the
@@ -171,6 +189,11 @@ where
                 },
             )
         }
+        BodyRead::TooComplex(exceeded) => {
+            core.stats.record_request();
+            core.pipeline
+                .block(&facts, BlockReason::Mcp(McpViolation::JsonLimit(*exceeded)))
+        }
         _ if over_concurrency => {
             core.stats.record_request();
             core.pipeline.block(
@@ -192,6 +215,37 @@ where
         },
     };
 
+    // Admission to the upstream (overload protection): a place at once, or a wait in the
+    // priority queue, or 503 overloaded.
+    let mut upstream_permit: Option<UpstreamPermit> = None;
+    let decision = match (decision, &core.admission) {
+        (Decision::Allow(annotations), Some(admission)) => {
+            let credential;
+            let user: Option<&[u8]> = match &facts.user {
+                Some(UserId::Header(name)) => Some(name.as_bytes()),
+                Some(UserId::Credential(hash)) => {
+                    credential = hash.to_le_bytes();
+                    Some(&credential)
+                }
+                None => None,
+            };
+            let applicant = Applicant {
+                ip: facts.client_ip,
+                user,
+                tool: facts.mcp_tool(),
+                whitelisted: annotations.whitelisted,
+            };
+            match admission.acquire(applicant).await {
+                Ok(permit) => {
+                    upstream_permit = Some(permit);
+                    Decision::Allow(annotations)
+                }
+                Err(shed) => core.pipeline.block(&facts, shed.reason()),
+            }
+        }
+        (decision, _) => decision,
+    };
+
     match decision {
         Decision::Block(reason) => {
             let response = reason.into_response();
@@ -207,22 +261,54 @@ where
             facts.restore_headers(&mut parts);
             let body = match read {
                 BodyRead::Complete(bytes) => Body::from(bytes),
-                BodyRead::Oversize { prefix, rest } => Body::new(PrefixedBody {
+                BodyRead::Oversize {
+                    prefix,
+                    rest,
+                    checker: Some(checker),
+                } => Body::new(PrefixedBody {
+                    prefix: Some(prefix),
+                    rest: CheckedBody {
+                        inner: rest,
+                        checker,
+                    },
+                }),
+                BodyRead::Oversize {
+                    prefix,
+                    rest,
+                    checker: None,
+                } => Body::new(PrefixedBody {
                     prefix: Some(prefix),
                     rest,
                 }),
                 BodyRead::Skipped(body) => Body::new(body),
-                BodyRead::Failed(_) => Body::empty(),
+                BodyRead::Failed(_) | BodyRead::TooComplex(_) => Body::empty(),
             };
             let response = inner.call(Request::from_parts(parts, body)).await?;
-            let mut response = match permit {
-                Some(permit) => response.map(|body| {
-                    Body::new(PermitBody {
+            if let Some(upstream) = &mut upstream_permit {
+                let event_stream = response
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+                if event_stream && is_get {
+                    // A client's standing stream is not work the upstream is doing.
+                    upstream.forget_sample();
+                    upstream_permit = None;
+                } else if !event_stream {
+                    upstream.answered();
+                }
+                // An event stream answering a POST is a tool still running: measured to its end.
+            }
+            let mut response = if permit.is_some() || upstream_permit.is_some() {
+                response.map(|body| {
+                    Body::new(HeldBody {
                         inner: body,
-                        _permit: permit,
+                        _client: permit,
+                        upstream: upstream_permit,
                     })
-                }),
-                None => response.map(Body::new),
+                })
+            } else {
+                response.map(Body::new)
             };
             annotations.apply(response.headers_mut());
             let outcome = Outcome {
@@ -294,12 +380,19 @@ fn wants_inspection<B: HttpBody>(headers: &HeaderMap, body: &B) -> bool {
 enum BodyRead<B> {
     /// All of it, within the limit.
     Complete(Bytes),
-    /// Over the limit: what was read, and the rest still unread.
-    Oversize { prefix: Bytes, rest: B },
+    /// Over the limit: what was read, and the rest still unread (still to be held to the JSON
+    /// limits as it streams on, when it is JSON).
+    Oversize {
+        prefix: Bytes,
+        rest: B,
+        checker: Option<JsonShapeChecker>,
+    },
     /// Not read at all.
     Skipped(B),
     /// The client's body broke off or was malformed.
     Failed(String),
+    /// A JSON body past a shape limit (the rest is not read).
+    TooComplex(JsonLimitExceeded),
 }
 
 async fn read_prefix<B>(
@@ -307,6 +400,7 @@ async fn read_prefix<B>(
     limit: u64,
     action: OversizeBodyAction,
     headers: &HeaderMap,
+    mut checker: Option<JsonShapeChecker>,
 ) -> BodyRead<B>
 where
     B: HttpBody<Data = Bytes> + Unpin,
@@ -321,6 +415,7 @@ where
         return BodyRead::Oversize {
             prefix: Bytes::new(),
             rest: body,
+            checker,
         };
     }
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit) as usize);
@@ -331,11 +426,17 @@ where
             Some(Ok(frame)) => {
                 // Request trailers are rare (gRPC sends them on responses); they are dropped.
                 if let Ok(data) = frame.into_data() {
+                    if let Some(checker) = &mut checker {
+                        if let Err(exceeded) = checker.feed(&data) {
+                            return BodyRead::TooComplex(exceeded);
+                        }
+                    }
                     buffer.extend_from_slice(&data);
                     if buffer.len() as u64 > limit {
                         return BodyRead::Oversize {
                             prefix: buffer.freeze(),
                             rest: body,
+                            checker,
                         };
                     }
                 }
@@ -345,15 +446,17 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that holds a client's in-flight permit until it ends or is dropped.
-    struct PermitBody<B> {
+    /// A response body that holds the client's in-flight permit and the request's place at the
+    /// upstream until it ends or is dropped.
+    struct HeldBody<B> {
         #[pin]
         inner: B,
-        _permit: Permit,
+        _client: Option<Permit>,
+        upstream: Option<UpstreamPermit>,
     }
 }
 
-impl<B> HttpBody for PermitBody<B>
+impl<B> HttpBody for HeldBody<B>
 where
     B: HttpBody<Data = Bytes>,
 {
@@ -364,7 +467,63 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            // The end of a response measured to its end (no-op for one sampled at its head).
+            if let Some(upstream) = this.upstream {
+                upstream.answered();
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The unread rest of a JSON body streamed on past the inspection limit, still held to the
+    /// shape limits: past one, the body breaks off with an error (the upstream sees a truncated
+    /// body, never the rest of it).
+    struct CheckedBody<B> {
+        #[pin]
+        inner: B,
+        checker: JsonShapeChecker,
+    }
+}
+
+impl<B> HttpBody for CheckedBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Err(exceeded) = this.checker.feed(data) {
+                        return Poll::Ready(Some(Err(exceeded.to_string().into())));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn is_end_stream(&self) -> bool {

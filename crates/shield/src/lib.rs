@@ -67,6 +67,7 @@
 //! A complete, runnable version is `examples/axum_app.rs`.
 
 mod admin;
+pub mod admission;
 pub mod behaviour;
 pub mod clock;
 pub mod config;
@@ -74,6 +75,7 @@ pub mod ddos;
 pub mod decision;
 pub mod events;
 pub mod ip;
+pub mod json_limits;
 pub mod layer;
 pub mod mcp;
 pub mod pipeline;

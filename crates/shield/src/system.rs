@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::admission::history::ClientRecords;
+use crate::admission::limit::LimitSettings;
+use crate::admission::{AdmissionSettings, ClientHistory, UpstreamAdmission};
 use crate::behaviour::{BehaviourAnalysis, BehaviourGuard, BehaviourReport, BehaviourSettings};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
@@ -105,6 +108,12 @@ pub(crate) struct Core {
     pub(crate) list_sync: Option<Arc<ListSync>>,
     /// Behavioural analysis (with threat detection on).
     pub(crate) behaviour: Option<Arc<BehaviourAnalysis>>,
+    /// Admission to the upstream (overload protection; with DDoS protection on).
+    pub(crate) admission: Option<Arc<UpstreamAdmission>>,
+    /// Limits on the shape of JSON bodies.
+    pub(crate) json_limits: crate::json_limits::JsonLimits,
+    /// The MCP endpoint's paths (JSON limits apply to every body sent there).
+    pub(crate) mcp_paths: Vec<String>,
 }
 
 impl Core {
@@ -574,7 +583,53 @@ impl SecuritySystem {
                 u32::try_from(config.ddos.concurrent_connections_limit).unwrap_or(u32::MAX),
             )
         });
+        let admission = match &ddos {
+            Some(guard) if config.upstream.admission => {
+                let up = &config.upstream;
+                let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+                let history: Arc<dyn ClientHistory> =
+                    Arc::new(ClientRecords::new(guard.clone(), reputation.clone()));
+                let defaults = LimitSettings::default();
+                let min = to_u32(up.min_concurrency).max(1);
+                let max = to_u32(up.concurrency_ceiling).max(min);
+                Some(UpstreamAdmission::new(
+                    AdmissionSettings {
+                        limit: LimitSettings {
+                            fixed: (up.max_concurrency > 0).then(|| to_u32(up.max_concurrency)),
+                            min,
+                            max,
+                            initial: defaults.initial.clamp(min, max),
+                            ..defaults
+                        },
+                        queue_length: usize::try_from(up.queue_length).unwrap_or(usize::MAX),
+                        queue_wait: std::time::Duration::from_millis(up.queue_wait_ms),
+                        max_known_users: usize::try_from(up.max_known_users).unwrap_or(usize::MAX),
+                    },
+                    Some(history),
+                    clock.clone(),
+                ))
+            }
+            _ => None,
+        };
+        if let (Some(admission), Ok(runtime)) = (&admission, tokio::runtime::Handle::try_current())
+        {
+            // Once a second: ends an overload that went quiet (and logs that shedding
+            // stopped) even when no request comes to end a window. Holds it weakly.
+            let weak = Arc::downgrade(admission);
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let Some(admission) = weak.upgrade() else {
+                        return;
+                    };
+                    admission.tick();
+                }
+            });
+        }
         let core = Core {
+            admission,
+            json_limits: config.json.limits(),
+            mcp_paths: config.mcp.paths.clone(),
             max_inspect_body_bytes: config.max_inspect_body_bytes,
             oversize_body_action: config.oversize_body_action,
             started_unix_ms: clock.unix_ms(),
@@ -974,6 +1029,39 @@ fn status(core: &Core) -> SecurityStatus {
             .insert("distributed_flood", view.distributed_flood.into());
     }
     components.insert("ddos_protection", ddos);
+    let mut overload = ComponentStatus {
+        configured: c.enable_ddos_protection && c.upstream.admission,
+        enabled: core.admission.is_some(),
+        implemented: true,
+        healthy: true,
+        backend: "memory",
+        note: Some(
+            "requests in flight to the upstream are limited to what it serves (learned from its \
+             latency unless fixed); beyond, a priority queue admits whitelisted addresses, then \
+             clients with a history, then the rest, then addresses new since the overload began \
+             or with a bad record; 503 overloaded when no place frees in time"
+                .into(),
+        ),
+        details: BTreeMap::new(),
+    };
+    if let Some(admission) = &core.admission {
+        let view = admission.view();
+        let d = &mut overload.details;
+        d.insert("limit", view.limit.into());
+        d.insert("learned", view.learned.into());
+        d.insert("in_flight", view.in_flight.into());
+        d.insert("queued", view.queued.into());
+        d.insert("baseline_latency_ms", view.baseline_latency_ms.into());
+        d.insert("shedding", view.shedding.into());
+        d.insert("overloaded_since_ms", view.overloaded_since_ms.into());
+        d.insert("admitted_total", view.admitted_total.into());
+        d.insert("queued_total", view.queued_total.into());
+        d.insert(
+            "shed_total",
+            serde_json::to_value(&view.shed_total).unwrap_or_default(),
+        );
+    }
+    components.insert("overload_protection", overload);
     let mut ip = ComponentStatus {
         configured: c.enable_ip_management,
         enabled: c.enable_ip_management,
@@ -1053,6 +1141,8 @@ fn status(core: &Core) -> SecurityStatus {
         "redis_key_prefix": c.redis_key_prefix,
         "rate_limit": c.rate_limit,
         "ddos": c.ddos,
+        "upstream": c.upstream,
+        "json": c.json,
         "ip": { "auto_blacklist_threshold": c.ip.auto_blacklist_threshold, "temp_block_duration": c.ip.temp_block_duration, "threat_feeds": c.ip.threat_feeds.len() },
         "threat_detection": c.threat_detection,
         "guards": core.pipeline.guard_names(),

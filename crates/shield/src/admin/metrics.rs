@@ -71,6 +71,11 @@ pub(crate) fn text(core: &Core) -> String {
             s.payload_too_large,
         ),
         (
+            "mcp_shield_overloaded_total",
+            "Requests refused with 503 because the upstream was at capacity (overloaded).",
+            s.overloaded,
+        ),
+        (
             "mcp_shield_whitelisted_requests_total",
             "Requests from whitelisted clients (no guard ran).",
             s.whitelisted,
@@ -120,6 +125,55 @@ pub(crate) fn text(core: &Core) -> String {
         let _ = writeln!(
             out,
             "mcp_shield_mcp_violations_total{{kind=\"{kind}\"}} {value}"
+        );
+    }
+    if let Some(admission) = &core.admission {
+        let view = admission.view();
+        for (name, help, value) in [
+            (
+                "mcp_shield_upstream_concurrency_limit",
+                "Requests the upstream may have in flight now (learned from its latency unless fixed).",
+                u64::from(view.limit),
+            ),
+            (
+                "mcp_shield_upstream_in_flight",
+                "Requests at the upstream now.",
+                u64::from(view.in_flight),
+            ),
+            (
+                "mcp_shield_upstream_queued",
+                "Requests waiting for a place at the upstream now.",
+                u64::from(view.queued),
+            ),
+            (
+                "mcp_shield_upstream_shedding",
+                "1 while requests are being refused for want of upstream capacity.",
+                u64::from(view.shedding),
+            ),
+        ] {
+            metric(&mut out, name, "gauge", help, value);
+        }
+        let _ = write!(
+            out,
+            "# HELP mcp_shield_upstream_baseline_latency_seconds The upstream's latency at low load, learned.\n# TYPE mcp_shield_upstream_baseline_latency_seconds gauge\nmcp_shield_upstream_baseline_latency_seconds {}\n",
+            view.baseline_latency_ms.unwrap_or(0.0) / 1000.0
+        );
+        let _ = write!(
+            out,
+            "# HELP mcp_shield_upstream_shed_total Requests refused for want of upstream capacity, by admission class.\n# TYPE mcp_shield_upstream_shed_total counter\n"
+        );
+        for (class, value) in &view.shed_total {
+            let _ = writeln!(
+                out,
+                "mcp_shield_upstream_shed_total{{class=\"{class}\"}} {value}"
+            );
+        }
+        metric(
+            &mut out,
+            "mcp_shield_upstream_queued_total",
+            "counter",
+            "Requests that waited for a place at the upstream.",
+            view.queued_total,
         );
     }
     if let Some(redis) = &core.redis {

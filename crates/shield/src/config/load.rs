@@ -559,6 +559,37 @@ fn validate(config: &Config, problems: &mut Collector) {
         dd.max_tracked_ips.to_string(),
         "must be at least 1",
     );
+    let up = &config.upstream;
+    check(
+        up.min_concurrency >= 1,
+        "upstream.min_concurrency",
+        up.min_concurrency.to_string(),
+        "must be at least 1",
+    );
+    check(
+        up.concurrency_ceiling >= up.min_concurrency,
+        "upstream.concurrency_ceiling",
+        up.concurrency_ceiling.to_string(),
+        "must be at least upstream.min_concurrency",
+    );
+    check(
+        up.max_concurrency <= u64::from(u32::MAX),
+        "upstream.max_concurrency",
+        up.max_concurrency.to_string(),
+        "must fit in 32 bits",
+    );
+    check(
+        up.concurrency_ceiling <= u64::from(u32::MAX),
+        "upstream.concurrency_ceiling",
+        up.concurrency_ceiling.to_string(),
+        "must fit in 32 bits",
+    );
+    check(
+        up.max_known_users >= 1,
+        "upstream.max_known_users",
+        up.max_known_users.to_string(),
+        "must be at least 1",
+    );
     let threshold = config.ip.auto_blacklist_threshold;
     check(
         threshold <= 100,

@@ -98,6 +98,81 @@ pub struct Config {
     pub ip: IpConfig,
     pub threat_detection: ThreatDetectionConfig,
     pub mcp: McpConfig,
+    pub upstream: UpstreamConfig,
+    pub json: JsonConfig,
+}
+
+/// `[upstream]`: how many requests the upstream (the service behind the layer) works on at
+/// once, and who waits when it is full (with DDoS protection on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Limit requests in flight to the upstream and queue or shed the rest.
+    pub admission: bool,
+    /// A fixed limit; 0: learned from the upstream's latency.
+    pub max_concurrency: u64,
+    /// Floor of the learned limit.
+    pub min_concurrency: u64,
+    /// Ceiling of the learned limit.
+    pub concurrency_ceiling: u64,
+    /// Requests that may wait for a free slot at once.
+    pub queue_length: u64,
+    /// Milliseconds a request may wait in the queue.
+    pub queue_wait_ms: u64,
+    /// Users and addresses whose first request time is kept to tell known clients from new
+    /// ones (users; addresses are DDoS protection's table).
+    pub max_known_users: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            admission: true,
+            max_concurrency: 0,
+            min_concurrency: 4,
+            concurrency_ceiling: 1000,
+            queue_length: 128,
+            queue_wait_ms: 500,
+            max_known_users: 65_536,
+        }
+    }
+}
+
+/// `[json]`: limits on the shape of JSON request bodies (MCP paths and inspected JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JsonConfig {
+    pub max_depth: u64,
+    pub max_array_items: u64,
+    pub max_object_keys: u64,
+    pub max_batch: u64,
+    pub max_string_bytes: u64,
+}
+
+impl Default for JsonConfig {
+    fn default() -> Self {
+        let d = crate::json_limits::JsonLimits::default();
+        JsonConfig {
+            max_depth: d.max_depth,
+            max_array_items: d.max_array_items,
+            max_object_keys: d.max_object_keys,
+            max_batch: d.max_batch,
+            max_string_bytes: d.max_string_bytes,
+        }
+    }
+}
+
+impl JsonConfig {
+    /// The limits the checker uses.
+    pub fn limits(&self) -> crate::json_limits::JsonLimits {
+        crate::json_limits::JsonLimits {
+            max_depth: self.max_depth,
+            max_array_items: self.max_array_items,
+            max_object_keys: self.max_object_keys,
+            max_batch: self.max_batch,
+            max_string_bytes: self.max_string_bytes,
+        }
+    }
 }
 
 /// `[mcp]`: checks of the MCP protocol itself.
@@ -162,6 +237,8 @@ impl Default for Config {
             ip: IpConfig::default(),
             threat_detection: ThreatDetectionConfig::default(),
             mcp: McpConfig::default(),
+            upstream: UpstreamConfig::default(),
+            json: JsonConfig::default(),
         }
     }
 }

@@ -152,6 +152,20 @@ pub const SETTINGS: &[Setting] = &[
     s("mcp.max_sessions_per_client", "SECURITY_MCP_MAX_SESSIONS_PER_CLIENT", Kind::UInt, "mcp", "MCP sessions (Mcp-Session-Id) one client (its user when identified, else its address) may have open; at the cap an initialize or an unknown session id gets 429 until one ends (DELETE) or idles out. 0: no cap."),
     s("mcp.session_idle_timeout", "SECURITY_MCP_SESSION_IDLE_TIMEOUT", Kind::UInt, "mcp", "Seconds after which a session not used stops counting towards the cap."),
     s("mcp.allowed_hosts", "SECURITY_MCP_ALLOWED_HOSTS", Kind::List, "mcp", "Host header values accepted (host[:port]; without a port, any port; * for any); others get 403. Empty: no check, except that the gateway listening on a loopback address allows only loopback names."),
+    // Admission to the upstream (overload protection; with DDoS protection on).
+    s("upstream.admission", "SECURITY_UPSTREAM_ADMISSION", Kind::Bool, "overload protection", "Limit the requests in flight to the upstream to what it can serve (learned from its latency unless max_concurrency is set); beyond it requests wait in a priority queue (known clients first) and are then refused with 503 overloaded. Needs DDoS protection on."),
+    s("upstream.max_concurrency", "SECURITY_UPSTREAM_MAX_CONCURRENCY", Kind::UInt, "overload protection", "A fixed limit on requests in flight to the upstream. 0: learned from the upstream's latency, between min_concurrency and concurrency_ceiling."),
+    s("upstream.min_concurrency", "SECURITY_UPSTREAM_MIN_CONCURRENCY", Kind::UInt, "overload protection", "The learned limit never goes below this."),
+    s("upstream.concurrency_ceiling", "SECURITY_UPSTREAM_CONCURRENCY_CEILING", Kind::UInt, "overload protection", "The learned limit never goes above this."),
+    s("upstream.queue_length", "SECURITY_UPSTREAM_QUEUE_LENGTH", Kind::UInt, "overload protection", "Requests that may wait for a free slot at once; a better-placed arrival pushes out the newest of the worst-placed. 0: no queue, refuse at once."),
+    s("upstream.queue_wait_ms", "SECURITY_UPSTREAM_QUEUE_WAIT_MS", Kind::UInt, "overload protection", "Milliseconds a request may wait in the queue before it is refused with 503 overloaded."),
+    s("upstream.max_known_users", "SECURITY_UPSTREAM_MAX_KNOWN_USERS", Kind::UInt, "overload protection", "Authenticated users whose first request time is kept (to admit users seen before an overload first); the least recently seen give way."),
+    // JSON body limits.
+    s("json.max_depth", "SECURITY_JSON_MAX_DEPTH", Kind::UInt, "core", "JSON bodies (MCP paths, inspected JSON) nested deeper than this are refused with 400 and a JSON-RPC error (-32600). 0: no limit."),
+    s("json.max_array_items", "SECURITY_JSON_MAX_ARRAY_ITEMS", Kind::UInt, "core", "Elements one JSON array may have. 0: no limit."),
+    s("json.max_object_keys", "SECURITY_JSON_MAX_OBJECT_KEYS", Kind::UInt, "core", "Keys one JSON object may have. 0: no limit."),
+    s("json.max_batch", "SECURITY_JSON_MAX_BATCH", Kind::UInt, "core", "Messages one JSON-RPC batch (a top-level array on an MCP path) may have. 0: no limit."),
+    s("json.max_string_bytes", "SECURITY_JSON_MAX_STRING_BYTES", Kind::UInt, "core", "Bytes one JSON string may have (as written). 0: no limit."),
 ];
 
 /// Finds a setting by TOML path, environment name, or environment name without `SECURITY_`
@@ -164,7 +178,15 @@ pub fn find(name: &str) -> Option<&'static Setting> {
 }
 
 /// Tables of the TOML file.
-pub const SECTIONS: &[&str] = &["rate_limit", "ddos", "ip", "threat_detection", "mcp"];
+pub const SECTIONS: &[&str] = &[
+    "rate_limit",
+    "ddos",
+    "ip",
+    "threat_detection",
+    "mcp",
+    "upstream",
+    "json",
+];
 
 /// The settings table in Markdown (for `docs/CONFIGURATION.md`): environment name, TOML
 /// key, default, component, meaning.

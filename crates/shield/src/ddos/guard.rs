@@ -141,6 +141,13 @@ impl DdosGuard {
         }
     }
 
+    /// When emergency mode began (Unix ms), while it is on.
+    pub fn emergency_since_ms(&self) -> Option<u64> {
+        self.emergency
+            .load(Ordering::Relaxed)
+            .then(|| self.emergency_since_ms.load(Ordering::Relaxed))
+    }
+
     /// Notes that emergency mode was switched by hand (new addresses get the tightest limits
     /// from now on).
     pub fn emergency_switched(&self, enabled: bool) {

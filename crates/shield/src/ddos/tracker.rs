@@ -174,6 +174,13 @@ impl IpTraffic {
             || self.patterns != 0
     }
 
+    /// A DDoS block before, or a high error rate (a scanner's mark): what overload protection
+    /// admits last. The volume patterns (hammering one endpoint, a burst) are not: an agent
+    /// calling one tool twice a second shows them, and the rate limits already judge volume.
+    pub fn has_bad_record(&self) -> bool {
+        self.offences > 0 || self.patterns & Pattern::ErrorRate.bit() != 0
+    }
+
     /// Patterns seen from this address.
     pub fn patterns(&self) -> Vec<Pattern> {
         Pattern::from_bits(self.patterns)

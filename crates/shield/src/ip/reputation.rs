@@ -80,8 +80,11 @@ pub fn penalty(reason: &BlockReason) -> f64 {
         BlockReason::BadRequest { .. } => 3.0,
         // A rebinding page or a broken client: the same small cost as an unreadable body.
         BlockReason::Mcp(_) => 3.0,
-        // Already refused by policy: no further signal.
-        BlockReason::IpBlocked { .. } | BlockReason::Unavailable { .. } => 0.0,
+        // Already refused by policy: no further signal. An overloaded upstream is nobody's
+        // misdeed: the clients it turns away keep their standing.
+        BlockReason::IpBlocked { .. }
+        | BlockReason::Unavailable { .. }
+        | BlockReason::Overloaded { .. } => 0.0,
     }
 }
 
@@ -181,7 +184,9 @@ fn kind_of(reason: &BlockReason) -> u8 {
         BlockReason::Threat { .. } => 3,
         BlockReason::PayloadTooLarge { .. } => 4,
         BlockReason::BadRequest { .. } | BlockReason::Mcp(_) => 5,
-        BlockReason::IpBlocked { .. } | BlockReason::Unavailable { .. } => 0,
+        BlockReason::IpBlocked { .. }
+        | BlockReason::Unavailable { .. }
+        | BlockReason::Overloaded { .. } => 0,
     }
 }
 

@@ -59,6 +59,16 @@ pub enum McpViolation {
         /// The cap.
         limit: usize,
     },
+    /// A JSON body past one of the shape limits (nesting, items, keys, batch, string).
+    JsonLimit(crate::json_limits::JsonLimitExceeded),
+}
+
+/// Whether `path` is one of `paths` (exact, or a prefix ending in `*`).
+pub fn is_mcp_path(paths: &[String], path: &str) -> bool {
+    paths.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => path == p,
+    })
 }
 
 /// JSON-RPC server error for a refused session (outside the reserved -32020..-32099).
@@ -66,12 +76,13 @@ pub const TOO_MANY_SESSIONS: i32 = -32000;
 
 impl McpViolation {
     /// Every kind's name, as [`McpViolation::kind`] gives it.
-    pub const KINDS: [&'static str; 5] = [
+    pub const KINDS: [&'static str; 6] = [
         "origin_not_allowed",
         "host_not_allowed",
         "invalid_json_rpc",
         "mcp_header_mismatch",
         "too_many_sessions",
+        "json_limit_exceeded",
     ];
 
     /// The `type` in statistics and `error.data`.
@@ -82,6 +93,7 @@ impl McpViolation {
             McpViolation::InvalidJsonRpc { .. } => "invalid_json_rpc",
             McpViolation::HeaderMismatch(_) => "mcp_header_mismatch",
             McpViolation::TooManySessions { .. } => "too_many_sessions",
+            McpViolation::JsonLimit(_) => "json_limit_exceeded",
         }
     }
 
@@ -118,6 +130,7 @@ impl McpViolation {
                 format!("Too many sessions: this client has {limit} open; end one (DELETE) or wait")
                     .into()
             }
+            McpViolation::JsonLimit(exceeded) => exceeded.to_string().into(),
         }
     }
 
@@ -247,10 +260,7 @@ impl McpGuard {
 
     /// Whether `path` is an MCP endpoint.
     pub fn is_mcp_path(&self, path: &str) -> bool {
-        self.paths.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => path == p,
-        })
+        is_mcp_path(&self.paths, path)
     }
 
     /// What is wrong with the request, if anything.
