@@ -130,8 +130,13 @@ impl AdaptiveLimit {
                 self.baseline_ns + alpha * (mean - self.baseline_ns)
             };
         }
-        if w.samples == 0 || self.baseline_ns <= 0.0 {
+        if w.samples == 0 {
             return self.limit();
+        }
+        if self.baseline_ns <= 0.0 {
+            // Busy from the first request, with never a request at low load: the first
+            // window's latency is the best guess there is (a later low-load sample corrects it).
+            self.baseline_ns = w.latency_sum_ns as f64 / w.samples as f64;
         }
         let pushed = w.congested || f64::from(w.peak_in_flight) >= self.limit / 2.0;
         if !pushed {
@@ -288,6 +293,18 @@ mod tests {
         }
         let l = limit.limit();
         assert!((32..=64).contains(&l), "{l}");
+    }
+
+    #[test]
+    fn busy_from_the_start_it_still_learns() {
+        let upstream = Upstream {
+            capacity: 64.0,
+            service_ms: 20.0,
+        };
+        let mut limit = AdaptiveLimit::new(LimitSettings::default());
+        // Never a request at low load: the limit must still grow towards the capacity.
+        run(&mut limit, &upstream, 300);
+        assert!(limit.limit() >= 64, "{}", limit.limit());
     }
 
     #[test]

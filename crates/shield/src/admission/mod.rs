@@ -16,7 +16,10 @@
 //!   with a history (`known`: first seen before the overload began, by address or as an
 //!   authenticated user, with no bad record and a reputation not below 40); the rest
 //!   (`unknown`); and `suspect`: addresses first seen during the overload, or with a bad record
-//!   (a DDoS block or pattern, a reputation under 30). A call to a tool that takes the upstream
+//!   (a DDoS block before, a high error rate, a reputation under 30). An authenticated user
+//!   counts as having a history only if that user (a keyed hash of the credential, or the
+//!   user-id header) was first seen before the overload: a flood with invented tokens gains
+//!   nothing. A call to a tool that takes the upstream
 //!   four times its usual time or more moves one class down: it costs the most.
 //! - Emergency mode (by hand or automatic) uses the same places: the overload counts as begun
 //!   when the emergency began, suspects never wait in the queue, and they may hold at most half
