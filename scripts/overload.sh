@@ -72,7 +72,7 @@ run_gateway() { # admission(true|false) -> table rows
   local calm up
   calm=$("$LAB" clients --target "http://127.0.0.1:$port/mcp" --clients 40 --rate 2 --seconds "$PHASE" --prefix 10.77.0)
   up=$(upstream_stats)
-  echo "| $label | calm | $(json "$calm" 'f"{100*d[\"served\"]/max(d[\"sent\"],1):.1f} % of {d[\"sent\"]}"') | $(json "$calm" 'd["p50_ms"]') | $(json "$calm" 'd["p99_ms"]') | $(json "$up" 'd["max_in_flight"]') ($(json "$up" 'd["p99_in_flight"]')) | - |"
+  echo "| $label | calm | $(json "$calm" '"%.1f %% of %d" % (100 * d["served"] / max(d["sent"], 1), d["sent"])') | $(json "$calm" 'd["p50_ms"]') | $(json "$calm" 'd["p99_ms"]') | $(json "$up" 'd["max_in_flight"]') ($(json "$up" 'd["p99_in_flight"]')) | - |"
 
   # Flood beside them.
   wrk -t1 -c"$FLOOD_CONNECTIONS" -d"$((PHASE + 2))s" --timeout 10s -s "$WORK/flood.lua" "http://127.0.0.1:$port/" > "$WORK/flood.out" 2>&1 &
@@ -87,8 +87,9 @@ run_gateway() { # admission(true|false) -> table rows
   total=$(awk '/requests in/ {print $1}' "$WORK/flood.out")
   non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/flood.out")
   refused=$(python3 -c "print(f'{100*${non2xx:-0}/max(${total:-0},1):.1f} % of ${total:-0}')")
-  echo "| $label | flood | $(json "$flood" 'f"{100*d[\"served\"]/max(d[\"sent\"],1):.1f} % of {d[\"sent\"]}"') | $(json "$flood" 'd["p50_ms"]') | $(json "$flood" 'd["p99_ms"]') | $(json "$up" 'd["max_in_flight"]') ($(json "$up" 'd["p99_in_flight"]')) | $refused |"
+  echo "| $label | flood | $(json "$flood" '"%.1f %% of %d" % (100 * d["served"] / max(d["sent"], 1), d["sent"])') | $(json "$flood" 'd["p50_ms"]') | $(json "$flood" 'd["p99_ms"]') | $(json "$up" 'd["max_in_flight"]') ($(json "$up" 'd["p99_in_flight"]')) | $refused |"
   if [ "$admission" = true ]; then
+    sleep 7 # quiet long enough for the line that says shedding stopped
     curl -s "http://127.0.0.1:$port/api/security/status" -H 'Authorization: Bearer overload-token' \
       | python3 -c 'import json,sys; d=json.load(sys.stdin)["components"]["overload_protection"]["details"]; print("overload protection at the end:", json.dumps({k: d[k] for k in ("limit","baseline_latency_ms","admitted_total","queued_total","shed_total")}))' >&2
     grep -E "shedding" "$WORK/gateway-$admission.log" | sed 's/^/  log: /' >&2 || true

@@ -65,6 +65,23 @@ struct Load {
     samples: Mutex<Vec<u32>>,
 }
 
+/// One request in the upstream, from arrival until its handler ends or is dropped.
+struct InFlight(Arc<Load>);
+
+impl InFlight {
+    fn enter(load: Arc<Load>) -> InFlight {
+        let n = load.now.fetch_add(1, Ordering::Relaxed) + 1;
+        load.most.fetch_max(n, Ordering::Relaxed);
+        InFlight(load)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn upstream(listen: SocketAddr, capacity: usize, service: Duration) -> anyhow::Result<()> {
     let load = Arc::new(Load::default());
     let workers = Arc::new(tokio::sync::Semaphore::new(capacity));
@@ -111,12 +128,11 @@ async fn upstream(listen: SocketAddr, capacity: usize, service: Duration) -> any
             let load = load.clone();
             let workers = workers.clone();
             async move {
-                let n = load.now.fetch_add(1, Ordering::Relaxed) + 1;
-                load.most.fetch_max(n, Ordering::Relaxed);
+                // Counted out when the handler ends or is dropped (its client went away).
+                let _in_flight = InFlight::enter(load.clone());
                 if let Ok(_worker) = workers.acquire().await {
                     tokio::time::sleep(service).await;
                 }
-                load.now.fetch_sub(1, Ordering::Relaxed);
                 load.served.fetch_add(1, Ordering::Relaxed);
                 axum::Json(serde_json::json!({
                     "jsonrpc": "2.0", "id": 1,

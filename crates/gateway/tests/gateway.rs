@@ -1518,13 +1518,20 @@ async fn capacity_upstream(
             let counts = counts.clone();
             let workers = workers.clone();
             async move {
+                // Counted out when the handler ends or is dropped (its client went away).
+                struct Leave(Arc<CapacityCounts>);
+                impl Drop for Leave {
+                    fn drop(&mut self) {
+                        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
                 let n = counts.now.fetch_add(1, SeqCst) + 1;
                 counts.most.fetch_max(n, SeqCst);
+                let _leave = Leave(counts.clone());
                 {
                     let _worker = workers.acquire().await.expect("semaphore");
                     tokio::time::sleep(service).await;
                 }
-                counts.now.fetch_sub(1, SeqCst);
                 counts.served.fetch_add(1, SeqCst);
                 axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}}))
             }

@@ -651,3 +651,123 @@ async fn list_changes_and_blocks_are_events() {
     ));
     assert!(security.status().await.emergency_mode);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inner_service_is_the_upstream_the_layer_admits_to() {
+    // A service that can work on one request at a time, fixed at two places with no queue:
+    // the third request at once is refused with 503 overloaded, the inner service never sees
+    // it, and places come back when responses end.
+    let security = system(
+        ConfigOverrides::new()
+            .set("ENABLE_DDOS_PROTECTION", true)
+            .set("UPSTREAM_MAX_CONCURRENCY", 2)
+            .set("UPSTREAM_QUEUE_LENGTH", 0),
+    );
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let seen = seen.clone();
+        Router::new()
+            .route(
+                "/slow",
+                post(move || {
+                    let seen = seen.clone();
+                    async move {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        "done"
+                    }
+                }),
+            )
+            .merge(security.admin_router())
+            .layer(security.layer())
+    };
+    let slow = || {
+        Request::post("/slow")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .expect("request")
+    };
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, "192.0.2.1", slow()).await.status }
+    });
+    let second = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, "192.0.2.2", slow()).await.status }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = send(&app, "192.0.2.3", slow()).await;
+    assert_eq!(third.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        third.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body = third.json();
+    assert_eq!(body["type"], "overloaded");
+    assert_eq!(body["error"], "Service overloaded");
+    assert_eq!(body["retry_after"], 1);
+    assert_eq!(first.await.expect("task"), StatusCode::OK);
+    assert_eq!(second.await.expect("task"), StatusCode::OK);
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The places are back.
+    assert_eq!(send(&app, "192.0.2.3", slow()).await.status, StatusCode::OK);
+    let status = send(
+        &app,
+        "192.0.2.9",
+        admin("GET", "/api/security/status", None),
+    )
+    .await;
+    let overload = &status.json()["components"]["overload_protection"];
+    assert_eq!(overload["details"]["limit"], 2, "{overload}");
+    assert_eq!(overload["details"]["learned"], false);
+    assert_eq!(overload["details"]["in_flight"], 0);
+    assert_eq!(
+        overload["details"]["shed_total"]["suspect"], 1,
+        "{overload}"
+    );
+    assert_eq!(security.statistics().overloaded, 1);
+    // Without DDoS protection there is no admission.
+    let off = system(ConfigOverrides::new().set("UPSTREAM_MAX_CONCURRENCY", 1));
+    let status = send(
+        &build_app(&off),
+        "192.0.2.9",
+        admin("GET", "/api/security/status", None),
+    )
+    .await;
+    assert_eq!(
+        status.json()["components"]["overload_protection"]["enabled"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn json_past_a_shape_limit_never_reaches_the_service() {
+    let security = system(ConfigOverrides::new().set("JSON_MAX_OBJECT_KEYS", 3));
+    let app = build_app(&security);
+    let wide = r#"{"a":1,"b":2,"c":3,"d":4}"#;
+    let sent = send(
+        &app,
+        "192.0.2.1",
+        Request::post("/other")
+            .header("content-type", "application/json")
+            .body(Body::from(wide))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::BAD_REQUEST);
+    assert_eq!(sent.json()["error"]["code"], -32600);
+    assert!(sent.json()["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("SECURITY_JSON_MAX_OBJECT_KEYS")));
+    // Text that is not JSON, to a path that is not MCP, is not held to JSON's shape.
+    let sent = send(
+        &app,
+        "192.0.2.1",
+        Request::post("/other")
+            .header("content-type", "text/plain")
+            .body(Body::from("a:1 b:2 c:3 d:4 e:5 [[[[[["))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::OK);
+}

@@ -510,7 +510,8 @@ impl UpstreamAdmission {
         let class =
             class.unwrap_or_else(|| self.class_of(&applicant, user_first_seen_ms, tool, since));
         if emergency_since.is_some() && class == Class::Suspect {
-            return Err(self.refuse(class, "queue_full", now_ms));
+            // In an emergency a suspect takes a free place or none: it never waits.
+            return Err(self.refuse(class, "emergency_reserve", now_ms));
         }
         // The flood's usual case, decided without the lock: nobody is worse placed than a
         // suspect, so a full queue has no room for one.
