@@ -1710,23 +1710,19 @@ async fn reqwest_status(addr: SocketAddr) -> Value {
     .json()
 }
 
+/// POSTs a JSON body to `/mcp`.
+async fn post_mcp(addr: SocketAddr, body: &str) -> Reply {
+    let json = [("Content-Type", "application/json")];
+    raw(addr, None, &request("POST", "/mcp", &json, body)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_nested_past_the_limit_is_refused_at_the_door() {
     let up = upstream().await;
     let gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
     // 400 KB of brackets: what crashes a recursive parser behind the gateway.
     let deep = "[".repeat(400_000);
-    let reply = raw(
-        gw.addr,
-        None,
-        &request(
-            "POST",
-            "/mcp",
-            &[("Content-Type", "application/json")],
-            &deep,
-        ),
-    )
-    .await;
+    let reply = post_mcp(gw.addr, &deep).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     let body = reply.json();
     assert_eq!(body["error"]["code"], -32600, "{body}");
@@ -1738,31 +1734,11 @@ async fn json_nested_past_the_limit_is_refused_at_the_door() {
         "[{}]",
         vec![r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#; 101].join(",")
     );
-    let reply = raw(
-        gw.addr,
-        None,
-        &request(
-            "POST",
-            "/mcp",
-            &[("Content-Type", "application/json")],
-            &batch,
-        ),
-    )
-    .await;
+    let reply = post_mcp(gw.addr, &batch).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert!(reply.text().contains("SECURITY_JSON_MAX_BATCH"));
     let fine = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":[[[1]]]}}}"#;
-    let reply = raw(
-        gw.addr,
-        None,
-        &request(
-            "POST",
-            "/mcp",
-            &[("Content-Type", "application/json")],
-            fine,
-        ),
-    )
-    .await;
+    let reply = post_mcp(gw.addr, fine).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     // The limit is a setting.
     drop(gw);
@@ -1771,16 +1747,6 @@ async fn json_nested_past_the_limit_is_refused_at_the_door() {
         "127.0.0.1:0",
         &[("SECURITY_JSON_MAX_DEPTH", "2")],
     );
-    let reply = raw(
-        gw.addr,
-        None,
-        &request(
-            "POST",
-            "/mcp",
-            &[("Content-Type", "application/json")],
-            fine,
-        ),
-    )
-    .await;
+    let reply = post_mcp(gw.addr, fine).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
 }

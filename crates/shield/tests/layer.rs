@@ -771,3 +771,82 @@ async fn json_past_a_shape_limit_never_reaches_the_service() {
     .await;
     assert_eq!(sent.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_event_stream_holds_no_place_at_the_upstream() {
+    // One place only. A client's GET stream stays open, yet a tool call still gets the place:
+    // the stream is not work the upstream is doing. A POST answered with a stream holds its
+    // place until the stream ends.
+    let security = system(
+        ConfigOverrides::new()
+            .set("ENABLE_DDOS_PROTECTION", true)
+            .set("UPSTREAM_MAX_CONCURRENCY", 1)
+            .set("UPSTREAM_QUEUE_LENGTH", 0),
+    );
+    let stream_response = || {
+        let events = futures_util::stream::unfold(0u32, |n| async move {
+            if n > 0 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            (n < 3).then(|| {
+                (
+                    Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(
+                        format!("data: {n}\n\n"),
+                    ))),
+                    n + 1,
+                )
+            })
+        });
+        http::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::new(http_body_util::StreamBody::new(events)))
+            .expect("response")
+    };
+    let app = Router::new()
+        .route(
+            "/mcp",
+            axum::routing::get(move || async move { stream_response() })
+                .post(move || async move { stream_response() }),
+        )
+        .route("/call", post(|| async { "done" }))
+        .layer(security.layer());
+    let with_peer = |mut request: Request<Body>| {
+        request.extensions_mut().insert(ConnectInfo(
+            "192.0.2.1:4000".parse::<SocketAddr>().expect("peer"),
+        ));
+        request
+    };
+    let standing = app
+        .clone()
+        .oneshot(with_peer(get("/mcp")))
+        .await
+        .expect("stream");
+    assert_eq!(standing.status(), StatusCode::OK);
+    let call = || {
+        Request::post("/call")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .expect("request")
+    };
+    assert_eq!(send(&app, "192.0.2.2", call()).await.status, StatusCode::OK);
+    // A POST answered with a stream keeps the place while it runs.
+    let running = app
+        .clone()
+        .oneshot(with_peer(
+            Request::post("/mcp")
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow"}}"#,
+                ))
+                .expect("request"),
+        ))
+        .await
+        .expect("stream");
+    assert_eq!(
+        send(&app, "192.0.2.3", call()).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let _ = running.into_body().collect().await.expect("stream ends");
+    assert_eq!(send(&app, "192.0.2.3", call()).await.status, StatusCode::OK);
+    drop(standing);
+}
