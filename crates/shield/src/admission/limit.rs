@@ -7,8 +7,9 @@
 //! - while `short` is within `tolerance` times the baseline, the limit grows by about the
 //!   square root of itself per window (more room, probing for capacity);
 //! - beyond, it shrinks in proportion (`limit × tolerance × baseline / short`, never by more
-//!   than half a window), so it settles where latency is about `tolerance` times the no-load
-//!   latency: a little above the upstream's real capacity, never far above it.
+//!   than half a window, and without the probing room), so it settles where latency is about
+//!   `tolerance` times the no-load latency: for an upstream that queues what it cannot work
+//!   on, about 1.5 times its real capacity, whatever that capacity is.
 //!
 //! Where the baseline comes from is the part that differs from the gradient limiter: there it
 //! is a long average of the same latencies, which creeps up under a long overload until the
@@ -145,7 +146,14 @@ impl AdaptiveLimit {
         let short = w.latency_sum_ns as f64 / w.samples as f64;
         let gradient =
             (self.settings.tolerance * self.baseline_ns / short.max(1.0)).clamp(0.5, 1.0);
-        let headroom = self.limit.sqrt();
+        // Room to probe for more capacity only while the latency is within tolerance: past it,
+        // a constant headroom would hold the limit above the point it should settle at (by
+        // the square root of the limit: three times the capacity of a one-worker upstream).
+        let headroom = if gradient >= 1.0 {
+            self.limit.sqrt()
+        } else {
+            0.0
+        };
         let target = self.limit * gradient + headroom;
         let s = self.settings.smoothing;
         self.limit = (self.limit * (1.0 - s) + target * s).clamp(
@@ -241,6 +249,35 @@ mod tests {
             );
             // The baseline did not drift while saturated.
             assert!((limit.baseline_ns() - 20e6).abs() < 1e3);
+        }
+    }
+
+    #[test]
+    fn small_upstreams_stay_within_three_times_their_capacity() {
+        for capacity in [1.0, 2.0, 4.0] {
+            let upstream = Upstream {
+                capacity,
+                service_ms: 50.0,
+            };
+            let mut limit = AdaptiveLimit::new(LimitSettings {
+                min: 1,
+                ..LimitSettings::default()
+            });
+            for _ in 0..20 {
+                limit.end_window(&calm_window(&upstream));
+            }
+            run(&mut limit, &upstream, 600);
+            let most = (0..100)
+                .map(|_| {
+                    let w = saturated_window(&limit, &upstream);
+                    limit.end_window(&w)
+                })
+                .max()
+                .unwrap_or(0);
+            assert!(
+                f64::from(most) <= 3.0 * capacity && f64::from(most) >= capacity,
+                "capacity {capacity}: limit up to {most}"
+            );
         }
     }
 
