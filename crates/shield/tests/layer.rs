@@ -850,3 +850,62 @@ async fn a_standing_event_stream_holds_no_place_at_the_upstream() {
     assert_eq!(send(&app, "192.0.2.3", call()).await.status, StatusCode::OK);
     drop(standing);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_an_emergency_new_addresses_hold_at_most_half_the_places() {
+    let security = system(
+        ConfigOverrides::new()
+            .set("ENABLE_DDOS_PROTECTION", true)
+            .set("UPSTREAM_MAX_CONCURRENCY", 4)
+            .set("UPSTREAM_QUEUE_LENGTH", 16),
+    );
+    let app = Router::new()
+        .route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "done"
+            }),
+        )
+        .layer(security.layer());
+    let slow = || {
+        Request::post("/slow")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .expect("request")
+    };
+    // Two clients with a history, seen before the emergency.
+    for known in ["192.0.2.1", "192.0.2.2"] {
+        assert_eq!(send(&app, known, slow()).await.status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    security.set_emergency_mode(true);
+    // Three new addresses at once: two places are theirs, the third is refused at once
+    // (suspects never wait in an emergency) though two places are free.
+    let new: Vec<_> = ["198.51.100.1", "198.51.100.2"]
+        .into_iter()
+        .map(|from| {
+            let app = app.clone();
+            tokio::spawn(async move { send(&app, from, slow()).await.status })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = send(&app, "198.51.100.3", slow()).await;
+    assert_eq!(third.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(third.json()["type"], "overloaded");
+    // The other half is kept for the clients with a history.
+    let known: Vec<_> = ["192.0.2.1", "192.0.2.2"]
+        .into_iter()
+        .map(|from| {
+            let app = app.clone();
+            tokio::spawn(async move { send(&app, from, slow()).await.status })
+        })
+        .collect();
+    for task in new.into_iter().chain(known) {
+        assert_eq!(task.await.expect("task"), StatusCode::OK);
+    }
+    let status = security.status().await;
+    let shed = &status.components["overload_protection"].details["shed_total"];
+    assert_eq!(shed["suspect"], 1, "{shed}");
+    assert_eq!(shed["known"], 0, "{shed}");
+}
