@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
-# Load through the gateway on loopback, beside nginx as the reference reverse proxy.
+# The gateway beside nginx as reverse proxies, side by side on loopback, with CPU per request.
 #
 #   scripts/load.sh [SECONDS_PER_RUN] [ROUNDS]     (defaults: 10 s, 3 rounds)
-#   REDIS_TIMEOUT_MS=250 scripts/load.sh           (SECURITY_REDIS_TIMEOUT_MS of the Redis
-#                                                   gateway; default 50, the product default)
+#   REDIS=1 scripts/load.sh                        (adds the gateway with every guard on and
+#                                                   its state in Redis, own redis-server)
+#   COMPARE_BIN=/tmp/old/mcp-shield COMPARE_NAME=before scripts/load.sh
+#                                                  (adds that binary's gateways, guards off and
+#                                                   all four on, side by side in the same run)
+#   PROFILE=call scripts/load.sh 10 1              (then profiles each gateway under that
+#                                                   workload with perf: linux-perf; top symbols)
 #
-# Starts, all on 127.0.0.1: an nginx "upstream" answering 200 "ok" (the cheapest possible
-# upstream, so the proxies' own cost shows), nginx as a reverse proxy in front of it, and
-# mcp-shield `serve` in front of it twice: state in memory, and state in Redis (its own
-# redis-server). Rate limiting is on in both (limits far above the load, so every request is
-# decided and none refused) with 100,000 CIDRs on the deny list. wrk drives each target with
-# 64 connections, the targets interleaved round by round so machine noise hits them alike;
-# the table gives the median over rounds. Every process is stopped at the end.
+# Started, all on 127.0.0.1: an nginx upstream in its own process (one worker, answers 200 with
+# a small JSON-RPC result), nginx as a reverse proxy in front of it (worker_processes auto,
+# keepalive to the upstream), and `mcp-shield serve` in front of it with every guard off, and
+# with all four on (DDoS protection, IP management with reputation, threat detection with
+# behaviour, rate limiting; limits far above the load, so every request is decided and none
+# refused). Every proxy trusts 127.0.0.1 as a proxy in front of it, and wrk speaks for 10,000
+# client addresses through X-Forwarded-For. Two workloads, each request with its own arguments:
+#   get:  GET /mcp?q=<a query of its own>
+#   call: POST /mcp, a ~1 KB MCP tools/call whose query and session id differ per request
+# wrk: one thread, 64 connections. Targets are interleaved round by round, so machine noise hits
+# them alike; the table gives medians over rounds. CPU per request is read from /proc/PID/stat
+# of the proxy's processes alone (nginx: master and workers), divided by the requests wrk
+# completed. Every process is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 ROUNDS=${2:-3}
 CONNECTIONS=64
 
-for tool in wrk nginx redis-server; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk nginx-light redis-server" >&2; exit 1; }
+for tool in wrk nginx python3 curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk nginx-light" >&2; exit 1; }
 done
-cargo build --release -q -p mcp-shield-gateway
+[ -z "${REDIS:-}" ] || command -v redis-server >/dev/null || { echo "missing redis-server" >&2; exit 1; }
+cargo build --release -q -p mcp-shield-gateway --bin mcp-shield
 BIN=target/release/mcp-shield
 
 WORK=$(mktemp -d)
@@ -34,19 +46,38 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UPSTREAM=$(free_port); NGINX_PROXY=$(free_port); MEMORY=$(free_port); REDIS_GW=$(free_port); REDIS=$(free_port)
+UPSTREAM=$(free_port); NGINX_PROXY=$(free_port); OFF=$(free_port); ALL=$(free_port)
+REDIS_GW=$(free_port); REDIS_PORT=$(free_port)
 
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
+mkdir -p "$WORK/upstream" "$WORK/proxy"
+cat > "$WORK/upstream/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 1024; }
+pid $WORK/upstream/nginx.pid;
+error_log $WORK/upstream/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$UPSTREAM;
+    location / {
+      default_type application/json;
+      return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
+    }
+  }
+}
+CONF
+cat > "$WORK/proxy/nginx.conf" <<CONF
+worker_processes auto;
+daemon off;
+pid $WORK/proxy/nginx.pid;
+error_log $WORK/proxy/error.log;
+events { worker_connections 4096; }
 http {
   access_log off;
   upstream backend { server 127.0.0.1:$UPSTREAM; keepalive 64; }
-  server { listen 127.0.0.1:$UPSTREAM; location / { return 200 "ok\n"; } }
+  set_real_ip_from 127.0.0.1;
+  real_ip_header X-Forwarded-For;
   server {
     listen 127.0.0.1:$NGINX_PROXY;
     location / {
@@ -58,56 +89,101 @@ http {
   }
 }
 CONF
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
-redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no >/dev/null & PIDS+=($!)
+nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" & PIDS+=($!)
+nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" & NGINX_PROXY_PID=$!; PIDS+=($NGINX_PROXY_PID)
 
-# 100,000 deny-list CIDRs (none covers 127.0.0.0/8), as the criterion bench uses.
-python3 - "$WORK/blacklist.toml" <<'PY'
-import random, sys
-random.seed(42)
-nets = set()
-while len(nets) < 100_000:
-    a = random.randrange(1, 224)
-    if a == 127:
-        continue
-    length = random.choice([8, 16, 20, 24, 24, 24, 28, 32, 32, 32])
-    addr = (a << 24) | random.getrandbits(24)
-    mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
-    n = addr & mask
-    nets.add(f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}/{length}")
-with open(sys.argv[1], "w") as f:
-    f.write("blacklist = [\n" + ",\n".join(f'"{n}"' for n in sorted(nets)) + "\n]\n")
-PY
-
-COMMON=(SECURITY_ENABLE_RATE_LIMITING=true SECURITY_RATE_LIMIT_PER_IP_CAPACITY=1000000000
-  SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE=100000000 SECURITY_RATE_LIMIT_GLOBAL_CAPACITY=1000000000
-  SECURITY_RATE_LIMIT_GLOBAL_REFILL_RATE=100000000 SECURITY_ADMIN_TOKEN=load-test-token
+BASE=(SECURITY_TRUSTED_PROXIES=127.0.0.1 SECURITY_ADMIN_TOKEN=load-test-token
   SECURITY_IP_HASH_KEY=load-test-key RUST_LOG=warn)
-env "${COMMON[@]}" "$BIN" serve --config "$WORK/blacklist.toml" --upstream "http://127.0.0.1:$UPSTREAM" \
-  --listen "127.0.0.1:$MEMORY" 2>"$WORK/memory.log" & PIDS+=($!)
-env "${COMMON[@]}" REDIS_URL="redis://127.0.0.1:$REDIS/0" SECURITY_REDIS_TIMEOUT_MS="${REDIS_TIMEOUT_MS:-50}" "$BIN" serve --config "$WORK/blacklist.toml" \
-  --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$REDIS_GW" 2>"$WORK/redis.log" & PIDS+=($!)
-
-for port in "$UPSTREAM" "$NGINX_PROXY" "$MEMORY" "$REDIS_GW"; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
+ALL_ON=(SECURITY_ENABLE_RATE_LIMITING=true SECURITY_ENABLE_DDOS_PROTECTION=true
+  SECURITY_ENABLE_IP_MANAGEMENT=true SECURITY_ENABLE_THREAT_DETECTION=true
+  SECURITY_RATE_LIMIT_PER_IP_CAPACITY=1000000000 SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE=100000000
+  SECURITY_RATE_LIMIT_GLOBAL_CAPACITY=1000000000 SECURITY_RATE_LIMIT_GLOBAL_REFILL_RATE=100000000
+  SECURITY_DDOS_REQUESTS_PER_SECOND_THRESHOLD=1000000000 SECURITY_DDOS_REQUESTS_PER_MINUTE_THRESHOLD=1000000000
+  SECURITY_DDOS_EMERGENCY_RPS_THRESHOLD=1000000000 SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT=100000
+  SECURITY_MCP_MAX_SESSIONS_PER_CLIENT=0)
+env "${BASE[@]}" "$BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$OFF" \
+  2>"$WORK/off.log" & OFF_PID=$!; PIDS+=($OFF_PID)
+env "${BASE[@]}" "${ALL_ON[@]}" "$BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" \
+  --listen "127.0.0.1:$ALL" 2>"$WORK/all.log" & ALL_PID=$!; PIDS+=($ALL_PID)
+TARGETS=("nginx proxy" "mcp-shield, guards off" "mcp-shield, all four guards")
+declare -A PORT=(["nginx proxy"]=$NGINX_PROXY ["mcp-shield, guards off"]=$OFF ["mcp-shield, all four guards"]=$ALL)
+declare -A PROC=(["nginx proxy"]=$NGINX_PROXY_PID ["mcp-shield, guards off"]=$OFF_PID ["mcp-shield, all four guards"]=$ALL_PID)
+if [ -n "${REDIS:-}" ]; then
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null & PIDS+=($!)
+  env "${BASE[@]}" "${ALL_ON[@]}" REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" "$BIN" serve \
+    --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$REDIS_GW" 2>"$WORK/redis.log" & REDIS_PID=$!
+  PIDS+=($REDIS_PID)
+  TARGETS+=("mcp-shield, all four, Redis")
+  PORT["mcp-shield, all four, Redis"]=$REDIS_GW
+  PROC["mcp-shield, all four, Redis"]=$REDIS_PID
+fi
+if [ -n "${COMPARE_BIN:-}" ]; then
+  name=${COMPARE_NAME:-compared}
+  C_OFF=$(free_port); C_ALL=$(free_port)
+  env "${BASE[@]}" "$COMPARE_BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$C_OFF" \
+    2>"$WORK/compare-off.log" & C_OFF_PID=$!; PIDS+=($C_OFF_PID)
+  env "${BASE[@]}" "${ALL_ON[@]}" "$COMPARE_BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" \
+    --listen "127.0.0.1:$C_ALL" 2>"$WORK/compare-all.log" & C_ALL_PID=$!; PIDS+=($C_ALL_PID)
+  TARGETS+=("$name, guards off" "$name, all four guards")
+  PORT["$name, guards off"]=$C_OFF; PROC["$name, guards off"]=$C_OFF_PID
+  PORT["$name, all four guards"]=$C_ALL; PROC["$name, all four guards"]=$C_ALL_PID
+fi
+for t in "${TARGETS[@]}"; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[$t]}/health" -o /dev/null 2>/dev/null && break; curl -sf "http://127.0.0.1:${PORT[$t]}/" -o /dev/null 2>/dev/null && break; sleep 0.1; done
 done
-curl -sf "http://127.0.0.1:$REDIS_GW/ready" | grep -q '"ready"' || { echo "Redis mode is not using Redis" >&2; exit 1; }
 
-declare -A RPS P50 P99
-run() { # name port
-  local out
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "http://127.0.0.1:$2/mcp")
-  if echo "$out" | grep -q "Non-2xx"; then echo "$1: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
-  RPS[$1]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
-  P50[$1]+="$(echo "$out" | awk '$1=="50%" {print $2}') "
-  P99[$1]+="$(echo "$out" | awk '$1=="99%" {print $2}') "
+# Each request its own arguments; 10,000 client addresses.
+cat > "$WORK/get.lua" <<'LUA'
+local n = 0
+local words = {"invoice", "weather", "report", "customer", "pipeline", "release", "budget", "ticket"}
+request = function()
+  n = n + 1
+  local ip = string.format("10.%d.%d.%d", math.floor(n % 10000 / 2500) + 1, math.floor(n % 2500 / 250), n % 250 + 1)
+  local q = string.format("%s+%s+%d", words[n % 8 + 1], words[math.floor(n / 8) % 8 + 1], n)
+  return wrk.format("GET", "/mcp?q=" .. q, {["X-Forwarded-For"] = ip, ["Accept"] = "application/json, text/event-stream"})
+end
+LUA
+cat > "$WORK/call.lua" <<'LUA'
+local n = 0
+local filler = string.rep("The quarterly figures for the northern region, with notes on returns. ", 11)
+request = function()
+  n = n + 1
+  local ip = string.format("10.%d.%d.%d", math.floor(n % 10000 / 2500) + 1, math.floor(n % 2500 / 250), n % 250 + 1)
+  local body = string.format(
+    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"search_documents","arguments":{"query":"report %d for customer %d","limit":10,"context":"%s"}}}',
+    n, n, n % 977, filler)
+  return wrk.format("POST", "/mcp", {["X-Forwarded-For"] = ip, ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json, text/event-stream", ["Mcp-Session-Id"] = string.format("s-%08x", n % 4096)}, body)
+end
+LUA
+
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { # all processes of a proxy: the pid and its children
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+declare -A RPS P50 P99 CPU
+run() { # workload target
+  local out before after requests
+  before=$(cpu_ticks "${PROC[$2]}")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/$1.lua" "http://127.0.0.1:${PORT[$2]}")
+  after=$(cpu_ticks "${PROC[$2]}")
+  if echo "$out" | grep -q "Non-2xx"; then echo "$1 / $2: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  RPS["$1|$2"]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
+  P50["$1|$2"]+="$(echo "$out" | awk '$1=="50%" {print $2}') "
+  P99["$1|$2"]+="$(echo "$out" | awk '$1=="99%" {print $2}') "
+  CPU["$1|$2"]+="$(python3 -c "print(($after - $before) / $HZ / $requests * 1e6)") "
 }
 for round in $(seq "$ROUNDS"); do
   echo "round $round of $ROUNDS" >&2
-  run "upstream direct (nginx)" "$UPSTREAM"
-  run "nginx reverse proxy" "$NGINX_PROXY"
-  run "mcp-shield, memory" "$MEMORY"
-  run "mcp-shield, redis" "$REDIS_GW"
+  for workload in get call; do
+    for t in "${TARGETS[@]}"; do run "$workload" "$t"; done
+  done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | python3 -c '
@@ -122,15 +198,36 @@ vals.sort(key=key)
 print(vals[len(vals)//2])'; }
 
 echo
-echo "wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s, $ROUNDS rounds interleaved, medians; $(nproc) cores shared by everything"
+echo "wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s, 10,000 client addresses, $ROUNDS rounds interleaved, medians; $(nproc) cores shared by everything"
 echo
-echo "| target | requests/s | p50 latency | p99 latency |"
-echo "| --- | --- | --- | --- |"
-for name in "upstream direct (nginx)" "nginx reverse proxy" "mcp-shield, memory" "mcp-shield, redis"; do
-  echo "| $name | $(echo "${RPS[$name]}" | median) | $(echo "${P50[$name]}" | median) | $(echo "${P99[$name]}" | median) |"
+echo "| workload | target | requests/s | vs nginx | CPU µs per request | p50 latency | p99 latency |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+for workload in get call; do
+  ngx=$(echo "${RPS["$workload|nginx proxy"]}" | median)
+  for t in "${TARGETS[@]}"; do
+    key="$workload|$t"
+    rps=$(echo "${RPS[$key]}" | median)
+    cpu=$(echo "${CPU[$key]}" | median)
+    printf '| %s | %s | %s | %.2f | %.1f | %s | %s |\n' "$workload" "$t" "$rps" \
+      "$(python3 -c "print($rps / $ngx)")" "$cpu" "$(echo "${P50[$key]}" | median)" "$(echo "${P99[$key]}" | median)"
+  done
 done
-mem=$(echo "${RPS["mcp-shield, memory"]}" | median); red=$(echo "${RPS["mcp-shield, redis"]}" | median)
-ngx=$(echo "${RPS["nginx reverse proxy"]}" | median)
-python3 -c "print(f'\nredis / memory throughput: {$red/$mem:.2f}; memory / nginx proxy: {$mem/$ngx:.2f}')"
-trips=$(grep -c "Redis connection failed" "$WORK/redis.log" || true)
-echo "Redis gateway (SECURITY_REDIS_TIMEOUT_MS=${REDIS_TIMEOUT_MS:-50}): breaker opened $trips times during the runs (each time it served locally until the background reconnect, >= 100 ms)"
+
+if [ -n "${PROFILE:-}" ]; then
+  command -v perf >/dev/null || { echo "missing perf: apt-get install -y linux-perf" >&2; exit 1; }
+  for t in "${TARGETS[@]}"; do
+    case "$t" in "nginx proxy"|"${COMPARE_NAME:-compared}, "*) continue ;; esac
+    echo
+    echo "perf, $PROFILE workload, $t: self time by symbol (cpu-clock samples, 8 s)"
+    wrk -t1 -c"$CONNECTIONS" -d12s -s "$WORK/$PROFILE.lua" "http://127.0.0.1:${PORT[$t]}" >/dev/null &
+    wrk_pid=$!
+    sleep 2
+    perf record -q -e cpu-clock -F 1999 -g -p "${PROC[$t]}" -o "$WORK/perf.data" -- sleep 8 2>/dev/null
+    wait "$wrk_pid"
+    perf report -q -i "$WORK/perf.data" --no-children --sort symbol --percent-limit 0.7 --stdio -g none 2>/dev/null | grep -v '^$' | head -45
+    if [ -n "${PROFILE_CHILDREN:-}" ]; then
+      echo "with children (inclusive):"
+      perf report -q -i "$WORK/perf.data" --children --sort symbol --percent-limit 2 --stdio -g none 2>/dev/null | grep -v '^$' | head -60
+    fi
+  done
+fi

@@ -7,6 +7,10 @@ mod proxy;
 mod scan;
 mod server;
 
+/// mimalloc instead of the system allocator: see the comment in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
