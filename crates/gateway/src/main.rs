@@ -220,6 +220,18 @@ fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy) -> Router {
         .layer(security.layer())
 }
 
+/// An app that answers 502 to everything: what a serving thread gets if its proxy could not be
+/// built (never, in practice: the URL was accepted at start).
+fn unreachable_upstream(e: anyhow::Error) -> Router {
+    tracing::error!(target: "mcp_shield", "cannot build the proxy: {e:#}");
+    Router::new().fallback(|| async {
+        mcp_shield::decision::json_response(
+            http::StatusCode::BAD_GATEWAY,
+            &serde_json::json!({"error": "Bad gateway", "detail": "The upstream is not configured", "type": "upstream_unavailable"}),
+        )
+    })
+}
+
 fn announce_token(security: &SecuritySystem) {
     if security.admin_token_generated() {
         tracing::warn!(
@@ -259,20 +271,28 @@ fn loopback_defaults(mut config: Config, listen: SocketAddr) -> Config {
 
 async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow::Result<()> {
     let config = loopback_defaults(config, listen);
-    let proxy = proxy::Proxy::new(upstream)?;
+    // Checked once here, so that a bad URL is an error at start, not in a serving thread.
+    proxy::Proxy::new(upstream)?;
     let security = SecuritySystem::start(config).await?;
-    let listener = bind(listen).await?;
+    let listeners = server::bind_per_core(listen, server::serving_threads())
+        .with_context(|| format!("cannot listen on {listen}"))?;
     announce_token(&security);
     tracing::info!(
         target: "mcp_shield",
         "mcp-shield gateway listening on {} in front of {}",
-        listener.local_addr()?,
+        listeners[0].local_addr()?,
         upstream
     );
     let options = server_options(&security);
-    server::run(
-        listener,
-        gateway_app(&security, proxy),
+    let app_security = security.clone();
+    let upstream = upstream.to_string();
+    server::run_per_core(
+        listeners,
+        move || match proxy::Proxy::new(&upstream) {
+            Ok(proxy) => gateway_app(&app_security, proxy),
+            // Unreachable: the same URL was accepted at start.
+            Err(e) => unreachable_upstream(e),
+        },
         options,
         server::shutdown_signal(),
     )
@@ -320,14 +340,20 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     ));
 
     let security = SecuritySystem::start(config).await?;
-    let proxy = proxy::Proxy::new(&format!("http://{upstream_addr}"))?;
-    let listener = bind(listen).await?;
-    let addr = listener.local_addr()?;
+    let upstream = format!("http://{upstream_addr}");
+    proxy::Proxy::new(&upstream)?;
+    let listeners = server::bind_per_core(listen, server::serving_threads())
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listeners[0].local_addr()?;
     print_demo_banner(&security, addr).await;
     let options = server_options(&security);
-    server::run(
-        listener,
-        gateway_app(&security, proxy),
+    let app_security = security.clone();
+    server::run_per_core(
+        listeners,
+        move || match proxy::Proxy::new(&upstream) {
+            Ok(proxy) => gateway_app(&app_security, proxy),
+            Err(e) => unreachable_upstream(e),
+        },
         options,
         server::shutdown_signal(),
     )

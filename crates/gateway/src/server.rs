@@ -114,6 +114,112 @@ pub async fn run(
     }
 }
 
+/// Binds `addr` once per serving thread, every socket on the same port with `SO_REUSEPORT`, so
+/// the kernel spreads new connections over the threads (as nginx's `reuseport` does). The
+/// sockets are returned detached from any runtime; [`run_per_core`] gives one to each thread.
+/// The first is bound first, so port 0 picks one port for all.
+pub fn bind_per_core(
+    addr: SocketAddr,
+    threads: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        socket.listen(4096)?.into_std()
+    };
+    let first = bind(addr)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads.max(1) {
+        listeners.push(bind(addr)?);
+    }
+    Ok(listeners)
+}
+
+/// How many threads serve connections: one per core the process may use.
+pub fn serving_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Serves on every listener of [`bind_per_core`], each on its own thread with a single-threaded
+/// runtime and its own app (`make_app` is called once per thread: the proxy's connection pool
+/// is per thread too), until `shutdown` resolves.
+///
+/// Why not one multi-threaded runtime: a proxy's request is a few microseconds of work between
+/// socket reads and writes, and a work-stealing scheduler wakes its other workers to share it.
+/// Profiled under load, those wake-ups (futex calls, scheduler interrupts, context switches)
+/// took more CPU than the security layer itself. A thread per core that owns its connections
+/// from accept to close, the way nginx's workers do, has none of them. Background work (feeds,
+/// Redis, model training) stays on the main runtime that built the system.
+pub async fn run_per_core<F>(
+    listeners: Vec<std::net::TcpListener>,
+    make_app: F,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: Fn() -> Router + Send + Sync + 'static,
+{
+    let make_app = std::sync::Arc::new(make_app);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let make_app = make_app.clone();
+        let options = options.clone();
+        let mut stopped = stopped.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mcp-shield-io-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        tracing::error!(target: "mcp_shield::server", "serving thread {i}: cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener = match listener
+                        .set_nonblocking(true)
+                        .and_then(|()| TcpListener::from_std(listener))
+                    {
+                        Ok(listener) => listener,
+                        Err(e) => {
+                            tracing::error!(target: "mcp_shield::server", "serving thread {i}: {e}");
+                            return;
+                        }
+                    };
+                    run(listener, make_app(), options, async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                });
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                tracing::error!(target: "mcp_shield::server", "cannot start serving thread {i}: {e}")
+            }
+        }
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    })
+    .await;
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
