@@ -222,12 +222,18 @@ if [ -n "${PROFILE:-}" ]; then
     wrk -t1 -c"$CONNECTIONS" -d12s -s "$WORK/$PROFILE.lua" "http://127.0.0.1:${PORT[$t]}" >/dev/null &
     wrk_pid=$!
     sleep 2
-    perf record -q -e cpu-clock -F 1999 -g -p "${PROC[$t]}" -o "$WORK/perf.data" -- sleep 8 2>/dev/null
+    if [ -n "${PROFILE_CHILDREN:-}" ]; then
+      # Whole call chains (the release build keeps line tables, not frame pointers).
+      perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "${PROC[$t]}" -o "$WORK/perf.data" -- sleep 6 2>/dev/null
+    else
+      perf record -q -e cpu-clock -F 1999 -p "${PROC[$t]}" -o "$WORK/perf.data" -- sleep 8 2>/dev/null
+    fi
     wait "$wrk_pid"
     perf report -q -i "$WORK/perf.data" --no-children --sort symbol --percent-limit 0.7 --stdio -g none 2>/dev/null | grep -v '^$' | head -45
     if [ -n "${PROFILE_CHILDREN:-}" ]; then
       echo "with children (inclusive):"
-      perf report -q -i "$WORK/perf.data" --children --sort symbol --percent-limit 2 --stdio -g none 2>/dev/null | grep -v '^$' | head -60
+      perf report -q -i "$WORK/perf.data" --children --sort symbol --percent-limit 1.5 --stdio -g none 2>/dev/null \
+        | grep -v '^$' | grep -v '\[k\]' | head -60
     fi
   done
 fi

@@ -134,13 +134,13 @@ pub fn bind_per_core(
         socket.bind(addr)?;
         socket.listen(4096)?.into_std()
     };
-    let first = bind(addr)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..threads.max(1) {
-        listeners.push(bind(addr)?);
-    }
-    Ok(listeners)
+    // Claimed first without SO_REUSEPORT: a port another process holds (a second gateway
+    // started by mistake included, whose sockets would otherwise share it silently) is an
+    // error, as it is for any server; port 0 is resolved to one port here.
+    let claim = std::net::TcpListener::bind(addr)?;
+    let addr = claim.local_addr()?;
+    drop(claim);
+    (0..threads.max(1)).map(|_| bind(addr)).collect()
 }
 
 /// How many threads serve connections: one per core the process may use.

@@ -1757,3 +1757,35 @@ async fn json_nested_past_the_limit_is_refused_at_the_door() {
     let reply = post_mcp(gw.addr, fine).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_a_taken_port_fails_instead_of_sharing_it() {
+    // Each serving thread has its own socket on the port (SO_REUSEPORT); a second process must
+    // still be refused the port, not handed half the connections.
+    let up = upstream().await;
+    let gw = Gateway::serve(&format!("http://{up}"), "127.0.0.1:0", &[]);
+    let second = Command::new(BIN)
+        .args([
+            "serve",
+            "--upstream",
+            &format!("http://{up}"),
+            "--listen",
+            &gw.addr.to_string(),
+        ])
+        .env_clear()
+        .env("SECURITY_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("run a second gateway");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    // The first still serves, on every thread.
+    for _ in 0..8 {
+        assert_eq!(
+            raw(gw.addr, None, &request("GET", "/", &[], ""))
+                .await
+                .status,
+            200
+        );
+    }
+}
