@@ -220,6 +220,28 @@ fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy) -> Router {
         .layer(security.layer())
 }
 
+/// Serves the layer in front of a proxy to `upstream` on `listeners`, a serving thread each
+/// (each with its own proxy and connection pool), until Ctrl-C or SIGTERM.
+async fn serve_gateway(
+    security: &SecuritySystem,
+    upstream: String,
+    listeners: Vec<std::net::TcpListener>,
+) {
+    let options = server_options(security);
+    let app_security = security.clone();
+    server::run_per_core(
+        listeners,
+        move || match proxy::Proxy::new(&upstream) {
+            Ok(proxy) => gateway_app(&app_security, proxy),
+            // Unreachable: the same URL was accepted at start.
+            Err(e) => unreachable_upstream(e),
+        },
+        options,
+        server::shutdown_signal(),
+    )
+    .await;
+}
+
 /// An app that answers 502 to everything: what a serving thread gets if its proxy could not be
 /// built (never, in practice: the URL was accepted at start).
 fn unreachable_upstream(e: anyhow::Error) -> Router {
@@ -283,20 +305,7 @@ async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow
         listeners[0].local_addr()?,
         upstream
     );
-    let options = server_options(&security);
-    let app_security = security.clone();
-    let upstream = upstream.to_string();
-    server::run_per_core(
-        listeners,
-        move || match proxy::Proxy::new(&upstream) {
-            Ok(proxy) => gateway_app(&app_security, proxy),
-            // Unreachable: the same URL was accepted at start.
-            Err(e) => unreachable_upstream(e),
-        },
-        options,
-        server::shutdown_signal(),
-    )
-    .await;
+    serve_gateway(&security, upstream.to_string(), listeners).await;
     save_state(&security).await;
     Ok(())
 }
@@ -346,18 +355,7 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listeners[0].local_addr()?;
     print_demo_banner(&security, addr).await;
-    let options = server_options(&security);
-    let app_security = security.clone();
-    server::run_per_core(
-        listeners,
-        move || match proxy::Proxy::new(&upstream) {
-            Ok(proxy) => gateway_app(&app_security, proxy),
-            Err(e) => unreachable_upstream(e),
-        },
-        options,
-        server::shutdown_signal(),
-    )
-    .await;
+    serve_gateway(&security, upstream, listeners).await;
     let _ = stop_upstream.send(());
     let _ = upstream_task.await;
     Ok(())
