@@ -90,6 +90,13 @@ pub async fn run(
                     request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                     app.clone().oneshot(request)
                 });
+                // The connection's count is given back when the server starts closing it, before
+                // its FIN reaches the client: a client that reconnects the instant it sees the
+                // close is not refused for a connection it no longer has.
+                let stream = CountedStream {
+                    inner: stream,
+                    permit,
+                };
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -98,7 +105,6 @@ pub async fn run(
                     if let Err(e) = connection.await {
                         tracing::debug!(target: "mcp_shield::server", %peer, "connection ended: {e}");
                     }
-                    drop(permit);
                 });
             }
             _ = &mut shutdown => break,
@@ -218,6 +224,60 @@ pub async fn run_per_core<F>(
         }
     })
     .await;
+}
+
+/// A client's TCP stream holding its place under the per-address connection limit until the
+/// server shuts it down (or drops it).
+struct CountedStream {
+    inner: tokio::net::TcpStream,
+    permit: Option<mcp_shield::ddos::inflight::Permit>,
+}
+
+impl tokio::io::AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.permit = None;
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
