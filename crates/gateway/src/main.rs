@@ -220,38 +220,32 @@ fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy) -> Router {
         .layer(security.layer())
 }
 
-/// Serves the layer in front of a proxy to `upstream` on `listeners`, a serving thread each
-/// (each with its own proxy and connection pool), until Ctrl-C or SIGTERM.
+/// One proxy to `upstream` per serving thread (each with its own connection pool); a bad URL
+/// is an error here, before anything starts.
+fn proxies(upstream: &str) -> anyhow::Result<Vec<proxy::Proxy>> {
+    (0..server::serving_threads())
+        .map(|_| proxy::Proxy::new(upstream))
+        .collect()
+}
+
+/// Serves the layer in front of `proxies` on `listeners`, a serving thread each, until Ctrl-C
+/// or SIGTERM.
 async fn serve_gateway(
     security: &SecuritySystem,
-    upstream: String,
+    proxies: Vec<proxy::Proxy>,
     listeners: Vec<std::net::TcpListener>,
 ) {
-    let options = server_options(security);
-    let app_security = security.clone();
+    let apps = proxies
+        .into_iter()
+        .map(|proxy| gateway_app(security, proxy))
+        .collect();
     server::run_per_core(
         listeners,
-        move || match proxy::Proxy::new(&upstream) {
-            Ok(proxy) => gateway_app(&app_security, proxy),
-            // Unreachable: the same URL was accepted at start.
-            Err(e) => unreachable_upstream(e),
-        },
-        options,
+        apps,
+        server_options(security),
         server::shutdown_signal(),
     )
     .await;
-}
-
-/// An app that answers 502 to everything: what a serving thread gets if its proxy could not be
-/// built (never, in practice: the URL was accepted at start).
-fn unreachable_upstream(e: anyhow::Error) -> Router {
-    tracing::error!(target: "mcp_shield", "cannot build the proxy: {e:#}");
-    Router::new().fallback(|| async {
-        mcp_shield::decision::json_response(
-            http::StatusCode::BAD_GATEWAY,
-            &serde_json::json!({"error": "Bad gateway", "detail": "The upstream is not configured", "type": "upstream_unavailable"}),
-        )
-    })
 }
 
 fn announce_token(security: &SecuritySystem) {
@@ -293,10 +287,9 @@ fn loopback_defaults(mut config: Config, listen: SocketAddr) -> Config {
 
 async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow::Result<()> {
     let config = loopback_defaults(config, listen);
-    // Checked once here, so that a bad URL is an error at start, not in a serving thread.
-    proxy::Proxy::new(upstream)?;
+    let proxies = proxies(upstream)?;
     let security = SecuritySystem::start(config).await?;
-    let listeners = server::bind_per_core(listen, server::serving_threads())
+    let listeners = server::bind_per_core(listen, proxies.len())
         .with_context(|| format!("cannot listen on {listen}"))?;
     announce_token(&security);
     tracing::info!(
@@ -305,7 +298,7 @@ async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow
         listeners[0].local_addr()?,
         upstream
     );
-    serve_gateway(&security, upstream.to_string(), listeners).await;
+    serve_gateway(&security, proxies, listeners).await;
     save_state(&security).await;
     Ok(())
 }
@@ -349,13 +342,12 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     ));
 
     let security = SecuritySystem::start(config).await?;
-    let upstream = format!("http://{upstream_addr}");
-    proxy::Proxy::new(&upstream)?;
-    let listeners = server::bind_per_core(listen, server::serving_threads())
+    let proxies = proxies(&format!("http://{upstream_addr}"))?;
+    let listeners = server::bind_per_core(listen, proxies.len())
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listeners[0].local_addr()?;
     print_demo_banner(&security, addr).await;
-    serve_gateway(&security, upstream, listeners).await;
+    serve_gateway(&security, proxies, listeners).await;
     let _ = stop_upstream.send(());
     let _ = upstream_task.await;
     Ok(())

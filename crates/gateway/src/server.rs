@@ -155,8 +155,8 @@ pub fn serving_threads() -> usize {
 }
 
 /// Serves on every listener of [`bind_per_core`], each on its own thread with a single-threaded
-/// runtime and its own app (`make_app` is called once per thread: the proxy's connection pool
-/// is per thread too), until `shutdown` resolves.
+/// runtime and its own app (one per listener, in order: each with its own proxy, so the
+/// upstream connection pool is per thread too), until `shutdown` resolves.
 ///
 /// Why not one multi-threaded runtime: a proxy's request is a few microseconds of work between
 /// socket reads and writes, and a work-stealing scheduler wakes its other workers to share it.
@@ -164,19 +164,15 @@ pub fn serving_threads() -> usize {
 /// took more CPU than the security layer itself. A thread per core that owns its connections
 /// from accept to close, the way nginx's workers do, has none of them. Background work (feeds,
 /// Redis, model training) stays on the main runtime that built the system.
-pub async fn run_per_core<F>(
+pub async fn run_per_core(
     listeners: Vec<std::net::TcpListener>,
-    make_app: F,
+    apps: Vec<Router>,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
-) where
-    F: Fn() -> Router + Send + Sync + 'static,
-{
-    let make_app = std::sync::Arc::new(make_app);
+) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let make_app = make_app.clone();
+    for (i, (listener, app)) in listeners.into_iter().zip(apps).enumerate() {
         let options = options.clone();
         let mut stopped = stopped.clone();
         let spawned = std::thread::Builder::new()
@@ -203,7 +199,7 @@ pub async fn run_per_core<F>(
                             return;
                         }
                     };
-                    run(listener, make_app(), options, async move {
+                    run(listener, app, options, async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     })
                     .await;

@@ -98,20 +98,6 @@ impl<T> WaitQueue<T> {
         None
     }
 
-    /// The best-placed waiter whose class `admit` accepts.
-    pub fn pop_where(&mut self, mut admit: impl FnMut(Class) -> bool) -> Option<(Class, T)> {
-        for (c, queue) in self.classes.iter_mut().enumerate() {
-            if queue.is_empty() || !admit(Class::ALL[c]) {
-                continue;
-            }
-            if let Some((_, item)) = queue.pop_front() {
-                self.len -= 1;
-                return Some((Class::ALL[c], item));
-            }
-        }
-        None
-    }
-
     /// Takes the waiter with `ticket` out, if it is still there.
     pub fn remove(&mut self, class: Class, ticket: Ticket) -> Option<T> {
         let queue = &mut self.classes[class as usize];
@@ -186,18 +172,5 @@ mod tests {
         assert!(q.is_empty());
         let mut none = WaitQueue::new(0);
         assert_eq!(none.push(Class::Trusted, 1), Pushed::Full(1));
-    }
-
-    #[test]
-    fn pop_where_skips_classes_not_admitted() {
-        let mut q = WaitQueue::new(4);
-        q.push(Class::Suspect, "s");
-        q.push(Class::Known, "k");
-        assert_eq!(
-            q.pop_where(|c| c == Class::Suspect),
-            Some((Class::Suspect, "s"))
-        );
-        assert_eq!(q.pop_where(|c| c == Class::Suspect), None);
-        assert_eq!(q.len(), 1);
     }
 }
