@@ -53,9 +53,10 @@ start() { # name -> sets PORT and PID
 if [ "$MODE" = syscalls ]; then
   start off
   timeout 6 strace -f -c -p "$PID" -o "$WORK/strace.out" &
+  STRACE_PID=$!
   sleep 1
   requests=$(wrk -t1 -c16 -d3s -s "$WORK/call.lua" "http://127.0.0.1:$PORT/" | awk '/requests in/ {print $1}')
-  wait || true
+  wait "$STRACE_PID" || true
   echo "$requests requests; system calls of the gateway (strace -f -c):"
   head -12 "$WORK/strace.out"
   exit 0
