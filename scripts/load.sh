@@ -7,6 +7,10 @@
 #   COMPARE_BIN=/tmp/old/mcp-shield COMPARE_NAME=before scripts/load.sh
 #                                                  (adds that binary's gateways, guards off and
 #                                                   all four on, side by side in the same run)
+#   ENGINE=1 scripts/load.sh                       (adds the gateway's proxy engine alone: hyper,
+#                                                   axum and the forwarding, no security layer)
+#   PINGORA=1 scripts/load.sh                      (adds Cloudflare's pingora as a bare proxy,
+#                                                   built from scripts/engines/pingora-proxy)
 #   PROFILE=call scripts/load.sh 10 1              (then profiles each gateway under that
 #                                                   workload with perf: linux-perf; top symbols)
 #
@@ -35,6 +39,13 @@ done
 [ -z "${REDIS:-}" ] || command -v redis-server >/dev/null || { echo "missing redis-server" >&2; exit 1; }
 cargo build --release -q -p mcp-shield-gateway --bin mcp-shield
 BIN=target/release/mcp-shield
+if [ -n "${PINGORA:-}" ]; then
+  # Its own target directory: not part of the workspace, and a clean build takes minutes.
+  PINGORA_TARGET=${PINGORA_TARGET:-target/engines}
+  CARGO_TARGET_DIR="$PWD/$PINGORA_TARGET" cargo build --release -q \
+    --manifest-path scripts/engines/pingora-proxy/Cargo.toml
+  PINGORA_BIN="$PINGORA_TARGET/release/pingora-proxy-bench"
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -116,6 +127,20 @@ if [ -n "${REDIS:-}" ]; then
   TARGETS+=("mcp-shield, all four, Redis")
   PORT["mcp-shield, all four, Redis"]=$REDIS_GW
   PROC["mcp-shield, all four, Redis"]=$REDIS_PID
+fi
+if [ -n "${ENGINE:-}" ]; then
+  ENGINE_PORT=$(free_port)
+  env "${BASE[@]}" "$BIN" serve --bare-proxy-for-benchmarks --upstream "http://127.0.0.1:$UPSTREAM" \
+    --listen "127.0.0.1:$ENGINE_PORT" 2>"$WORK/engine.log" & ENGINE_PID=$!; PIDS+=($ENGINE_PID)
+  TARGETS+=("mcp-shield engine alone")
+  PORT["mcp-shield engine alone"]=$ENGINE_PORT; PROC["mcp-shield engine alone"]=$ENGINE_PID
+fi
+if [ -n "${PINGORA:-}" ]; then
+  PINGORA_PORT=$(free_port)
+  "$PINGORA_BIN" "127.0.0.1:$PINGORA_PORT" "127.0.0.1:$UPSTREAM" "$(nproc)" 2>"$WORK/pingora.log" &
+  PINGORA_PID=$!; PIDS+=($PINGORA_PID)
+  TARGETS+=("pingora, bare proxy")
+  PORT["pingora, bare proxy"]=$PINGORA_PORT; PROC["pingora, bare proxy"]=$PINGORA_PID
 fi
 if [ -n "${COMPARE_BIN:-}" ]; then
   name=${COMPARE_NAME:-compared}
@@ -216,7 +241,7 @@ done
 if [ -n "${PROFILE:-}" ]; then
   command -v perf >/dev/null || { echo "missing perf: apt-get install -y linux-perf" >&2; exit 1; }
   for t in "${TARGETS[@]}"; do
-    case "$t" in "nginx proxy"|"${COMPARE_NAME:-compared}, "*) continue ;; esac
+    case "$t" in "nginx proxy"|"pingora, bare proxy"|"${COMPARE_NAME:-compared}, "*) continue ;; esac
     echo
     echo "perf, $PROFILE workload, $t: self time by symbol (cpu-clock samples, 8 s)"
     wrk -t1 -c"$CONNECTIONS" -d12s -s "$WORK/$PROFILE.lua" "http://127.0.0.1:${PORT[$t]}" >/dev/null &

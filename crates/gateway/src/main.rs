@@ -57,6 +57,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// For benchmarks only: the proxy engine without the security layer or the admin
+        /// API (scripts/load.sh's "engine alone" row, what the layer is measured against).
+        #[arg(long, hide = true)]
+        bare_proxy_for_benchmarks: bool,
     },
     /// Print the effective configuration (secrets redacted), or every problem and exit 2.
     CheckConfig,
@@ -102,7 +106,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo { listen } => run_demo(config, listen).await,
-            Command::Serve { upstream, listen } => run_serve(config, &upstream, listen).await,
+            Command::Serve {
+                upstream,
+                listen,
+                bare_proxy_for_benchmarks,
+            } => run_serve(config, &upstream, listen, bare_proxy_for_benchmarks).await,
             Command::CheckConfig | Command::Scan { .. } => Ok(()),
         }
     });
@@ -210,7 +218,15 @@ async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// The gateway's app: admin API first, everything else to `upstream`, all behind the layer.
-fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy) -> Router {
+fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy, bare: bool) -> Router {
+    // Shared, not cloned per request: a clone of the client is a dozen reference counts.
+    let upstream = std::sync::Arc::new(upstream);
+    if bare {
+        return Router::new().fallback(move |request: axum::extract::Request| {
+            let upstream = upstream.clone();
+            async move { upstream.forward(request).await }
+        });
+    }
     Router::new()
         .merge(security.admin_router())
         .fallback(move |request: axum::extract::Request| {
@@ -234,10 +250,11 @@ async fn serve_gateway(
     security: &SecuritySystem,
     proxies: Vec<proxy::Proxy>,
     listeners: Vec<std::net::TcpListener>,
+    bare: bool,
 ) {
     let apps = proxies
         .into_iter()
-        .map(|proxy| gateway_app(security, proxy))
+        .map(|proxy| gateway_app(security, proxy, bare))
         .collect();
     server::run_per_core(
         listeners,
@@ -285,7 +302,12 @@ fn loopback_defaults(mut config: Config, listen: SocketAddr) -> Config {
     config
 }
 
-async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow::Result<()> {
+async fn run_serve(
+    config: Config,
+    upstream: &str,
+    listen: SocketAddr,
+    bare: bool,
+) -> anyhow::Result<()> {
     let config = loopback_defaults(config, listen);
     let proxies = proxies(upstream)?;
     let security = SecuritySystem::start(config).await?;
@@ -298,7 +320,7 @@ async fn run_serve(config: Config, upstream: &str, listen: SocketAddr) -> anyhow
         listeners[0].local_addr()?,
         upstream
     );
-    serve_gateway(&security, proxies, listeners).await;
+    serve_gateway(&security, proxies, listeners, bare).await;
     save_state(&security).await;
     Ok(())
 }
@@ -347,7 +369,7 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listeners[0].local_addr()?;
     print_demo_banner(&security, addr).await;
-    serve_gateway(&security, proxies, listeners).await;
+    serve_gateway(&security, proxies, listeners, false).await;
     let _ = stop_upstream.send(());
     let _ = upstream_task.await;
     Ok(())

@@ -75,12 +75,19 @@ impl Proxy {
     }
 
     fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let path_and_query = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let joined = format!("{}{}", self.base_path, path_and_query);
+        let path_and_query = if self.base_path.is_empty() {
+            // The usual case: the request's own path, shared, not copied.
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"))
+        } else {
+            let path_and_query = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+            PathAndQuery::try_from(format!("{}{}", self.base_path, path_and_query))?
+        };
         Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(self.authority.clone())
-            .path_and_query(joined)
+            .path_and_query(path_and_query)
             .build()
     }
 

@@ -9,6 +9,9 @@
 //! - `inspect/mcp_1k_distinct`: 1 KB bodies that differ where real requests differ (each its
 //!   own query argument and session id): the detector remembers short clean values, and
 //!   `mcp_1k` repeats one request, so this is the figure for traffic that does not repeat.
+//! - `inspect/load_call`: the request `scripts/load.sh` sends in its `call` workload (a 1 KB
+//!   `tools/call` whose query, id and session differ per request, 770 bytes of prose in one
+//!   argument), so the figure can be set beside what the running gateway spends.
 //!
 //! Throughput is reported in bytes of request (URI, headers and body).
 
@@ -73,6 +76,42 @@ fn bench(c: &mut Criterion) {
                 body,
             };
             black_box(detector.inspect(black_box(&request)))
+        })
+    });
+    let filler =
+        "The quarterly figures for the northern region, with notes on returns. ".repeat(11);
+    let mut n = 0u64;
+    let mut load_body = String::new();
+    group.throughput(Throughput::Bytes(1200));
+    group.bench_function("load_call", |b| {
+        b.iter(|| {
+            n += 1;
+            load_body.clear();
+            use std::fmt::Write;
+            let _ = write!(
+                load_body,
+                r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"search_documents","arguments":{{"query":"report {n} for customer {}","limit":10,"context":"{filler}"}}}}}}"#,
+                n % 977
+            );
+            let session = format!("s-{:08x}", n % 4096);
+            let ip = format!("10.{}.{}.{}", n % 10000 / 2500 + 1, n % 2500 / 250, n % 250 + 1);
+            let headers = [
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-for", ip.as_str()),
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+                ("mcp-session-id", session.as_str()),
+                ("content-length", "1000"),
+            ];
+            let request = HttpRequest {
+                method: "POST",
+                uri: "/mcp",
+                headers: &headers,
+                body: load_body.as_bytes(),
+            };
+            let inspection = detector.inspect(black_box(&request));
+            assert!(!inspection.blocked, "{:?}", inspection.indicators);
+            black_box(inspection)
         })
     });
     let browser = [

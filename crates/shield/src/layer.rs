@@ -418,10 +418,18 @@ where
             checker,
         };
     }
-    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    // A body that arrives in one frame (most small requests) is kept as that frame, a view of
+    // the connection's read buffer, not copied; a second frame starts the copy.
+    let mut first: Option<Bytes> = None;
+    let mut buffer = BytesMut::new();
     loop {
         match body.frame().await {
-            None => return BodyRead::Complete(buffer.freeze()),
+            None => {
+                return BodyRead::Complete(match first {
+                    Some(data) => data,
+                    None => buffer.freeze(),
+                })
+            }
             Some(Err(e)) => return BodyRead::Failed(format!("request body: {}", e.into())),
             Some(Ok(frame)) => {
                 // Request trailers are rare (gRPC sends them on responses); they are dropped.
@@ -431,10 +439,29 @@ where
                             return BodyRead::TooComplex(exceeded);
                         }
                     }
-                    buffer.extend_from_slice(&data);
-                    if buffer.len() as u64 > limit {
+                    let read = match &first {
+                        None if buffer.is_empty() => {
+                            let len = data.len();
+                            first = Some(data);
+                            len
+                        }
+                        _ => {
+                            if let Some(earlier) = first.take() {
+                                buffer.reserve(
+                                    (declared.unwrap_or(0).min(limit) as usize).max(earlier.len()),
+                                );
+                                buffer.extend_from_slice(&earlier);
+                            }
+                            buffer.extend_from_slice(&data);
+                            buffer.len()
+                        }
+                    };
+                    if read as u64 > limit {
                         return BodyRead::Oversize {
-                            prefix: buffer.freeze(),
+                            prefix: match first.take() {
+                                Some(data) => data,
+                                None => buffer.freeze(),
+                            },
                             rest: body,
                             checker,
                         };

@@ -644,10 +644,41 @@ fn detect_all(
     let bytes = lower.as_bytes();
     // Cheap gates: most values are words and spaces, and most detectors need punctuation.
     let mut has = [false; 256];
+    // The pieces at its symbols, for needle lists asked about a long value to rule
+    // themselves out by (one pass with the byte set; work at symbols only).
     for &b in bytes {
         has[b as usize] = true;
     }
+    // Symbols counted in blocks the compiler vectorizes, stopping once there are too many
+    // (code has a symbol every few bytes; prose every few dozen).
+    // Only for values without the symbols most needles are made of: where a value has a
+    // `/` or a `(`, few lists would be ruled out, and the pieces would cost for nothing.
+    let mut symbols = 0usize;
+    let few_symbols = bytes.len() > SHORT_HAYSTACK
+        && !b"/\\()<>$=;:[]{}`|&%@".iter().any(|&b| has[usize::from(b)]);
+    if few_symbols {
+        for block in bytes.chunks(128) {
+            // At most 128 per block: a byte counter does, and keeps the lanes narrow.
+            let count = block
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(symbol_byte(b))));
+            symbols += usize::from(count);
+            if symbols > MAX_GRAM_SYMBOLS {
+                break;
+            }
+        }
+    }
+    let grams = (few_symbols && symbols <= MAX_GRAM_SYMBOLS).then(|| {
+        let mut grams = SymbolGrams::EMPTY;
+        for (i, &b) in bytes.iter().enumerate() {
+            if SYMBOL[usize::from(b)] {
+                grams.insert_at(bytes, i);
+            }
+        }
+        grams
+    });
     let any = |set: &[u8]| set.iter().any(|&b| has[b as usize]);
+    let _scope = grams.map(|grams| ValueScope::enter(text, lower, grams));
     let is_path = place == Place::Path;
     if !is_path {
         sqli::detect(text, out);
@@ -910,6 +941,171 @@ pub(crate) struct Needles {
     /// fingerprint, taken from the first bytes, rarely fires on ordinary text; when none
     /// fires, no needle occurs and the automaton is not run. Empty for short lists.
     backwards: Vec<aho_corasick::packed::Searcher>,
+    /// For each needle with a symbol (a byte other than a letter, a digit or a space) three
+    /// bytes from an end, its [`SymbolGrams`] bits (identical sets once), sorted by their
+    /// first bit, and those first bits as a filter. A needle occurs only in a value holding
+    /// each of its pieces, so a long value of words with full stops and commas (prose) is
+    /// answered by most lists without a search, and by a few bit tests: only the needles
+    /// whose first bit the value holds are looked at.
+    symbol_grams: Vec<Vec<u16>>,
+    first_grams: SymbolGrams,
+    /// The needles the pieces cannot rule out (words, digits and spaces, or a symbol only
+    /// next to an end: `a(b`), searched alone when no other needle can occur: their
+    /// automaton and their places in the list. `None` when the list has none.
+    words: Option<(aho_corasick::AhoCorasick, Vec<usize>)>,
+}
+
+/// Values with more symbols than this (code, markup, encoded data) are not given
+/// [`SymbolGrams`]: the filter would fill up and rule little out, at a cost per symbol.
+const MAX_GRAM_SYMBOLS: usize = 64;
+
+/// Whether a byte is a symbol for [`SymbolGrams`]: not a letter, a digit or a space.
+const fn is_symbol(b: u8) -> bool {
+    !(b.is_ascii_alphanumeric() || b == b' ')
+}
+
+/// [`is_symbol`] in arithmetic the compiler can run on many bytes at once.
+#[inline(always)]
+fn symbol_byte(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    !(letter | digit | (b == b' '))
+}
+
+/// [`is_symbol`] of each byte.
+static SYMBOL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_symbol(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// The short pieces of a value at its symbols, lowercased: for each symbol, the two bytes
+/// before it with it, and it with the two bytes after (where the value is that long, else
+/// the one byte), as a 1024-bit Bloom filter. A piece that is there always tests present;
+/// one that is not tests absent unless its bit is shared (a few percent for a value with
+/// dozens of symbols). Prose has few symbols, so few pieces.
+#[derive(Clone, Copy)]
+pub(crate) struct SymbolGrams([u64; 16]);
+
+impl SymbolGrams {
+    const EMPTY: SymbolGrams = SymbolGrams([0; 16]);
+
+    /// The bit of a piece of two or three bytes (lowercase: the value's pieces are taken
+    /// from its lowercased form, a needle's are lowercased first).
+    fn bit(piece: &[u8]) -> u16 {
+        let key = piece.iter().fold(0u32, |k, b| k << 8 | u32::from(*b));
+        (key.wrapping_mul(0x9E37_79B1) >> 22) as u16
+    }
+
+    fn insert(&mut self, bit: u16) {
+        self.0[usize::from(bit >> 6)] |= 1 << (bit & 63);
+    }
+
+    fn has(&self, bit: u16) -> bool {
+        self.0[usize::from(bit >> 6)] & (1 << (bit & 63)) != 0
+    }
+
+    /// The pieces of `value` (a whole value: a piece cut at its ends is not one) at the
+    /// symbol at `i`.
+    fn insert_at(&mut self, value: &[u8], i: usize) {
+        for piece in Self::pieces_at(value, i) {
+            self.insert(Self::bit(piece));
+        }
+    }
+
+    /// The piece ending at the symbol at `i` and the piece starting there: three bytes each,
+    /// or two where `s` has no more.
+    fn pieces_at(s: &[u8], i: usize) -> impl Iterator<Item = &[u8]> {
+        let before = match i {
+            0 => None,
+            1 => Some(&s[..2]),
+            _ => Some(&s[i - 2..=i]),
+        };
+        let after = if i + 2 < s.len() {
+            Some(&s[i..i + 3])
+        } else if i + 1 < s.len() {
+            Some(&s[i..i + 2])
+        } else {
+            None
+        };
+        before.into_iter().chain(after)
+    }
+
+    /// The bits a needle needs present. A needle's piece of three bytes at a symbol is the
+    /// value's own piece there; a needle's piece of two bytes (its symbol one from an end)
+    /// may be part of a longer piece in the value, so it needs that pair itself, which the
+    /// value holds only where it ends: a needle ties itself to the value's pieces only by
+    /// its three-byte pieces, and by pairs at the value's ends, so pairs are not asked.
+    fn needed_by(needle: &[u8]) -> Vec<u16> {
+        let needle = &needle.to_ascii_lowercase()[..];
+        let mut bits: Vec<u16> = (0..needle.len())
+            .filter(|&i| is_symbol(needle[i]))
+            .flat_map(|i| Self::pieces_at(needle, i))
+            .filter(|piece| piece.len() == 3)
+            .map(Self::bit)
+            .collect();
+        bits.sort_unstable();
+        bits.dedup();
+        bits
+    }
+}
+
+/// The value [`detect_all`] is judging: where its two forms (as normalized, and lowercased)
+/// lie in memory, and its symbol pieces. A needle list asked about a slice of either form
+/// knows every piece the slice can hold (pieces are lowercased, so the forms agree); a string
+/// made from the value (decoded, rewritten) lies elsewhere and is searched without the
+/// shortcut.
+#[derive(Clone, Copy)]
+struct ValueBytes {
+    text: (usize, usize),
+    lower: (usize, usize),
+    grams: SymbolGrams,
+}
+
+thread_local! {
+    static VALUE_BYTES: std::cell::Cell<Option<ValueBytes>> = const { std::cell::Cell::new(None) };
+}
+
+/// While this lives, [`VALUE_BYTES`] describes `text` and `lower` (borrowed for as long, so
+/// they can neither change nor be freed); it puts back what was there before when dropped.
+struct ValueScope<'a> {
+    previous: Option<ValueBytes>,
+    _borrowed: std::marker::PhantomData<&'a str>,
+}
+
+impl<'a> ValueScope<'a> {
+    fn enter(text: &'a str, lower: &'a str, grams: SymbolGrams) -> Self {
+        let range = |s: &str| (s.as_ptr() as usize, s.as_ptr() as usize + s.len());
+        let current = ValueBytes {
+            text: range(text),
+            lower: range(lower),
+            grams,
+        };
+        ValueScope {
+            previous: VALUE_BYTES.with(|v| v.replace(Some(current))),
+            _borrowed: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for ValueScope<'_> {
+    fn drop(&mut self) {
+        VALUE_BYTES.with(|v| v.set(self.previous));
+    }
+}
+
+/// The symbol pieces `hay` can hold when it is a slice of the value being judged.
+fn known_grams(hay: &str) -> Option<SymbolGrams> {
+    let (start, end) = (hay.as_ptr() as usize, hay.as_ptr() as usize + hay.len());
+    let within = |(from, to): (usize, usize)| from <= start && end <= to;
+    VALUE_BYTES
+        .with(|v| v.get())
+        .filter(|v| within(v.text) || within(v.lower))
+        .map(|v| v.grams)
 }
 
 /// Needles per backwards screen (the packed searcher's fast form takes up to 32).
@@ -985,12 +1181,40 @@ impl Needles {
                     }
                 }
             }
+            let mut runs: Vec<Vec<u16>> = Vec::new();
+            let mut word_places = Vec::new();
+            for (place, needle) in list.iter().enumerate() {
+                let needed = SymbolGrams::needed_by(needle.as_bytes());
+                if needed.is_empty() {
+                    word_places.push(place);
+                } else if !runs.contains(&needed) {
+                    runs.push(needed);
+                }
+            }
+            runs.sort_unstable();
+            let mut first_grams = SymbolGrams::EMPTY;
+            for run in &runs {
+                first_grams.insert(run[0]);
+            }
+            let symbol_grams = runs;
+            let words = (!word_places.is_empty()).then(|| {
+                let words: Vec<&str> = word_places.iter().map(|&i| list[i]).collect();
+                let automaton = aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                    .build(&words)
+                    // Built from this crate's own constant lists; they always compile.
+                    .unwrap_or_else(|e| panic!("needle list does not build: {e}"));
+                (automaton, word_places)
+            });
             Needles {
                 automaton,
                 walker,
                 gate,
                 shortest_word,
                 backwards,
+                symbol_grams,
+                first_grams,
+                words,
             }
         })
     }
@@ -1018,8 +1242,9 @@ impl Needles {
         })
     }
 
-    /// The automaton to search `hay` with, or `None` when it cannot match.
-    fn automaton(&self, hay: &str) -> Option<&aho_corasick::AhoCorasick> {
+    /// The automaton to search `hay` with, and where its needles are in the list (`None`:
+    /// the whole list, in order), or `None` when no needle can occur.
+    fn automaton(&self, hay: &str) -> Option<(&aho_corasick::AhoCorasick, Option<&[usize]>)> {
         let cannot_match = hay.len() <= SHORT_HAYSTACK
             && hay.len() < self.shortest_word
             && !hay.bytes().any(|b| self.gate[usize::from(b)]);
@@ -1027,16 +1252,51 @@ impl Needles {
             return None;
         }
         if hay.len() < WALK_BELOW {
-            return Some(&self.walker);
+            return Some((&self.walker, None));
         }
-        self.may_occur(hay).then_some(&self.automaton)
+        if hay.len() > SHORT_HAYSTACK {
+            if let Some(grams) = known_grams(hay) {
+                let symbolic = self.may_hold_symbolic(&grams);
+                if !symbolic {
+                    // Only needles without symbols can occur.
+                    return self
+                        .words
+                        .as_ref()
+                        .map(|(automaton, places)| (automaton, Some(places.as_slice())));
+                }
+            }
+        }
+        self.may_occur(hay).then_some((&self.automaton, None))
+    }
+
+    /// Whether some needle with symbols may occur in a value with these pieces.
+    fn may_hold_symbolic(&self, grams: &SymbolGrams) -> bool {
+        let runs = &self.symbol_grams;
+        for (word, (held, firsts)) in grams.0.iter().zip(self.first_grams.0.iter()).enumerate() {
+            let mut both = held & firsts;
+            while both != 0 {
+                let first = (word * 64) as u16 + both.trailing_zeros() as u16;
+                both &= both - 1;
+                let from = runs.partition_point(|run| run[0] < first);
+                let any = runs[from..]
+                    .iter()
+                    .take_while(|run| run[0] == first)
+                    .any(|run| run[1..].iter().all(|bit| grams.has(*bit)));
+                if any {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// The first needle found (leftmost, longest there): `(index in the list, start)`.
     pub(crate) fn first(&self, hay: &str) -> Option<(usize, usize)> {
-        self.automaton(hay)?
-            .find(hay)
-            .map(|m| (m.pattern().as_usize(), m.start()))
+        let (automaton, places) = self.automaton(hay)?;
+        automaton.find(hay).map(|m| {
+            let index = m.pattern().as_usize();
+            (places.map_or(index, |p| p[index]), m.start())
+        })
     }
 
     /// Each needle found, once, with where it first starts: `(index in the list, start)`.
@@ -1044,11 +1304,12 @@ impl Needles {
     /// over `java.lang.`), which is what the lists want and much faster than every overlap.
     pub(crate) fn first_of_each(&self, hay: &str) -> Vec<(usize, usize)> {
         let mut found: Vec<(usize, usize)> = Vec::new();
-        let Some(automaton) = self.automaton(hay) else {
+        let Some((automaton, places)) = self.automaton(hay) else {
             return found;
         };
         for m in automaton.find_iter(hay) {
             let index = m.pattern().as_usize();
+            let index = places.map_or(index, |p| p[index]);
             if !found.iter().any(|(i, _)| *i == index) {
                 found.push((index, m.start()));
             }
@@ -1274,6 +1535,69 @@ mod tests {
         }
     }
 
+    fn grams_of(lower: &str) -> SymbolGrams {
+        let mut grams = SymbolGrams::EMPTY;
+        for i in (0..lower.len()).filter(|&i| is_symbol(lower.as_bytes()[i])) {
+            grams.insert_at(lower.as_bytes(), i);
+        }
+        grams
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_list_asked_about_the_value_being_judged_finds_what_its_automaton_finds(
+            // Long values of words with a few symbols, some of them the needles' own, in
+            // either case.
+            words in proptest::collection::vec("[a-zA-Z]{1,8}", 20..60),
+            inserts in proptest::collection::vec(
+                ("[ .,()/$_\\\\\\[]|exec\\(|/etc/|\\.env|CLASSLOADER|classloader", 0usize..400),
+                0..6,
+            ),
+            cut in 0usize..40,
+        ) {
+            static MIXED: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+            let list = ["exec(", "/etc/", "$_get[", ".env", "a(b", "..\\", "classloader", "class loader"];
+            let needles = Needles::cached(&MIXED, || list.to_vec());
+            let mut value = words.join(" ");
+            for (piece, at) in &inserts {
+                let at = at % value.len();
+                value.insert_str(at, piece);
+            }
+            let lower = value.to_ascii_lowercase();
+            let reference = |hay: &str| {
+                let mut expected = Vec::new();
+                for m in needles.automaton.find_iter(hay) {
+                    let index = m.pattern().as_usize();
+                    if !expected.iter().any(|(i, _): &(usize, usize)| *i == index) {
+                        expected.push((index, m.start()));
+                    }
+                }
+                expected
+            };
+            let _scope = ValueScope::enter(&value, &lower, grams_of(&lower));
+            for hay in [&value[..], &lower[..], &value[cut.min(value.len())..], &lower[cut.min(lower.len())..]] {
+                proptest::prop_assert_eq!(needles.first_of_each(hay), reference(hay), "{}", hay);
+                proptest::prop_assert_eq!(
+                    needles.first(hay),
+                    needles.automaton.find(hay).map(|m| (m.pattern().as_usize(), m.start()))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_list_is_not_searched_in_a_long_value_without_its_symbol_pieces() {
+        static SYMBOLIC: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+        let needles = Needles::cached(&SYMBOLIC, || vec!["exec(", "/etc/passwd", ".env"]);
+        let prose = "the quarterly figures for the northern region, with notes. ".repeat(4);
+        let lower = prose.clone();
+        let _scope = ValueScope::enter(&prose, &lower, grams_of(&lower));
+        assert!(needles.automaton(&prose).is_none());
+        // A string made from the value is not a slice of it: searched as ever.
+        let rewritten = format!("{prose}/etc/passwd");
+        assert_eq!(needles.first_of_each(&rewritten), vec![(1, prose.len())]);
+    }
+
     #[test]
     fn a_long_list_screened_backwards_finds_what_its_automaton_finds() {
         // More needles than the automaton's prefilter takes: the backwards screens are on.
@@ -1347,6 +1671,15 @@ mod tests {
             "/files/O'Brien%20notes.txt",
         ] {
             assert!(!verdict(uri).blocked, "{uri}: {:?}", verdict(uri));
+        }
+    }
+}
+#[cfg(test)]
+mod symbol_byte_tests {
+    #[test]
+    fn the_arithmetic_symbol_test_is_the_plain_one() {
+        for b in 0..=255u8 {
+            assert_eq!(super::symbol_byte(b), super::is_symbol(b), "{b}");
         }
     }
 }
