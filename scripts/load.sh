@@ -41,8 +41,8 @@ cargo build --release -q -p mcp-shield-gateway --bin mcp-shield
 BIN=target/release/mcp-shield
 if [ -n "${PINGORA:-}" ]; then
   # Its own target directory: not part of the workspace, and a clean build takes minutes.
-  PINGORA_TARGET=${PINGORA_TARGET:-target/engines}
-  CARGO_TARGET_DIR="$PWD/$PINGORA_TARGET" cargo build --release -q \
+  PINGORA_TARGET=${PINGORA_TARGET:-$PWD/target/engines}
+  CARGO_TARGET_DIR="$PINGORA_TARGET" cargo build --release -q \
     --manifest-path scripts/engines/pingora-proxy/Cargo.toml
   PINGORA_BIN="$PINGORA_TARGET/release/pingora-proxy-bench"
 fi

@@ -36,6 +36,8 @@ fn main() {
     let conf = ServerConf {
         threads,
         upstream_keepalive_pool_size: 128,
+        // One runtime per thread, like nginx's workers and the gateway's serving threads.
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
