@@ -156,3 +156,52 @@ fn cluster_and_sentinel_urls_are_refused_and_a_hash_key_is_required() {
     assert!(err.contains("SECURITY_IP_HASH_KEY"), "{err}");
     assert!(load("rediss://user:pw@cache.example:6380/2", "k").is_ok());
 }
+
+/// On a thread with its own single-threaded runtime (the gateway's serving threads), calls on
+/// a request's path move to a connection of that thread once it is open: the shared one
+/// first, then the thread's own, kept from call to call.
+#[test]
+fn a_single_threaded_runtime_gets_its_own_connection_for_requests() {
+    use mcp_shield::state::redis::RedisState;
+    let redis = RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let state =
+            RedisState::new(&redis.url(), "t:", Duration::from_millis(500), (1, 2)).expect("state");
+        assert!(state.connect().await);
+        let client_id = |mut connection: redis::aio::MultiplexedConnection| async move {
+            redis::cmd("CLIENT")
+                .arg("ID")
+                .query_async::<i64>(&mut connection)
+                .await
+                .expect("CLIENT ID")
+        };
+        let shared = client_id(state.connection().expect("shared")).await;
+        assert_eq!(
+            client_id(state.request_connection().expect("first")).await,
+            shared,
+            "the shared connection until the thread's own is open"
+        );
+        let started = Instant::now();
+        let own = loop {
+            let id = client_id(state.request_connection().expect("later")).await;
+            if id != shared {
+                break id;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no own connection"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                client_id(state.request_connection().expect("kept")).await,
+                own
+            );
+        }
+    });
+}

@@ -79,7 +79,7 @@ impl RedisStore {
     }
 
     async fn shared(&self, buckets: &[BucketRequest]) -> Option<Acquired> {
-        let mut connection = self.redis.connection().ok()?;
+        let mut connection = self.redis.request_connection().ok()?;
         let mut invocation = self.script.prepare_invoke();
         for bucket in buckets {
             invocation

@@ -7,8 +7,9 @@
 //! (100 ms doubling to 5 s). When a connection answers `PING`, the breaker closes, recovery is
 //! logged, and whoever registered with [`RedisState::on_recovery`] resynchronises.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,8 +33,26 @@ pub enum RedisError {
     Failed(String),
 }
 
+/// A connection a serving thread opened for itself (see [`RedisState::request_connection`]).
+struct OwnConnection {
+    /// Which [`RedisState`] it belongs to ([`RedisState::id`]).
+    state: u64,
+    /// The recovery it was opened after: an older one is dropped and opened again.
+    generation: u64,
+    /// `None` while it is being opened.
+    connection: Option<MultiplexedConnection>,
+}
+
+thread_local! {
+    static OWN_CONNECTIONS: RefCell<Vec<OwnConnection>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Distinguishes the states of one process (tests build several) in [`OWN_CONNECTIONS`].
+static NEXT_STATE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A shared Redis connection with a circuit breaker.
 pub struct RedisState {
+    id: u64,
     client: redis::Client,
     connection: RwLock<Option<MultiplexedConnection>>,
     up: AtomicBool,
@@ -78,6 +97,7 @@ impl RedisState {
         })?;
         let (recoveries, _) = watch::channel(0);
         Ok(Arc::new(RedisState {
+            id: NEXT_STATE_ID.fetch_add(1, Ordering::Relaxed),
             client,
             connection: RwLock::new(None),
             up: AtomicBool::new(false),
@@ -123,6 +143,68 @@ impl RedisState {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or(RedisError::Down)
+    }
+
+    /// The connection for a call on a request's path. On a thread that runs its own
+    /// single-threaded runtime (the gateway's serving threads), a connection of that thread,
+    /// opened in the background on first use: its reader and writer run on the same thread as
+    /// the request, where the shared connection's run on the runtime that built the system, and
+    /// every call crossed threads twice (a wake-up and a context switch each way, which
+    /// cost more CPU than the call itself). Until it is open, and elsewhere, the shared one.
+    pub fn request_connection(self: &Arc<Self>) -> Result<MultiplexedConnection, RedisError> {
+        let shared = self.connection()?;
+        let single_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if !single_threaded {
+            return Ok(shared);
+        }
+        let generation = *self.recoveries.borrow();
+        let own = OWN_CONNECTIONS.with(|own| {
+            let Ok(mut own) = own.try_borrow_mut() else {
+                return Some(None);
+            };
+            own.retain(|c| c.state != self.id || c.generation == generation);
+            match own.iter().find(|c| c.state == self.id) {
+                Some(c) => Some(c.connection.clone()),
+                None => {
+                    own.push(OwnConnection {
+                        state: self.id,
+                        generation,
+                        connection: None,
+                    });
+                    None
+                }
+            }
+        });
+        match own {
+            Some(Some(connection)) => Ok(connection),
+            Some(None) => Ok(shared),
+            None => {
+                let state = self.clone();
+                tokio::spawn(async move {
+                    // On this thread (its runtime is single-threaded), so the entry is ours.
+                    let opened = state
+                        .open_connection(state.timeout.max(Duration::from_secs(1)))
+                        .await;
+                    OWN_CONNECTIONS.with(|own| {
+                        if let Ok(mut own) = own.try_borrow_mut() {
+                            match opened {
+                                Ok(connection) => {
+                                    if let Some(entry) =
+                                        own.iter_mut().find(|c| c.state == state.id)
+                                    {
+                                        entry.connection = Some(connection);
+                                    }
+                                }
+                                // Asked again on a later call.
+                                Err(_) => own.retain(|c| c.state != state.id),
+                            }
+                        }
+                    });
+                });
+                Ok(shared)
+            }
+        }
     }
 
     /// Runs a call with the configured timeout. A broken connection opens the breaker at
