@@ -221,18 +221,16 @@ async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
 fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy, bare: bool) -> Router {
     // Shared, not cloned per request: a clone of the client is a dozen reference counts.
     let upstream = std::sync::Arc::new(upstream);
+    let forward = Router::new().fallback(move |request: axum::extract::Request| {
+        let upstream = upstream.clone();
+        async move { upstream.forward(request).await }
+    });
     if bare {
-        return Router::new().fallback(move |request: axum::extract::Request| {
-            let upstream = upstream.clone();
-            async move { upstream.forward(request).await }
-        });
+        return forward;
     }
     Router::new()
         .merge(security.admin_router())
-        .fallback(move |request: axum::extract::Request| {
-            let upstream = upstream.clone();
-            async move { upstream.forward(request).await }
-        })
+        .merge(forward)
         .layer(security.layer())
 }
 

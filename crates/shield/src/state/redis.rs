@@ -152,58 +152,58 @@ impl RedisState {
     /// every call crossed threads twice (a wake-up and a context switch each way, which
     /// cost more CPU than the call itself). Until it is open, and elsewhere, the shared one.
     pub fn request_connection(self: &Arc<Self>) -> Result<MultiplexedConnection, RedisError> {
-        let shared = self.connection()?;
+        if !self.is_up() {
+            return Err(RedisError::Down);
+        }
         let single_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
         if !single_threaded {
-            return Ok(shared);
+            return self.connection();
         }
         let generation = *self.recoveries.borrow();
-        let own = OWN_CONNECTIONS.with(|own| {
+        // This thread's connection if it is open, and whether to start opening one.
+        let (own, open) = OWN_CONNECTIONS.with(|own| {
             let Ok(mut own) = own.try_borrow_mut() else {
-                return Some(None);
+                return (None, false);
             };
             own.retain(|c| c.state != self.id || c.generation == generation);
             match own.iter().find(|c| c.state == self.id) {
-                Some(c) => Some(c.connection.clone()),
+                Some(c) => (c.connection.clone(), false),
                 None => {
                     own.push(OwnConnection {
                         state: self.id,
                         generation,
                         connection: None,
                     });
-                    None
+                    (None, true)
                 }
             }
         });
-        match own {
-            Some(Some(connection)) => Ok(connection),
-            Some(None) => Ok(shared),
-            None => {
-                let state = self.clone();
-                tokio::spawn(async move {
-                    // On this thread (its runtime is single-threaded), so the entry is ours.
-                    let opened = state
-                        .open_connection(state.timeout.max(Duration::from_secs(1)))
-                        .await;
-                    OWN_CONNECTIONS.with(|own| {
-                        if let Ok(mut own) = own.try_borrow_mut() {
-                            match opened {
-                                Ok(connection) => {
-                                    if let Some(entry) =
-                                        own.iter_mut().find(|c| c.state == state.id)
-                                    {
-                                        entry.connection = Some(connection);
-                                    }
+        if open {
+            let state = self.clone();
+            tokio::spawn(async move {
+                // On this thread (its runtime is single-threaded), so the entry is ours.
+                let opened = state
+                    .open_connection(state.timeout.max(Duration::from_secs(1)))
+                    .await;
+                OWN_CONNECTIONS.with(|own| {
+                    if let Ok(mut own) = own.try_borrow_mut() {
+                        match opened {
+                            Ok(connection) => {
+                                if let Some(entry) = own.iter_mut().find(|c| c.state == state.id) {
+                                    entry.connection = Some(connection);
                                 }
-                                // Asked again on a later call.
-                                Err(_) => own.retain(|c| c.state != state.id),
                             }
+                            // Asked again on a later call.
+                            Err(_) => own.retain(|c| c.state != state.id),
                         }
-                    });
+                    }
                 });
-                Ok(shared)
-            }
+            });
+        }
+        match own {
+            Some(connection) => Ok(connection),
+            None => self.connection(),
         }
     }
 

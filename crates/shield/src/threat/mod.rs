@@ -644,39 +644,15 @@ fn detect_all(
     let bytes = lower.as_bytes();
     // Cheap gates: most values are words and spaces, and most detectors need punctuation.
     let mut has = [false; 256];
-    // The pieces at its symbols, for needle lists asked about a long value to rule
-    // themselves out by (one pass with the byte set; work at symbols only).
     for &b in bytes {
         has[b as usize] = true;
     }
-    // Symbols counted in blocks the compiler vectorizes, stopping once there are too many
-    // (code has a symbol every few bytes; prose every few dozen).
-    // Only for values without the symbols most needles are made of: where a value has a
-    // `/` or a `(`, few lists would be ruled out, and the pieces would cost for nothing.
-    let mut symbols = 0usize;
+    // The pieces at its symbols, for needle lists asked about a long value to rule themselves
+    // out by: only for values without the symbols most needles are made of (where a value has
+    // a `/` or a `(`, few lists would be ruled out), and given up past MAX_GRAM_SYMBOLS.
     let few_symbols = bytes.len() > SHORT_HAYSTACK
         && !b"/\\()<>$=;:[]{}`|&%@".iter().any(|&b| has[usize::from(b)]);
-    if few_symbols {
-        for block in bytes.chunks(128) {
-            // At most 128 per block: a byte counter does, and keeps the lanes narrow.
-            let count = block
-                .iter()
-                .fold(0u8, |n, &b| n.wrapping_add(u8::from(symbol_byte(b))));
-            symbols += usize::from(count);
-            if symbols > MAX_GRAM_SYMBOLS {
-                break;
-            }
-        }
-    }
-    let grams = (few_symbols && symbols <= MAX_GRAM_SYMBOLS).then(|| {
-        let mut grams = SymbolGrams::EMPTY;
-        for (i, &b) in bytes.iter().enumerate() {
-            if SYMBOL[usize::from(b)] {
-                grams.insert_at(bytes, i);
-            }
-        }
-        grams
-    });
+    let grams = few_symbols.then(|| SymbolGrams::of(bytes)).flatten();
     let any = |set: &[u8]| set.iter().any(|&b| has[b as usize]);
     let _scope = grams.map(|grams| ValueScope::enter(text, lower, grams));
     let is_path = place == Place::Path;
@@ -961,27 +937,10 @@ const MAX_GRAM_SYMBOLS: usize = 64;
 
 /// Whether a byte is a symbol for [`SymbolGrams`]: not a letter, a digit or a space.
 const fn is_symbol(b: u8) -> bool {
-    !(b.is_ascii_alphanumeric() || b == b' ')
-}
-
-/// [`is_symbol`] in arithmetic the compiler can run on many bytes at once.
-#[inline(always)]
-fn symbol_byte(b: u8) -> bool {
     let letter = (b | 0x20).wrapping_sub(b'a') < 26;
     let digit = b.wrapping_sub(b'0') < 10;
-    !(letter | digit | (b == b' '))
+    !(letter || digit || b == b' ')
 }
-
-/// [`is_symbol`] of each byte.
-static SYMBOL: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = is_symbol(b as u8);
-        b += 1;
-    }
-    table
-};
 
 /// The short pieces of a value at its symbols, lowercased: for each symbol, the two bytes
 /// before it with it, and it with the two bytes after (where the value is that long, else
@@ -1007,6 +966,22 @@ impl SymbolGrams {
 
     fn has(&self, bit: u16) -> bool {
         self.0[usize::from(bit >> 6)] & (1 << (bit & 63)) != 0
+    }
+
+    /// The pieces of `value` (lowercase), or `None` past [`MAX_GRAM_SYMBOLS`] symbols.
+    fn of(value: &[u8]) -> Option<Self> {
+        let mut grams = SymbolGrams::EMPTY;
+        let mut symbols = 0;
+        for (i, &b) in value.iter().enumerate() {
+            if is_symbol(b) {
+                symbols += 1;
+                if symbols > MAX_GRAM_SYMBOLS {
+                    return None;
+                }
+                grams.insert_at(value, i);
+            }
+        }
+        Some(grams)
     }
 
     /// The pieces of `value` (a whole value: a piece cut at its ends is not one) at the
@@ -1536,11 +1511,7 @@ mod tests {
     }
 
     fn grams_of(lower: &str) -> SymbolGrams {
-        let mut grams = SymbolGrams::EMPTY;
-        for i in (0..lower.len()).filter(|&i| is_symbol(lower.as_bytes()[i])) {
-            grams.insert_at(lower.as_bytes(), i);
-        }
-        grams
+        SymbolGrams::of(lower.as_bytes()).expect("few symbols")
     }
 
     proptest::proptest! {
@@ -1675,11 +1646,15 @@ mod tests {
     }
 }
 #[cfg(test)]
-mod symbol_byte_tests {
+mod symbol_tests {
     #[test]
     fn the_arithmetic_symbol_test_is_the_plain_one() {
         for b in 0..=255u8 {
-            assert_eq!(super::symbol_byte(b), super::is_symbol(b), "{b}");
+            assert_eq!(
+                super::is_symbol(b),
+                !(b.is_ascii_alphanumeric() || b == b' '),
+                "{b}"
+            );
         }
     }
 }
