@@ -6,6 +6,9 @@
 #                                     request from /proc (NAMES="off threat" to pick sets)
 #   scripts/load-parts.sh syscalls    system calls per request of the gateway (guards off),
 #                                     counted with strace -f -c over 3 s of wrk -t1 -c16
+#   scripts/load-parts.sh profile SET where one guard set's time goes: perf (linux-perf)
+#                                     cpu-clock samples over 8 s of wrk -t1 -c64, self time
+#                                     by symbol, user and kernel
 #
 # Upstream: one nginx worker answering a small JSON-RPC result. One gateway at a time, so the
 # figures of one set are not side by side with nginx: use scripts/load.sh for that.
@@ -15,6 +18,7 @@ MODE=${1:-guards}
 for tool in wrk nginx python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk nginx-light" >&2; exit 1; }
 done
+[ "$MODE" != profile ] || command -v perf >/dev/null || { echo "missing perf: apt-get install -y linux-perf" >&2; exit 1; }
 [ "$MODE" != syscalls ] || command -v strace >/dev/null || { echo "missing strace" >&2; exit 1; }
 cargo build --release -q -p mcp-shield-gateway --bin mcp-shield
 BIN=target/release/mcp-shield
@@ -59,6 +63,19 @@ if [ "$MODE" = syscalls ]; then
   wait "$STRACE_PID" || true
   echo "$requests requests; system calls of the gateway (strace -f -c):"
   head -12 "$WORK/strace.out"
+  exit 0
+fi
+
+if [ "$MODE" = profile ]; then
+  start "${2:-all}"
+  wrk -t1 -c64 -d2s -s "$WORK/call.lua" "http://127.0.0.1:$PORT/" >/dev/null
+  wrk -t1 -c64 -d10s -s "$WORK/call.lua" "http://127.0.0.1:$PORT/" >/dev/null &
+  WRK=$!
+  sleep 1
+  perf record -q -e cpu-clock -F 1999 -p "$PID" -o "$WORK/perf.data" -- sleep 8 2>/dev/null
+  wait "$WRK" || true
+  perf report -q -i "$WORK/perf.data" --no-children --sort symbol --percent-limit "${PERCENT:-0.4}" --stdio 2>/dev/null \
+    | grep -v '^$' | sed -e 's/  *$//' | cut -c1-160
   exit 0
 fi
 
