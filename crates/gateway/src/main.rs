@@ -6,6 +6,7 @@ mod demo;
 mod proxy;
 mod scan;
 mod server;
+mod tls;
 
 /// mimalloc instead of the system allocator: see the comment in Cargo.toml.
 #[global_allocator]
@@ -51,12 +52,23 @@ enum Command {
     },
     /// Run the gateway in front of an upstream MCP server or HTTP API.
     Serve {
-        /// The upstream base URL (http://host:port[/path]).
+        /// The upstream base URL (http(s)://host[:port][/path]).
         #[arg(long)]
         upstream: String,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// HTTPS on the listener: the PEM certificate chain (setting SECURITY_TLS_CERT_FILE).
+        /// Re-read on SIGHUP.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<String>,
+        /// The PEM private key of --tls-cert (setting SECURITY_TLS_KEY_FILE).
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<String>,
+        /// Serve the admin API and /metrics on this address only (setting
+        /// SECURITY_ADMIN_LISTEN); the public listener then forwards every path upstream.
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<String>,
         /// For benchmarks only: the proxy engine without the security layer or the admin
         /// API (scripts/load.sh's "engine alone" row, what the layer is measured against).
         #[arg(long, hide = true)]
@@ -110,6 +122,7 @@ fn main() -> ExitCode {
                 upstream,
                 listen,
                 bare_proxy_for_benchmarks,
+                ..
             } => run_serve(config, &upstream, listen, bare_proxy_for_benchmarks).await,
             Command::CheckConfig | Command::Scan { .. } => Ok(()),
         }
@@ -187,6 +200,26 @@ fn load_config(cli: &Cli, base: Option<Config>) -> Result<Config, String> {
             .set_assignment(assignment)
             .map_err(|e| format!("{e}\n"))?;
     }
+    // The flags of `serve` are settings too, above the file and the environment.
+    if let Command::Serve {
+        tls_cert,
+        tls_key,
+        admin_listen,
+        ..
+    } = &cli.command
+    {
+        for (path, value) in [
+            ("gateway.tls_cert_file", tls_cert),
+            ("gateway.tls_key_file", tls_key),
+            ("gateway.admin_listen", admin_listen),
+        ] {
+            if let Some(value) = value {
+                overrides = overrides
+                    .set_assignment(&format!("{path}={value}"))
+                    .map_err(|e| format!("{e}\n"))?;
+            }
+        }
+    }
     config::load(ConfigSources {
         base,
         file: cli.config.clone(),
@@ -217,50 +250,178 @@ async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {listen}"))
 }
 
-/// The gateway's app: admin API first, everything else to `upstream`, all behind the layer.
-fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy, bare: bool) -> Router {
+/// What one listener of the gateway serves besides the forwarding.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// The admin API, `/health`, `/ready` and `/metrics` too (one listener for everything).
+    WithAdmin,
+    /// `/health` and `/ready` only; the admin API has a listener of its own.
+    Public,
+    /// Nothing but the forwarding, no security layer (benchmarks only).
+    Bare,
+}
+
+/// The gateway's app: its own paths first, everything else to `upstream`, all behind the layer.
+fn gateway_app(security: &SecuritySystem, upstream: proxy::Proxy, surface: Surface) -> Router {
     // Shared, not cloned per request: a clone of the client is a dozen reference counts.
     let upstream = std::sync::Arc::new(upstream);
     let forward = Router::new().fallback(move |request: axum::extract::Request| {
         let upstream = upstream.clone();
         async move { upstream.forward(request).await }
     });
-    if bare {
-        return forward;
+    match surface {
+        Surface::Bare => forward,
+        Surface::WithAdmin => Router::new()
+            .merge(security.admin_router())
+            .merge(forward)
+            .layer(security.layer()),
+        Surface::Public => Router::new()
+            .merge(security.probe_router())
+            .merge(forward)
+            .layer(security.layer().without_admin()),
     }
-    Router::new()
-        .merge(security.admin_router())
-        .merge(forward)
-        .layer(security.layer())
+}
+
+/// How the gateway listens: the public address, HTTPS, and an admin listener of its own.
+struct Listening {
+    tls: Option<std::sync::Arc<tls::ListenerCert>>,
+    admin: Option<SocketAddr>,
+}
+
+impl Listening {
+    fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let gateway = &config.gateway;
+        let tls = if gateway.tls_cert_file.is_empty() {
+            None
+        } else {
+            Some(
+                tls::ListenerCert::load(&gateway.tls_cert_file, &gateway.tls_key_file)
+                    .map_err(|e| anyhow::anyhow!("HTTPS listener: {e}"))?,
+            )
+        };
+        // Validated by the configuration's loader.
+        let admin = match gateway.admin_listen.as_str() {
+            "" => None,
+            addr => Some(
+                addr.parse()
+                    .with_context(|| format!("SECURITY_ADMIN_LISTEN={addr}"))?,
+            ),
+        };
+        Ok(Listening { tls, admin })
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn acceptor(&self) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+        self.tls
+            .as_ref()
+            .map(|cert| {
+                cert.server_config()
+                    .map(tokio_rustls::TlsAcceptor::from)
+                    .map_err(|e| anyhow::anyhow!("HTTPS listener: {e}"))
+            })
+            .transpose()
+    }
 }
 
 /// One proxy to `upstream` per serving thread (each with its own connection pool); a bad URL
-/// is an error here, before anything starts.
-fn proxies(upstream: &str) -> anyhow::Result<Vec<proxy::Proxy>> {
+/// or TLS file is an error here, before anything starts.
+fn proxies(
+    upstream: &str,
+    config: &Config,
+    client_scheme: &'static str,
+) -> anyhow::Result<Vec<proxy::Proxy>> {
+    let gateway = &config.gateway;
+    let tls = tls::UpstreamTls {
+        ca_file: gateway.upstream_ca_file.clone(),
+        client_cert_file: gateway.upstream_client_cert_file.clone(),
+        client_key_file: gateway.upstream_client_key_file.clone(),
+    };
     (0..server::serving_threads())
-        .map(|_| proxy::Proxy::new(upstream))
+        .map(|_| proxy::Proxy::new(upstream, &tls, client_scheme))
         .collect()
 }
 
-/// Serves the layer in front of `proxies` on `listeners`, a serving thread each, until Ctrl-C
-/// or SIGTERM.
+/// Serves the layer in front of `proxies` on `listeners`, a serving thread each, and the admin
+/// API on its own listener when there is one, until Ctrl-C or SIGTERM. SIGHUP re-reads the
+/// TLS certificate.
 async fn serve_gateway(
     security: &SecuritySystem,
     proxies: Vec<proxy::Proxy>,
     listeners: Vec<std::net::TcpListener>,
+    listening: &Listening,
+    admin_listener: Option<TcpListener>,
     bare: bool,
-) {
+) -> anyhow::Result<()> {
+    let surface = match (bare, &admin_listener) {
+        (true, _) => Surface::Bare,
+        (false, Some(_)) => Surface::Public,
+        (false, None) => Surface::WithAdmin,
+    };
     let apps = proxies
         .into_iter()
-        .map(|proxy| gateway_app(security, proxy, bare))
+        .map(|proxy| gateway_app(security, proxy, surface))
         .collect();
-    server::run_per_core(
-        listeners,
-        apps,
-        server_options(security),
-        server::shutdown_signal(),
-    )
+    let mut options = server_options(security);
+    options.tls = listening.acceptor()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let admin_task = admin_listener.map(|listener| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(server::run(
+            listener,
+            security.admin_router(),
+            server::ServerOptions {
+                gate: None,
+                ..options.clone()
+            },
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
+    let reloads = tokio::spawn(reload_on_sighup(listening.tls.clone()));
+    server::run_per_core(listeners, apps, options, async move {
+        server::shutdown_signal().await;
+        let _ = stop.send(true);
+    })
     .await;
+    reloads.abort();
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// SIGHUP: the TLS certificate is read again; a file that fails keeps the one in service.
+async fn reload_on_sighup(cert: Option<std::sync::Arc<tls::ListenerCert>>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!(target: "mcp_shield", "cannot listen for SIGHUP: reloads need a restart");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if let Some(cert) = &cert {
+                match cert.reload() {
+                    Ok(()) => {
+                        tracing::info!(target: "mcp_shield", file = %cert.cert_file().display(), "SIGHUP: TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "mcp_shield", "SIGHUP: TLS certificate not reloaded, the one in service stays: {e}")
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cert;
 }
 
 fn announce_token(security: &SecuritySystem) {
@@ -307,18 +468,40 @@ async fn run_serve(
     bare: bool,
 ) -> anyhow::Result<()> {
     let config = loopback_defaults(config, listen);
-    let proxies = proxies(upstream)?;
+    let listening = Listening::from_config(&config)?;
+    let proxies = proxies(upstream, &config, listening.scheme())?;
     let security = SecuritySystem::start(config).await?;
     let listeners = server::bind_per_core(listen, proxies.len())
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin_listener = match listening.admin {
+        Some(addr) if !bare => Some(bind(addr).await?),
+        _ => None,
+    };
     announce_token(&security);
     tracing::info!(
         target: "mcp_shield",
-        "mcp-shield gateway listening on {} in front of {}",
+        "mcp-shield gateway listening on {}://{} in front of {}",
+        listening.scheme(),
         listeners[0].local_addr()?,
         upstream
     );
-    serve_gateway(&security, proxies, listeners, bare).await;
+    if let Some(admin) = &admin_listener {
+        tracing::info!(
+            target: "mcp_shield",
+            "admin API and /metrics on {}://{} only",
+            listening.scheme(),
+            admin.local_addr()?
+        );
+    }
+    serve_gateway(
+        &security,
+        proxies,
+        listeners,
+        &listening,
+        admin_listener,
+        bare,
+    )
+    .await?;
     save_state(&security).await;
     Ok(())
 }
@@ -343,6 +526,7 @@ fn server_options(security: &SecuritySystem) -> server::ServerOptions {
             security.config().ddos.header_timeout.max(1),
         ),
         gate: security.connection_gate(),
+        tls: None,
     }
 }
 
@@ -362,12 +546,20 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     ));
 
     let security = SecuritySystem::start(config).await?;
-    let proxies = proxies(&format!("http://{upstream_addr}"))?;
+    let listening = Listening {
+        tls: None,
+        admin: None,
+    };
+    let proxies = proxies(
+        &format!("http://{upstream_addr}"),
+        security.config(),
+        "http",
+    )?;
     let listeners = server::bind_per_core(listen, proxies.len())
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listeners[0].local_addr()?;
     print_demo_banner(&security, addr).await;
-    serve_gateway(&security, proxies, listeners, false).await;
+    serve_gateway(&security, proxies, listeners, &listening, None, false).await?;
     let _ = stop_upstream.send(());
     let _ = upstream_task.await;
     Ok(())

@@ -1,21 +1,26 @@
 //! The reverse proxy: forwards whatever the security layer let through to one upstream, bodies
 //! streaming both ways (an SSE response reaches the client event by event), hop-by-hop headers
-//! removed, `X-Forwarded-*` added, and a JSON 502 when the upstream cannot be reached.
+//! removed, `X-Forwarded-*` added, and a JSON 502 when the upstream cannot be reached. An
+//! https upstream is verified (system roots and a private CA, SNI) and spoken to in HTTP/2 or
+//! HTTP/1.1, as its ALPN answer says.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mcp_shield::decision::json_response;
 use serde_json::json;
+
+use crate::tls::UpstreamTls;
 
 /// Headers that describe one connection, not the message (RFC 9110 7.6.1), plus the
 /// non-standard ones proxies are known to send.
@@ -31,29 +36,42 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
+/// The two ways to the upstream: plain (no TLS layer in the way of every read and write) or
+/// TLS.
+#[derive(Clone)]
+enum UpstreamClient {
+    Http(Client<HttpConnector, Body>),
+    Https(Client<HttpsConnector<HttpConnector>, Body>),
+}
+
 /// Forwards requests to one upstream base URL.
 #[derive(Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+    client: UpstreamClient,
+    scheme: Scheme,
     authority: Authority,
     host_header: HeaderValue,
     base_path: String,
+    /// `X-Forwarded-Proto`: how the client reached the gateway.
+    forwarded_proto: HeaderValue,
 }
 
 impl Proxy {
-    /// A proxy to `upstream` (`http://host:port` with an optional base path).
-    pub fn new(upstream: &str) -> anyhow::Result<Self> {
+    /// A proxy to `upstream` (`http://host[:port]` or `https://host[:port]`, with an optional
+    /// base path), for clients reaching the gateway over `client_scheme` (`http` or `https`).
+    pub fn new(
+        upstream: &str,
+        tls: &UpstreamTls,
+        client_scheme: &'static str,
+    ) -> anyhow::Result<Self> {
         let uri: Uri = upstream
             .parse()
             .with_context(|| format!("--upstream {upstream:?} is not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => bail!(
-                "--upstream {upstream}: https upstreams are not supported yet; reach the \
-                 upstream over http on a private network or loopback"
-            ),
-            _ => bail!("--upstream {upstream}: expected http://host:port[/base/path]"),
-        }
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => bail!("--upstream {upstream}: expected http(s)://host[:port][/base/path]"),
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -61,16 +79,33 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(60));
+        let client = if scheme == Scheme::HTTPS {
+            // The connector needs to see the https scheme through.
+            connector.enforce_http(false);
+            let config = tls
+                .client_config()
+                .map_err(|e| anyhow!("--upstream {upstream}: {e}"))?;
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_only()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(connector);
+            UpstreamClient::Https(builder.build(https))
+        } else {
+            UpstreamClient::Http(builder.build(connector))
+        };
         let host_header = HeaderValue::from_str(authority.as_str())
             .with_context(|| format!("--upstream {upstream}: bad host"))?;
         Ok(Proxy {
             client,
+            scheme,
             host_header,
             base_path: uri.path().trim_end_matches('/').to_string(),
             authority,
+            forwarded_proto: HeaderValue::from_static(client_scheme),
         })
     }
 
@@ -85,7 +120,7 @@ impl Proxy {
             PathAndQuery::try_from(format!("{}{}", self.base_path, path_and_query))?
         };
         Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(path_and_query)
             .build()
@@ -117,14 +152,19 @@ impl Proxy {
         }
         headers.insert(
             HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
+            self.forwarded_proto.clone(),
         );
         headers.insert(HOST, self.host_header.clone());
         *request.uri_mut() = target;
-        // The client may speak HTTP/2 to us; the upstream connection is HTTP/1.1.
+        // The client may speak HTTP/2 to us; the upstream connection is HTTP/1.1, or HTTP/2
+        // when an https upstream chose it by ALPN (the client sends such a request as HTTP/2).
         *request.version_mut() = Version::HTTP_11;
 
-        match self.client.request(request).await {
+        let sent = match &self.client {
+            UpstreamClient::Http(client) => client.request(request).await,
+            UpstreamClient::Https(client) => client.request(request).await,
+        };
+        match sent {
             Ok(response) => {
                 let mut response = response.map(Body::new);
                 strip_hop_by_hop(response.headers_mut());
@@ -210,14 +250,22 @@ mod tests {
 
     #[test]
     fn targets_join_the_base_path() {
-        let p = Proxy::new("http://127.0.0.1:9000/base/").expect("proxy");
+        let tls = UpstreamTls::default();
+        let p = Proxy::new("http://127.0.0.1:9000/base/", &tls, "http").expect("proxy");
         let uri: Uri = "/mcp?x=1".parse().expect("uri");
         assert_eq!(
             p.target(&uri).expect("target").to_string(),
             "http://127.0.0.1:9000/base/mcp?x=1"
         );
-        assert!(Proxy::new("https://example.com").is_err());
-        assert!(Proxy::new("ftp://example.com").is_err());
-        assert!(Proxy::new("not a url").is_err());
+        assert!(Proxy::new("ftp://example.com", &tls, "http").is_err());
+        assert!(Proxy::new("not a url", &tls, "http").is_err());
+        let missing_ca = UpstreamTls {
+            ca_file: "/nonexistent/ca.pem".into(),
+            ..UpstreamTls::default()
+        };
+        let e = Proxy::new("https://example.com", &missing_ca, "http")
+            .err()
+            .expect("a missing CA file is an error");
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
     }
 }

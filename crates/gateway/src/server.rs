@@ -13,7 +13,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use mcp_shield::{Admission, ConnectionGate};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// How long shutdown waits for open connections (SSE streams may never end by themselves).
@@ -30,6 +32,9 @@ pub struct ServerOptions {
     pub header_timeout: Duration,
     /// Open connections per peer address (DDoS protection); `None` admits everything.
     pub gate: Option<ConnectionGate>,
+    /// HTTPS: the TLS handshake first (within `header_timeout`), then HTTP/2 or HTTP/1.1 as
+    /// ALPN chose. `None`: plain HTTP.
+    pub tls: Option<TlsAcceptor>,
 }
 
 impl Default for ServerOptions {
@@ -37,6 +42,7 @@ impl Default for ServerOptions {
         ServerOptions {
             header_timeout: Duration::from_secs(10),
             gate: None,
+            tls: None,
         }
     }
 }
@@ -97,15 +103,31 @@ pub async fn run(
                     inner: stream,
                     permit,
                 };
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(target: "mcp_shield::server", %peer, "connection ended: {e}");
+                match &options.tls {
+                    None => serve_connection(&builder, &graceful, stream, service, peer),
+                    Some(acceptor) => {
+                        // The handshake runs in the connection's own task, so a slow one
+                        // holds up nobody else; it has the head's time limit.
+                        let handshake = acceptor.accept(stream);
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        let limit = options.header_timeout;
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(limit, handshake).await {
+                                Ok(Ok(tls)) => {
+                                    let connection = builder
+                                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                                        .into_owned();
+                                    if let Err(e) = watcher.watch(connection).await {
+                                        tracing::debug!(target: "mcp_shield::server", %peer, "connection ended: {e}");
+                                    }
+                                }
+                                Ok(Err(e)) => tracing::debug!(target: "mcp_shield::server", %peer, "TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!(target: "mcp_shield::server", %peer, "TLS handshake timed out"),
+                            }
+                        });
                     }
-                });
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -118,6 +140,33 @@ pub async fn run(
             tracing::warn!(target: "mcp_shield::server", "shutdown grace period over; closing remaining connections");
         }
     }
+}
+
+/// Serves one plain connection in a task of its own, watched for graceful shutdown.
+fn serve_connection<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    io: I,
+    service: S,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(target: "mcp_shield::server", %peer, "connection ended: {e}");
+        }
+    });
 }
 
 /// Binds `addr` once per serving thread, every socket on the same port with `SO_REUSEPORT`, so

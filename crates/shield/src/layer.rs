@@ -38,11 +38,16 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// orchestrator even while a client's address is blocked).
 pub const PROBE_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
 
+/// The probe paths of a public listener whose admin surface is elsewhere: `/metrics` there is
+/// the upstream's own path, guarded like any other.
+const PUBLIC_PROBE_PATHS: [&str; 2] = ["/health", "/ready"];
+
 /// Wraps a service in the security pipeline. Made by
 /// [`SecuritySystem::layer`](crate::SecuritySystem::layer).
 #[derive(Clone)]
 pub struct SecurityLayer {
     core: Arc<Core>,
+    admin_here: bool,
 }
 
 impl std::fmt::Debug for SecurityLayer {
@@ -53,7 +58,18 @@ impl std::fmt::Debug for SecurityLayer {
 
 impl SecurityLayer {
     pub(crate) fn new(core: Arc<Core>) -> Self {
-        SecurityLayer { core }
+        SecurityLayer {
+            core,
+            admin_here: true,
+        }
+    }
+
+    /// For a public listener whose admin API is served on another one: only `/health` and
+    /// `/ready` skip the guards, and a request carrying the admin token is guarded like any
+    /// other (on this listener `/api/security/*` and `/metrics` are the upstream's paths).
+    pub fn without_admin(mut self) -> Self {
+        self.admin_here = false;
+        self
     }
 }
 
@@ -64,6 +80,7 @@ impl<S> tower_layer::Layer<S> for SecurityLayer {
         SecurityService {
             inner,
             core: self.core.clone(),
+            admin_here: self.admin_here,
         }
     }
 }
@@ -73,6 +90,7 @@ impl<S> tower_layer::Layer<S> for SecurityLayer {
 pub struct SecurityService<S> {
     inner: S,
     core: Arc<Core>,
+    admin_here: bool,
 }
 
 impl<S> std::fmt::Debug for SecurityService<S> {
@@ -105,7 +123,7 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let core = self.core.clone();
-        Box::pin(handle(core, inner, request))
+        Box::pin(handle(core, inner, request, self.admin_here))
     }
 }
 
@@ -113,6 +131,7 @@ async fn handle<S, B, ResB>(
     core: Arc<Core>,
     mut inner: S,
     request: Request<B>,
+    admin_here: bool,
 ) -> Result<Response<Body>, S::Error>
 where
     S: Service<Request<Body>, Response = Response<ResB>>,
@@ -123,7 +142,12 @@ where
 {
     let started = core.clock.monotonic_ns();
     let (mut parts, body) = request.into_parts();
-    if PROBE_PATHS.contains(&parts.uri.path()) || is_authenticated_admin(&core, &parts) {
+    let unguarded = if admin_here {
+        PROBE_PATHS.contains(&parts.uri.path()) || is_authenticated_admin(&core, &parts)
+    } else {
+        PUBLIC_PROBE_PATHS.contains(&parts.uri.path())
+    };
+    if unguarded {
         let response = inner
             .call(Request::from_parts(parts, Body::new(body)))
             .await?;

@@ -699,6 +699,12 @@ impl SecuritySystem {
         crate::admin::router(self.core.clone())
     }
 
+    /// `/health` and `/ready` alone: what a public listener answers itself when the admin API
+    /// is served on another (with [`SecurityLayer::without_admin`]).
+    pub fn probe_router(&self) -> axum::Router {
+        crate::admin::probe_router(self.core.clone())
+    }
+
     /// The seed's counters.
     pub fn statistics(&self) -> StatisticsSnapshot {
         self.core.stats.snapshot()

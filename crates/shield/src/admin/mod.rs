@@ -52,6 +52,14 @@ pub(crate) fn router(core: Shared) -> Router {
         .with_state(core)
 }
 
+/// `/health` and `/ready` only.
+pub(crate) fn probe_router(core: Shared) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(core)
+}
+
 /// `{"error": ..., "detail": ..., "type": "invalid_request"}` with 400.
 fn invalid(detail: impl Into<String>) -> Response {
     json_response(

@@ -715,6 +715,43 @@ fn validate(config: &Config, problems: &mut Collector) {
             "not a valid HTTP header name",
         );
     }
+    let gateway = &config.gateway;
+    for (cert, cert_path, key, key_path) in [
+        (
+            &gateway.tls_cert_file,
+            "gateway.tls_cert_file",
+            &gateway.tls_key_file,
+            "gateway.tls_key_file",
+        ),
+        (
+            &gateway.upstream_client_cert_file,
+            "gateway.upstream_client_cert_file",
+            &gateway.upstream_client_key_file,
+            "gateway.upstream_client_key_file",
+        ),
+    ] {
+        // A certificate is useless without its key and the other way round.
+        check(
+            !cert.is_empty() || key.is_empty(),
+            cert_path,
+            String::new(),
+            &format!("must be set when {key_path} is"),
+        );
+        check(
+            !key.is_empty() || cert.is_empty(),
+            key_path,
+            String::new(),
+            &format!("must be set when {cert_path} is"),
+        );
+    }
+    if !gateway.admin_listen.is_empty() {
+        check(
+            gateway.admin_listen.parse::<std::net::SocketAddr>().is_ok(),
+            "gateway.admin_listen",
+            gateway.admin_listen.clone(),
+            "expected an address and port, like 127.0.0.1:9090 or [::1]:9090",
+        );
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,26 @@ pub struct Config {
     pub mcp: McpConfig,
     pub upstream: UpstreamConfig,
     pub json: JsonConfig,
+    pub gateway: GatewayConfig,
+}
+
+/// `[gateway]`: what the gateway binary listens with and how it reaches the upstream. The
+/// library (a tower layer in someone else's app) does not read these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// PEM certificate chain of the HTTPS listener (empty: plain HTTP).
+    pub tls_cert_file: String,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub tls_key_file: String,
+    /// A second listener for the admin API and `/metrics`; empty: they share the public one.
+    pub admin_listen: String,
+    /// PEM certificates of a private CA trusted for an https upstream, beside the system's.
+    pub upstream_ca_file: String,
+    /// PEM client certificate chain presented to an https upstream.
+    pub upstream_client_cert_file: String,
+    /// PEM private key of that client certificate.
+    pub upstream_client_key_file: String,
 }
 
 /// `[upstream]`: how many requests the upstream (the service behind the layer) works on at
@@ -239,6 +259,7 @@ impl Default for Config {
             mcp: McpConfig::default(),
             upstream: UpstreamConfig::default(),
             json: JsonConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }

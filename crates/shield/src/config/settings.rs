@@ -166,6 +166,13 @@ pub const SETTINGS: &[Setting] = &[
     s("json.max_object_keys", "SECURITY_JSON_MAX_OBJECT_KEYS", Kind::UInt, "core", "Keys one JSON object may have. 0: no limit."),
     s("json.max_batch", "SECURITY_JSON_MAX_BATCH", Kind::UInt, "core", "Messages one JSON-RPC batch (a top-level array on an MCP path) may have. 0: no limit."),
     s("json.max_string_bytes", "SECURITY_JSON_MAX_STRING_BYTES", Kind::UInt, "core", "Bytes one JSON string may have (as written). 0: no limit."),
+    // The gateway binary: TLS, the admin listener, the upstream's TLS.
+    s("gateway.tls_cert_file", "SECURITY_TLS_CERT_FILE", Kind::Str, "gateway", "PEM certificate chain for HTTPS on the listener (with tls_key_file; HTTP/1.1 and HTTP/2 by ALPN). Re-read on SIGHUP. Empty: plain HTTP. The --tls-cert flag sets it."),
+    s("gateway.tls_key_file", "SECURITY_TLS_KEY_FILE", Kind::Str, "gateway", "PEM private key of that certificate (PKCS#8, RSA or SEC1 EC; RSA, ECDSA or Ed25519). The --tls-key flag sets it."),
+    s("gateway.admin_listen", "SECURITY_ADMIN_LISTEN", Kind::Str, "gateway", "Address (host:port) of a second listener serving the admin API, /metrics and the dashboard; the public listener then forwards every path, /api/security/* included, to the upstream, and answers only /health and /ready itself. Empty: one listener serves both. The --admin-listen flag sets it."),
+    s("gateway.upstream_ca_file", "SECURITY_UPSTREAM_CA_FILE", Kind::Str, "gateway", "PEM certificates of a private CA trusted for an https upstream, besides the system's roots."),
+    s("gateway.upstream_client_cert_file", "SECURITY_UPSTREAM_CLIENT_CERT_FILE", Kind::Str, "gateway", "PEM client certificate chain presented to an https upstream (mutual TLS), with upstream_client_key_file."),
+    s("gateway.upstream_client_key_file", "SECURITY_UPSTREAM_CLIENT_KEY_FILE", Kind::Str, "gateway", "PEM private key of the upstream client certificate."),
 ];
 
 /// Finds a setting by TOML path, environment name, or environment name without `SECURITY_`
@@ -186,6 +193,7 @@ pub const SECTIONS: &[&str] = &[
     "mcp",
     "upstream",
     "json",
+    "gateway",
 ];
 
 /// The settings table in Markdown (for `docs/CONFIGURATION.md`): environment name, TOML
