@@ -90,13 +90,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let base = matches!(cli.command, Command::Demo { .. }).then(demo_defaults);
-    let config = match load_config(&cli, base) {
-        Ok(config) => config,
+    let config = match config_sources(&cli, base).and_then(|sources| {
+        let config = load_config(&sources)?;
+        Ok((config, sources))
+    }) {
+        Ok(pair) => pair,
         Err(message) => {
             eprint!("{message}");
             return ExitCode::from(2);
         }
     };
+    let (config, sources) = config;
     if let Command::CheckConfig = cli.command {
         print!("{}", config.to_redacted_toml());
         return ExitCode::SUCCESS;
@@ -117,13 +121,22 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Demo { listen } => run_demo(config, listen).await,
+            Command::Demo { listen } => run_demo(config, sources, listen).await,
             Command::Serve {
                 upstream,
                 listen,
                 bare_proxy_for_benchmarks,
                 ..
-            } => run_serve(config, &upstream, listen, bare_proxy_for_benchmarks).await,
+            } => {
+                run_serve(
+                    config,
+                    sources,
+                    &upstream,
+                    listen,
+                    bare_proxy_for_benchmarks,
+                )
+                .await
+            }
             Command::CheckConfig | Command::Scan { .. } => Ok(()),
         }
     });
@@ -193,7 +206,9 @@ fn demo_defaults() -> Config {
     }
 }
 
-fn load_config(cli: &Cli, base: Option<Config>) -> Result<Config, String> {
+/// Where the configuration comes from: the file, the environment, `--set` and the flags of
+/// `serve`, over the demo's defaults for `demo`. Read again by a reload.
+fn config_sources(cli: &Cli, base: Option<Config>) -> Result<ConfigSources, String> {
     let mut overrides = ConfigOverrides::new();
     for assignment in &cli.set {
         overrides = overrides
@@ -220,13 +235,16 @@ fn load_config(cli: &Cli, base: Option<Config>) -> Result<Config, String> {
             }
         }
     }
-    config::load(ConfigSources {
+    Ok(ConfigSources {
         base,
         file: cli.config.clone(),
         env: std::env::vars().collect(),
         overrides,
     })
-    .map_err(|e| e.to_string())
+}
+
+fn load_config(sources: &ConfigSources) -> Result<Config, String> {
+    config::load(sources.clone()).map_err(|e| e.to_string())
 }
 
 fn init_logging(format: LogFormat) {
@@ -385,7 +403,7 @@ async fn serve_gateway(
             },
         ))
     });
-    let reloads = tokio::spawn(reload_on_sighup(listening.tls.clone()));
+    let reloads = tokio::spawn(reload_on_sighup(security.clone(), listening.tls.clone()));
     server::run_per_core(listeners, apps, options, async move {
         server::shutdown_signal().await;
         let _ = stop.send(true);
@@ -398,8 +416,12 @@ async fn serve_gateway(
     Ok(())
 }
 
-/// SIGHUP: the TLS certificate is read again; a file that fails keeps the one in service.
-async fn reload_on_sighup(cert: Option<std::sync::Arc<tls::ListenerCert>>) {
+/// SIGHUP: the configuration (file, environment, flags) and the TLS certificate are read
+/// again; what fails validation changes nothing and keeps what is in service.
+async fn reload_on_sighup(
+    security: SecuritySystem,
+    cert: Option<std::sync::Arc<tls::ListenerCert>>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -408,6 +430,8 @@ async fn reload_on_sighup(cert: Option<std::sync::Arc<tls::ListenerCert>>) {
             return;
         };
         while hangups.recv().await.is_some() {
+            // Logged (what changed, or why nothing did) by the system itself.
+            let _ = security.reload_from_source("SIGHUP").await;
             if let Some(cert) = &cert {
                 match cert.reload() {
                     Ok(()) => {
@@ -421,7 +445,7 @@ async fn reload_on_sighup(cert: Option<std::sync::Arc<tls::ListenerCert>>) {
         }
     }
     #[cfg(not(unix))]
-    let _ = cert;
+    let _ = (security, cert);
 }
 
 fn announce_token(security: &SecuritySystem) {
@@ -461,8 +485,16 @@ fn loopback_defaults(mut config: Config, listen: SocketAddr) -> Config {
     config
 }
 
+/// Lets a reload read the configuration as the start did (loopback defaults included).
+fn reload_from(security: &SecuritySystem, sources: ConfigSources, listen: SocketAddr) {
+    security.set_config_source(move || {
+        config::load(sources.clone()).map(|config| loopback_defaults(config, listen))
+    });
+}
+
 async fn run_serve(
     config: Config,
+    sources: ConfigSources,
     upstream: &str,
     listen: SocketAddr,
     bare: bool,
@@ -471,6 +503,7 @@ async fn run_serve(
     let listening = Listening::from_config(&config)?;
     let proxies = proxies(upstream, &config, listening.scheme())?;
     let security = SecuritySystem::start(config).await?;
+    reload_from(&security, sources, listen);
     let listeners = server::bind_per_core(listen, proxies.len())
         .with_context(|| format!("cannot listen on {listen}"))?;
     let admin_listener = match listening.admin {
@@ -530,7 +563,11 @@ fn server_options(security: &SecuritySystem) -> server::ServerOptions {
     }
 }
 
-async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
+async fn run_demo(
+    config: Config,
+    sources: ConfigSources,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
     let config = loopback_defaults(config, listen);
     // The demo MCP server runs on its own loopback port, so requests really cross the proxy.
     let upstream_listener = bind("127.0.0.1:0".parse()?).await?;
@@ -546,13 +583,14 @@ async fn run_demo(config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     ));
 
     let security = SecuritySystem::start(config).await?;
+    reload_from(&security, sources, listen);
     let listening = Listening {
         tls: None,
         admin: None,
     };
     let proxies = proxies(
         &format!("http://{upstream_addr}"),
-        security.config(),
+        &security.config(),
         "http",
     )?;
     let listeners = server::bind_per_core(listen, proxies.len())

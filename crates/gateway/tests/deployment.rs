@@ -662,3 +662,209 @@ async fn the_admin_listener_serves_the_admin_api_and_the_public_one_forwards_eve
     assert!(blocked.starts_with("HTTP/1.1 403"), "{blocked}");
     assert!(blocked.contains("ip_blocked"), "{blocked}");
 }
+
+/// A GET from a chosen loopback address: status and body.
+async fn get_from(addr: SocketAddr, from: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("addr"))
+        .expect("bind source");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes)).await;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// A POST with the admin token: status and body.
+async fn admin_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(40), stream.read_to_end(&mut bytes)).await;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_file_keeps_state_and_streams_and_refuses_a_bad_file_whole() {
+    let upstream = plain_upstream().await;
+    let scratch = Scratch::new("reload");
+    let first = r#"
+enable_rate_limiting = true
+enable_ip_management = true
+blacklist = ["127.0.0.2"]
+
+[rate_limit]
+per_ip_capacity = 1000
+"#;
+    let file = scratch.write("shield.toml", first);
+    let gateway = Gateway::start(
+        &[
+            "--config",
+            &file,
+            "serve",
+            "--upstream",
+            &format!("http://{upstream}"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let addr = gateway.addr;
+    assert_eq!(get_from(addr, "127.0.0.2", "/x").await.0, 403);
+    assert_eq!(get_from(addr, "127.0.0.3", "/x").await.0, 200);
+    // State made at run time: a block added through the admin API.
+    let (status, body) = admin_post(
+        addr,
+        "/api/security/ip/blacklist",
+        r#"{"ip": "127.0.0.6", "reason": "added by hand"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // An SSE stream open across the reload: four events 400 ms apart.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut seen = Vec::new();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET /sse HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&seen).contains("event 0") {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0);
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    // The new file: another address blacklisted, a tight per-address budget, and a setting
+    // that waits for a restart.
+    scratch.write(
+        "shield.toml",
+        r#"
+enable_rate_limiting = true
+enable_ip_management = true
+blacklist = ["127.0.0.3"]
+
+[rate_limit]
+per_ip_capacity = 3
+per_ip_refill_rate = 0.01
+
+[ddos]
+max_tracked_ips = 500
+"#,
+    );
+    sighup(&gateway);
+    gateway.assert_logged("configuration reloaded (SIGHUP)");
+    gateway.assert_logged("not changed until a restart: ddos.max_tracked_ips");
+    assert_eq!(
+        get_from(addr, "127.0.0.2", "/x").await.0,
+        200,
+        "no longer listed"
+    );
+    assert_eq!(
+        get_from(addr, "127.0.0.3", "/x").await.0,
+        403,
+        "newly listed"
+    );
+    assert_eq!(
+        get_from(addr, "127.0.0.6", "/x").await.0,
+        403,
+        "the hand-made block stays"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get_from(addr, "127.0.0.7", "/x").await.0);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429], "the new budget");
+    // The stream opened before the reload runs to its end.
+    {
+        use tokio::io::AsyncReadExt;
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("the stream ends")
+            .expect("read");
+        seen.extend_from_slice(&rest);
+        let text = String::from_utf8_lossy(&seen);
+        assert!(text.contains("event 3"), "{text}");
+    }
+
+    // A file that fails validation is refused whole: the log names the file, key and value,
+    // and the running configuration stays (127.0.0.3 still refused, 127.0.0.2 still served).
+    scratch.write(
+        "shield.toml",
+        r#"
+enable_rate_limiting = true
+enable_ip_management = true
+blacklist = ["127.0.0.2"]
+
+[rate_limit]
+per_ip_capacity = "lots"
+"#,
+    );
+    sighup(&gateway);
+    gateway.assert_logged("configuration reload (SIGHUP) refused");
+    gateway.assert_logged("per_ip_capacity");
+    gateway.assert_logged("lots");
+    assert!(gateway.log_text().contains(&file), "{}", gateway.log_text());
+    assert_eq!(get_from(addr, "127.0.0.3", "/x").await.0, 403);
+    assert_eq!(get_from(addr, "127.0.0.2", "/x").await.0, 200);
+
+    // The admin API does the same, and says what it did.
+    scratch.write("shield.toml", first);
+    let (status, body) = admin_post(addr, "/api/security/reload", "").await;
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("report");
+    let applied: Vec<&str> = report["applied"]
+        .as_array()
+        .expect("applied")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(applied.contains(&"blacklist"), "{body}");
+    assert!(applied.contains(&"rate_limit.per_ip_capacity"), "{body}");
+    // The setting that waited for a restart is back at its running value: nothing waits.
+    assert_eq!(report["needs_restart"], serde_json::json!([]), "{body}");
+    assert_eq!(get_from(addr, "127.0.0.2", "/x").await.0, 403);
+    assert_eq!(get_from(addr, "127.0.0.3", "/x").await.0, 200);
+}

@@ -161,17 +161,19 @@ where
         warn_no_peer_once();
     }
 
-    let limit = core.max_inspect_body_bytes;
+    // One version of the settings for the whole request, even across a reload.
+    let settings = core.request.load_full();
+    let limit = settings.max_inspect_body_bytes;
     let read = if wants_inspection(&parts.headers, &body) {
         // JSON bodies, and whatever is sent to the MCP endpoint, are held to the shape limits
         // while they are read.
-        let is_mcp = crate::mcp::is_mcp_path(&core.mcp_paths, parts.uri.path());
+        let is_mcp = crate::mcp::is_mcp_path(&settings.mcp_paths, parts.uri.path());
         let checker = (is_mcp || crate::request::is_json(&parts.headers))
-            .then(|| JsonShapeChecker::new(core.json_limits, is_mcp));
+            .then(|| JsonShapeChecker::new(settings.json_limits, is_mcp));
         read_prefix(
             body,
             limit,
-            core.oversize_body_action,
+            settings.oversize_body_action,
             &parts.headers,
             checker,
         )
@@ -190,7 +192,7 @@ where
         }
     };
     let is_get = parts.method == http::Method::GET;
-    let mut facts = RequestFacts::build(&mut parts, inspected, complete, peer, &core.identity);
+    let mut facts = RequestFacts::build(&mut parts, inspected, complete, peer, &settings.identity);
 
     // Requests in flight per client address (DDoS protection): the permit lives until the
     // response body ends, so a long SSE stream counts for as long as it is open.
@@ -232,9 +234,10 @@ where
         _ => match core.pipeline.decide(&facts).await {
             // Whitelisted clients skip every guard, the size check included.
             Decision::Allow(a) if a.whitelisted => Decision::Allow(a),
-            Decision::Allow(_) if is_rejected_oversize(&read, core.oversize_body_action) => core
-                .pipeline
-                .block(&facts, BlockReason::PayloadTooLarge { limit }),
+            Decision::Allow(_) if is_rejected_oversize(&read, settings.oversize_body_action) => {
+                core.pipeline
+                    .block(&facts, BlockReason::PayloadTooLarge { limit })
+            }
             decision => decision,
         },
     };

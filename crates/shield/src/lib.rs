@@ -93,6 +93,6 @@ pub use layer::{SecurityLayer, SecurityService};
 pub use pipeline::{Check, Guard, GuardError, Outcome, Pipeline};
 pub use request::{JsonRpcMessage, RequestFacts, UserId};
 pub use system::{
-    Admission, ComponentStatus, ConnectionGate, InitError, SecurityStatus, SecuritySystem,
-    ThreatAssessment,
+    Admission, ComponentStatus, ConfigSource, ConnectionGate, InitError, ReloadError, ReloadReport,
+    SecurityStatus, SecuritySystem, ThreatAssessment,
 };

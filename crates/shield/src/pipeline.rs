@@ -2,7 +2,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::config::FailMode;
@@ -49,16 +52,18 @@ pub trait Guard: Send + Sync + 'static {
 /// Runs the guards and publishes what they decide.
 pub struct Pipeline {
     lists: Arc<IpLists>,
-    guards: Vec<Arc<dyn Guard>>,
+    /// Replaced whole by a configuration reload; a request runs under the list it started
+    /// with.
+    guards: ArcSwap<Vec<Arc<dyn Guard>>>,
     bus: Arc<EventBus>,
     stats: Arc<Statistics>,
     clock: Arc<dyn Clock>,
-    fail_mode: FailMode,
+    fail_closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.guards.iter().map(|g| g.name()).collect();
+        let names = self.guard_names();
         f.debug_struct("Pipeline").field("guards", &names).finish()
     }
 }
@@ -75,17 +80,25 @@ impl Pipeline {
     ) -> Self {
         Pipeline {
             lists,
-            guards,
+            guards: ArcSwap::from_pointee(guards),
             bus,
             stats,
             clock,
-            fail_mode,
+            fail_closed: AtomicBool::new(fail_mode == FailMode::Closed),
         }
     }
 
     /// Names of the guards, in order.
     pub fn guard_names(&self) -> Vec<&'static str> {
-        self.guards.iter().map(|g| g.name()).collect()
+        self.guards.load().iter().map(|g| g.name()).collect()
+    }
+
+    /// Puts new guards and a new fail mode in force (a configuration reload): requests already
+    /// deciding finish with the guards they began with.
+    pub fn replace(&self, guards: Vec<Arc<dyn Guard>>, fail_mode: FailMode) {
+        self.guards.store(Arc::new(guards));
+        self.fail_closed
+            .store(fail_mode == FailMode::Closed, Ordering::Relaxed);
     }
 
     /// Decides about one request: a whitelisted client passes at once; otherwise the first
@@ -101,7 +114,8 @@ impl Pipeline {
             });
         }
         let mut annotations = Annotations::default();
-        for guard in &self.guards {
+        let guards = self.guards.load_full();
+        for guard in guards.iter() {
             let result = match guard.check(facts) {
                 Check::Ready(result) => result,
                 Check::Pending(future) => future.await,
@@ -114,7 +128,7 @@ impl Pipeline {
                         guard: guard.name(),
                         error,
                     });
-                    if self.fail_mode == FailMode::Closed {
+                    if self.fail_closed.load(Ordering::Relaxed) {
                         return self.block(
                             facts,
                             BlockReason::Unavailable {
@@ -142,7 +156,7 @@ impl Pipeline {
 
     /// Tells every guard how the request ended.
     pub fn observe(&self, facts: &RequestFacts, outcome: &Outcome) {
-        for guard in &self.guards {
+        for guard in self.guards.load().iter() {
             guard.observe(facts, outcome);
         }
     }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::admission::history::ClientRecords;
@@ -73,22 +74,106 @@ pub enum InitError {
     Behaviour(crate::behaviour::ModelError),
 }
 
+/// What the layer reads of the configuration for every request, swapped whole by a reload.
+pub(crate) struct RequestSettings {
+    pub(crate) identity: IdentityRules,
+    pub(crate) max_inspect_body_bytes: u64,
+    pub(crate) oversize_body_action: OversizeBodyAction,
+    /// Limits on the shape of JSON bodies.
+    pub(crate) json_limits: crate::json_limits::JsonLimits,
+    /// The MCP endpoint's paths (JSON limits apply to every body sent there).
+    pub(crate) mcp_paths: Vec<String>,
+}
+
+impl RequestSettings {
+    fn from_config(config: &Config, hash_key: (u64, u64)) -> RequestSettings {
+        // Validated by the loader; a Config built by hand drops what does not parse.
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .filter_map(|text| parse_network(text).ok())
+            .collect();
+        RequestSettings {
+            identity: IdentityRules {
+                trusted_proxies,
+                forwarded_header: config.forwarded_header,
+                user_id_header: http::HeaderName::from_bytes(config.user_id_header.as_bytes()).ok(),
+                hash_key,
+            },
+            max_inspect_body_bytes: config.max_inspect_body_bytes,
+            oversize_body_action: config.oversize_body_action,
+            json_limits: config.json.limits(),
+            mcp_paths: config.mcp.paths.clone(),
+        }
+    }
+}
+
+/// The guards, by kind, in the order [`GuardSet::ordered`] runs them. A reload builds a new
+/// set from the old one: the guards with state (DDoS protection, MCP sessions, behaviour) are
+/// the same objects, reconfigured in place; rate limiting is rebuilt over the same bucket
+/// store; the stateless ones are rebuilt.
+#[derive(Clone)]
+pub(crate) struct GuardSet {
+    blacklist: Arc<BlacklistGuard>,
+    feeds: Option<(Arc<Feeds>, Arc<FeedGuard>)>,
+    country: Option<Arc<CountryGuard>>,
+    mcp: Arc<crate::mcp::McpGuard>,
+    ddos: Option<Arc<DdosGuard>>,
+    pub(crate) rate: Option<Arc<RateLimitGuard>>,
+    behaviour: Option<Arc<BehaviourGuard>>,
+    threat: Option<Arc<ThreatGuard>>,
+}
+
+impl GuardSet {
+    /// The deny lists first, then the cheap checks of the head (feeds, countries, the MCP
+    /// protocol: a rebinding page or a broken message should cost no rate-limit token or
+    /// inspection), then the counting guards, and the costliest, threat detection, last.
+    fn ordered(&self) -> Vec<Arc<dyn Guard>> {
+        let mut guards: Vec<Arc<dyn Guard>> = vec![self.blacklist.clone()];
+        if let Some((_, guard)) = &self.feeds {
+            guards.push(guard.clone());
+        }
+        if let Some(guard) = &self.country {
+            guards.push(guard.clone());
+        }
+        guards.push(self.mcp.clone());
+        if let Some(guard) = &self.ddos {
+            guards.push(guard.clone());
+        }
+        if let Some(guard) = &self.rate {
+            guards.push(guard.clone());
+        }
+        if let Some(guard) = &self.behaviour {
+            guards.push(guard.clone());
+        }
+        if let Some(guard) = &self.threat {
+            guards.push(guard.clone());
+        }
+        guards
+    }
+
+    pub(crate) fn feeds(&self) -> Option<&Arc<Feeds>> {
+        self.feeds.as_ref().map(|(feeds, _)| feeds)
+    }
+}
+
 /// Everything the layer and the admin API share.
 pub(crate) struct Core {
-    pub(crate) config: Config,
+    /// The configuration in force (a reload replaces it).
+    pub(crate) config: ArcSwap<Config>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lists: Arc<IpLists>,
     pub(crate) pipeline: Pipeline,
     pub(crate) bus: Arc<EventBus>,
     pub(crate) stats: Arc<Statistics>,
-    pub(crate) identity: IdentityRules,
-    pub(crate) max_inspect_body_bytes: u64,
-    pub(crate) oversize_body_action: OversizeBodyAction,
+    pub(crate) request: ArcSwap<RequestSettings>,
+    pub(crate) hash_key: (u64, u64),
+    /// The guards by kind (a reload replaces them; the pipeline runs `ordered()` of them).
+    pub(crate) guards: std::sync::Mutex<GuardSet>,
     pub(crate) admin_token: String,
     pub(crate) admin_token_generated: bool,
     pub(crate) emergency: Arc<AtomicBool>,
     pub(crate) started_unix_ms: u64,
-    pub(crate) rate_limiter: Option<Arc<RateLimitGuard>>,
     pub(crate) ddos: Option<Arc<DdosGuard>>,
     pub(crate) geo: Option<Arc<GeoIp>>,
     pub(crate) reputation: Option<Arc<Reputation>>,
@@ -98,10 +183,8 @@ pub(crate) struct Core {
     pub(crate) shared_reputation: Option<Arc<SharedReputation>>,
     /// GeoIP risk (with an Anonymous-IP database or high-risk countries).
     pub(crate) geo_risk: Option<Arc<RiskPolicy>>,
-    pub(crate) feeds: Option<Arc<Feeds>>,
     pub(crate) data_dir: Option<std::path::PathBuf>,
     pub(crate) dirty: Option<Arc<Dirty>>,
-    pub(crate) country_guard: bool,
     /// Requests in flight per client address (with DDoS protection on).
     pub(crate) inflight: Option<Arc<OpenCounts>>,
     pub(crate) redis: Option<Arc<RedisState>>,
@@ -110,10 +193,29 @@ pub(crate) struct Core {
     pub(crate) behaviour: Option<Arc<BehaviourAnalysis>>,
     /// Admission to the upstream (overload protection; with DDoS protection on).
     pub(crate) admission: Option<Arc<UpstreamAdmission>>,
-    /// Limits on the shape of JSON bodies.
-    pub(crate) json_limits: crate::json_limits::JsonLimits,
-    /// The MCP endpoint's paths (JSON limits apply to every body sent there).
-    pub(crate) mcp_paths: Vec<String>,
+    /// Re-reads the configuration's sources for a reload (the gateway's file, environment
+    /// and flags); `None` for a system built from a configuration in code.
+    pub(crate) config_source: std::sync::Mutex<Option<Arc<ConfigSource>>>,
+    /// One reload at a time.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
+}
+
+/// Where a reload gets the new configuration from.
+pub type ConfigSource = dyn Fn() -> Result<Config, ConfigError> + Send + Sync;
+
+impl Core {
+    /// The configuration in force.
+    pub(crate) fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The guards by kind, as they are now.
+    pub(crate) fn guard_set(&self) -> GuardSet {
+        self.guards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 impl Core {
@@ -204,6 +306,100 @@ fn hash_key(configured: &str) -> Result<(u64, u64), InitError> {
     ))
 }
 
+/// Behavioural analysis as `[threat_detection]` says.
+fn behaviour_settings(config: &Config) -> BehaviourSettings {
+    let td = &config.threat_detection;
+    BehaviourSettings {
+        threshold: td.anomaly_threshold,
+        block: td.anomaly_block && td.mode != "monitor",
+        min_clients: usize::try_from(td.ml_min_clients).unwrap_or(usize::MAX),
+        retrain_interval_ms: td.ml_retrain_interval.saturating_mul(1000),
+        window_ms: td.ml_window.saturating_mul(1000),
+        max_clients: usize::try_from(td.ml_max_clients).unwrap_or(usize::MAX),
+        ..BehaviourSettings::default()
+    }
+}
+
+/// What a reload did: the settings it changed and those that differ but wait for a restart
+/// (TOML paths).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Changed now.
+    pub applied: Vec<String>,
+    /// Different in the new configuration, still the running value until a restart.
+    pub needs_restart: Vec<String>,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The system was built from a configuration in code: there is nothing to re-read.
+    #[error("no configuration file to reload: start with --config FILE")]
+    NoSource,
+    /// The new configuration is invalid (every problem, with key and value).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A part of it could not be put in force (a threat policy, a feed).
+    #[error(transparent)]
+    Init(#[from] InitError),
+}
+
+/// The log line of a reload that was put in force.
+fn log_reload(by: &str, report: &ReloadReport) {
+    if report.applied.is_empty() && report.needs_restart.is_empty() {
+        tracing::info!(target: "mcp_shield", "configuration reloaded ({by}): nothing changed");
+        return;
+    }
+    tracing::info!(
+        target: "mcp_shield",
+        applied = ?report.applied,
+        needs_restart = ?report.needs_restart,
+        "configuration reloaded ({by}): {} setting(s) changed{}",
+        report.applied.len(),
+        if report.needs_restart.is_empty() {
+            String::new()
+        } else {
+            format!("; not changed until a restart: {}", report.needs_restart.join(", "))
+        }
+    );
+}
+
+/// The country rule of a configuration, when it has one and a GeoIP database is loaded.
+fn country_guard(config: &Config, geo: Option<&Arc<GeoIp>>) -> Option<Arc<CountryGuard>> {
+    let wants_countries =
+        !config.ip.geo_blocked_countries.is_empty() || !config.ip.geo_allowed_countries.is_empty();
+    if !(wants_countries && config.enable_ip_management) {
+        return None;
+    }
+    let Some(geo) = geo else {
+        tracing::warn!(
+            target: "security.ip_manager",
+            "country rules are configured but no GeoIP database is loaded: they are not enforced"
+        );
+        return None;
+    };
+    Some(Arc::new(CountryGuard::new(
+        geo.clone(),
+        &config.ip.geo_blocked_countries,
+        &config.ip.geo_allowed_countries,
+    )))
+}
+
+/// The threat guard over `detector`, with threat detection on.
+fn threat_guard(
+    config: &Config,
+    detector: &Arc<ThreatDetector>,
+    bus: &Arc<EventBus>,
+) -> Option<Arc<ThreatGuard>> {
+    config.enable_threat_detection.then(|| {
+        Arc::new(ThreatGuard::new(
+            detector.clone(),
+            config.threat_detection.mode == "monitor",
+            bus.clone(),
+        ))
+    })
+}
+
 impl SecuritySystem {
     pub(crate) fn from_core(core: Arc<Core>) -> Self {
         SecuritySystem { core }
@@ -220,7 +416,7 @@ impl SecuritySystem {
     /// Without Redis it is [`SecuritySystem::from_config`].
     pub async fn start(config: Config) -> Result<Self, InitError> {
         let system = Self::from_config(config)?;
-        if let Some(feeds) = &system.core.feeds {
+        if let Some(feeds) = system.core.guard_set().feeds() {
             // The first load, bounded: a feed server that hangs must not hold up the start.
             let _ =
                 tokio::time::timeout(std::time::Duration::from_secs(30), feeds.refresh_all()).await;
@@ -254,7 +450,8 @@ impl SecuritySystem {
     /// Refreshes every threat feed now (they also refresh on their own every
     /// `SECURITY_THREAT_FEED_REFRESH` seconds); returns how many failed.
     pub async fn refresh_feeds(&self) -> usize {
-        match &self.core.feeds {
+        let feeds = self.core.guard_set().feeds().cloned();
+        match feeds {
             Some(feeds) => feeds.refresh_all().await,
             None => 0,
         }
@@ -349,18 +546,9 @@ impl SecuritySystem {
         }
         // Behavioural analysis: its table counts the threat guard's findings (a sink), so it
         // is made before the bus and completed after.
-        let behaviour_settings = config.enable_threat_detection.then(|| {
-            let td = &config.threat_detection;
-            BehaviourSettings {
-                threshold: td.anomaly_threshold,
-                block: td.anomaly_block && td.mode != "monitor",
-                min_clients: usize::try_from(td.ml_min_clients).unwrap_or(usize::MAX),
-                retrain_interval_ms: td.ml_retrain_interval.saturating_mul(1000),
-                window_ms: td.ml_window.saturating_mul(1000),
-                max_clients: usize::try_from(td.ml_max_clients).unwrap_or(usize::MAX),
-                ..BehaviourSettings::default()
-            }
-        });
+        let behaviour_settings = config
+            .enable_threat_detection
+            .then(|| behaviour_settings(&config));
         let behaviour_table = behaviour_settings.as_ref().map(|settings| {
             let (table, counter) = BehaviourAnalysis::table_for(settings, clock.clone());
             sinks.push(Arc::new(counter));
@@ -426,12 +614,6 @@ impl SecuritySystem {
                 }
             }
         }
-        // The MCP protocol checks first: they read only the head and the parsed body, and a
-        // rebinding page or a broken message should cost no rate-limit token or inspection.
-        let mut guards: Vec<Arc<dyn Guard>> = vec![
-            Arc::new(BlacklistGuard::new(lists.clone())),
-            Arc::new(crate::mcp::McpGuard::new(&config.mcp, clock.clone())),
-        ];
         let redis = if config.redis_url.is_empty() {
             None
         } else {
@@ -452,9 +634,6 @@ impl SecuritySystem {
                     .with_reputation(reputation.clone()),
             )
         });
-        if let Some(guard) = &ddos {
-            guards.push(guard.clone());
-        }
         let feeds = if config.enable_ip_management && !config.ip.threat_feeds.is_empty() {
             let feeds = Feeds::new(&config.ip.threat_feeds).map_err(InitError::Feeds)?;
             let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -472,36 +651,12 @@ impl SecuritySystem {
                 &runtime,
                 std::time::Duration::from_secs(config.ip.threat_feed_refresh.max(1)),
             );
-            guards.insert(
-                1,
-                Arc::new(FeedGuard::new(feeds.clone(), reputation.clone())),
-            );
-            Some(feeds)
+            let guard = Arc::new(FeedGuard::new(feeds.clone(), reputation.clone()));
+            Some((feeds, guard))
         } else {
             None
         };
-        let wants_countries = !config.ip.geo_blocked_countries.is_empty()
-            || !config.ip.geo_allowed_countries.is_empty();
-        let mut country_guard = false;
-        match (&geo, wants_countries && config.enable_ip_management) {
-            (Some(geo), true) => {
-                // Country rules come right after the deny lists, before the costlier guards.
-                guards.insert(
-                    1 + usize::from(feeds.is_some()),
-                    Arc::new(CountryGuard::new(
-                        geo.clone(),
-                        &config.ip.geo_blocked_countries,
-                        &config.ip.geo_allowed_countries,
-                    )),
-                );
-                country_guard = true;
-            }
-            (None, true) => tracing::warn!(
-                target: "security.ip_manager",
-                "country rules are configured but no GeoIP database is loaded: they are not enforced"
-            ),
-            _ => {}
-        }
+        let country = country_guard(&config, geo.as_ref());
         let max_keys = usize::try_from(config.rate_limit.max_tracked_keys).unwrap_or(usize::MAX);
         let rate_limiter = config.enable_rate_limiting.then(|| {
             let store: Arc<dyn RateLimitStore> = match &redis {
@@ -516,46 +671,34 @@ impl SecuritySystem {
                 hash_key,
             ))
         });
-        if let Some(guard) = &rate_limiter {
-            guards.push(guard.clone());
-        }
         let threat_detector = Arc::new(ThreatDetector::from_config(&config.threat_detection)?);
         if let Some(analysis) = &behaviour {
-            // Before the threat guard: one atomic read refuses an anomalous client (when set
-            // to) before the costly inspection; it counts every request after its response.
-            guards.push(Arc::new(BehaviourGuard::new(analysis.clone())));
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 BehaviourAnalysis::spawn(analysis, &runtime);
             }
         }
-        if config.enable_threat_detection {
-            // Last: the costliest guard runs only on what every other guard let through.
-            guards.push(Arc::new(ThreatGuard::new(
-                threat_detector.clone(),
-                config.threat_detection.mode == "monitor",
-                bus.clone(),
-            )));
-        }
+        let guard_set = GuardSet {
+            blacklist: Arc::new(BlacklistGuard::new(lists.clone())),
+            feeds,
+            country,
+            mcp: Arc::new(crate::mcp::McpGuard::new(&config.mcp, clock.clone())),
+            ddos: ddos.clone(),
+            rate: rate_limiter,
+            // Before the threat guard: one atomic read refuses an anomalous client (when set
+            // to) before the costly inspection; it counts every request after its response.
+            behaviour: behaviour
+                .as_ref()
+                .map(|analysis| Arc::new(BehaviourGuard::new(analysis.clone()))),
+            threat: threat_guard(&config, &threat_detector, &bus),
+        };
         let pipeline = Pipeline::new(
             lists.clone(),
-            guards,
+            guard_set.ordered(),
             bus.clone(),
             stats.clone(),
             clock.clone(),
             config.fail_mode,
         );
-        let mut trusted_proxies = Vec::new();
-        for text in &config.trusted_proxies {
-            if let Ok(net) = parse_network(text) {
-                trusted_proxies.push(net);
-            }
-        }
-        let identity = IdentityRules {
-            trusted_proxies,
-            forwarded_header: config.forwarded_header,
-            user_id_header: http::HeaderName::from_bytes(config.user_id_header.as_bytes()).ok(),
-            hash_key,
-        };
         let shared_reputation = match (&redis, &reputation) {
             (Some(redis), Some(reputation)) => Some(SharedReputation::start(
                 redis.clone(),
@@ -628,32 +771,29 @@ impl SecuritySystem {
         }
         let core = Core {
             admission,
-            json_limits: config.json.limits(),
-            mcp_paths: config.mcp.paths.clone(),
-            max_inspect_body_bytes: config.max_inspect_body_bytes,
-            oversize_body_action: config.oversize_body_action,
+            request: ArcSwap::from_pointee(RequestSettings::from_config(&config, hash_key)),
+            hash_key,
+            guards: std::sync::Mutex::new(guard_set),
+            config_source: std::sync::Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
             started_unix_ms: clock.unix_ms(),
-            config,
+            config: ArcSwap::from_pointee(config),
             clock,
             lists,
             pipeline,
             bus,
             stats,
-            identity,
             admin_token,
             admin_token_generated,
             emergency,
-            rate_limiter,
             inflight,
             data_dir,
             dirty,
-            feeds,
             reputation,
             shared_reputation,
             threat_detector,
             geo_risk,
             geo,
-            country_guard,
             ddos,
             redis: redis.clone(),
             list_sync,
@@ -705,14 +845,185 @@ impl SecuritySystem {
         crate::admin::probe_router(self.core.clone())
     }
 
+    /// Tells a reload where to read the configuration again (the gateway: its file, the
+    /// environment and its flags, as at start).
+    pub fn set_config_source(
+        &self,
+        source: impl Fn() -> Result<Config, ConfigError> + Send + Sync + 'static,
+    ) {
+        *self
+            .core
+            .config_source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(source));
+    }
+
+    /// Reads the configuration's sources again and puts the result in force (SIGHUP and
+    /// `POST /api/security/reload`, named by `by` in the log line it writes). A configuration
+    /// that fails validation changes nothing, and the log line names the file, key and value.
+    pub async fn reload_from_source(&self, by: &str) -> Result<ReloadReport, ReloadError> {
+        let result: Result<ReloadReport, ReloadError> = async {
+            let source = self
+                .core
+                .config_source
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .ok_or(ReloadError::NoSource)?;
+            let config = source()?;
+            Ok(self.reload(config).await?)
+        }
+        .await;
+        match &result {
+            Ok(report) => log_reload(by, report),
+            Err(e) => tracing::error!(
+                target: "mcp_shield",
+                "configuration reload ({by}) refused, the running configuration stays: {}",
+                e.to_string().trim_end()
+            ),
+        }
+        result
+    }
+
+    /// Puts a new configuration in force without a restart: lists, rules, thresholds, feeds,
+    /// the threat policy and the MCP checks change; state (buckets, reputation, blocks,
+    /// sessions, traffic, the anomaly model, custom patterns) stays; requests in flight finish
+    /// under the settings they began with. Settings that shape what was built at start keep
+    /// their running values and are listed in `needs_restart` (see
+    /// [`crate::config::reload::NEEDS_RESTART`]). Everything that can fail is done before
+    /// anything changes: on an error the running configuration stays whole.
+    pub async fn reload(&self, new: Config) -> Result<ReloadReport, InitError> {
+        let core = &self.core;
+        let _one_at_a_time = core.reloading.lock().await;
+        let running = core.config();
+        let plan = crate::config::reload::plan(&running, &new);
+        let config = plan.effective;
+        let report = ReloadReport {
+            applied: plan.applied,
+            needs_restart: plan.needs_restart,
+        };
+        if report.applied.is_empty() {
+            return Ok(report);
+        }
+        // What can fail, first.
+        ThreatDetector::from_config(&config.threat_detection)?;
+        let parse_list = |setting: &'static str, entries: &[String]| {
+            entries
+                .iter()
+                .map(|text| {
+                    parse_network(text).map_err(|message| {
+                        InitError::Config(ConfigError {
+                            problems: vec![crate::config::ConfigProblem {
+                                source: "configuration".into(),
+                                key: setting.into(),
+                                value: Some(text.clone()),
+                                message,
+                            }],
+                        })
+                    })
+                })
+                .collect::<Result<Vec<ipnet::IpNet>, InitError>>()
+        };
+        let lists = [
+            (
+                ListKind::Whitelist,
+                parse_list("SECURITY_WHITELIST", &running.whitelist)?,
+                parse_list("SECURITY_WHITELIST", &config.whitelist)?,
+            ),
+            (
+                ListKind::Blacklist,
+                parse_list("SECURITY_BLACKLIST", &running.blacklist)?,
+                parse_list("SECURITY_BLACKLIST", &config.blacklist)?,
+            ),
+        ];
+        let old = core.guard_set();
+        let feeds_same = running.ip.threat_feeds == config.ip.threat_feeds
+            && running.ip.threat_feed_refresh == config.ip.threat_feed_refresh;
+        let feeds = match (&old.feeds, feeds_same) {
+            (_, _) if !config.enable_ip_management || config.ip.threat_feeds.is_empty() => None,
+            (Some(kept), true) => Some(kept.clone()),
+            _ => {
+                let feeds = Feeds::new(&config.ip.threat_feeds).map_err(InitError::Feeds)?;
+                // Loaded before it replaces the old one, so no request sees an empty list.
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(30), feeds.refresh_all())
+                        .await;
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    feeds.spawn_refresh(
+                        &runtime,
+                        std::time::Duration::from_secs(config.ip.threat_feed_refresh.max(1)),
+                    );
+                }
+                let guard = Arc::new(FeedGuard::new(feeds.clone(), core.reputation.clone()));
+                Some((feeds, guard))
+            }
+        };
+        // Nothing below fails (the policy compiled above).
+        core.threat_detector.reconfigure(&config.threat_detection)?;
+        if let Some(ddos) = &core.ddos {
+            ddos.reconfigure(&config.ddos);
+        }
+        old.mcp.reconfigure(&config.mcp);
+        if let Some(reputation) = &core.reputation {
+            reputation.reconfigure(
+                config.ip.auto_blacklist_threshold,
+                config.ip.temp_block_duration,
+            );
+        }
+        if let Some(analysis) = &core.behaviour {
+            analysis.reconfigure(&behaviour_settings(&config));
+        }
+        for (kind, was, now) in lists {
+            for network in was.iter().filter(|n| !now.contains(n)) {
+                core.remove_from_list(kind, *network);
+            }
+            let setting = match kind {
+                ListKind::Whitelist => "SECURITY_WHITELIST",
+                ListKind::Blacklist => "SECURITY_BLACKLIST",
+            };
+            for network in now.iter().filter(|n| !was.contains(n)) {
+                if let Err(e) = core.add_to_list(kind, *network, setting.to_string(), None) {
+                    tracing::warn!(target: "security.ip_manager", "reload: {setting} {network}: {e}");
+                }
+            }
+        }
+        let rate = old.rate.as_ref().map(|guard| {
+            Arc::new(RateLimitGuard::new(
+                &config.rate_limit,
+                &config.whitelist_users,
+                guard.store(),
+                core.clock.clone(),
+                core.hash_key,
+            ))
+        });
+        let guards = GuardSet {
+            blacklist: old.blacklist.clone(),
+            feeds,
+            country: country_guard(&config, core.geo.as_ref()),
+            mcp: old.mcp.clone(),
+            ddos: old.ddos.clone(),
+            rate,
+            behaviour: old.behaviour.clone(),
+            threat: threat_guard(&config, &core.threat_detector, &core.bus),
+        };
+        core.pipeline.replace(guards.ordered(), config.fail_mode);
+        *core.guards.lock().unwrap_or_else(|e| e.into_inner()) = guards;
+        core.request.store(Arc::new(RequestSettings::from_config(
+            &config,
+            core.hash_key,
+        )));
+        core.config.store(Arc::new(config));
+        Ok(report)
+    }
+
     /// The seed's counters.
     pub fn statistics(&self) -> StatisticsSnapshot {
         self.core.stats.snapshot()
     }
 
-    /// The effective configuration.
-    pub fn config(&self) -> &Config {
-        &self.core.config
+    /// The configuration in force (a reload replaces it).
+    pub fn config(&self) -> Arc<Config> {
+        self.core.config()
     }
 
     /// The admin token: the configured one, or the one generated at start.
@@ -798,7 +1109,7 @@ impl SecuritySystem {
         body: bytes::Bytes,
         peer: Option<IpAddr>,
     ) -> crate::RequestFacts {
-        crate::RequestFacts::build(parts, body, true, peer, &self.core.identity)
+        crate::RequestFacts::build(parts, body, true, peer, &self.core.request.load().identity)
     }
 
     /// Runs the pipeline on facts: the whole security decision, without HTTP around it.
@@ -811,12 +1122,12 @@ impl SecuritySystem {
     /// without DDoS protection). At most `SECURITY_DDOS_CONCURRENT_CONNECTIONS_LIMIT` open
     /// connections per peer address; trusted proxies, which carry many clients, are exempt.
     pub fn connection_gate(&self) -> Option<ConnectionGate> {
-        let c = &self.core.config;
+        let c = self.core.config();
         c.enable_ddos_protection.then(|| ConnectionGate {
             counts: OpenCounts::new(
                 u32::try_from(c.ddos.concurrent_connections_limit).unwrap_or(u32::MAX),
             ),
-            exempt: self.core.identity.trusted_proxies.clone(),
+            exempt: self.core.request.load().identity.trusted_proxies.clone(),
         })
     }
 
@@ -914,7 +1225,7 @@ fn save(core: &Core) -> Result<(), String> {
         reputation: core
             .reputation
             .as_ref()
-            .map(|r| r.export(core.config.data_retention.saturating_mul(1000)))
+            .map(|r| r.export(core.config().data_retention.saturating_mul(1000)))
             .unwrap_or_default(),
     };
     persist::write(dir, &saved).map_err(|e| format!("{}: {e}", persist::state_file(dir).display()))
@@ -959,7 +1270,8 @@ pub struct SecurityStatus {
 }
 
 fn status(core: &Core) -> SecurityStatus {
-    let c = &core.config;
+    let c = &*core.config();
+    let guard_set = core.guard_set();
     let mut components = BTreeMap::new();
     let shared_backend = match &core.redis {
         None => "memory",
@@ -989,14 +1301,14 @@ fn status(core: &Core) -> SecurityStatus {
     components.insert("ip_lists", lists);
     let mut rate = ComponentStatus {
         configured: c.enable_rate_limiting,
-        enabled: core.rate_limiter.is_some(),
+        enabled: guard_set.rate.is_some(),
         implemented: true,
-        healthy: core.rate_limiter.is_none() || shared_backend != "degraded",
-        backend: core.rate_limiter.as_ref().map_or("memory", |r| r.backend()),
+        healthy: guard_set.rate.is_none() || shared_backend != "degraded",
+        backend: guard_set.rate.as_ref().map_or("memory", |r| r.backend()),
         note: None,
         details: BTreeMap::new(),
     };
-    if let Some(limiter) = &core.rate_limiter {
+    if let Some(limiter) = &guard_set.rate {
         rate.details
             .insert("tracked_keys", limiter.tracked_keys().into());
         rate.details
@@ -1095,9 +1407,14 @@ fn status(core: &Core) -> SecurityStatus {
     }
     ip.details.insert(
         "country_rule",
-        (if core.country_guard { "on" } else { "off" }).into(),
+        (if guard_set.country.is_some() {
+            "on"
+        } else {
+            "off"
+        })
+        .into(),
     );
-    if let Some(feeds) = &core.feeds {
+    if let Some(feeds) = guard_set.feeds() {
         ip.details.insert(
             "threat_feeds",
             serde_json::to_value(feeds.status()).unwrap_or_default(),
@@ -1262,8 +1579,8 @@ fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
         blacklist,
         reputation_score,
         feeds: core
-            .feeds
-            .as_ref()
+            .guard_set()
+            .feeds()
             .map(|f| f.feeds_listing(ip))
             .unwrap_or_default(),
         geo: core

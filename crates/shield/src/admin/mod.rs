@@ -42,6 +42,7 @@ pub(crate) fn router(core: Shared) -> Router {
         .route("/api/security/ip/blacklist/{*ip}", delete(remove_blacklist))
         .route("/api/security/threat/{ip}", get(threat))
         .route("/api/security/emergency", post(emergency))
+        .route("/api/security/reload", post(reload))
         .route("/api/security/{*rest}", axum::routing::any(not_found))
         .route_layer(middleware::from_fn_with_state(core.clone(), require_token));
     Router::new()
@@ -50,6 +51,24 @@ pub(crate) fn router(core: Shared) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(api)
         .with_state(core)
+}
+
+/// `POST /api/security/reload`: the configuration file read again and put in force, as on
+/// SIGHUP. 200 with what changed and what needs a restart; 400 with every problem when the
+/// file is invalid (nothing changes); 409 when there is no file to read.
+async fn reload(State(core): State<Shared>) -> Response {
+    let system = crate::SecuritySystem::from_core(core);
+    match system.reload_from_source("admin API").await {
+        Ok(report) => json_response(StatusCode::OK, &json!(report)),
+        Err(crate::ReloadError::NoSource) => json_response(
+            StatusCode::CONFLICT,
+            &json!({"error": "Nothing to reload", "detail": crate::ReloadError::NoSource.to_string(), "type": "invalid_request"}),
+        ),
+        Err(e) => invalid(format!(
+            "reload refused, the running configuration stays: {}",
+            e.to_string().trim_end()
+        )),
+    }
 }
 
 /// `/health` and `/ready` only.

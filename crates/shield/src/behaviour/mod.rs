@@ -124,7 +124,8 @@ pub struct BehaviourReport {
 pub struct BehaviourAnalysis {
     table: Arc<ClientTable>,
     model: RwLock<Option<Arc<Model>>>,
-    settings: BehaviourSettings,
+    /// Swapped by [`BehaviourAnalysis::reconfigure`].
+    settings: arc_swap::ArcSwap<BehaviourSettings>,
     last_training_ms: AtomicU64,
     data_dir: Option<PathBuf>,
     bus: Arc<EventBus>,
@@ -235,7 +236,7 @@ impl BehaviourAnalysis {
         let analysis = BehaviourAnalysis {
             table,
             model: RwLock::new(None),
-            settings,
+            settings: arc_swap::ArcSwap::from_pointee(settings),
             last_training_ms: AtomicU64::new(0),
             data_dir,
             bus,
@@ -256,8 +257,20 @@ impl BehaviourAnalysis {
     }
 
     /// The settings.
-    pub fn settings(&self) -> &BehaviourSettings {
-        &self.settings
+    pub fn settings(&self) -> Arc<BehaviourSettings> {
+        self.settings.load_full()
+    }
+
+    /// Takes a new threshold, blocking switch, training interval and minimum of clients (a
+    /// configuration reload); the window and the table's size are the table's shape and stay
+    /// as they were, as do the clients seen and the model.
+    pub fn reconfigure(&self, new: &BehaviourSettings) {
+        let old = self.settings.load();
+        self.settings.store(Arc::new(BehaviourSettings {
+            window_ms: old.window_ms,
+            max_clients: old.max_clients,
+            ..new.clone()
+        }));
     }
 
     /// The client table.
@@ -278,8 +291,8 @@ impl BehaviourAnalysis {
             "trained": model.is_some(),
             "trained_at_ms": model.as_ref().map(|m| m.trained_at_ms),
             "trained_on_clients": model.as_ref().map(|m| m.forest.trained_on),
-            "threshold": self.settings.threshold,
-            "block": self.settings.block,
+            "threshold": self.settings.load().threshold,
+            "block": self.settings.load().block,
             "max_clients": self.table.capacity(),
         })
     }
@@ -372,19 +385,20 @@ impl BehaviourAnalysis {
     pub fn train(&self) -> Result<bool, TrainError> {
         let now = self.clock.unix_ms();
         let active = self.table.active(now, MIN_REQUESTS);
-        if active.len() < self.settings.min_clients.max(2) {
+        if active.len() < self.settings.load().min_clients.max(2) {
             return Ok(false);
         }
         let mut points: Vec<FeatureVector> = active.iter().map(|c| c.vector).collect();
         if points.len() > MAX_TRAINING_CLIENTS {
-            let mut rng = forest::SplitMix64::new(self.settings.seed ^ now);
+            let mut rng = forest::SplitMix64::new(self.settings.load().seed ^ now);
             for i in 0..MAX_TRAINING_CLIENTS {
                 let j = i + rng.below(points.len() - i);
                 points.swap(i, j);
             }
             points.truncate(MAX_TRAINING_CLIENTS);
         }
-        let forest = IsolationForest::train(&points, TREES, SAMPLE_SIZE, self.settings.seed)?;
+        let forest =
+            IsolationForest::train(&points, TREES, SAMPLE_SIZE, self.settings.load().seed)?;
         let model = Model {
             features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
             trained_at_ms: now,
@@ -415,7 +429,7 @@ impl BehaviourAnalysis {
         for client in &active {
             let score = model.forest.score(&client.vector);
             self.table.set_score(client.client, score);
-            if score < self.settings.threshold {
+            if score < self.settings.load().threshold {
                 continue;
             }
             let ClientKey::Ip(ip) = client.client else {
@@ -433,7 +447,7 @@ impl BehaviourAnalysis {
             self.bus.publish(SecurityEvent::ThreatObserved {
                 ip,
                 path: String::new(),
-                would_block: self.settings.block,
+                would_block: self.settings.load().block,
                 indicators: vec![ThreatIndicator {
                     threat_type: ThreatType::AnomalousBehavior,
                     severity: Severity::Medium,
@@ -455,8 +469,8 @@ impl BehaviourAnalysis {
     pub fn tick(&self) {
         let now = self.clock.unix_ms();
         let last = self.last_training_ms.load(Ordering::Relaxed);
-        let due =
-            !self.has_model() || now.saturating_sub(last) >= self.settings.retrain_interval_ms;
+        let due = !self.has_model()
+            || now.saturating_sub(last) >= self.settings.load().retrain_interval_ms;
         if due {
             if let Err(e) = self.train() {
                 tracing::warn!(target: "security.threat_detector", "anomaly model not trained: {e}");
@@ -470,7 +484,11 @@ impl BehaviourAnalysis {
     pub fn spawn(analysis: &Arc<BehaviourAnalysis>, runtime: &tokio::runtime::Handle) {
         let weak = Arc::downgrade(analysis);
         let period = std::time::Duration::from_millis(
-            analysis.settings.retrain_interval_ms.clamp(500, 5_000),
+            analysis
+                .settings
+                .load()
+                .retrain_interval_ms
+                .clamp(500, 5_000),
         );
         runtime.spawn(async move {
             let mut ticker = tokio::time::interval(period);
@@ -502,7 +520,7 @@ impl BehaviourAnalysis {
             .map(|m| m.forest.score(&client.vector));
         Some(BehaviourReport {
             anomaly_score,
-            anomalous: anomaly_score.is_some_and(|s| s >= self.settings.threshold),
+            anomalous: anomaly_score.is_some_and(|s| s >= self.settings.load().threshold),
             features: FEATURE_NAMES
                 .iter()
                 .copied()
@@ -541,7 +559,7 @@ impl Guard for BehaviourGuard {
     }
 
     fn check<'a>(&'a self, facts: &'a RequestFacts) -> Check<'a> {
-        let settings = &self.analysis.settings;
+        let settings = self.analysis.settings.load();
         if settings.block {
             let score = self.analysis.table.score(ClientKey::Ip(facts.client_ip));
             if score.is_some_and(|s| s >= settings.threshold) {

@@ -10,10 +10,12 @@
 
 mod load;
 mod overrides;
+pub mod reload;
 pub mod settings;
 
 pub use load::{load, ConfigError, ConfigProblem, ConfigSources};
 pub use overrides::{ConfigOverrides, OverrideValue};
+pub use settings::SECTIONS;
 
 use serde::{Deserialize, Serialize};
 

@@ -45,6 +45,12 @@ impl EmergencyController {
         }
     }
 
+    /// Takes a new fixed threshold (or `None`: learned) and cooldown; what was learned stays.
+    pub fn reconfigure(&mut self, configured_threshold: Option<f64>, cooldown_s: u64) {
+        self.configured_threshold = configured_threshold;
+        self.cooldown_s = cooldown_s;
+    }
+
     /// The threshold in force (requests per second).
     pub fn threshold(&self) -> f64 {
         self.configured_threshold

@@ -27,8 +27,8 @@ use crate::request::RequestFacts;
 /// Per-address rate limits against floods, pattern analysis and automatic emergency mode.
 pub struct DdosGuard {
     table: TrafficTable,
-    limits: Thresholds,
-    emergency_factor: f64,
+    /// The configured limits and emergency factor, swapped by [`DdosGuard::reconfigure`].
+    settings: arc_swap::ArcSwap<(Thresholds, f64)>,
     emergency: Arc<AtomicBool>,
     emergency_since_ms: AtomicU64,
     controller: Mutex<EmergencyController>,
@@ -43,7 +43,7 @@ pub struct DdosGuard {
 impl std::fmt::Debug for DdosGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DdosGuard")
-            .field("limits", &self.limits)
+            .field("limits", &self.settings.load().0)
             .field("table", &self.table)
             .finish_non_exhaustive()
     }
@@ -66,6 +66,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The limits and emergency factor `[ddos]` sets.
+fn settings_of(config: &DdosConfig) -> (Thresholds, f64) {
+    (
+        Thresholds {
+            per_second: config.requests_per_second_threshold as f64,
+            per_minute: config.requests_per_minute_threshold as f64,
+            block_ms: config.block_duration.saturating_mul(1000),
+            max_block_ms: config.max_block_duration.saturating_mul(1000),
+        },
+        config.emergency_factor,
+    )
+}
+
 /// Which endpoint (path and tool) a request is for, as a key.
 fn endpoint_key(facts: &RequestFacts) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -84,13 +97,7 @@ impl DdosGuard {
     ) -> Self {
         DdosGuard {
             table: TrafficTable::new(usize::try_from(config.max_tracked_ips).unwrap_or(usize::MAX)),
-            limits: Thresholds {
-                per_second: config.requests_per_second_threshold as f64,
-                per_minute: config.requests_per_minute_threshold as f64,
-                block_ms: config.block_duration.saturating_mul(1000),
-                max_block_ms: config.max_block_duration.saturating_mul(1000),
-            },
-            emergency_factor: config.emergency_factor,
+            settings: arc_swap::ArcSwap::from_pointee(settings_of(config)),
             emergency,
             emergency_since_ms: AtomicU64::new(0),
             controller: Mutex::new(EmergencyController::new(
@@ -104,6 +111,14 @@ impl DdosGuard {
             bus,
             clock,
         }
+    }
+
+    /// Takes new thresholds, block durations and emergency settings (a configuration reload);
+    /// the traffic seen, blocks in force and the learned calm rate stay.
+    pub fn reconfigure(&self, config: &DdosConfig) {
+        self.settings.store(Arc::new(settings_of(config)));
+        lock(&self.controller)
+            .reconfigure(config.emergency_rps_threshold, config.emergency_cooldown);
     }
 
     /// Lets emergency mode give addresses of low reputation the tightest limits.
@@ -124,10 +139,11 @@ impl DdosGuard {
 
     /// The limits in force now (tightened in emergency mode).
     pub fn limits(&self) -> Thresholds {
+        let settings = self.settings.load();
         if self.emergency.load(Ordering::Relaxed) {
-            self.limits.scaled(self.emergency_factor)
+            settings.0.scaled(settings.1)
         } else {
-            self.limits
+            settings.0
         }
     }
 
@@ -228,7 +244,7 @@ impl Guard for DdosGuard {
         // an emergency, when the answer matters.
         let tight = emergency.then(|| Tightening {
             since_ms: self.emergency_since_ms.load(Ordering::Relaxed),
-            limits: limits.scaled(self.emergency_factor),
+            limits: limits.scaled(self.settings.load().1),
             low_reputation: self
                 .reputation
                 .as_ref()

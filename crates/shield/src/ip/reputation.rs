@@ -30,7 +30,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::geo::RiskPolicy;
@@ -238,8 +238,9 @@ pub struct Reputation {
     shards: Box<[Mutex<HashMap<IpAddr, Record, RandomState>>]>,
     hasher: RandomState,
     shard_cap: usize,
-    threshold: f64,
-    block_ms: u64,
+    /// The threshold as f64 bits and the block length: atomics, for a configuration reload.
+    threshold_bits: AtomicU64,
+    block_ms: AtomicU64,
     lists: Arc<IpLists>,
     bus: Mutex<Weak<EventBus>>,
     clock: Arc<dyn Clock>,
@@ -255,7 +256,7 @@ pub struct Reputation {
 impl std::fmt::Debug for Reputation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reputation")
-            .field("threshold", &self.threshold)
+            .field("threshold", &self.threshold())
             .finish_non_exhaustive()
     }
 }
@@ -277,8 +278,8 @@ impl Reputation {
                 .collect(),
             hasher: RandomState::new(),
             shard_cap: max_tracked.div_ceil(SHARDS).max(1),
-            threshold: threshold as f64,
-            block_ms: block_seconds.saturating_mul(1000),
+            threshold_bits: AtomicU64::new((threshold as f64).to_bits()),
+            block_ms: AtomicU64::new(block_seconds.saturating_mul(1000)),
             lists,
             bus: Mutex::new(Weak::new()),
             clock,
@@ -318,12 +319,21 @@ impl Reputation {
 
     /// The auto-blacklist threshold.
     pub fn threshold(&self) -> f64 {
-        self.threshold
+        f64::from_bits(self.threshold_bits.load(Ordering::Relaxed))
+    }
+
+    /// A new threshold and temporary block length (a configuration reload); scores, blocks in
+    /// force and their ends stay.
+    pub fn reconfigure(&self, threshold: u64, block_seconds: u64) {
+        self.threshold_bits
+            .store((threshold as f64).to_bits(), Ordering::Relaxed);
+        self.block_ms
+            .store(block_seconds.saturating_mul(1000), Ordering::Relaxed);
     }
 
     /// The first temporary block's length (ms).
     pub fn block_ms(&self) -> u64 {
-        self.block_ms
+        self.block_ms.load(Ordering::Relaxed)
     }
 
     /// A fresh record for `ip`, or the one saved by hash before a restart.
@@ -378,12 +388,12 @@ impl Reputation {
         {
             let mut shard = self.shard(&ip);
             if let Some(record) = shard.get_mut(&ip) {
-                record.settle(now, self.threshold);
+                record.settle(now, self.threshold());
                 return record.score;
             }
         }
         if let Some(mut record) = self.restored_record(ip) {
-            record.settle(now, self.threshold);
+            record.settle(now, self.threshold());
             let score = record.score;
             self.insert(ip, record, now);
             return score;
@@ -443,7 +453,7 @@ impl Reputation {
             let Some(record) = shard.get_mut(&ip) else {
                 return;
             };
-            record.settle(now, self.threshold);
+            record.settle(now, self.threshold());
             self.start_block_if_low(record, now)
         };
         if let Some(length) = block {
@@ -452,10 +462,12 @@ impl Reputation {
     }
 
     fn start_block_if_low(&self, record: &mut Record, now: u64) -> Option<u64> {
-        if record.blocked_until_ms != 0 || record.score > self.threshold {
+        if record.blocked_until_ms != 0 || record.score > self.threshold() {
             return None;
         }
-        let length = self.block_ms.saturating_mul(1u64 << record.blocks.min(20));
+        let length = self
+            .block_ms()
+            .saturating_mul(1u64 << record.blocks.min(20));
         record.blocks += 1;
         record.blocked_until_ms = now.saturating_add(length);
         Some(length)
@@ -512,7 +524,7 @@ impl Reputation {
             let Some(record) = shard.get_mut(&ip) else {
                 return;
             };
-            record.settle(now, self.threshold);
+            record.settle(now, self.threshold());
             record.remember(kind, now);
             if record.blocked_until_ms != 0 {
                 // Already blocked: the score stays where it is until the block ends.

@@ -214,36 +214,26 @@ pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 /// The guard.
 pub struct McpGuard {
-    paths: Vec<String>,
-    origins: Vec<Allowed>,
-    hosts: Vec<Allowed>,
-    sessions: Option<SessionTable>,
+    /// What `[mcp]` says, swapped whole by [`McpGuard::reconfigure`].
+    rules: arc_swap::ArcSwap<McpRules>,
+    /// Kept across reloads; used while the cap is on.
+    sessions: SessionTable,
     clock: Arc<dyn crate::clock::Clock>,
 }
 
-impl std::fmt::Debug for McpGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpGuard")
-            .field("paths", &self.paths)
-            .field("origins", &self.origins)
-            .field("hosts", &self.hosts)
-            .field("sessions", &self.sessions)
-            .finish_non_exhaustive()
-    }
+/// The configured part of the guard.
+#[derive(Debug)]
+struct McpRules {
+    paths: Vec<String>,
+    origins: Vec<Allowed>,
+    hosts: Vec<Allowed>,
+    /// Whether sessions per client are capped.
+    capped: bool,
 }
 
-impl McpGuard {
-    /// A guard as `[mcp]` says.
-    pub fn new(config: &McpConfig, clock: Arc<dyn crate::clock::Clock>) -> McpGuard {
-        McpGuard {
-            sessions: (config.max_sessions_per_client > 0).then(|| {
-                SessionTable::new(
-                    usize::try_from(config.max_sessions_per_client).unwrap_or(usize::MAX),
-                    config.session_idle_timeout.saturating_mul(1000),
-                    sessions::MAX_CLIENTS,
-                )
-            }),
-            clock,
+impl McpRules {
+    fn from_config(config: &McpConfig) -> McpRules {
+        McpRules {
             paths: config.paths.clone(),
             origins: config
                 .allowed_origins
@@ -255,17 +245,53 @@ impl McpGuard {
                 .iter()
                 .map(|h| Allowed::parse(h, false))
                 .collect(),
+            capped: config.max_sessions_per_client > 0,
         }
+    }
+}
+
+impl std::fmt::Debug for McpGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpGuard")
+            .field("rules", &self.rules.load())
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpGuard {
+    /// A guard as `[mcp]` says.
+    pub fn new(config: &McpConfig, clock: Arc<dyn crate::clock::Clock>) -> McpGuard {
+        McpGuard {
+            sessions: SessionTable::new(
+                usize::try_from(config.max_sessions_per_client).unwrap_or(usize::MAX),
+                config.session_idle_timeout.saturating_mul(1000),
+                sessions::MAX_CLIENTS,
+            ),
+            clock,
+            rules: arc_swap::ArcSwap::from_pointee(McpRules::from_config(config)),
+        }
+    }
+
+    /// Takes new paths, origins, hosts and session limits (a configuration reload); the
+    /// sessions seen stay.
+    pub fn reconfigure(&self, config: &McpConfig) {
+        self.sessions.set_limits(
+            usize::try_from(config.max_sessions_per_client).unwrap_or(usize::MAX),
+            config.session_idle_timeout.saturating_mul(1000),
+        );
+        self.rules.store(Arc::new(McpRules::from_config(config)));
     }
 
     /// Whether `path` is an MCP endpoint.
     pub fn is_mcp_path(&self, path: &str) -> bool {
-        is_mcp_path(&self.paths, path)
+        is_mcp_path(&self.rules.load().paths, path)
     }
 
     /// What is wrong with the request, if anything.
     pub fn judge(&self, facts: &RequestFacts) -> Option<McpViolation> {
-        if !self.hosts.is_empty() {
+        let rules = self.rules.load();
+        if !rules.hosts.is_empty() {
             // HTTP/2 and absolute-form requests carry the host in the URI instead.
             let host = facts
                 .headers
@@ -274,30 +300,33 @@ impl McpGuard {
                 .or_else(|| facts.uri.authority().map(|a| a.as_str()))
                 .unwrap_or("");
             let (name, port) = host_and_port(host);
-            if !self.hosts.iter().any(|a| a.admits(None, name, port)) {
+            if !rules.hosts.iter().any(|a| a.admits(None, name, port)) {
                 return Some(McpViolation::HostNotAllowed(host.to_string()));
             }
         }
-        if !self.origins.is_empty() {
+        if !rules.origins.is_empty() {
             // No Origin: not a browser (or a same-origin GET), nothing to rebind.
             if let Some(origin) = facts.headers.get(http::header::ORIGIN) {
                 let text = origin.to_str().unwrap_or("?");
                 let allowed = text.split_once("://").is_some_and(|(scheme, rest)| {
                     let (name, port) = host_and_port(rest.trim_end_matches('/'));
-                    self.origins
+                    rules
+                        .origins
                         .iter()
                         .any(|a| a.admits(Some(scheme), name, port))
                 });
-                if !allowed && !self.origins.iter().any(|a| a.any) {
+                if !allowed && !rules.origins.iter().any(|a| a.any) {
                     return Some(McpViolation::OriginNotAllowed(text.to_string()));
                 }
             }
         }
-        if !self.is_mcp_path(facts.path()) {
+        if !is_mcp_path(&rules.paths, facts.path()) {
             return None;
         }
-        if let Some(violation) = self.session_violation(facts) {
-            return Some(violation);
+        if rules.capped {
+            if let Some(violation) = self.session_violation(facts) {
+                return Some(violation);
+            }
         }
         if facts.method != http::Method::POST {
             return None;
@@ -309,7 +338,7 @@ impl McpGuard {
     }
 
     fn session_violation(&self, facts: &RequestFacts) -> Option<McpViolation> {
-        let table = self.sessions.as_ref()?;
+        let table = &self.sessions;
         let now = self.clock.unix_ms();
         let client = match &facts.user {
             Some(user) => sessions::SessionOwner::User(user.clone()),

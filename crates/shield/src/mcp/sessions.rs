@@ -8,6 +8,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::request::UserId;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Client addresses tracked at most.
@@ -30,8 +31,9 @@ pub enum SessionOwner {
 #[derive(Debug)]
 pub struct SessionTable {
     shards: Box<[Mutex<HashMap<SessionOwner, Open>>]>,
-    limit: usize,
-    idle_ms: u64,
+    // Atomics: a configuration reload changes them under running requests.
+    limit: AtomicUsize,
+    idle_ms: AtomicU64,
     shard_cap: usize,
     hasher: RandomState,
 }
@@ -42,8 +44,8 @@ impl SessionTable {
     pub fn new(limit: usize, idle_ms: u64, max_clients: usize) -> SessionTable {
         SessionTable {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            limit: limit.max(1),
-            idle_ms: idle_ms.max(1000),
+            limit: AtomicUsize::new(limit.max(1)),
+            idle_ms: AtomicU64::new(idle_ms.max(1000)),
             shard_cap: max_clients.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
         }
@@ -51,7 +53,13 @@ impl SessionTable {
 
     /// The cap.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// A new cap and idle time (a configuration reload); the sessions seen stay.
+    pub fn set_limits(&self, limit: usize, idle_ms: u64) {
+        self.limit.store(limit.max(1), Ordering::Relaxed);
+        self.idle_ms.store(idle_ms.max(1000), Ordering::Relaxed);
     }
 
     fn with<R>(&self, client: &SessionOwner, now_ms: u64, f: impl FnOnce(&mut Open) -> R) -> R {
@@ -60,7 +68,7 @@ impl SessionTable {
         let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
         if shard.len() >= self.shard_cap && !shard.contains_key(client) {
             // Forget clients whose sessions all idled out; failing that, the least recent.
-            let idle = self.idle_ms;
+            let idle = self.idle_ms.load(Ordering::Relaxed);
             shard.retain(|_, open| {
                 open.iter()
                     .any(|(_, seen)| now_ms.saturating_sub(*seen) < idle)
@@ -76,7 +84,8 @@ impl SessionTable {
             }
         }
         let open = shard.entry(client.clone()).or_default();
-        open.retain(|(_, seen)| now_ms.saturating_sub(*seen) < self.idle_ms);
+        let idle = self.idle_ms.load(Ordering::Relaxed);
+        open.retain(|(_, seen)| now_ms.saturating_sub(*seen) < idle);
         let result = f(open);
         if open.is_empty() {
             shard.remove(client);
@@ -92,7 +101,7 @@ impl SessionTable {
     /// it already has `limit` open.
     pub fn touch(&self, client: &SessionOwner, session: &str, now_ms: u64) -> bool {
         let id = self.id(session);
-        let limit = self.limit;
+        let limit = self.limit();
         self.with(client, now_ms, |open| {
             if let Some(entry) = open.iter_mut().find(|(s, _)| *s == id) {
                 entry.1 = now_ms;
@@ -108,7 +117,7 @@ impl SessionTable {
 
     /// Whether the client has `limit` sessions open.
     pub fn full(&self, client: &SessionOwner, now_ms: u64) -> bool {
-        let limit = self.limit;
+        let limit = self.limit();
         self.with(client, now_ms, |open| open.len() >= limit)
     }
 

@@ -69,6 +69,11 @@ impl RateLimitGuard {
         self.rules.iter().map(|r| r.name.as_str()).collect()
     }
 
+    /// The bucket store (a reload builds a guard with new limits over the same buckets).
+    pub fn store(&self) -> Arc<dyn RateLimitStore> {
+        self.store.clone()
+    }
+
     /// Buckets held by the store.
     pub fn tracked_keys(&self) -> usize {
         self.store.tracked_keys()

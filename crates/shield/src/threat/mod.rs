@@ -394,9 +394,9 @@ pub type PatternFn = dyn Fn(&HttpRequest<'_>) -> Option<ThreatIndicator> + Send 
 
 /// The detector: decoders, detectors, policy and custom patterns.
 pub struct ThreatDetector {
-    policy: Policy,
-    block_severity: Severity,
-    score_threshold: f32,
+    /// What the configuration decides; swapped whole by [`ThreatDetector::reconfigure`] while
+    /// requests are inspected, each inspection under one version.
+    rules: arc_swap::ArcSwap<Rules>,
     custom: RwLock<Vec<(String, Arc<PatternFn>)>>,
     /// Short values the built-in detectors found clean (see [`clean_values`]).
     clean: CleanValues,
@@ -405,8 +405,8 @@ pub struct ThreatDetector {
 impl std::fmt::Debug for ThreatDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThreatDetector")
-            .field("block_severity", &self.block_severity)
-            .field("score_threshold", &self.score_threshold)
+            .field("block_severity", &self.rules.load().block_severity)
+            .field("score_threshold", &self.rules.load().score_threshold)
             .finish_non_exhaustive()
     }
 }
@@ -418,14 +418,33 @@ pub const DEFAULT_SCORE_THRESHOLD: f32 = 1.2;
 /// by `max_inspect_body_bytes` before they get here; this bounds one field).
 const MAX_FIELD_BYTES: usize = 256 * 1024;
 
+/// The configured part of a detector: the policy and when a finding blocks.
+struct Rules {
+    policy: Policy,
+    block_severity: Severity,
+    score_threshold: f32,
+}
+
+impl Rules {
+    fn from_config(config: &crate::config::ThreatDetectionConfig) -> Result<Rules, PolicyError> {
+        Ok(Rules {
+            policy: Policy::new(&config.allow, &config.patterns)?,
+            block_severity: Severity::parse(&config.block_severity).unwrap_or(Severity::High),
+            score_threshold: config.score_threshold as f32,
+        })
+    }
+}
+
 impl ThreatDetector {
     /// A detector with `policy`, blocking at `block_severity` or a combined score of
     /// `score_threshold`.
     pub fn new(policy: Policy, block_severity: Severity, score_threshold: f32) -> Self {
         ThreatDetector {
-            policy,
-            block_severity,
-            score_threshold,
+            rules: arc_swap::ArcSwap::from_pointee(Rules {
+                policy,
+                block_severity,
+                score_threshold,
+            }),
             custom: RwLock::new(Vec::new()),
             clean: CleanValues::new(),
         }
@@ -435,13 +454,22 @@ impl ThreatDetector {
     pub fn from_config(
         config: &crate::config::ThreatDetectionConfig,
     ) -> Result<ThreatDetector, PolicyError> {
-        let policy = Policy::new(&config.allow, &config.patterns)?;
-        let block_severity = Severity::parse(&config.block_severity).unwrap_or(Severity::High);
+        let rules = Rules::from_config(config)?;
         Ok(ThreatDetector::new(
-            policy,
-            block_severity,
-            config.score_threshold as f32,
+            rules.policy,
+            rules.block_severity,
+            rules.score_threshold,
         ))
+    }
+
+    /// Takes a new policy and thresholds (a configuration reload); custom patterns and the
+    /// memory of clean values stay. An invalid policy changes nothing.
+    pub fn reconfigure(
+        &self,
+        config: &crate::config::ThreatDetectionConfig,
+    ) -> Result<(), PolicyError> {
+        self.rules.store(Arc::new(Rules::from_config(config)?));
+        Ok(())
     }
 
     /// Adds a custom check (the seed's `@threat_detector.add_pattern("name")`). A check with
@@ -457,7 +485,7 @@ impl ThreatDetector {
 
     /// The severity at which a request is refused.
     pub fn block_severity(&self) -> Severity {
-        self.block_severity
+        self.rules.load().block_severity
     }
 
     /// Inspects a request.
@@ -475,10 +503,17 @@ impl ThreatDetector {
             Err(_) => String::from_utf8_lossy(request.body),
         };
         fields::from_body(&body, request.header("content-type"), &mut fields);
+        let rules = self.rules.load();
         let decoded_path = decode::normalize(path, false);
-        let allowed_at_path = self.policy.allowed_for_path(&decoded_path.text);
+        let allowed_at_path = rules.policy.allowed_for_path(&decoded_path.text);
         for field in &fields {
-            self.inspect_field(field, &decoded_path.text, &allowed_at_path, &mut found);
+            self.inspect_field(
+                &rules.policy,
+                field,
+                &decoded_path.text,
+                &allowed_at_path,
+                &mut found,
+            );
         }
         scanner::request_checks(request, &decoded_path.text, &self.clean, &mut found);
         if let Some(indicator) = scanner::session_fixation(request, &fields) {
@@ -494,11 +529,12 @@ impl ThreatDetector {
                 found.push(indicator);
             }
         }
-        self.verdict(found)
+        verdict(&rules, found)
     }
 
     fn inspect_field(
         &self,
+        policy: &Policy,
         field: &Field<'_>,
         path: &str,
         allowed_at_path: &[String],
@@ -525,7 +561,7 @@ impl ThreatDetector {
         let context = clean_values::field_context(field.place, fetched, upload);
         let key = self.clean.key(context, raw);
         let known_clean = key.is_some_and(|key| self.clean.contains(key, raw));
-        if known_clean && !self.policy.has_patterns() {
+        if known_clean && !policy.has_patterns() {
             return;
         }
         let normalized = decode::normalize(raw, field.place.is_form_encoded());
@@ -555,13 +591,13 @@ impl ThreatDetector {
                 }
             }
         }
-        if self.policy.has_patterns() {
-            self.policy.match_patterns(text, &mut findings);
+        if policy.has_patterns() {
+            policy.match_patterns(text, &mut findings);
         }
         if findings.is_empty() {
             return;
         }
-        let allowed = self.policy.allowed_for_field(field, path, allowed_at_path);
+        let allowed = policy.allowed_for_field(field, path, allowed_at_path);
         for f in findings {
             if allowed.iter().any(|a| *a == f.threat.as_str()) {
                 continue;
@@ -575,33 +611,35 @@ impl ThreatDetector {
             });
         }
     }
+}
 
-    fn verdict(&self, mut found: Vec<ThreatIndicator>) -> Inspection {
-        // The strongest of each type.
-        found.sort_by(|a, b| {
-            a.threat_type.cmp(&b.threat_type).then(
-                (b.severity, b.confidence)
-                    .partial_cmp(&(a.severity, a.confidence))
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
-        });
-        found.dedup_by(|later, first| later.threat_type == first.threat_type);
-        found.sort_by(|a, b| {
+/// The verdict on what was found: the strongest finding of each type, blocked at the
+/// configured severity or combined score.
+fn verdict(rules: &Rules, mut found: Vec<ThreatIndicator>) -> Inspection {
+    // The strongest of each type.
+    found.sort_by(|a, b| {
+        a.threat_type.cmp(&b.threat_type).then(
             (b.severity, b.confidence)
                 .partial_cmp(&(a.severity, a.confidence))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let score: f32 = found
-            .iter()
-            .map(|i| i.severity.weight() * i.confidence)
-            .sum();
-        let blocked = found.iter().any(|i| i.severity >= self.block_severity)
-            || score >= self.score_threshold;
-        Inspection {
-            indicators: found,
-            score,
-            blocked,
-        }
+                .unwrap_or(std::cmp::Ordering::Equal),
+        )
+    });
+    found.dedup_by(|later, first| later.threat_type == first.threat_type);
+    found.sort_by(|a, b| {
+        (b.severity, b.confidence)
+            .partial_cmp(&(a.severity, a.confidence))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let score: f32 = found
+        .iter()
+        .map(|i| i.severity.weight() * i.confidence)
+        .sum();
+    let blocked =
+        found.iter().any(|i| i.severity >= rules.block_severity) || score >= rules.score_threshold;
+    Inspection {
+        indicators: found,
+        score,
+        blocked,
     }
 }
 
