@@ -7,6 +7,9 @@
 #   COMPARE_BIN=/tmp/old/mcp-shield COMPARE_NAME=before scripts/load.sh
 #                                                  (adds that binary's gateways, guards off and
 #                                                   all four on, side by side in the same run)
+#   TLS=1 scripts/load.sh                          (adds HTTPS: nginx with TLS and the gateway with
+#                                                   --tls-cert, guards off and all four on, on the
+#                                                   same ECDSA P-256 certificate made by openssl)
 #   ENGINE=1 scripts/load.sh                       (adds the gateway's proxy engine alone: hyper,
 #                                                   axum and the forwarding, no security layer)
 #   PINGORA=1 scripts/load.sh                      (adds Cloudflare's pingora as a bare proxy,
@@ -37,6 +40,7 @@ for tool in wrk nginx python3 curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk nginx-light" >&2; exit 1; }
 done
 [ -z "${REDIS:-}" ] || command -v redis-server >/dev/null || { echo "missing redis-server" >&2; exit 1; }
+[ -z "${TLS:-}" ] || command -v openssl >/dev/null || { echo "missing openssl" >&2; exit 1; }
 cargo build --release -q -p mcp-shield-gateway --bin mcp-shield
 BIN=target/release/mcp-shield
 if [ -n "${PINGORA:-}" ]; then
@@ -58,9 +62,16 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UPSTREAM=$(free_port); NGINX_PROXY=$(free_port); OFF=$(free_port); ALL=$(free_port)
+NGINX_TLS=$(free_port)
 REDIS_GW=$(free_port); REDIS_PORT=$(free_port)
 
 mkdir -p "$WORK/upstream" "$WORK/proxy"
+if [ -n "${TLS:-}" ]; then
+  # One certificate for nginx and the gateway alike: ECDSA P-256, for 127.0.0.1.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+fi
 cat > "$WORK/upstream/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -98,6 +109,21 @@ http {
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
   }
+$(if [ -n "${TLS:-}" ]; then cat <<TLSCONF
+  server {
+    listen 127.0.0.1:$NGINX_TLS ssl;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+TLSCONF
+fi)
 }
 CONF
 nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" & PIDS+=($!)
@@ -118,6 +144,7 @@ env "${BASE[@]}" "$BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" --listen "
 env "${BASE[@]}" "${ALL_ON[@]}" "$BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" \
   --listen "127.0.0.1:$ALL" 2>"$WORK/all.log" & ALL_PID=$!; PIDS+=($ALL_PID)
 TARGETS=("nginx proxy" "mcp-shield, guards off" "mcp-shield, all four guards")
+declare -A SCHEME=()
 declare -A PORT=(["nginx proxy"]=$NGINX_PROXY ["mcp-shield, guards off"]=$OFF ["mcp-shield, all four guards"]=$ALL)
 declare -A PROC=(["nginx proxy"]=$NGINX_PROXY_PID ["mcp-shield, guards off"]=$OFF_PID ["mcp-shield, all four guards"]=$ALL_PID)
 if [ -n "${REDIS:-}" ]; then
@@ -128,6 +155,21 @@ if [ -n "${REDIS:-}" ]; then
   TARGETS+=("mcp-shield, all four, Redis")
   PORT["mcp-shield, all four, Redis"]=$REDIS_GW
   PROC["mcp-shield, all four, Redis"]=$REDIS_PID
+fi
+if [ -n "${TLS:-}" ]; then
+  TLS_OFF=$(free_port); TLS_ALL=$(free_port)
+  TLS_ARGS=(--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+  env "${BASE[@]}" "$BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$TLS_OFF" \
+    "${TLS_ARGS[@]}" 2>"$WORK/tls-off.log" & TLS_OFF_PID=$!; PIDS+=($TLS_OFF_PID)
+  env "${BASE[@]}" "${ALL_ON[@]}" "$BIN" serve --upstream "http://127.0.0.1:$UPSTREAM" \
+    --listen "127.0.0.1:$TLS_ALL" "${TLS_ARGS[@]}" 2>"$WORK/tls-all.log" & TLS_ALL_PID=$!; PIDS+=($TLS_ALL_PID)
+  TARGETS+=("nginx proxy, TLS" "mcp-shield, guards off, TLS" "mcp-shield, all four guards, TLS")
+  PORT["nginx proxy, TLS"]=$NGINX_TLS; PROC["nginx proxy, TLS"]=$NGINX_PROXY_PID
+  PORT["mcp-shield, guards off, TLS"]=$TLS_OFF; PROC["mcp-shield, guards off, TLS"]=$TLS_OFF_PID
+  PORT["mcp-shield, all four guards, TLS"]=$TLS_ALL; PROC["mcp-shield, all four guards, TLS"]=$TLS_ALL_PID
+  for t in "nginx proxy, TLS" "mcp-shield, guards off, TLS" "mcp-shield, all four guards, TLS"; do
+    SCHEME[$t]=https
+  done
 fi
 if [ -n "${ENGINE:-}" ]; then
   ENGINE_PORT=$(free_port)
@@ -155,7 +197,8 @@ if [ -n "${COMPARE_BIN:-}" ]; then
   PORT["$name, all four guards"]=$C_ALL; PROC["$name, all four guards"]=$C_ALL_PID
 fi
 for t in "${TARGETS[@]}"; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[$t]}/health" -o /dev/null 2>/dev/null && break; curl -sf "http://127.0.0.1:${PORT[$t]}/" -o /dev/null 2>/dev/null && break; sleep 0.1; done
+  url="${SCHEME[$t]:-http}://127.0.0.1:${PORT[$t]}"
+  for _ in $(seq 100); do curl -ksf "$url/health" -o /dev/null 2>/dev/null && break; curl -ksf "$url/" -o /dev/null 2>/dev/null && break; sleep 0.1; done
 done
 
 # Each request its own arguments; 10,000 client addresses.
@@ -196,7 +239,7 @@ declare -A RPS P50 P99 CPU
 run() { # workload target
   local out before after requests
   before=$(cpu_ticks "${PROC[$2]}")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/$1.lua" "http://127.0.0.1:${PORT[$2]}")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/$1.lua" "${SCHEME[$2]:-http}://127.0.0.1:${PORT[$2]}")
   after=$(cpu_ticks "${PROC[$2]}")
   if echo "$out" | grep -q "Non-2xx"; then echo "$1 / $2: non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
   requests=$(echo "$out" | awk '/requests in/ {print $1}')

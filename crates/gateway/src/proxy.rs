@@ -171,7 +171,16 @@ impl Proxy {
                 response
             }
             Err(e) => {
-                tracing::warn!(target: "mcp_shield::proxy", upstream = %self.authority, "upstream request failed: {e}");
+                // The whole chain: "client error (Connect)" alone does not say that a
+                // certificate failed to verify, or that the connection was refused.
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    why.push_str(": ");
+                    why.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                tracing::warn!(target: "mcp_shield::proxy", upstream = %self.authority, "upstream request failed: {why}");
                 json_response(
                     StatusCode::BAD_GATEWAY,
                     &json!({

@@ -556,6 +556,7 @@ async fn https_upstreams_are_verified_spoken_to_in_http2_and_stream_sse() {
     let (status, body) = http_get(gateway.addr, "/hello", &[]).await;
     assert_eq!(status, 502, "{body}");
     gateway.assert_logged("upstream request failed");
+    gateway.assert_logged("UnknownIssuer");
     drop(gateway);
 
     // An upstream that asks for a client certificate gets the configured one.

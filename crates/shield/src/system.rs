@@ -34,7 +34,7 @@ use crate::pipeline::{Guard, Pipeline};
 use crate::rate_limit::redis_store::RedisStore;
 use crate::rate_limit::{MemoryStore, RateLimitGuard, RateLimitStore};
 use crate::request::{keyed_hash, IdentityRules};
-use crate::state::redis::RedisState;
+use crate::state::redis::{RedisState, RedisTarget};
 use crate::threat::{ThreatDetector, ThreatGuard};
 
 /// Why the system could not start.
@@ -538,7 +538,7 @@ impl SecuritySystem {
             sinks.push(reputation.clone());
         }
         // Saving across restarts: memory mode only (with Redis, Redis keeps the lists).
-        let data_dir = (!config.data_dir.is_empty() && config.redis_url.is_empty())
+        let data_dir = (!config.data_dir.is_empty() && !config.uses_redis())
             .then(|| std::path::PathBuf::from(&config.data_dir));
         let dirty = data_dir.as_ref().map(|_| Arc::new(Dirty::default()));
         if let Some(dirty) = &dirty {
@@ -614,12 +614,17 @@ impl SecuritySystem {
                 }
             }
         }
-        let redis = if config.redis_url.is_empty() {
+        let redis = if !config.uses_redis() {
             None
         } else {
+            let target = if config.redis_cluster_nodes.is_empty() {
+                RedisTarget::Server(&config.redis_url)
+            } else {
+                RedisTarget::Cluster(&config.redis_cluster_nodes)
+            };
             Some(
                 RedisState::new(
-                    &config.redis_url,
+                    target,
                     &config.redis_key_prefix,
                     std::time::Duration::from_millis(config.redis_timeout_ms),
                     hash_key,
@@ -1275,6 +1280,7 @@ fn status(core: &Core) -> SecurityStatus {
     let mut components = BTreeMap::new();
     let shared_backend = match &core.redis {
         None => "memory",
+        Some(redis) if redis.is_up() && redis.is_cluster() => "cluster",
         Some(redis) if redis.is_up() => "redis",
         Some(_) => "degraded",
     };
@@ -1385,7 +1391,9 @@ fn status(core: &Core) -> SecurityStatus {
         enabled: c.enable_ip_management,
         implemented: true,
         healthy: true,
-        backend: if core.shared_reputation.is_some() {
+        backend: if core.redis.as_ref().is_some_and(|r| r.is_cluster()) {
+            "cluster"
+        } else if core.shared_reputation.is_some() {
             "redis"
         } else {
             "memory"
@@ -1449,7 +1457,7 @@ fn status(core: &Core) -> SecurityStatus {
         );
     }
     components.insert("threat_detection", threat);
-    let redis_configured = !c.redis_url.is_empty();
+    let redis_configured = c.uses_redis();
     let summary = serde_json::json!({
         "enable_rate_limiting": c.enable_rate_limiting,
         "enable_ddos_protection": c.enable_ddos_protection,
@@ -1461,6 +1469,7 @@ fn status(core: &Core) -> SecurityStatus {
         "max_inspect_body_bytes": c.max_inspect_body_bytes,
         "oversize_body_action": c.oversize_body_action,
         "redis_configured": redis_configured,
+        "redis_cluster_nodes": core.redis.as_ref().map(|r| r.cluster_nodes().to_vec()).unwrap_or_default(),
         "redis_key_prefix": c.redis_key_prefix,
         "rate_limit": c.rate_limit,
         "ddos": c.ddos,

@@ -162,17 +162,22 @@ fn cluster_and_sentinel_urls_are_refused_and_a_hash_key_is_required() {
 /// first, then the thread's own, kept from call to call.
 #[test]
 fn a_single_threaded_runtime_gets_its_own_connection_for_requests() {
-    use mcp_shield::state::redis::RedisState;
+    use mcp_shield::state::redis::{Connection, RedisState, RedisTarget};
     let redis = RedisServer::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let state =
-            RedisState::new(&redis.url(), "t:", Duration::from_millis(500), (1, 2)).expect("state");
+        let state = RedisState::new(
+            RedisTarget::Server(&redis.url()),
+            "t:",
+            Duration::from_millis(500),
+            (1, 2),
+        )
+        .expect("state");
         assert!(state.connect().await);
-        let client_id = |mut connection: redis::aio::MultiplexedConnection| async move {
+        let client_id = |mut connection: Connection| async move {
             redis::cmd("CLIENT")
                 .arg("ID")
                 .query_async::<i64>(&mut connection)

@@ -89,13 +89,18 @@ async fn killing_redis_mid_traffic_fails_over_and_restarting_restores_sharing() 
         .expect("body")
         .to_bytes();
     assert_eq!(&body[..], br#"{"status":"degraded"}"#);
-    let text = logs.text();
-    assert_eq!(
+    // One warning per instance; the second may trail (a breaker opened by a background
+    // task's failure, on a loaded machine).
+    let warnings = |text: &str| {
         text.matches("Redis connection failed, using local rate limiting")
-            .count(),
-        2,
-        "one warning per instance: {text}"
-    );
+            .count()
+    };
+    let waiting = Instant::now();
+    while warnings(&logs.text()) < 2 && waiting.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let text = logs.text();
+    assert_eq!(warnings(&text), 2, "one warning per instance: {text}");
     // Changes made while Redis is down are kept and written when it is back.
     a.blacklist("203.0.113.77", "while redis was down", None)
         .expect("add");

@@ -25,7 +25,7 @@ async fn redis_applies_the_same_rules_as_the_local_table() {
     let shared_lists = Arc::new(IpLists::new(1000, clock.clone()));
     let via_redis = Reputation::new(10, 600, 10_000, shared_lists.clone(), clock.clone());
     let redis = RedisState::new(
-        &server.url(),
+        mcp_shield::state::redis::RedisTarget::Server(&server.url()),
         "mirror:",
         Duration::from_millis(1000),
         (7, 11),

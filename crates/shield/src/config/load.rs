@@ -453,7 +453,7 @@ fn show(value: &Value) -> String {
 /// A single Redis server over TCP or TLS. Cluster and Sentinel are refused here rather than
 /// half-working later.
 fn check_redis_url(url: &str) -> Result<(), String> {
-    const SUPPORTED: &str = "point REDIS_URL at one Redis server: redis://[user:password@]host[:port][/db] or rediss:// for TLS (Redis Cluster and Sentinel are not supported; use the primary's address)";
+    const SUPPORTED: &str = "point REDIS_URL at one Redis server: redis://[user:password@]host[:port][/db] or rediss:// for TLS (for a Redis Cluster, list its nodes in SECURITY_REDIS_CLUSTER_NODES instead; Sentinel is not supported: use the primary's address)";
     if url.contains(',') {
         return Err(format!(
             "a list of servers looks like a Cluster; {SUPPORTED}"
@@ -470,6 +470,18 @@ fn check_redis_url(url: &str) -> Result<(), String> {
     redis::Client::open(url)
         .map(|_| ())
         .map_err(|e| format!("not a Redis URL ({e}); {SUPPORTED}"))
+}
+
+/// One seed node of a Redis Cluster: a redis:// or rediss:// URL with a host and port.
+fn check_cluster_node(url: &str) -> Result<(), String> {
+    match url.split("://").next().unwrap_or("") {
+        "redis" | "rediss" => {}
+        _ => return Err("expected redis://[user:password@]host:port or rediss://".to_string()),
+    }
+    use redis::IntoConnectionInfo;
+    url.into_connection_info()
+        .map(|_| ())
+        .map_err(|e| format!("not a Redis node address: {e}"))
 }
 
 /// Checks of meaning that the kinds alone cannot express.
@@ -669,6 +681,25 @@ fn validate(config: &Config, problems: &mut Collector) {
             let shown = super::redact_url_password(&config.redis_url);
             check(false, "redis_url", shown, &message);
         }
+    }
+    for node in &config.redis_cluster_nodes {
+        if let Err(message) = check_cluster_node(node) {
+            let shown = super::redact_url_password(node);
+            check(false, "redis_cluster_nodes", shown, &message);
+        }
+    }
+    check(
+        config.redis_url.is_empty() || config.redis_cluster_nodes.is_empty(),
+        "redis_cluster_nodes",
+        config
+            .redis_cluster_nodes
+            .iter()
+            .map(|n| super::redact_url_password(n))
+            .collect::<Vec<_>>()
+            .join(","),
+        "set REDIS_URL (one server) or SECURITY_REDIS_CLUSTER_NODES (a cluster), not both",
+    );
+    if config.uses_redis() {
         check(
             !config.ip_hash_key.is_empty(),
             "ip_hash_key",
@@ -770,6 +801,53 @@ mod tests {
             env: env(pairs),
             ..ConfigSources::default()
         })
+    }
+
+    #[test]
+    fn a_redis_cluster_is_its_seed_nodes_and_not_beside_redis_url() {
+        let config = load_env(&[
+            (
+                "SECURITY_REDIS_CLUSTER_NODES",
+                "redis://127.0.0.1:7000,redis://:secret@127.0.0.1:7001",
+            ),
+            ("SECURITY_IP_HASH_KEY", "k"),
+        ])
+        .expect("valid");
+        assert!(config.uses_redis());
+        assert_eq!(config.redis_cluster_nodes.len(), 2);
+        let shown = config.to_redacted_toml();
+        assert!(!shown.contains("secret"), "{shown}");
+        let both = load_env(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("SECURITY_REDIS_CLUSTER_NODES", "redis://127.0.0.1:7000"),
+            ("SECURITY_IP_HASH_KEY", "k"),
+        ])
+        .expect_err("both");
+        assert!(both.to_string().contains("not both"), "{both}");
+        let bad = load_env(&[
+            ("SECURITY_REDIS_CLUSTER_NODES", "http://127.0.0.1:7000"),
+            ("SECURITY_IP_HASH_KEY", "k"),
+        ])
+        .expect_err("not redis");
+        assert!(
+            bad.to_string().contains("SECURITY_REDIS_CLUSTER_NODES"),
+            "{bad}"
+        );
+        let listed = load_env(&[
+            ("REDIS_URL", "redis://a:1,redis://b:2"),
+            ("SECURITY_IP_HASH_KEY", "k"),
+        ])
+        .expect_err("a list in REDIS_URL");
+        assert!(
+            listed.to_string().contains("SECURITY_REDIS_CLUSTER_NODES"),
+            "{listed}"
+        );
+        let no_key = load_env(&[("SECURITY_REDIS_CLUSTER_NODES", "redis://127.0.0.1:7000")])
+            .expect_err("no hash key");
+        assert!(
+            no_key.to_string().contains("SECURITY_IP_HASH_KEY"),
+            "{no_key}"
+        );
     }
 
     #[test]

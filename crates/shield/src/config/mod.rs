@@ -90,6 +90,7 @@ pub struct Config {
     pub data_dir: String,
     pub data_retention: u64,
     pub redis_url: String,
+    pub redis_cluster_nodes: Vec<String>,
     pub redis_key_prefix: String,
     pub redis_timeout_ms: u64,
     pub geoip_database_path: String,
@@ -225,6 +226,13 @@ impl Default for McpConfig {
     }
 }
 
+impl Config {
+    /// Whether state is shared through Redis (one server or a cluster).
+    pub fn uses_redis(&self) -> bool {
+        !self.redis_url.is_empty() || !self.redis_cluster_nodes.is_empty()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -249,6 +257,7 @@ impl Default for Config {
             data_dir: String::new(),
             data_retention: 30 * 24 * 3600,
             redis_url: String::new(),
+            redis_cluster_nodes: Vec::new(),
             redis_key_prefix: "mcp-shield:".into(),
             redis_timeout_ms: 50,
             geoip_database_path: String::new(),
@@ -514,6 +523,9 @@ impl Config {
             self.ip_hash_key = REDACTED.into();
         }
         self.redis_url = redact_url_password(&self.redis_url);
+        for node in &mut self.redis_cluster_nodes {
+            *node = redact_url_password(node);
+        }
     }
 }
 

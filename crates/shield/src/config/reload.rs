@@ -26,6 +26,7 @@ pub const NEEDS_RESTART: &[&str] = &[
     "data_retention",
     "ip_list_max_entries",
     "redis_url",
+    "redis_cluster_nodes",
     "redis_key_prefix",
     "redis_timeout_ms",
     "geoip_database_path",

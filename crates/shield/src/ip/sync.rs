@@ -210,7 +210,11 @@ impl ListSync {
         let key = self.hash_key(change.list);
         let message = serde_json::to_string(change).map_err(|_| ())?;
         let mut pipe = redis::pipe();
-        pipe.atomic();
+        // One transaction on one server; a cluster has none across a key and a channel, and
+        // an instance that misses the message loads the hash when it next (re)connects.
+        if !self.redis.is_cluster() {
+            pipe.atomic();
+        }
         match (&change.op, &change.entry) {
             (Op::Add, Some(entry)) => {
                 let value = serde_json::to_string(entry).map_err(|_| ())?;
@@ -236,7 +240,7 @@ impl ListSync {
                     tokio::time::timeout(Duration::from_millis(200), recoveries.changed()).await;
             }
             let subscribed = async {
-                let mut pubsub = self.redis.client().get_async_pubsub().await.ok()?;
+                let mut pubsub = self.redis.pubsub().await?;
                 pubsub.subscribe(self.channel()).await.ok()?;
                 Some(pubsub)
             };

@@ -70,11 +70,13 @@ impl RedisStore {
     fn key(&self, bucket: &BucketRequest) -> String {
         let scope = bucket.key.scope;
         match bucket.key.subject {
-            Subject::Global => self.redis.key(format_args!("rl:{scope}:g")),
+            Subject::Global => self.redis.bucket_key(format_args!("rl:{scope}:g")),
             Subject::Ip(ip) => self
                 .redis
-                .key(format_args!("rl:{scope}:i{}", self.redis.hashed_ip(ip))),
-            Subject::User(hash) => self.redis.key(format_args!("rl:{scope}:u{hash:016x}")),
+                .bucket_key(format_args!("rl:{scope}:i{}", self.redis.hashed_ip(ip))),
+            Subject::User(hash) => self
+                .redis
+                .bucket_key(format_args!("rl:{scope}:u{hash:016x}")),
         }
     }
 
@@ -133,7 +135,9 @@ impl RateLimitStore for RedisStore {
     }
 
     fn backend(&self) -> &'static str {
-        if self.redis.is_up() {
+        if self.redis.is_up() && self.redis.is_cluster() {
+            "cluster"
+        } else if self.redis.is_up() {
             "redis"
         } else {
             "degraded"

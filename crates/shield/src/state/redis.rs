@@ -6,6 +6,12 @@
 //! without waiting on Redis again, and one background task reconnects with exponential backoff
 //! (100 ms doubling to 5 s). When a connection answers `PING`, the breaker closes, recovery is
 //! logged, and whoever registered with [`RedisState::on_recovery`] resynchronises.
+//!
+//! One server (`REDIS_URL`) or a Redis Cluster (`SECURITY_REDIS_CLUSTER_NODES`): the callers
+//! see one [`Connection`] either way. In a cluster the rate-limit buckets carry one hash tag
+//! ([`RedisState::bucket_key`]), so a request's buckets are one script call on one slot;
+//! reputation records and lists are keyed by address or list and spread over the nodes;
+//! list changes are published on any node (cluster pub/sub reaches every node).
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -13,8 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::watch;
 
 use crate::request::keyed_ip_hash;
@@ -33,6 +40,64 @@ pub enum RedisError {
     Failed(String),
 }
 
+/// Where shared state lives.
+#[derive(Debug, Clone, Copy)]
+pub enum RedisTarget<'a> {
+    /// One server (`REDIS_URL`).
+    Server(&'a str),
+    /// A cluster's seed nodes (`SECURITY_REDIS_CLUSTER_NODES`).
+    Cluster(&'a [String]),
+}
+
+enum Backend {
+    Server(redis::Client),
+    Cluster {
+        // Boxed: it is twice the size of a single server's client.
+        client: Box<redis::cluster::ClusterClient>,
+        /// For pub/sub, which a cluster carries to every node: one seed node's connection.
+        seeds: Vec<redis::Client>,
+        shown: Vec<String>,
+    },
+}
+
+/// A connection to one server or to a cluster (which routes each command to the node that
+/// holds its key). Cheap to clone: both multiplex over shared sockets.
+#[derive(Clone)]
+pub enum Connection {
+    /// One server.
+    Server(MultiplexedConnection),
+    /// A cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Server(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Server(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Server(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// A connection a serving thread opened for itself (see [`RedisState::request_connection`]).
 struct OwnConnection {
     /// Which [`RedisState`] it belongs to ([`RedisState::id`]).
@@ -40,7 +105,7 @@ struct OwnConnection {
     /// The recovery it was opened after: an older one is dropped and opened again.
     generation: u64,
     /// `None` while it is being opened.
-    connection: Option<MultiplexedConnection>,
+    connection: Option<Connection>,
 }
 
 thread_local! {
@@ -53,8 +118,8 @@ static NEXT_STATE_ID: AtomicU64 = AtomicU64::new(1);
 /// A shared Redis connection with a circuit breaker.
 pub struct RedisState {
     id: u64,
-    client: redis::Client,
-    connection: RwLock<Option<MultiplexedConnection>>,
+    backend: Backend,
+    connection: RwLock<Option<Connection>>,
     up: AtomicBool,
     reconnecting: AtomicBool,
     /// Calls in a row that took longer than the timeout.
@@ -76,10 +141,22 @@ impl std::fmt::Debug for RedisState {
     }
 }
 
+/// PING, expecting PONG.
+async fn ping(connection: &mut impl ConnectionLike) -> Result<(), String> {
+    let pong: String = redis::cmd("PING")
+        .query_async(connection)
+        .await
+        .map_err(|e| e.to_string())?;
+    if pong != "PONG" {
+        return Err(format!("unexpected PING answer {pong:?}"));
+    }
+    Ok(())
+}
+
 impl RedisState {
-    /// A state for `url` (already validated), not yet connected. Needs a Tokio runtime.
+    /// A state for `target` (already validated), not yet connected. Needs a Tokio runtime.
     pub fn new(
-        url: &str,
+        target: RedisTarget<'_>,
         prefix: &str,
         timeout: Duration,
         hash_key: (u64, u64),
@@ -87,18 +164,48 @@ impl RedisState {
         use redis::IntoConnectionInfo;
         // TCP_NODELAY: many small pipelined calls on one connection must not wait on Nagle's
         // algorithm and delayed ACKs (40 ms stalls, nearly the whole timeout).
-        let info = url
-            .into_connection_info()
-            .map_err(|e| format!("REDIS_URL: {e}"))?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let nodelay = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let backend = match target {
+            RedisTarget::Server(url) => {
+                let info = url
+                    .into_connection_info()
+                    .map_err(|e| format!("REDIS_URL: {e}"))?
+                    .set_tcp_settings(nodelay);
+                Backend::Server(redis::Client::open(info).map_err(|e| format!("REDIS_URL: {e}"))?)
+            }
+            RedisTarget::Cluster(nodes) => {
+                let setting = "SECURITY_REDIS_CLUSTER_NODES";
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+                    .tcp_settings(nodelay.clone())
+                    // No waiting inside the client: a call that fails is answered locally and
+                    // the breaker decides; retries would hold a request past the timeout.
+                    .retries(0)
+                    .connection_timeout(Duration::from_secs(1))
+                    .response_timeout(timeout)
+                    .build()
+                    .map_err(|e| format!("{setting}: {e}"))?;
+                let seeds = nodes
+                    .iter()
+                    .map(|node| redis::Client::open(node.as_str()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{setting}: {e}"))?;
+                Backend::Cluster {
+                    client: Box::new(client),
+                    seeds,
+                    shown: nodes
+                        .iter()
+                        .map(|n| crate::config::redact_url_password(n))
+                        .collect(),
+                }
+            }
+        };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             "the Redis backend needs a Tokio runtime: build the system inside one".to_string()
         })?;
         let (recoveries, _) = watch::channel(0);
         Ok(Arc::new(RedisState {
             id: NEXT_STATE_ID.fetch_add(1, Ordering::Relaxed),
-            client,
+            backend,
             connection: RwLock::new(None),
             up: AtomicBool::new(false),
             reconnecting: AtomicBool::new(false),
@@ -134,7 +241,7 @@ impl RedisState {
     }
 
     /// The connection to use, unless the breaker is open.
-    pub fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub fn connection(&self) -> Result<Connection, RedisError> {
         if !self.is_up() {
             return Err(RedisError::Down);
         }
@@ -151,7 +258,7 @@ impl RedisState {
     /// the request, where the shared connection's run on the runtime that built the system, and
     /// every call crossed threads twice (a wake-up and a context switch each way, which
     /// cost more CPU than the call itself). Until it is open, and elsewhere, the shared one.
-    pub fn request_connection(self: &Arc<Self>) -> Result<MultiplexedConnection, RedisError> {
+    pub fn request_connection(self: &Arc<Self>) -> Result<Connection, RedisError> {
         if !self.is_up() {
             return Err(RedisError::Down);
         }
@@ -271,9 +378,46 @@ impl RedisState {
         format!("{:016x}", keyed_ip_hash(self.hash_key, ip))
     }
 
-    /// The client, for connections of their own (pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// The key of a rate-limit bucket: under the prefix, and in a cluster with one hash tag
+    /// for every bucket, so that one script call's keys share a slot (the global bucket is in
+    /// every call).
+    pub fn bucket_key(&self, parts: std::fmt::Arguments<'_>) -> String {
+        match self.backend {
+            Backend::Server(_) => format!("{}{}", self.prefix, parts),
+            Backend::Cluster { .. } => format!("{}{{rl}}{}", self.prefix, parts),
+        }
+    }
+
+    /// Whether the state is in a cluster (transactions across keys are not available there).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
+    }
+
+    /// The cluster's seed nodes (passwords hidden), for the status; empty for one server.
+    pub fn cluster_nodes(&self) -> &[String] {
+        match &self.backend {
+            Backend::Server(_) => &[],
+            Backend::Cluster { shown, .. } => shown,
+        }
+    }
+
+    /// A pub/sub connection: to the server, or to the first seed node of a cluster that
+    /// answers (a cluster delivers every published message to every node).
+    pub async fn pubsub(&self) -> Option<redis::aio::PubSub> {
+        match &self.backend {
+            Backend::Server(client) => client.get_async_pubsub().await.ok(),
+            Backend::Cluster { seeds, .. } => {
+                for seed in seeds {
+                    if let Ok(Ok(pubsub)) =
+                        tokio::time::timeout(Duration::from_millis(500), seed.get_async_pubsub())
+                            .await
+                    {
+                        return Some(pubsub);
+                    }
+                }
+                None
+            }
+        }
     }
 
     /// The runtime the state was built in, for background tasks.
@@ -281,28 +425,47 @@ impl RedisState {
         &self.runtime
     }
 
-    async fn open_connection(&self, limit: Duration) -> Result<MultiplexedConnection, String> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(limit))
-            .set_response_timeout(Some(limit));
-        let mut connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| e.to_string())?;
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| e.to_string())?;
-        if pong != "PONG" {
-            return Err(format!("unexpected PING answer {pong:?}"));
+    async fn open_connection(&self, limit: Duration) -> Result<Connection, String> {
+        let mut connection = match &self.backend {
+            Backend::Server(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(limit))
+                    .set_response_timeout(Some(limit));
+                let mut connection = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ping(&mut connection).await?;
+                // Requests wait at most the configured timeout from here on.
+                connection.set_response_timeout(self.timeout);
+                return Ok(Connection::Server(connection));
+            }
+            Backend::Cluster { client, .. } => {
+                let opening = client.get_async_connection();
+                let connection = tokio::time::timeout(limit, opening)
+                    .await
+                    .map_err(|_| "no cluster connection within the time limit".to_string())?
+                    .map_err(|e| e.to_string())?;
+                Connection::Cluster(connection)
+            }
+        };
+        // A cluster whose slots are not all served fails some calls at once: not up yet.
+        let routed = tokio::time::timeout(limit, async {
+            redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .map_err(|_| "CLUSTER INFO took too long".to_string())?
+        .map_err(|e| e.to_string())?;
+        if !routed.contains("cluster_state:ok") {
+            return Err("the cluster is not in a healthy state (cluster_state is not ok)".into());
         }
-        // Requests wait at most the configured timeout from here on.
-        connection.set_response_timeout(self.timeout);
         Ok(connection)
     }
 
-    fn install(&self, connection: MultiplexedConnection) {
+    fn install(&self, connection: Connection) {
         self.slow_in_a_row.store(0, Ordering::Relaxed);
         *self.connection.write().unwrap_or_else(|e| e.into_inner()) = Some(connection);
         self.up.store(true, Ordering::Release);
