@@ -7,6 +7,9 @@
 #   COMPARE_BIN=/tmp/old/mcp-shield COMPARE_NAME=before scripts/load.sh
 #                                                  (adds that binary's gateways, guards off and
 #                                                   all four on, side by side in the same run)
+#   CLUSTER=1 scripts/load.sh                      (adds the gateway with every guard on and its
+#                                                   state in a Redis Cluster of three masters
+#                                                   started here; with REDIS=1, beside one server)
 #   TLS=1 scripts/load.sh                          (adds HTTPS: nginx with TLS and the gateway with
 #                                                   --tls-cert, guards off and all four on, on the
 #                                                   same ECDSA P-256 certificate made by openssl)
@@ -40,6 +43,7 @@ for tool in wrk nginx python3 curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk nginx-light" >&2; exit 1; }
 done
 [ -z "${REDIS:-}" ] || command -v redis-server >/dev/null || { echo "missing redis-server" >&2; exit 1; }
+[ -z "${CLUSTER:-}" ] || command -v redis-cli >/dev/null || { echo "missing redis-cli (redis-tools)" >&2; exit 1; }
 [ -z "${TLS:-}" ] || command -v openssl >/dev/null || { echo "missing openssl" >&2; exit 1; }
 cargo build --release -q -p mcp-shield-gateway --bin mcp-shield
 BIN=target/release/mcp-shield
@@ -155,6 +159,30 @@ if [ -n "${REDIS:-}" ]; then
   TARGETS+=("mcp-shield, all four, Redis")
   PORT["mcp-shield, all four, Redis"]=$REDIS_GW
   PROC["mcp-shield, all four, Redis"]=$REDIS_PID
+fi
+if [ -n "${CLUSTER:-}" ]; then
+  SEEDS=()
+  for _ in 1 2 3; do
+    # The cluster bus takes port + 10000.
+    while :; do p=$(free_port); [ "$p" -lt 55000 ] && break; done
+    mkdir -p "$WORK/cluster-$p"
+    (cd "$WORK/cluster-$p" && exec redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file nodes.conf --save "" --appendonly no >/dev/null) & PIDS+=($!)
+    SEEDS+=("127.0.0.1:$p")
+  done
+  for seed in "${SEEDS[@]}"; do
+    for _ in $(seq 100); do redis-cli -p "${seed#*:}" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  done
+  redis-cli --cluster create "${SEEDS[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  for _ in $(seq 100); do redis-cli -p "${SEEDS[0]#*:}" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+  CLUSTER_GW=$(free_port)
+  NODES=$(printf 'redis://%s,' "${SEEDS[@]}"); NODES=${NODES%,}
+  env "${BASE[@]}" "${ALL_ON[@]}" SECURITY_REDIS_CLUSTER_NODES="$NODES" "$BIN" serve \
+    --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$CLUSTER_GW" 2>"$WORK/cluster.log" & CLUSTER_PID=$!
+  PIDS+=($CLUSTER_PID)
+  TARGETS+=("mcp-shield, all four, Redis Cluster")
+  PORT["mcp-shield, all four, Redis Cluster"]=$CLUSTER_GW
+  PROC["mcp-shield, all four, Redis Cluster"]=$CLUSTER_PID
 fi
 if [ -n "${TLS:-}" ]; then
   TLS_OFF=$(free_port); TLS_ALL=$(free_port)

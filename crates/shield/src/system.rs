@@ -1138,7 +1138,13 @@ impl SecuritySystem {
 
     /// What `GET /api/security/status` returns.
     pub async fn status(&self) -> SecurityStatus {
-        status(&self.core)
+        let mut status = status(&self.core);
+        // A cluster's members as the cluster itself reports them (not only the seeds).
+        if let Some(redis) = self.core.redis.as_ref().filter(|r| r.is_cluster()) {
+            let seen = redis.cluster_members().await;
+            status.config["redis_cluster_nodes_seen"] = serde_json::json!(seen);
+        }
+        status
     }
 
     /// Waits (at most `limit`) until reputation penalties queued for Redis have been applied;

@@ -401,6 +401,42 @@ impl RedisState {
         }
     }
 
+    /// The cluster's members as `CLUSTER NODES` reports them (address, role, link state),
+    /// asked of any node; empty for one server, or when no node answers within a second.
+    pub async fn cluster_members(&self) -> Vec<serde_json::Value> {
+        let Ok(mut connection) = self.connection() else {
+            return Vec::new();
+        };
+        if !self.is_cluster() {
+            return Vec::new();
+        }
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("NODES");
+        let asked = command.query_async::<String>(&mut connection);
+        let Ok(Ok(text)) = tokio::time::timeout(Duration::from_secs(1), asked).await else {
+            return Vec::new();
+        };
+        // `<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slots>...`
+        text.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let address = fields.get(1)?.split('@').next()?;
+                let flags = fields.get(2)?;
+                let role = if flags.contains("master") {
+                    "master"
+                } else {
+                    "replica"
+                };
+                let state = if flags.contains("fail") {
+                    "failed"
+                } else {
+                    fields.get(7).copied().unwrap_or("unknown")
+                };
+                Some(serde_json::json!({"address": address, "role": role, "link": state}))
+            })
+            .collect()
+    }
+
     /// A pub/sub connection: to the server, or to the first seed node of a cluster that
     /// answers (a cluster delivers every published message to every node).
     pub async fn pubsub(&self) -> Option<redis::aio::PubSub> {
