@@ -30,7 +30,7 @@ use crate::json_limits::{JsonLimitExceeded, JsonShapeChecker};
 use crate::mcp::McpViolation;
 use crate::pipeline::Outcome;
 use crate::request::{RequestFacts, UserId};
-use crate::system::Core;
+use crate::shared::Core;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -81,9 +81,11 @@ pub mod mcp;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod request;
+mod shared;
 pub mod state;
 mod system;
 pub mod threat;
+mod views;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigOverrides, ConfigSources};
@@ -92,7 +94,6 @@ pub use events::{EventBus, EventSink, SecurityEvent, Statistics, StatisticsSnaps
 pub use layer::{SecurityLayer, SecurityService};
 pub use pipeline::{Check, Guard, GuardError, Outcome, Pipeline};
 pub use request::{JsonRpcMessage, RequestFacts, UserId};
-pub use system::{
-    Admission, ComponentStatus, ConfigSource, ConnectionGate, InitError, ReloadError, ReloadReport,
-    SecurityStatus, SecuritySystem, ThreatAssessment,
-};
+pub use shared::ConfigSource;
+pub use system::{Admission, ConnectionGate, InitError, ReloadError, ReloadReport, SecuritySystem};
+pub use views::{ComponentStatus, RequestRate, SecurityStatus, ThreatAssessment};

@@ -2,7 +2,6 @@
 //! admin router, statistics and status (the seed's `init_security_system`,
 //! `create_security_middleware`, `get_statistics` and `get_security_status`).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,9 +12,9 @@ use serde::Serialize;
 use crate::admission::history::ClientRecords;
 use crate::admission::limit::LimitSettings;
 use crate::admission::{AdmissionSettings, ClientHistory, UpstreamAdmission};
-use crate::behaviour::{BehaviourAnalysis, BehaviourGuard, BehaviourReport, BehaviourSettings};
+use crate::behaviour::{BehaviourAnalysis, BehaviourGuard, BehaviourSettings};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, ConfigOverrides, OversizeBodyAction};
+use crate::config::{Config, ConfigError, ConfigOverrides};
 use crate::ddos::inflight::{OpenCounts, Permit};
 use crate::ddos::DdosGuard;
 use crate::events::{
@@ -25,17 +24,19 @@ use crate::ip::feeds::{FeedGuard, Feeds};
 use crate::ip::geo::RiskPolicy;
 use crate::ip::geo::{CountryGuard, GeoIp};
 use crate::ip::persist;
-use crate::ip::reputation::{self, Reputation};
+use crate::ip::reputation::Reputation;
 use crate::ip::shared_reputation::SharedReputation;
 use crate::ip::sync::ListSync;
-use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind, ListMatch};
+use crate::ip::{parse_network, BlacklistGuard, IpLists, ListError, ListKind};
 use crate::layer::SecurityLayer;
-use crate::pipeline::{Guard, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::rate_limit::redis_store::RedisStore;
 use crate::rate_limit::{MemoryStore, RateLimitGuard, RateLimitStore};
-use crate::request::{keyed_hash, IdentityRules};
+use crate::request::keyed_hash;
+use crate::shared::{Core, Dirty, GuardSet, RequestSettings};
 use crate::state::redis::{RedisState, RedisTarget};
 use crate::threat::{ThreatDetector, ThreatGuard};
+use crate::views::{self, SecurityStatus, ThreatAssessment};
 
 /// Why the system could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,191 +73,6 @@ pub enum InitError {
     /// The saved anomaly model is unreadable or of other features.
     #[error("SECURITY_DATA_DIR: anomaly model {0}")]
     Behaviour(crate::behaviour::ModelError),
-}
-
-/// What the layer reads of the configuration for every request, swapped whole by a reload.
-pub(crate) struct RequestSettings {
-    pub(crate) identity: IdentityRules,
-    pub(crate) max_inspect_body_bytes: u64,
-    pub(crate) oversize_body_action: OversizeBodyAction,
-    /// Limits on the shape of JSON bodies.
-    pub(crate) json_limits: crate::json_limits::JsonLimits,
-    /// The MCP endpoint's paths (JSON limits apply to every body sent there).
-    pub(crate) mcp_paths: Vec<String>,
-}
-
-impl RequestSettings {
-    fn from_config(config: &Config, hash_key: (u64, u64)) -> RequestSettings {
-        // Validated by the loader; a Config built by hand drops what does not parse.
-        let trusted_proxies = config
-            .trusted_proxies
-            .iter()
-            .filter_map(|text| parse_network(text).ok())
-            .collect();
-        RequestSettings {
-            identity: IdentityRules {
-                trusted_proxies,
-                forwarded_header: config.forwarded_header,
-                user_id_header: http::HeaderName::from_bytes(config.user_id_header.as_bytes()).ok(),
-                hash_key,
-            },
-            max_inspect_body_bytes: config.max_inspect_body_bytes,
-            oversize_body_action: config.oversize_body_action,
-            json_limits: config.json.limits(),
-            mcp_paths: config.mcp.paths.clone(),
-        }
-    }
-}
-
-/// The guards, by kind, in the order [`GuardSet::ordered`] runs them. A reload builds a new
-/// set from the old one: the guards with state (DDoS protection, MCP sessions, behaviour) are
-/// the same objects, reconfigured in place; rate limiting is rebuilt over the same bucket
-/// store; the stateless ones are rebuilt.
-#[derive(Clone)]
-pub(crate) struct GuardSet {
-    blacklist: Arc<BlacklistGuard>,
-    feeds: Option<(Arc<Feeds>, Arc<FeedGuard>)>,
-    country: Option<Arc<CountryGuard>>,
-    mcp: Arc<crate::mcp::McpGuard>,
-    ddos: Option<Arc<DdosGuard>>,
-    pub(crate) rate: Option<Arc<RateLimitGuard>>,
-    behaviour: Option<Arc<BehaviourGuard>>,
-    threat: Option<Arc<ThreatGuard>>,
-}
-
-impl GuardSet {
-    /// The deny lists first, then the cheap checks of the head (feeds, countries, the MCP
-    /// protocol: a rebinding page or a broken message should cost no rate-limit token or
-    /// inspection), then the counting guards, and the costliest, threat detection, last.
-    fn ordered(&self) -> Vec<Arc<dyn Guard>> {
-        let mut guards: Vec<Arc<dyn Guard>> = vec![self.blacklist.clone()];
-        if let Some((_, guard)) = &self.feeds {
-            guards.push(guard.clone());
-        }
-        if let Some(guard) = &self.country {
-            guards.push(guard.clone());
-        }
-        guards.push(self.mcp.clone());
-        if let Some(guard) = &self.ddos {
-            guards.push(guard.clone());
-        }
-        if let Some(guard) = &self.rate {
-            guards.push(guard.clone());
-        }
-        if let Some(guard) = &self.behaviour {
-            guards.push(guard.clone());
-        }
-        if let Some(guard) = &self.threat {
-            guards.push(guard.clone());
-        }
-        guards
-    }
-
-    pub(crate) fn feeds(&self) -> Option<&Arc<Feeds>> {
-        self.feeds.as_ref().map(|(feeds, _)| feeds)
-    }
-}
-
-/// Everything the layer and the admin API share.
-pub(crate) struct Core {
-    /// The configuration in force (a reload replaces it).
-    pub(crate) config: ArcSwap<Config>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) lists: Arc<IpLists>,
-    pub(crate) pipeline: Pipeline,
-    pub(crate) bus: Arc<EventBus>,
-    pub(crate) stats: Arc<Statistics>,
-    pub(crate) request: ArcSwap<RequestSettings>,
-    pub(crate) hash_key: (u64, u64),
-    /// The guards by kind (a reload replaces them; the pipeline runs `ordered()` of them).
-    pub(crate) guards: std::sync::Mutex<GuardSet>,
-    pub(crate) admin_token: String,
-    pub(crate) admin_token_generated: bool,
-    pub(crate) emergency: Arc<AtomicBool>,
-    pub(crate) started_unix_ms: u64,
-    pub(crate) ddos: Option<Arc<DdosGuard>>,
-    pub(crate) geo: Option<Arc<GeoIp>>,
-    pub(crate) reputation: Option<Arc<Reputation>>,
-    /// The threat detector (built even when the guard is off, for `add_pattern` and scans).
-    pub(crate) threat_detector: Arc<ThreatDetector>,
-    /// Reputation kept in Redis (with `REDIS_URL`).
-    pub(crate) shared_reputation: Option<Arc<SharedReputation>>,
-    /// GeoIP risk (with an Anonymous-IP database or high-risk countries).
-    pub(crate) geo_risk: Option<Arc<RiskPolicy>>,
-    pub(crate) data_dir: Option<std::path::PathBuf>,
-    pub(crate) dirty: Option<Arc<Dirty>>,
-    /// Requests in flight per client address (with DDoS protection on).
-    pub(crate) inflight: Option<Arc<OpenCounts>>,
-    pub(crate) redis: Option<Arc<RedisState>>,
-    pub(crate) list_sync: Option<Arc<ListSync>>,
-    /// Behavioural analysis (with threat detection on).
-    pub(crate) behaviour: Option<Arc<BehaviourAnalysis>>,
-    /// Admission to the upstream (overload protection; with DDoS protection on).
-    pub(crate) admission: Option<Arc<UpstreamAdmission>>,
-    /// Re-reads the configuration's sources for a reload (the gateway's file, environment
-    /// and flags); `None` for a system built from a configuration in code.
-    pub(crate) config_source: std::sync::Mutex<Option<Arc<ConfigSource>>>,
-    /// One reload at a time.
-    pub(crate) reloading: tokio::sync::Mutex<()>,
-}
-
-/// Where a reload gets the new configuration from.
-pub type ConfigSource = dyn Fn() -> Result<Config, ConfigError> + Send + Sync;
-
-impl Core {
-    /// The configuration in force.
-    pub(crate) fn config(&self) -> Arc<Config> {
-        self.config.load_full()
-    }
-
-    /// The guards by kind, as they are now.
-    pub(crate) fn guard_set(&self) -> GuardSet {
-        self.guards
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-impl Core {
-    /// Adds to a list and tells the bus.
-    pub(crate) fn add_to_list(
-        &self,
-        list: ListKind,
-        network: ipnet::IpNet,
-        reason: String,
-        ttl_seconds: Option<u64>,
-    ) -> Result<crate::ip::ListEntry, ListError> {
-        let entry = self.lists.add(list, network, reason.clone(), ttl_seconds)?;
-        self.bus.publish(SecurityEvent::ListAdded {
-            list,
-            network,
-            reason,
-            expires_at_ms: entry.expires_at_ms,
-        });
-        Ok(entry)
-    }
-
-    /// Removes from a list and tells the bus; false when it was not there.
-    pub(crate) fn remove_from_list(&self, list: ListKind, network: ipnet::IpNet) -> bool {
-        let removed = self.lists.remove(list, &network);
-        if removed {
-            self.bus
-                .publish(SecurityEvent::ListRemoved { list, network });
-        }
-        removed
-    }
-
-    pub(crate) fn set_emergency(&self, enabled: bool, by: &'static str) {
-        if let Some(ddos) = &self.ddos {
-            ddos.emergency_switched(enabled);
-        }
-        let was = self.emergency.swap(enabled, Ordering::SeqCst);
-        if was != enabled {
-            self.bus
-                .publish(SecurityEvent::EmergencyMode { enabled, by });
-        }
-    }
 }
 
 /// The security system: one per process (or per gateway), cheap to clone.
@@ -1138,7 +954,7 @@ impl SecuritySystem {
 
     /// What `GET /api/security/status` returns.
     pub async fn status(&self) -> SecurityStatus {
-        let mut status = status(&self.core);
+        let mut status = views::status(&self.core);
         // A cluster's members as the cluster itself reports them (not only the seeds).
         if let Some(redis) = self.core.redis.as_ref().filter(|r| r.is_cluster()) {
             let seen = redis.cluster_members().await;
@@ -1159,7 +975,7 @@ impl SecuritySystem {
     /// What this instance knows about `ip` now. With Redis, the reputation shown is the one
     /// this instance last saw; [`SecuritySystem::threat_assessment_shared`] asks Redis first.
     pub fn threat_assessment(&self, ip: IpAddr) -> ThreatAssessment {
-        threat_assessment(&self.core, ip)
+        views::threat_assessment(&self.core, ip)
     }
 
     /// What `GET /api/security/threat/{ip}` returns: the assessment, with the reputation
@@ -1173,7 +989,7 @@ impl SecuritySystem {
                 reputation.adopt(ip, state);
             }
         }
-        threat_assessment(&self.core, ip)
+        views::threat_assessment(&self.core, ip)
     }
 }
 
@@ -1207,24 +1023,6 @@ impl ConnectionGate {
     }
 }
 
-/// Notes that something worth saving changed.
-#[derive(Debug, Default)]
-pub(crate) struct Dirty(AtomicBool);
-
-impl EventSink for Dirty {
-    fn handle(&self, event: &SecurityEvent) {
-        if matches!(
-            event,
-            SecurityEvent::ListAdded { .. }
-                | SecurityEvent::ListRemoved { .. }
-                | SecurityEvent::Blocked { .. }
-                | SecurityEvent::Pattern { .. }
-        ) {
-            self.0.store(true, Ordering::Release);
-        }
-    }
-}
-
 fn save(core: &Core) -> Result<(), String> {
     let Some(dir) = &core.data_dir else {
         return Ok(());
@@ -1240,391 +1038,4 @@ fn save(core: &Core) -> Result<(), String> {
             .unwrap_or_default(),
     };
     persist::write(dir, &saved).map_err(|e| format!("{}: {e}", persist::state_file(dir).display()))
-}
-
-/// One component in the status.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ComponentStatus {
-    /// Asked for by the configuration.
-    pub configured: bool,
-    /// Actually running in this build.
-    pub enabled: bool,
-    /// Built in this version of mcp-shield.
-    pub implemented: bool,
-    /// Working as it should.
-    pub healthy: bool,
-    /// Where its state lives: `memory`, `redis` or `degraded`.
-    pub backend: &'static str,
-    /// Anything an operator should know.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// Component-specific figures.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub details: BTreeMap<&'static str, serde_json::Value>,
-}
-
-/// What `GET /api/security/status` returns.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SecurityStatus {
-    /// `rate_limiting`, `ddos_protection`, `ip_management`, `threat_detection`, `ip_lists`.
-    pub components: BTreeMap<&'static str, ComponentStatus>,
-    /// The seed's counters.
-    pub statistics: StatisticsSnapshot,
-    /// Whether emergency mode is on.
-    pub emergency_mode: bool,
-    /// A summary of the configuration (no secrets).
-    pub config: serde_json::Value,
-    /// mcp-shield's version.
-    pub version: &'static str,
-    /// Seconds since start.
-    pub uptime_seconds: u64,
-}
-
-fn status(core: &Core) -> SecurityStatus {
-    let c = &*core.config();
-    let guard_set = core.guard_set();
-    let mut components = BTreeMap::new();
-    let shared_backend = match &core.redis {
-        None => "memory",
-        Some(redis) if redis.is_up() && redis.is_cluster() => "cluster",
-        Some(redis) if redis.is_up() => "redis",
-        Some(_) => "degraded",
-    };
-    let mut lists = ComponentStatus {
-        configured: true,
-        enabled: true,
-        implemented: true,
-        healthy: shared_backend != "degraded",
-        backend: shared_backend,
-        note: None,
-        details: BTreeMap::new(),
-    };
-    lists.details.insert(
-        "whitelist_entries",
-        core.lists.len(ListKind::Whitelist).into(),
-    );
-    lists.details.insert(
-        "blacklist_entries",
-        core.lists.len(ListKind::Blacklist).into(),
-    );
-    lists
-        .details
-        .insert("max_entries_per_list", c.ip_list_max_entries.into());
-    components.insert("ip_lists", lists);
-    let mut rate = ComponentStatus {
-        configured: c.enable_rate_limiting,
-        enabled: guard_set.rate.is_some(),
-        implemented: true,
-        healthy: guard_set.rate.is_none() || shared_backend != "degraded",
-        backend: guard_set.rate.as_ref().map_or("memory", |r| r.backend()),
-        note: None,
-        details: BTreeMap::new(),
-    };
-    if let Some(limiter) = &guard_set.rate {
-        rate.details
-            .insert("tracked_keys", limiter.tracked_keys().into());
-        rate.details
-            .insert("max_tracked_keys", c.rate_limit.max_tracked_keys.into());
-        rate.details.insert("rules", limiter.rule_names().into());
-    }
-    components.insert("rate_limiting", rate);
-    let mut ddos = ComponentStatus {
-        configured: c.enable_ddos_protection,
-        enabled: core.ddos.is_some(),
-        implemented: true,
-        healthy: true,
-        backend: "memory",
-        note: Some(
-            "in emergency mode, suspect addresses (new, blocked or flagged before, or of low \
-             reputation) get the tightest limits"
-                .into(),
-        ),
-        details: BTreeMap::new(),
-    };
-    if let Some(guard) = &core.ddos {
-        let limits = guard.limits();
-        ddos.details.insert("tracked_ips", guard.tracked().into());
-        ddos.details
-            .insert("max_tracked_ips", c.ddos.max_tracked_ips.into());
-        ddos.details
-            .insert("per_second_threshold_now", limits.per_second.into());
-        ddos.details
-            .insert("per_minute_threshold_now", limits.per_minute.into());
-        let view = guard.emergency_view();
-        ddos.details
-            .insert("emergency_threshold_rps", view.threshold_rps.into());
-        ddos.details
-            .insert("baseline_rps", view.baseline_rps.into());
-        ddos.details
-            .insert("distributed_flood", view.distributed_flood.into());
-    }
-    components.insert("ddos_protection", ddos);
-    let mut overload = ComponentStatus {
-        configured: c.enable_ddos_protection && c.upstream.admission,
-        enabled: core.admission.is_some(),
-        implemented: true,
-        healthy: true,
-        backend: "memory",
-        note: Some(
-            "requests in flight to the upstream are limited to what it serves (learned from its \
-             latency unless fixed); beyond, a priority queue admits whitelisted addresses, then \
-             clients with a history, then the rest, then addresses new since the overload began \
-             or with a bad record; 503 overloaded when no place frees in time"
-                .into(),
-        ),
-        details: BTreeMap::new(),
-    };
-    if let Some(admission) = &core.admission {
-        let view = admission.view();
-        let d = &mut overload.details;
-        d.insert("limit", view.limit.into());
-        d.insert("learned", view.learned.into());
-        d.insert("in_flight", view.in_flight.into());
-        d.insert("queued", view.queued.into());
-        d.insert("baseline_latency_ms", view.baseline_latency_ms.into());
-        d.insert("shedding", view.shedding.into());
-        d.insert("overloaded_since_ms", view.overloaded_since_ms.into());
-        d.insert("admitted_total", view.admitted_total.into());
-        d.insert("queued_total", view.queued_total.into());
-        d.insert(
-            "shed_total",
-            serde_json::to_value(&view.shed_total).unwrap_or_default(),
-        );
-    }
-    components.insert("overload_protection", overload);
-    let mut ip = ComponentStatus {
-        configured: c.enable_ip_management,
-        enabled: c.enable_ip_management,
-        implemented: true,
-        healthy: true,
-        backend: if core.redis.as_ref().is_some_and(|r| r.is_cluster()) {
-            "cluster"
-        } else if core.shared_reputation.is_some() {
-            "redis"
-        } else {
-            "memory"
-        },
-        note: Some(
-            "reputation (shared through Redis when configured), auto-blacklisting, GeoIP and \
-             GeoIP risk, country rules, threat feeds and saving across restarts (the allow and \
-             deny lists are component ip_lists)"
-                .into(),
-        ),
-        details: BTreeMap::new(),
-    };
-    ip.details.insert("geoip", core.geo.is_some().into());
-    ip.details
-        .insert("geo_risk", core.geo_risk.is_some().into());
-    if let Some(reputation) = &core.reputation {
-        ip.details
-            .insert("reputation_tracked_ips", reputation.tracked().into());
-    }
-    ip.details.insert(
-        "country_rule",
-        (if guard_set.country.is_some() {
-            "on"
-        } else {
-            "off"
-        })
-        .into(),
-    );
-    if let Some(feeds) = guard_set.feeds() {
-        ip.details.insert(
-            "threat_feeds",
-            serde_json::to_value(feeds.status()).unwrap_or_default(),
-        );
-    }
-    components.insert("ip_management", ip);
-    let mut threat = ComponentStatus {
-        configured: c.enable_threat_detection,
-        enabled: c.enable_threat_detection,
-        implemented: true,
-        healthy: true,
-        backend: "memory",
-        note: Some(
-            "injection, traversal, inclusion, SSRF, scanner and protocol detectors with per-tool \
-             policy; behavioural analysis: per-client features, a seeded isolation forest, bot \
-             and scanner patterns"
-                .into(),
-        ),
-        details: BTreeMap::new(),
-    };
-    let td = &c.threat_detection;
-    threat.details.insert("mode", td.mode.clone().into());
-    threat
-        .details
-        .insert("block_severity", td.block_severity.clone().into());
-    threat.details.insert("allow_rules", td.allow.len().into());
-    threat.details.insert("patterns", td.patterns.len().into());
-    if let Some(behaviour) = &core.behaviour {
-        threat.details.insert(
-            "anomaly_model",
-            serde_json::to_value(behaviour.model_summary()).unwrap_or_default(),
-        );
-    }
-    components.insert("threat_detection", threat);
-    let redis_configured = c.uses_redis();
-    let summary = serde_json::json!({
-        "enable_rate_limiting": c.enable_rate_limiting,
-        "enable_ddos_protection": c.enable_ddos_protection,
-        "enable_ip_management": c.enable_ip_management,
-        "enable_threat_detection": c.enable_threat_detection,
-        "fail_mode": c.fail_mode,
-        "trusted_proxies": c.trusted_proxies,
-        "forwarded_header": c.forwarded_header,
-        "max_inspect_body_bytes": c.max_inspect_body_bytes,
-        "oversize_body_action": c.oversize_body_action,
-        "redis_configured": redis_configured,
-        "redis_cluster_nodes": core.redis.as_ref().map(|r| r.cluster_nodes().to_vec()).unwrap_or_default(),
-        "redis_key_prefix": c.redis_key_prefix,
-        "rate_limit": c.rate_limit,
-        "ddos": c.ddos,
-        "upstream": c.upstream,
-        "json": c.json,
-        "ip": { "auto_blacklist_threshold": c.ip.auto_blacklist_threshold, "temp_block_duration": c.ip.temp_block_duration, "threat_feeds": c.ip.threat_feeds.len() },
-        "threat_detection": c.threat_detection,
-        "guards": core.pipeline.guard_names(),
-    });
-    SecurityStatus {
-        components,
-        statistics: core.stats.snapshot(),
-        emergency_mode: core.emergency.load(Ordering::SeqCst),
-        config: summary,
-        version: env!("CARGO_PKG_VERSION"),
-        uptime_seconds: core.clock.unix_ms().saturating_sub(core.started_unix_ms) / 1000,
-    }
-}
-
-/// What is known about one address.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ThreatAssessment {
-    /// The address asked about.
-    pub ip: IpAddr,
-    /// `low`, `medium`, `high` or `critical`.
-    pub threat_level: &'static str,
-    /// Whether its requests are refused now.
-    pub blocked: bool,
-    /// Until when (Unix ms), if the block expires.
-    pub blocked_until_ms: Option<u64>,
-    /// Why it is refused.
-    pub block_reason: Option<String>,
-    /// The whitelist entry that holds it.
-    pub whitelist: Option<ListMatch>,
-    /// The blacklist entry that holds it.
-    pub blacklist: Option<ListMatch>,
-    /// Reputation score, 0 to 100 (null until IP management is built).
-    pub reputation_score: Option<f64>,
-    /// Feeds that list it.
-    pub feeds: Vec<String>,
-    /// Country, city, ASN, anonymity flags (null without a GeoIP database).
-    pub geo: Option<serde_json::Value>,
-    /// How much GeoIP lowers its reputation, and why (null when nothing does).
-    pub geo_risk: Option<crate::ip::geo::GeoRisk>,
-    /// Recent threats seen from it.
-    pub recent_threats: Vec<reputation::RecentThreat>,
-    /// Anomaly score, 0 to 1 (null before a model exists, or for a client not seen lately).
-    pub anomaly_score: Option<f64>,
-    /// The behaviour behind the score: features, counts, bot and scanner patterns with their
-    /// evidence (null with threat detection off or for a client not seen lately).
-    pub behaviour: Option<BehaviourReport>,
-    /// This address's requests in the last second and minute (sliding windows), when DDoS
-    /// protection tracks it.
-    pub request_rate: Option<RequestRate>,
-    /// DDoS patterns seen from it (`endpoint_hammering`, `burst_above_baseline`,
-    /// `high_error_rate`).
-    pub patterns: Vec<&'static str>,
-    /// Counters for the whole system.
-    pub statistics: StatisticsSnapshot,
-}
-
-/// An address's recent request rate.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct RequestRate {
-    /// Requests in the last second.
-    pub per_second: f64,
-    /// Requests in the last minute.
-    pub per_minute: f64,
-    /// Last request (Unix ms).
-    pub last_seen_ms: u64,
-}
-
-fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
-    let ip = ip.to_canonical();
-    let whitelist = core.lists.lookup(ListKind::Whitelist, ip);
-    let blacklist = core.lists.lookup(ListKind::Blacklist, ip);
-    let now = core.clock.unix_ms();
-    let traffic = core.ddos.as_ref().and_then(|g| g.traffic(ip));
-    let ddos_until = traffic.and_then(|t| t.blocked_until(now));
-    let blocked = whitelist.is_none() && (blacklist.is_some() || ddos_until.is_some());
-    let (threat_level, blocked_until_ms, block_reason) = match (&whitelist, &blacklist, ddos_until)
-    {
-        (None, Some(entry), _) => (
-            "high",
-            entry.entry.expires_at_ms,
-            Some(format!("IP is blacklisted: {}", entry.entry.reason)),
-        ),
-        (None, None, Some(until)) => (
-            "medium",
-            Some(until),
-            Some("DDoS protection: request rate over the threshold".to_string()),
-        ),
-        _ => ("low", None, None),
-    };
-    let reputation_score = core.reputation.as_ref().map(|r| r.score(ip));
-    let behaviour = core.behaviour.as_ref().and_then(|b| b.report(ip));
-    // The worse of what the lists say and what the reputation says.
-    let rank = |level: &str| {
-        ["low", "medium", "high", "critical"]
-            .iter()
-            .position(|l| *l == level)
-    };
-    let threat_level = match reputation_score.map(reputation::threat_level) {
-        Some(from_score) if whitelist.is_none() && rank(from_score) > rank(threat_level) => {
-            from_score
-        }
-        _ => threat_level,
-    };
-    ThreatAssessment {
-        ip,
-        threat_level,
-        blocked,
-        blocked_until_ms,
-        block_reason,
-        whitelist,
-        blacklist,
-        reputation_score,
-        feeds: core
-            .guard_set()
-            .feeds()
-            .map(|f| f.feeds_listing(ip))
-            .unwrap_or_default(),
-        geo: core
-            .geo
-            .as_ref()
-            .and_then(|g| serde_json::to_value(g.lookup(ip)).ok()),
-        geo_risk: core
-            .geo_risk
-            .as_ref()
-            .map(|p| p.risk(ip))
-            .filter(|r| r.points > 0.0),
-        recent_threats: core
-            .reputation
-            .as_ref()
-            .map(|r| r.recent(ip))
-            .unwrap_or_default(),
-        anomaly_score: behaviour.as_ref().and_then(|b| b.anomaly_score),
-        behaviour,
-        patterns: traffic
-            .map(|t| t.patterns().into_iter().map(|p| p.name()).collect())
-            .unwrap_or_default(),
-        request_rate: traffic.map(|t| {
-            let (per_second, per_minute) = t.rates(now);
-            RequestRate {
-                per_second,
-                per_minute,
-                last_seen_ms: t.last_seen_ms,
-            }
-        }),
-        statistics: core.stats.snapshot(),
-    }
 }

@@ -11,7 +11,7 @@ use axum::response::Response;
 use http::header::{HeaderValue, CONTENT_TYPE};
 
 use crate::ip::ListKind;
-use crate::system::Core;
+use crate::shared::Core;
 
 pub(super) async fn render(State(core): State<Arc<Core>>) -> Response {
     let mut response = Response::new(axum::body::Body::from(text(&core)));

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::decision::json_response;
 use crate::ip::{parse_network, ListKind};
-use crate::system::Core;
+use crate::shared::Core;
 
 type Shared = Arc<Core>;
 
