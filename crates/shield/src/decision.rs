@@ -6,6 +6,63 @@ use http::{HeaderMap, Response, StatusCode};
 use serde::Serialize;
 use std::borrow::Cow;
 
+/// One finding behind a refusal or an observation: what, how bad, where (the field, and for
+/// an MCP tool call the tool and its argument), and the evidence (at most 120 characters, as
+/// decoded: attacker-controlled text, to be shown escaped).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// `sql_injection`, `xss_attack`, ...
+    #[serde(rename = "type")]
+    pub threat: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: &'static str,
+    /// Where: `query:q`, `json:params.arguments.sql`, `header:User-Agent`, `path`.
+    pub field: String,
+    /// The MCP tool the request called (`tools/call`), wherever in it the finding is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The tool argument the field is in (`sql` for `json:params.arguments.sql`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argument: Option<String>,
+    /// The decoded evidence.
+    pub evidence: String,
+}
+
+impl Finding {
+    /// A finding from a threat indicator, in a request to `tool` (if any).
+    pub fn from_indicator(indicator: &crate::threat::ThreatIndicator, tool: Option<&str>) -> Self {
+        // `json:params.arguments.<name>...`, or `json:[2].params.arguments.<name>` in a batch.
+        let argument = indicator
+            .location
+            .split_once("params.arguments.")
+            .map(|(_, rest)| {
+                rest.split(['.', '['])
+                    .next()
+                    .unwrap_or(rest)
+                    .chars()
+                    .take(64)
+                    .collect::<String>()
+            })
+            .filter(|name| !name.is_empty());
+        Finding {
+            threat: indicator.threat_type.as_str().to_string(),
+            severity: indicator.severity.as_str(),
+            field: indicator.location.chars().take(128).collect(),
+            tool: tool.map(|t| t.chars().take(64).collect()),
+            argument,
+            evidence: indicator.snippet.clone(),
+        }
+    }
+
+    /// `sql_injection in json:params.arguments.query (tool search)`, for log lines.
+    pub fn describe(&self) -> String {
+        match &self.tool {
+            Some(tool) => format!("{} in {} (tool {tool})", self.threat, self.field),
+            None => format!("{} in {}", self.threat, self.field),
+        }
+    }
+}
+
 /// Why a request is refused. Guards return this; they never build responses themselves.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockReason {
@@ -36,8 +93,11 @@ pub enum BlockReason {
     },
     /// Threat detection found an attack.
     Threat {
-        /// Threat types (`sql_injection`, `xss_attack`, ...).
+        /// Threat types (`sql_injection`, `xss_attack`, ...): the response's `threats`.
         threats: Vec<String>,
+        /// What was found where, for logs, events and the threat assessment; never sent to
+        /// the client.
+        findings: Vec<Finding>,
     },
     /// The body is larger than the inspection limit and the policy is to reject.
     PayloadTooLarge {
@@ -147,7 +207,7 @@ impl BlockReason {
             _ => None,
         };
         let threats = match self {
-            BlockReason::Threat { threats } => Some(threats.as_slice()),
+            BlockReason::Threat { threats, .. } => Some(threats.as_slice()),
             _ => None,
         };
         BlockBody {
@@ -336,6 +396,7 @@ mod tests {
         assert_eq!(ddos.body()["error"], "Request blocked by DDoS protection");
         let threat = BlockReason::Threat {
             threats: vec!["sql_injection".into()],
+            findings: Vec::new(),
         };
         assert_eq!(threat.body()["threats"], json!(["sql_injection"]));
         assert_eq!(threat.body()["type"], "threat_detected");

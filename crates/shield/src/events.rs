@@ -79,6 +79,8 @@ pub enum SecurityEvent {
         would_block: bool,
         /// What was found, strongest first.
         indicators: Vec<crate::threat::ThreatIndicator>,
+        /// The same with the tool and argument they were in, as refusals carry them.
+        findings: Vec<crate::decision::Finding>,
     },
     /// A guard failed internally.
     GuardError {
@@ -271,7 +273,7 @@ impl EventSink for Statistics {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
                 match reason {
-                    BlockReason::Threat { threats } => {
+                    BlockReason::Threat { threats, .. } => {
                         for name in threats {
                             self.threats_blocked[threat_slot(name)].fetch_add(1, Ordering::Relaxed);
                         }
@@ -431,9 +433,10 @@ impl EventSink for LogSink {
                         %ip, path = %path, %country, %asn,
                         "Blocked request from {ip}: {detail}"
                     ),
-                    BlockReason::Threat { threats } => tracing::warn!(
+                    BlockReason::Threat { threats, findings } => tracing::warn!(
                         target: "security.threat_detector",
                         %ip, path = %path, %country, %asn,
+                        findings = %describe(findings),
                         "Threats detected for IP {ip}: {}", python_list(threats)
                     ),
                     BlockReason::PayloadTooLarge { limit } => tracing::info!(
@@ -508,6 +511,7 @@ impl EventSink for LogSink {
                 path,
                 would_block,
                 indicators,
+                findings,
             } => {
                 let names: Vec<String> = indicators
                     .iter()
@@ -517,13 +521,13 @@ impl EventSink for LogSink {
                 if *would_block {
                     tracing::warn!(
                         target: "security.threat_detector",
-                        %ip, path = %path,
+                        %ip, path = %path, findings = %describe(findings),
                         "Threats detected for IP {ip}: {} (monitor mode: not blocked)", python_list(&names)
                     )
                 } else {
                     tracing::info!(
                         target: "security.threat_detector",
-                        %ip, path = %path,
+                        %ip, path = %path, findings = %describe(findings),
                         "Suspicious input from IP {ip}: {} (below the block severity)", python_list(&names)
                     )
                 }
@@ -534,6 +538,16 @@ impl EventSink for LogSink {
             ),
         }
     }
+}
+
+/// Findings for a log line's `findings` field: `sql_injection in json:params.arguments.q
+/// (tool search); xss_attack in query:x`.
+fn describe(findings: &[crate::decision::Finding]) -> String {
+    findings
+        .iter()
+        .map(crate::decision::Finding::describe)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A host network prints as its address (`1.2.3.4`, not `1.2.3.4/32`), as the seed's logs do.
@@ -560,6 +574,7 @@ mod tests {
         };
         stats.handle(&blocked(BlockReason::Threat {
             threats: vec!["sql_injection".into(), "internal_ticket".into()],
+            findings: Vec::new(),
         }));
         stats.handle(&blocked(BlockReason::Mcp(McpViolation::OriginNotAllowed(
             "https://evil.example".into(),
@@ -568,6 +583,7 @@ mod tests {
             ip,
             path: "/".into(),
             would_block: false,
+            findings: Vec::new(),
             indicators: vec![crate::threat::ThreatIndicator::new(
                 "bot",
                 crate::threat::Severity::Low,

@@ -74,6 +74,7 @@ pub mod config;
 pub mod ddos;
 pub mod decision;
 pub mod events;
+pub mod incidents;
 pub mod ip;
 pub mod json_limits;
 pub mod layer;

@@ -119,6 +119,8 @@ pub(crate) struct Core {
     pub(crate) pipeline: Pipeline,
     pub(crate) bus: Arc<EventBus>,
     pub(crate) stats: Arc<Statistics>,
+    /// The latest refusals and observations, with their findings.
+    pub(crate) incidents: Arc<crate::incidents::Incidents>,
     pub(crate) request: ArcSwap<RequestSettings>,
     pub(crate) hash_key: (u64, u64),
     /// The guards by kind (a reload replaces them; the pipeline runs `ordered()` of them).

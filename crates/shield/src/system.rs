@@ -346,8 +346,13 @@ impl SecuritySystem {
             "mask" => LogIpMode::Mask,
             _ => LogIpMode::Plain,
         };
+        let incidents = Arc::new(crate::incidents::Incidents::new(
+            crate::incidents::CAPACITY,
+            clock.clone(),
+        ));
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![
             stats.clone(),
+            incidents.clone(),
             Arc::new(LogSink::new(ip_mode, hash_key).with_geo(geo.clone())),
         ];
         if let Some(reputation) = &reputation {
@@ -604,6 +609,7 @@ impl SecuritySystem {
             pipeline,
             bus,
             stats,
+            incidents,
             admin_token,
             admin_token_generated,
             emergency,

@@ -342,3 +342,81 @@ async fn envelope_fields_pass_but_polluting_keys_do_not() {
     let (status, _) = send(&app, post_mcp(&method)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "an odd method is inspected");
 }
+
+/// Issue 22: after 30 SQL injection attempts, the address's assessment says which threat, in
+/// which field, tool and argument, when, and how fast it is sending; the refusal event and the
+/// log line carry the same.
+#[tokio::test]
+async fn the_threat_assessment_names_the_threats_fields_tools_and_rate() {
+    let security = system_with(
+        POLICY,
+        ConfigOverrides::new().set("ENABLE_IP_MANAGEMENT", true),
+    );
+    let mut events = security.subscribe();
+    let app = app(&security);
+    for n in 0..30 {
+        let call = tool_call(
+            "search_documents",
+            json!({"query": format!("x' UNION SELECT password FROM users WHERE id={n} --"), "limit": 5}),
+        );
+        let (status, body) = send(&app, post_mcp(&call)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        // The client is told the threat's name (in the JSON-RPC error), not where it was found;
+        // after a few, reputation blacklists the address.
+        let text = body.to_string();
+        assert!(
+            text.contains("sql_injection") || text.contains("ip_blocked"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("arguments.query") && !text.contains("findings"),
+            "{text}"
+        );
+    }
+    let assessment = security.threat_assessment("203.0.113.9".parse().expect("ip"));
+    // Newest first: the blacklisted address's retries, counted in one entry, then the
+    // injections that got it there.
+    assert_eq!(assessment.recent_threats[0].kind, "ip_blocked");
+    assert_eq!(assessment.recent_threats[0].detail, "IP is blacklisted");
+    assert!(assessment.recent_threats[0].count > 1);
+    let latest = assessment
+        .recent_threats
+        .iter()
+        .find(|i| i.kind == "threat_detected")
+        .expect("a threat refusal among the recent ones");
+    assert_eq!(latest.action, "blocked");
+    assert_eq!(latest.path, "/mcp");
+    let finding = &latest.threats[0];
+    assert_eq!(finding.threat, "sql_injection");
+    assert_eq!(finding.field, "json:params.arguments.query");
+    assert_eq!(finding.tool.as_deref(), Some("search_documents"));
+    assert_eq!(finding.argument.as_deref(), Some("query"));
+    assert!(
+        finding.evidence.contains("UNION SELECT"),
+        "{}",
+        finding.evidence
+    );
+    let rate = assessment.request_rate.expect("a request rate");
+    assert!(rate.per_minute >= 1.0, "{rate:?}");
+    let as_json = serde_json::to_value(&assessment).expect("serializes");
+    let listed = as_json["recent_threats"].as_array().expect("a list");
+    assert!(
+        listed
+            .iter()
+            .any(|i| i["threats"][0]["type"] == "sql_injection"
+                && i["threats"][0]["argument"] == "query"),
+        "{as_json}"
+    );
+    // The event the bus carried names the same.
+    let mut carried = None;
+    while let Ok(event) = events.try_recv() {
+        if let SecurityEvent::Blocked {
+            reason: mcp_shield::BlockReason::Threat { findings, .. },
+            ..
+        } = &*event
+        {
+            carried = findings.first().cloned();
+        }
+    }
+    assert_eq!(carried.as_ref(), Some(finding));
+}

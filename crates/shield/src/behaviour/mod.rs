@@ -160,7 +160,7 @@ impl EventSink for ThreatCounter {
         let (ip, found) = match event {
             SecurityEvent::Blocked {
                 ip,
-                reason: BlockReason::Threat { threats },
+                reason: BlockReason::Threat { threats, .. },
                 ..
             } => (
                 ip,
@@ -444,21 +444,23 @@ impl BehaviourAnalysis {
                 .map(|c| format!("{} ({})", c.class, c.evidence))
                 .collect::<Vec<_>>()
                 .join("; ");
+            let indicator = ThreatIndicator {
+                threat_type: ThreatType::AnomalousBehavior,
+                severity: Severity::Medium,
+                confidence: score as f32,
+                location: "behaviour".into(),
+                snippet: if detail.is_empty() {
+                    format!("anomaly score {score:.2}")
+                } else {
+                    format!("anomaly score {score:.2}: {detail}")
+                },
+            };
             self.bus.publish(SecurityEvent::ThreatObserved {
                 ip,
                 path: String::new(),
                 would_block: self.settings.load().block,
-                indicators: vec![ThreatIndicator {
-                    threat_type: ThreatType::AnomalousBehavior,
-                    severity: Severity::Medium,
-                    confidence: score as f32,
-                    location: "behaviour".into(),
-                    snippet: if detail.is_empty() {
-                        format!("anomaly score {score:.2}")
-                    } else {
-                        format!("anomaly score {score:.2}: {detail}")
-                    },
-                }],
+                findings: vec![crate::decision::Finding::from_indicator(&indicator, None)],
+                indicators: vec![indicator],
             });
         }
         active.len()
@@ -565,6 +567,15 @@ impl Guard for BehaviourGuard {
             if score.is_some_and(|s| s >= settings.threshold) {
                 return Check::Ready(Ok(Verdict::Block(BlockReason::Threat {
                     threats: vec!["anomalous_behavior".into()],
+                    findings: vec![crate::decision::Finding {
+                        threat: "anomalous_behavior".into(),
+                        severity: "medium",
+                        field: "behaviour".into(),
+                        tool: None,
+                        argument: None,
+                        evidence: score
+                            .map_or_else(String::new, |s| format!("anomaly score {s:.2}")),
+                    }],
                 })));
             }
         }

@@ -75,7 +75,7 @@ pub fn penalty(reason: &BlockReason) -> f64 {
         BlockReason::RateLimited { .. } => 2.0,
         BlockReason::Ddos { first: true, .. } => 15.0,
         BlockReason::Ddos { first: false, .. } => 0.5,
-        BlockReason::Threat { threats } => 25.0 * threats.len().max(1) as f64,
+        BlockReason::Threat { threats, .. } => 25.0 * threats.len().max(1) as f64,
         BlockReason::PayloadTooLarge { .. } => 5.0,
         BlockReason::BadRequest { .. } => 3.0,
         // A rebinding page or a broken client: the same small cost as an unreadable body.

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::{HttpRequest, Inspection, ThreatDetector};
-use crate::decision::{BlockReason, Verdict};
+use crate::decision::{BlockReason, Finding, Verdict};
 use crate::events::{EventBus, SecurityEvent};
 use crate::pipeline::{Check, Guard, GuardError};
 use crate::request::RequestFacts;
@@ -44,9 +44,15 @@ impl ThreatGuard {
         if inspection.indicators.is_empty() {
             return Verdict::pass();
         }
+        let tool = facts.mcp_tool();
         if inspection.blocked && !self.monitor_only {
             return Verdict::Block(BlockReason::Threat {
                 threats: inspection.blocking_names(self.detector.block_severity()),
+                findings: inspection
+                    .indicators
+                    .iter()
+                    .map(|i| Finding::from_indicator(i, tool))
+                    .collect(),
             });
         }
         // Low findings (a generic client library's user agent, one `../`) describe ordinary
@@ -62,6 +68,11 @@ impl ThreatGuard {
             ip: facts.client_ip,
             path: facts.uri.path().to_string(),
             would_block: inspection.blocked,
+            findings: inspection
+                .indicators
+                .iter()
+                .map(|i| Finding::from_indicator(i, tool))
+                .collect(),
             indicators: inspection.indicators,
         });
         Verdict::pass()

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::behaviour::BehaviourReport;
 use crate::events::StatisticsSnapshot;
+use crate::incidents::Incident;
 use crate::ip::reputation;
 use crate::ip::{ListKind, ListMatch};
 use crate::shared::Core;
@@ -37,15 +38,19 @@ pub struct ThreatAssessment {
     pub geo: Option<serde_json::Value>,
     /// How much GeoIP lowers its reputation, and why (null when nothing does).
     pub geo_risk: Option<crate::ip::geo::GeoRisk>,
-    /// Recent threats seen from it.
-    pub recent_threats: Vec<reputation::RecentThreat>,
+    /// What it did lately, newest first: refusals and observations with their type,
+    /// severity, path, and the threats found with the field, tool and argument they were in
+    /// (from the latest incidents; for an address whose details have left that ring, the
+    /// reputation's shorter record: type, severity, time).
+    pub recent_threats: Vec<Incident>,
     /// Anomaly score, 0 to 1 (null before a model exists, or for a client not seen lately).
     pub anomaly_score: Option<f64>,
     /// The behaviour behind the score: features, counts, bot and scanner patterns with their
     /// evidence (null with threat detection off or for a client not seen lately).
     pub behaviour: Option<BehaviourReport>,
-    /// This address's requests in the last second and minute (sliding windows), when DDoS
-    /// protection tracks it.
+    /// This address's requests in the last second and minute: DDoS protection's sliding
+    /// windows, or without it, behavioural analysis's window averaged (null when neither has
+    /// seen the address lately).
     pub request_rate: Option<RequestRate>,
     /// DDoS patterns seen from it (`endpoint_hammering`, `burst_above_baseline`,
     /// `high_error_rate`).
@@ -61,8 +66,8 @@ pub struct RequestRate {
     pub per_second: f64,
     /// Requests in the last minute.
     pub per_minute: f64,
-    /// Last request (Unix ms).
-    pub last_seen_ms: u64,
+    /// Last request (Unix ms), when DDoS protection tracks it.
+    pub last_seen_ms: Option<u64>,
 }
 
 pub(crate) fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
@@ -124,24 +129,61 @@ pub(crate) fn threat_assessment(core: &Core, ip: IpAddr) -> ThreatAssessment {
             .as_ref()
             .map(|p| p.risk(ip))
             .filter(|r| r.points > 0.0),
-        recent_threats: core
-            .reputation
-            .as_ref()
-            .map(|r| r.recent(ip))
-            .unwrap_or_default(),
-        anomaly_score: behaviour.as_ref().and_then(|b| b.anomaly_score),
-        behaviour,
+        recent_threats: recent_threats(core, ip),
         patterns: traffic
             .map(|t| t.patterns().into_iter().map(|p| p.name()).collect())
             .unwrap_or_default(),
-        request_rate: traffic.map(|t| {
-            let (per_second, per_minute) = t.rates(now);
-            RequestRate {
-                per_second,
-                per_minute,
-                last_seen_ms: t.last_seen_ms,
-            }
-        }),
+        request_rate: traffic
+            .map(|t| {
+                let (per_second, per_minute) = t.rates(now);
+                RequestRate {
+                    per_second,
+                    per_minute,
+                    last_seen_ms: Some(t.last_seen_ms),
+                }
+            })
+            .or_else(|| {
+                // Requests over the span behavioural analysis has of this client.
+                let counts = &behaviour.as_ref()?.counts;
+                let span_s = (counts.span_ms / 1000.0).max(1.0);
+                let per_second = counts.requests / span_s;
+                Some(RequestRate {
+                    per_second,
+                    per_minute: per_second * 60.0_f64.min(span_s),
+                    last_seen_ms: None,
+                })
+            }),
         statistics: core.stats.snapshot(),
+        // Last: the rate above reads it first.
+        anomaly_score: behaviour.as_ref().and_then(|b| b.anomaly_score),
+        behaviour,
     }
+}
+
+/// Incidents kept of `ip`, or else what its reputation record remembers.
+fn recent_threats(core: &Core, ip: IpAddr) -> Vec<Incident> {
+    let detailed = core.incidents.of(ip, 20);
+    if !detailed.is_empty() {
+        return detailed;
+    }
+    let mut remembered: Vec<Incident> = core
+        .reputation
+        .as_ref()
+        .map(|r| r.recent(ip))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r: reputation::RecentThreat| Incident {
+            ip,
+            time_ms: r.time_ms,
+            kind: r.kind,
+            severity: r.severity,
+            action: "blocked",
+            path: String::new(),
+            detail: String::new(),
+            threats: Vec::new(),
+            count: 1,
+        })
+        .collect();
+    remembered.sort_by_key(|i| std::cmp::Reverse(i.time_ms));
+    remembered
 }
