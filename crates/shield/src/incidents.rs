@@ -129,8 +129,10 @@ impl Incidents {
     }
 }
 
-impl EventSink for Incidents {
-    fn handle(&self, event: &SecurityEvent) {
+impl Incident {
+    /// The incident an event is, if it is one (a refusal or an observation); `now_ms` times an
+    /// observation, which carries no time of its own.
+    pub fn from_event(event: &SecurityEvent, now_ms: u64) -> Option<Incident> {
         match event {
             SecurityEvent::Blocked {
                 ip,
@@ -162,7 +164,7 @@ impl EventSink for Incidents {
                     BlockReason::RateLimited { .. } | BlockReason::Mcp(_) => "medium",
                     _ => "low",
                 });
-                self.push(Incident {
+                Some(Incident {
                     ip: ip.to_canonical(),
                     time_ms: *at_ms,
                     kind: reason.kind(),
@@ -172,7 +174,7 @@ impl EventSink for Incidents {
                     detail,
                     threats,
                     count: 1,
-                });
+                })
             }
             SecurityEvent::ThreatObserved {
                 ip,
@@ -182,9 +184,9 @@ impl EventSink for Incidents {
                 ..
             } => {
                 let threats: Vec<Finding> = findings.iter().take(MAX_FINDINGS).cloned().collect();
-                self.push(Incident {
+                Some(Incident {
                     ip: ip.to_canonical(),
-                    time_ms: self.clock.unix_ms(),
+                    time_ms: now_ms,
                     kind: "threat_observed",
                     severity: strongest(&threats).unwrap_or("low"),
                     action: "observed",
@@ -196,9 +198,17 @@ impl EventSink for Incidents {
                     },
                     threats,
                     count: 1,
-                });
+                })
             }
-            _ => {}
+            _ => None,
+        }
+    }
+}
+
+impl EventSink for Incidents {
+    fn handle(&self, event: &SecurityEvent) {
+        if let Some(incident) = Incident::from_event(event, self.clock.unix_ms()) {
+            self.push(incident);
         }
     }
 }

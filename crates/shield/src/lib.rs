@@ -86,6 +86,7 @@ mod shared;
 pub mod state;
 mod system;
 pub mod threat;
+pub mod timeline;
 mod views;
 
 pub use clock::{Clock, ManualClock, SystemClock};

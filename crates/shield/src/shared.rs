@@ -121,6 +121,10 @@ pub(crate) struct Core {
     pub(crate) stats: Arc<Statistics>,
     /// The latest refusals and observations, with their findings.
     pub(crate) incidents: Arc<crate::incidents::Incidents>,
+    /// Requests and refusals per second, the last 15 minutes (sampled once a second).
+    pub(crate) timeline: std::sync::Mutex<crate::timeline::Timeline>,
+    /// Live streams of the admin API open now (capped).
+    pub(crate) streams: std::sync::atomic::AtomicUsize,
     pub(crate) request: ArcSwap<RequestSettings>,
     pub(crate) hash_key: (u64, u64),
     /// The guards by kind (a reload replaces them; the pipeline runs `ordered()` of them).

@@ -610,6 +610,8 @@ impl SecuritySystem {
             bus,
             stats,
             incidents,
+            timeline: std::sync::Mutex::new(crate::timeline::Timeline::default()),
+            streams: std::sync::atomic::AtomicUsize::new(0),
             admin_token,
             admin_token_generated,
             emergency,
@@ -627,6 +629,24 @@ impl SecuritySystem {
             behaviour,
         };
         let core = Arc::new(core);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // Once a second: the counters into the 15-minute timeline. Holds the core weakly.
+            let weak = Arc::downgrade(&core);
+            runtime.spawn(async move {
+                let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    ticks.tick().await;
+                    let Some(core) = weak.upgrade() else { return };
+                    let now = core.clock.unix_ms() / 1000;
+                    let counters = core.stats.snapshot();
+                    core.timeline
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record(now, counters);
+                }
+            });
+        }
         if let (Some(dirty), Ok(runtime)) = (&core.dirty, tokio::runtime::Handle::try_current()) {
             // Saves every ten seconds when something changed; holds the core weakly so a
             // dropped system stops it.

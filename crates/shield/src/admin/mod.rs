@@ -2,6 +2,7 @@
 //! `/api/security/*` (bearer token, compared in constant time), and `/health`, `/ready`,
 //! `/metrics` for orchestrators and Prometheus.
 
+mod live;
 mod metrics;
 
 use std::net::IpAddr;
@@ -43,6 +44,9 @@ pub(crate) fn router(core: Shared) -> Router {
         .route("/api/security/threat/{ip}", get(threat))
         .route("/api/security/emergency", post(emergency))
         .route("/api/security/reload", post(reload))
+        .route("/api/security/incidents", get(incidents))
+        .route("/api/security/timeline", get(timeline))
+        .route("/api/security/stream", get(live::stream))
         .route("/api/security/{*rest}", axum::routing::any(not_found))
         .route_layer(middleware::from_fn_with_state(core.clone(), require_token));
     Router::new()
@@ -303,6 +307,38 @@ async fn list_whitelist(State(core): State<Shared>, RawQuery(query): RawQuery) -
 
 async fn list_blacklist(State(core): State<Shared>, RawQuery(query): RawQuery) -> Response {
     list_entries(&core, ListKind::Blacklist, query)
+}
+
+/// `GET /api/security/incidents?limit=N`: the latest refusals and observations, newest
+/// first, with their findings (default 100, at most 4096).
+async fn incidents(State(core): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let mut limit = 100;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("limit", value)) => match value.parse::<usize>() {
+                Ok(n) => limit = n.min(crate::incidents::CAPACITY),
+                Err(_) => return invalid(format!("limit {value:?} is not a number")),
+            },
+            _ => return invalid(format!("unknown query parameter {pair:?}; only limit=N")),
+        }
+    }
+    ok_json(json!({"incidents": core.incidents.latest(limit)}))
+}
+
+/// `GET /api/security/timeline`: requests and refusals per second, the last 15 minutes,
+/// oldest first.
+async fn timeline(State(core): State<Shared>) -> Response {
+    let seconds = core
+        .timeline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .seconds();
+    ok_json(json!({"seconds": seconds}))
 }
 
 async fn threat(State(core): State<Shared>, Path(ip): Path<String>) -> Response {
