@@ -618,6 +618,7 @@ async fn the_admin_listener_serves_the_admin_api_and_the_public_one_forwards_eve
         "/api/security/status",
         "/metrics",
         "/api/security/ip/blacklist",
+        "/dashboard",
     ] {
         let (status, body) = http_get(gateway.addr, path, &auth).await;
         assert_eq!(status, 200, "{path}: {body}");
@@ -640,6 +641,7 @@ async fn the_admin_listener_serves_the_admin_api_and_the_public_one_forwards_eve
     assert_eq!(status, 200);
     assert!(body.contains("mcp_shield_requests_total"), "{body}");
     assert_eq!(http_get(admin, "/anything-else", &[]).await.0, 404);
+    assert_eq!(http_get(admin, "/dashboard", &[]).await.0, 200);
 
     // A blacklisted client reaches neither the upstream's /metrics nor its admin-like paths.
     let blocked = {

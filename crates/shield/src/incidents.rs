@@ -47,6 +47,9 @@ pub struct Incident {
     /// again (a blacklisted address retrying) is counted here, `time_ms` being the latest, so
     /// that a retrying client does not push what got it refused out of the ring.
     pub count: u32,
+    /// The address's ISO country code (with a GeoIP database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 /// The ring of the latest incidents.
@@ -55,6 +58,8 @@ pub struct Incidents {
     capacity: usize,
     /// Times what carries none (an observation).
     clock: Arc<dyn Clock>,
+    /// Names each incident's country, when a database is loaded.
+    geo: Option<Arc<crate::ip::geo::GeoIp>>,
 }
 
 impl std::fmt::Debug for Incidents {
@@ -86,7 +91,14 @@ impl Incidents {
             ring: Mutex::new(VecDeque::with_capacity(capacity.min(CAPACITY))),
             capacity: capacity.max(1),
             clock,
+            geo: None,
         }
+    }
+
+    /// Names the country of each incident's address from `geo`.
+    pub fn with_geo(mut self, geo: Option<Arc<crate::ip::geo::GeoIp>>) -> Self {
+        self.geo = geo;
+        self
     }
 
     fn push(&self, incident: Incident) {
@@ -174,6 +186,7 @@ impl Incident {
                     detail,
                     threats,
                     count: 1,
+                    country: None,
                 })
             }
             SecurityEvent::ThreatObserved {
@@ -198,6 +211,7 @@ impl Incident {
                     },
                     threats,
                     count: 1,
+                    country: None,
                 })
             }
             _ => None,
@@ -207,7 +221,12 @@ impl Incident {
 
 impl EventSink for Incidents {
     fn handle(&self, event: &SecurityEvent) {
-        if let Some(incident) = Incident::from_event(event, self.clock.unix_ms()) {
+        if let Some(mut incident) = Incident::from_event(event, self.clock.unix_ms()) {
+            // Looked up once, when it happens (one read of a memory-mapped table).
+            incident.country = self
+                .geo
+                .as_ref()
+                .and_then(|g| g.lookup(incident.ip).country);
             self.push(incident);
         }
     }

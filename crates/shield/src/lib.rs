@@ -98,4 +98,4 @@ pub use pipeline::{Check, Guard, GuardError, Outcome, Pipeline};
 pub use request::{JsonRpcMessage, RequestFacts, UserId};
 pub use shared::ConfigSource;
 pub use system::{Admission, ConnectionGate, InitError, ReloadError, ReloadReport, SecuritySystem};
-pub use views::{ComponentStatus, RequestRate, SecurityStatus, ThreatAssessment};
+pub use views::{ComponentStatus, Offender, RequestRate, SecurityStatus, ThreatAssessment};

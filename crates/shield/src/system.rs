@@ -346,10 +346,10 @@ impl SecuritySystem {
             "mask" => LogIpMode::Mask,
             _ => LogIpMode::Plain,
         };
-        let incidents = Arc::new(crate::incidents::Incidents::new(
-            crate::incidents::CAPACITY,
-            clock.clone(),
-        ));
+        let incidents = Arc::new(
+            crate::incidents::Incidents::new(crate::incidents::CAPACITY, clock.clone())
+                .with_geo(geo.clone()),
+        );
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![
             stats.clone(),
             incidents.clone(),

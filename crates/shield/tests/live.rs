@@ -218,3 +218,58 @@ async fn live_streams_are_capped() {
         .expect("infallible");
     assert_eq!(again.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_dashboard_is_served_with_a_strict_policy_and_no_inline_script() {
+    let security = system().await;
+    let app = support::app(&security);
+    for (path, kind) in [
+        ("/dashboard", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/style.css", "text/css"),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(from(
+                Request::get(path).body(Body::empty()).expect("request"),
+                "127.0.0.1",
+            ))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert!(headers["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with(kind));
+        let policy = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+        assert!(!policy.contains("unsafe"), "{policy}");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        if path == "/dashboard" {
+            // Every script is a file of this origin; no inline code, no outside address.
+            assert_eq!(
+                text.matches("<script").count(),
+                text.matches("<script src=\"/dashboard/").count()
+            );
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "{text}"
+            );
+            assert!(
+                !text.contains(" style=\"") && !text.contains("onclick"),
+                "{text}"
+            );
+        }
+        if path == "/dashboard/app.js" {
+            assert!(!text.contains("innerHTML"), "values are set as text only");
+        }
+    }
+}

@@ -88,7 +88,11 @@ impl Live {
 
     fn describe(&self, event: &SecurityEvent) -> Option<Event> {
         let core = &self.place.0;
-        if let Some(incident) = Incident::from_event(event, core.clock.unix_ms()) {
+        if let Some(mut incident) = Incident::from_event(event, core.clock.unix_ms()) {
+            incident.country = core
+                .geo
+                .as_ref()
+                .and_then(|g| g.lookup(incident.ip).country);
             return Event::default().event("incident").json_data(incident).ok();
         }
         let (name, data) = match event {

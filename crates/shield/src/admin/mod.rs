@@ -2,6 +2,7 @@
 //! `/api/security/*` (bearer token, compared in constant time), and `/health`, `/ready`,
 //! `/metrics` for orchestrators and Prometheus.
 
+mod dashboard;
 mod live;
 mod metrics;
 
@@ -46,6 +47,7 @@ pub(crate) fn router(core: Shared) -> Router {
         .route("/api/security/reload", post(reload))
         .route("/api/security/incidents", get(incidents))
         .route("/api/security/timeline", get(timeline))
+        .route("/api/security/offenders", get(offenders))
         .route("/api/security/stream", get(live::stream))
         .route("/api/security/{*rest}", axum::routing::any(not_found))
         .route_layer(middleware::from_fn_with_state(core.clone(), require_token));
@@ -53,6 +55,7 @@ pub(crate) fn router(core: Shared) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::render))
+        .merge(dashboard::router())
         .merge(api)
         .with_state(core)
 }
@@ -328,6 +331,11 @@ async fn incidents(State(core): State<Shared>, RawQuery(query): RawQuery) -> Res
         }
     }
     ok_json(json!({"incidents": core.incidents.latest(limit)}))
+}
+
+/// `GET /api/security/offenders`: the 20 addresses refused most among the latest incidents.
+async fn offenders(State(core): State<Shared>) -> Response {
+    ok_json(json!({"offenders": crate::views::offenders(&core, 20)}))
 }
 
 /// `GET /api/security/timeline`: requests and refusals per second, the last 15 minutes,

@@ -182,6 +182,7 @@ fn recent_threats(core: &Core, ip: IpAddr) -> Vec<Incident> {
             detail: String::new(),
             threats: Vec::new(),
             count: 1,
+            country: None,
         })
         .collect();
     remembered.sort_by_key(|i| std::cmp::Reverse(i.time_ms));

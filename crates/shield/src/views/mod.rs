@@ -3,9 +3,12 @@
 //! callers (and the dashboard, as it grows).
 
 mod assessment;
+mod offenders;
 mod status;
 
 pub(crate) use assessment::threat_assessment;
 pub use assessment::{RequestRate, ThreatAssessment};
+pub(crate) use offenders::offenders;
+pub use offenders::Offender;
 pub(crate) use status::status;
 pub use status::{ComponentStatus, SecurityStatus};
