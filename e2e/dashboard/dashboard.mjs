@@ -4,7 +4,7 @@
 // reload; the chart is drawn; blacklisting from the page refuses the next request; an XSS
 // payload shows as text; nothing is requested from outside the gateway; no console errors.
 //
-//   node dashboard.mjs http://127.0.0.1:PORT TOKEN [path/to/chromium]
+//   node dashboard.mjs http://127.0.0.1:PORT TOKEN [path/to/chromium or firefox-esr]
 import http from "node:http";
 import puppeteer from "puppeteer-core";
 
@@ -51,10 +51,13 @@ function send(from, method, path, body) {
 
 const call = (id, tool, args) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: tool, arguments: args } });
 
+// Firefox (Debian's firefox-esr) through WebDriver BiDi when the path names it.
+const firefox = /firefox/.test(browserPath);
 const browser = await puppeteer.launch({
+  browser: firefox ? "firefox" : "chrome",
   executablePath: browserPath,
   headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  args: firefox ? [] : ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
 const problems = [];
 try {

@@ -119,6 +119,16 @@ function showStatus(status) {
     row.append(el("td", name), el("td", state, "state-" + state), el("td", c.backend));
     body.append(row);
   }
+  // Shared state: memory, or Redis (one server or a cluster), or degraded while it is down.
+  const shared = status.components.ip_lists ? status.components.ip_lists.backend : "memory";
+  const redisState = !status.config.redis_configured ? "off" : shared === "degraded" ? "degraded" : "on";
+  const redisRow = el("tr");
+  redisRow.append(el("td", "redis"), el("td", redisState, "state-" + redisState), el("td", shared));
+  body.append(redisRow);
+  const emergencyRow = el("tr");
+  const emergencyState = status.emergency_mode ? "on" : "off";
+  emergencyRow.append(el("td", "emergency mode"), el("td", emergencyState, status.emergency_mode ? "state-degraded" : "state-off"), el("td", ""));
+  body.append(emergencyRow);
   emergencyOn = !!status.emergency_mode;
   $("emergency").hidden = !emergencyOn;
 }
