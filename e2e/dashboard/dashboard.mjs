@@ -170,6 +170,17 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 2500));
   }
   await page.screenshot({ path: process.env.SCREENSHOT || "/tmp/mcp-shield-dashboard.png", fullPage: true });
+  // Dark and light: the page follows the system's colour scheme (emulated through CDP, so in
+  // chromium; the stylesheet is the same file in Firefox).
+  if (!firefox) {
+  step("dark and light");
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
+  const light = await background();
+  await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+  const dark = await background();
+  if (light === dark) fail("the same background in dark and light: " + light);
+  }
 } catch (error) {
   fail(stage + ": " + error.message + (problems.length ? "\n" + problems.join("\n") : ""));
 } finally {
