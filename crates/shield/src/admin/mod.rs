@@ -278,22 +278,27 @@ async fn remove_blacklist(State(core): State<Shared>, Path(ip): Path<String>) ->
     remove_from(&core, ListKind::Blacklist, &ip)
 }
 
-fn list_entries(core: &Core, list: ListKind, query: Option<String>) -> Response {
-    let mut limit = 1000;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
+/// The `limit=N` of a query (the only parameter these calls take): `default` without one, at
+/// most `max`; anything else is what a 400 says.
+fn limit_of(query: Option<&str>, default: usize, max: usize) -> Result<usize, String> {
+    let mut limit = default;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("limit", value)) => match value.parse::<usize>() {
-                Ok(n) => limit = n.min(100_000),
-                Err(_) => return invalid(format!("limit {value:?} is not a number")),
+                Ok(n) => limit = n.min(max),
+                Err(_) => return Err(format!("limit {value:?} is not a number")),
             },
-            _ => return invalid(format!("unknown query parameter {pair:?}; only limit=N")),
+            _ => return Err(format!("unknown query parameter {pair:?}; only limit=N")),
         }
     }
+    Ok(limit)
+}
+
+fn list_entries(core: &Core, list: ListKind, query: Option<String>) -> Response {
+    let limit = match limit_of(query.as_deref(), 1000, 100_000) {
+        Ok(limit) => limit,
+        Err(detail) => return invalid(detail),
+    };
     json_response(
         StatusCode::OK,
         &json!({
@@ -315,21 +320,10 @@ async fn list_blacklist(State(core): State<Shared>, RawQuery(query): RawQuery) -
 /// `GET /api/security/incidents?limit=N`: the latest refusals and observations, newest
 /// first, with their findings (default 100, at most 4096).
 async fn incidents(State(core): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    let mut limit = 100;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("limit", value)) => match value.parse::<usize>() {
-                Ok(n) => limit = n.min(crate::incidents::CAPACITY),
-                Err(_) => return invalid(format!("limit {value:?} is not a number")),
-            },
-            _ => return invalid(format!("unknown query parameter {pair:?}; only limit=N")),
-        }
-    }
+    let limit = match limit_of(query.as_deref(), 100, crate::incidents::CAPACITY) {
+        Ok(limit) => limit,
+        Err(detail) => return invalid(detail),
+    };
     ok_json(json!({"incidents": core.incidents.latest(limit)}))
 }
 
