@@ -622,6 +622,7 @@ Components:
 {components}
 
 Admin token: {token}
+Dashboard:   http://{addr}/dashboard#token={token}
 
 Try:
   curl -s http://{addr}/mcp -H 'Content-Type: application/json' \
