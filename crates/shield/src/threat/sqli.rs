@@ -1055,6 +1055,14 @@ fn after_breakout(
     while matches!(kind(t, i), Some(Tok::RParen)) {
         i += 1;
     }
+    // A closed subquery given an alias before the test, as sqlmap's boundaries write it
+    // (`1") AS XsXY WHERE 5470=5470 OR ...`): the alias is skipped, the WHERE judged.
+    if matches!(kind(t, i), Some(Tok::Kw(As)))
+        && matches!(kind(t, i + 1), Some(Tok::Bare))
+        && matches!(kind(t, i + 2), Some(Tok::Kw(Where)))
+    {
+        i += 2;
+    }
     let verdict = |sev, conf, end: usize| Some((sev, conf, start, end.min(t.len())));
     match kind(t, i) {
         // `admin'--`: a short word, the quote, and a comment cutting the rest of the query.
@@ -1661,6 +1669,24 @@ mod tests {
             "How do I backup database master to disk every night?",
             "backup log files to disk (2 or (3 copies))",
             "choose 1 or (2 or 3)",
+        ] {
+            assert!(!blocked(benign), "false alarm on {benign:?}: {:?}", severity(benign));
+        }
+    }
+
+    /// sqlmap's boundaries that close a subquery and give it an alias before the test.
+    #[test]
+    fn a_closed_subquery_with_an_alias_then_a_condition() {
+        for attack in [
+            "1\") AS XsXY WHERE 5470=5470 OR ELT(7897=7897,2732) -- nwMW",
+            "1)) AS UCFm WHERE 9191=9191 AND MAKE_SET(4342=4342,7896) -- XBDs",
+            "-5341') AS qVQe WHERE 2700=2700 OR NOT 6815=6815 -- Wrvw",
+        ] {
+            assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
+        }
+        for benign in [
+            "the first (and best) as ever where it counts",
+            "see (2) as noted where possible",
         ] {
             assert!(!blocked(benign), "false alarm on {benign:?}: {:?}", severity(benign));
         }
