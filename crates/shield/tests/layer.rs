@@ -721,10 +721,15 @@ async fn the_inner_service_is_the_upstream_the_layer_admits_to() {
     assert_eq!(overload["details"]["limit"], 2, "{overload}");
     assert_eq!(overload["details"]["learned"], false);
     assert_eq!(overload["details"]["in_flight"], 0);
-    assert_eq!(
-        overload["details"]["shed_total"]["suspect"], 1,
-        "{overload}"
-    );
+    // One refusal counted (its class, new or suspect, depends on how long the address has been
+    // seen, which a loaded test machine stretches; the classes are tested in admission/tests.rs).
+    let shed: u64 = overload["details"]["shed_total"]
+        .as_object()
+        .expect("shed per class")
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert_eq!(shed, 1, "{overload}");
     assert_eq!(security.statistics().overloaded, 1);
     // Without DDoS protection there is no admission.
     let off = system(ConfigOverrides::new().set("UPSTREAM_MAX_CONCURRENCY", 1));

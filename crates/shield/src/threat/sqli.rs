@@ -1688,7 +1688,11 @@ mod tests {
             "the first (and best) as ever where it counts",
             "see (2) as noted where possible",
         ] {
-            assert!(!blocked(benign), "false alarm on {benign:?}: {:?}", severity(benign));
+            assert!(
+                !blocked(benign),
+                "false alarm on {benign:?}: {:?}",
+                severity(benign)
+            );
         }
     }
 
