@@ -104,7 +104,9 @@ pub async fn run(
                     permit,
                 };
                 match &options.tls {
-                    None => serve_connection(&builder, &graceful, stream, service, peer),
+                    None => {
+                        tokio::spawn(connection(&builder, graceful.watcher(), stream, service, peer));
+                    }
                     Some(acceptor) => {
                         // The handshake runs in the connection's own task, so a slow one
                         // holds up nobody else; it has the head's time limit.
@@ -114,14 +116,7 @@ pub async fn run(
                         let limit = options.header_timeout;
                         tokio::spawn(async move {
                             match tokio::time::timeout(limit, handshake).await {
-                                Ok(Ok(tls)) => {
-                                    let connection = builder
-                                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                                        .into_owned();
-                                    if let Err(e) = watcher.watch(connection).await {
-                                        tracing::debug!(target: "mcp_shield::server", %peer, "connection ended: {e}");
-                                    }
-                                }
+                                Ok(Ok(tls)) => connection(&builder, watcher, tls, service, peer).await,
                                 Ok(Err(e)) => tracing::debug!(target: "mcp_shield::server", %peer, "TLS handshake failed: {e}"),
                                 Err(_) => tracing::debug!(target: "mcp_shield::server", %peer, "TLS handshake timed out"),
                             }
@@ -142,14 +137,16 @@ pub async fn run(
     }
 }
 
-/// Serves one plain connection in a task of its own, watched for graceful shutdown.
-fn serve_connection<I, S>(
+/// One connection served: HTTP/1.1 or HTTP/2 on `io` (plain or TLS), watched for graceful
+/// shutdown; the future to spawn.
+fn connection<I, S>(
     builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
+    watcher: hyper_util::server::graceful::Watcher,
     io: I,
     service: S,
     peer: SocketAddr,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<hyper::Request<Incoming>, Response = axum::response::Response>
         + Clone
@@ -161,12 +158,11 @@ fn serve_connection<I, S>(
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
+    async move {
+        if let Err(e) = watcher.watch(connection).await {
             tracing::debug!(target: "mcp_shield::server", %peer, "connection ended: {e}");
         }
-    });
+    }
 }
 
 /// Binds `addr` once per serving thread, every socket on the same port with `SO_REUSEPORT`, so

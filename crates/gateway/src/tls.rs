@@ -53,6 +53,16 @@ fn read_key(file: &Path) -> Result<PrivateKeyDer<'static>, String> {
 fn read_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
     let chain = read_chain(cert_file)?;
     let key = read_key(key_file)?;
+    certify(chain, key, cert_file, key_file)
+}
+
+/// `chain` and `key` as one, checked to belong together; errors name the files.
+fn certify(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<CertifiedKey, String> {
     CertifiedKey::from_der(chain, key, &provider()).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => format!(
             "{}: this private key does not belong to the certificate in {}",
@@ -176,10 +186,11 @@ impl UpstreamTls {
             Path::new(&self.client_cert_file),
             Path::new(&self.client_key_file),
         );
+        let (chain, key) = (read_chain(cert_file)?, read_key(key_file)?);
         // Checked to belong together first, for an error that names the files.
-        let certified = read_certified_key(cert_file, key_file)?;
+        certify(chain.clone(), key.clone_key(), cert_file, key_file)?;
         builder
-            .with_client_auth_cert(certified.cert, read_key(key_file)?)
+            .with_client_auth_cert(chain, key)
             .map_err(|e| format!("{}: {e}", key_file.display()))
     }
 }

@@ -31,25 +31,13 @@ pub struct Finding {
 impl Finding {
     /// A finding from a threat indicator, in a request to `tool` (if any).
     pub fn from_indicator(indicator: &crate::threat::ThreatIndicator, tool: Option<&str>) -> Self {
-        // `json:params.arguments.<name>...`, or `json:[2].params.arguments.<name>` in a batch.
-        let argument = indicator
-            .location
-            .split_once("params.arguments.")
-            .map(|(_, rest)| {
-                rest.split(['.', '['])
-                    .next()
-                    .unwrap_or(rest)
-                    .chars()
-                    .take(64)
-                    .collect::<String>()
-            })
-            .filter(|name| !name.is_empty());
+        let capped = |text: &str, n: usize| text.chars().take(n).collect::<String>();
         Finding {
             threat: indicator.threat_type.as_str().to_string(),
             severity: indicator.severity.as_str(),
-            field: indicator.location.chars().take(128).collect(),
-            tool: tool.map(|t| t.chars().take(64).collect()),
-            argument,
+            field: capped(&indicator.location, 128),
+            tool: tool.map(|t| capped(t, 64)),
+            argument: indicator.argument.as_deref().map(|a| capped(a, 64)),
             evidence: indicator.snippet.clone(),
         }
     }

@@ -134,6 +134,13 @@ impl Incidents {
             .collect()
     }
 
+    /// Shows every incident kept to `visit`, newest first, without copying them (the ring is
+    /// locked meanwhile: keep `visit` short).
+    pub fn visit(&self, mut visit: impl FnMut(&Incident)) {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        ring.iter().rev().for_each(&mut visit);
+    }
+
     /// The latest `limit` incidents of every client, newest first.
     pub fn latest(&self, limit: usize) -> Vec<Incident> {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());

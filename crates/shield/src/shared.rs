@@ -61,6 +61,9 @@ impl RequestSettings {
     }
 }
 
+/// Threat feeds and the guard that reads them.
+pub(crate) type FeedsAndGuard = (Arc<Feeds>, Arc<FeedGuard>);
+
 /// The guards, by kind, in the order [`GuardSet::ordered`] runs them. A reload builds a new
 /// set from the old one: the guards with state (DDoS protection, MCP sessions, behaviour) are
 /// the same objects, reconfigured in place; rate limiting is rebuilt over the same bucket
@@ -68,7 +71,7 @@ impl RequestSettings {
 #[derive(Clone)]
 pub(crate) struct GuardSet {
     pub(crate) blacklist: Arc<BlacklistGuard>,
-    pub(crate) feeds: Option<(Arc<Feeds>, Arc<FeedGuard>)>,
+    pub(crate) feeds: Option<FeedsAndGuard>,
     pub(crate) country: Option<Arc<CountryGuard>>,
     pub(crate) mcp: Arc<crate::mcp::McpGuard>,
     pub(crate) ddos: Option<Arc<DdosGuard>>,

@@ -33,7 +33,7 @@ use crate::pipeline::Pipeline;
 use crate::rate_limit::redis_store::RedisStore;
 use crate::rate_limit::{MemoryStore, RateLimitGuard, RateLimitStore};
 use crate::request::keyed_hash;
-use crate::shared::{Core, Dirty, GuardSet, RequestSettings};
+use crate::shared::{Core, Dirty, FeedsAndGuard, GuardSet, RequestSettings};
 use crate::state::redis::{RedisState, RedisTarget};
 use crate::threat::{ThreatDetector, ThreatGuard};
 use crate::views::{self, SecurityStatus, ThreatAssessment};
@@ -178,6 +178,51 @@ fn log_reload(by: &str, report: &ReloadReport) {
             format!("; not changed until a restart: {}", report.needs_restart.join(", "))
         }
     );
+}
+
+/// The networks of a list setting (`SECURITY_WHITELIST`, `SECURITY_BLACKLIST`). Validated by
+/// the loader; a Config built by hand is checked here too.
+fn configured_networks(
+    setting: &'static str,
+    entries: &[String],
+) -> Result<Vec<ipnet::IpNet>, InitError> {
+    entries
+        .iter()
+        .map(|text| {
+            parse_network(text).map_err(|message| {
+                InitError::Config(ConfigError {
+                    problems: vec![crate::config::ConfigProblem {
+                        source: "configuration".into(),
+                        key: setting.into(),
+                        value: Some(text.clone()),
+                        message,
+                    }],
+                })
+            })
+        })
+        .collect()
+}
+
+/// The threat feeds of a configuration (with IP management on and feeds listed): the feeds,
+/// refreshed every `threat_feed_refresh` seconds from now on, and their guard. Not loaded yet:
+/// the caller decides whether to wait for the first load.
+fn threat_feeds(
+    config: &Config,
+    reputation: Option<&Arc<Reputation>>,
+) -> Result<Option<FeedsAndGuard>, InitError> {
+    if !config.enable_ip_management || config.ip.threat_feeds.is_empty() {
+        return Ok(None);
+    }
+    let feeds = Feeds::new(&config.ip.threat_feeds).map_err(InitError::Feeds)?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        InitError::Feeds("threat feeds need a Tokio runtime: build the system inside one".into())
+    })?;
+    feeds.spawn_refresh(
+        &runtime,
+        std::time::Duration::from_secs(config.ip.threat_feed_refresh.max(1)),
+    );
+    let guard = Arc::new(FeedGuard::new(feeds.clone(), reputation.cloned()));
+    Ok(Some((feeds, guard)))
 }
 
 /// The country rule of a configuration, when it has one and a GeoIP database is loaded.
@@ -398,18 +443,7 @@ impl SecuritySystem {
             ("SECURITY_WHITELIST", ListKind::Whitelist, &config.whitelist),
             ("SECURITY_BLACKLIST", ListKind::Blacklist, &config.blacklist),
         ] {
-            for text in entries {
-                // Validated by the loader; a Config built by hand is checked here too.
-                let network = parse_network(text).map_err(|message| {
-                    InitError::Config(ConfigError {
-                        problems: vec![crate::config::ConfigProblem {
-                            source: "configuration".into(),
-                            key: setting.into(),
-                            value: Some(text.clone()),
-                            message,
-                        }],
-                    })
-                })?;
+            for network in configured_networks(setting, entries)? {
                 lists
                     .add(list, network, setting, None)
                     .map_err(|source| InitError::List { setting, source })?;
@@ -460,27 +494,16 @@ impl SecuritySystem {
                     .with_reputation(reputation.clone()),
             )
         });
-        let feeds = if config.enable_ip_management && !config.ip.threat_feeds.is_empty() {
-            let feeds = Feeds::new(&config.ip.threat_feeds).map_err(InitError::Feeds)?;
-            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-                InitError::Feeds(
-                    "threat feeds need a Tokio runtime: build the system inside one".into(),
-                )
-            })?;
-            // Loaded right away in the background (`SecuritySystem::start` waits for it), then
-            // refreshed every `threat_feed_refresh` seconds.
-            let first = feeds.clone();
-            runtime.spawn(async move {
-                first.refresh_all().await;
-            });
-            feeds.spawn_refresh(
-                &runtime,
-                std::time::Duration::from_secs(config.ip.threat_feed_refresh.max(1)),
-            );
-            let guard = Arc::new(FeedGuard::new(feeds.clone(), reputation.clone()));
-            Some((feeds, guard))
-        } else {
-            None
+        let feeds = match threat_feeds(&config, reputation.as_ref())? {
+            Some((feeds, guard)) => {
+                // Loaded right away in the background (`SecuritySystem::start` waits for it).
+                let first = feeds.clone();
+                tokio::spawn(async move {
+                    first.refresh_all().await;
+                });
+                Some((feeds, guard))
+            }
+            None => None,
         };
         let country = country_guard(&config, geo.as_ref());
         let max_keys = usize::try_from(config.rate_limit.max_tracked_keys).unwrap_or(usize::MAX);
@@ -754,33 +777,16 @@ impl SecuritySystem {
         }
         // What can fail, first.
         ThreatDetector::from_config(&config.threat_detection)?;
-        let parse_list = |setting: &'static str, entries: &[String]| {
-            entries
-                .iter()
-                .map(|text| {
-                    parse_network(text).map_err(|message| {
-                        InitError::Config(ConfigError {
-                            problems: vec![crate::config::ConfigProblem {
-                                source: "configuration".into(),
-                                key: setting.into(),
-                                value: Some(text.clone()),
-                                message,
-                            }],
-                        })
-                    })
-                })
-                .collect::<Result<Vec<ipnet::IpNet>, InitError>>()
-        };
         let lists = [
             (
                 ListKind::Whitelist,
-                parse_list("SECURITY_WHITELIST", &running.whitelist)?,
-                parse_list("SECURITY_WHITELIST", &config.whitelist)?,
+                configured_networks("SECURITY_WHITELIST", &running.whitelist)?,
+                configured_networks("SECURITY_WHITELIST", &config.whitelist)?,
             ),
             (
                 ListKind::Blacklist,
-                parse_list("SECURITY_BLACKLIST", &running.blacklist)?,
-                parse_list("SECURITY_BLACKLIST", &config.blacklist)?,
+                configured_networks("SECURITY_BLACKLIST", &running.blacklist)?,
+                configured_networks("SECURITY_BLACKLIST", &config.blacklist)?,
             ),
         ];
         let old = core.guard_set();
@@ -790,19 +796,16 @@ impl SecuritySystem {
             (_, _) if !config.enable_ip_management || config.ip.threat_feeds.is_empty() => None,
             (Some(kept), true) => Some(kept.clone()),
             _ => {
-                let feeds = Feeds::new(&config.ip.threat_feeds).map_err(InitError::Feeds)?;
-                // Loaded before it replaces the old one, so no request sees an empty list.
-                let _ =
-                    tokio::time::timeout(std::time::Duration::from_secs(30), feeds.refresh_all())
-                        .await;
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    feeds.spawn_refresh(
-                        &runtime,
-                        std::time::Duration::from_secs(config.ip.threat_feed_refresh.max(1)),
-                    );
+                let started = threat_feeds(&config, core.reputation.as_ref())?;
+                if let Some((feeds, _)) = &started {
+                    // Loaded before it replaces the old one, so no request sees an empty list.
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(30),
+                        feeds.refresh_all(),
+                    )
+                    .await;
                 }
-                let guard = Arc::new(FeedGuard::new(feeds.clone(), core.reputation.clone()));
-                Some((feeds, guard))
+                started
             }
         };
         // Nothing below fails (the policy compiled above).

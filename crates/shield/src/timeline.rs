@@ -73,6 +73,11 @@ impl Timeline {
     pub fn seconds(&self) -> Vec<Second> {
         self.seconds.iter().copied().collect()
     }
+
+    /// The latest second kept.
+    pub fn latest(&self) -> Option<Second> {
+        self.seconds.back().copied()
+    }
 }
 
 #[cfg(test)]

@@ -74,9 +74,7 @@ impl Live {
                         .timeline
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .seconds()
-                        .last()
-                        .copied();
+                        .latest();
                     if let Some(second) = latest.filter(|s| s.at > self.last_second) {
                         self.last_second = second.at;
                         return Event::default().event("second").json_data(second).ok();
@@ -127,8 +125,7 @@ pub(super) async fn stream(State(core): State<Arc<Core>>) -> Response {
         .timeline
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .seconds()
-        .last()
+        .latest()
         .map_or(0, |s| s.at);
     let live = Live {
         events: core.bus.subscribe(),

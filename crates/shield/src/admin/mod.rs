@@ -52,12 +52,11 @@ pub(crate) fn router(core: Shared) -> Router {
         .route("/api/security/{*rest}", axum::routing::any(not_found))
         .route_layer(middleware::from_fn_with_state(core.clone(), require_token));
     Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
         .route("/metrics", get(metrics::render))
         .merge(dashboard::router())
         .merge(api)
-        .with_state(core)
+        .with_state(core.clone())
+        .merge(probe_router(core))
 }
 
 /// `POST /api/security/reload`: the configuration file read again and put in force, as on

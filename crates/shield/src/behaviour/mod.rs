@@ -454,6 +454,7 @@ impl BehaviourAnalysis {
                 } else {
                     format!("anomaly score {score:.2}: {detail}")
                 },
+                argument: None,
             };
             self.bus.publish(SecurityEvent::ThreatObserved {
                 ip,

@@ -304,6 +304,10 @@ pub struct ThreatIndicator {
     pub location: String,
     /// The decoded evidence, at most 120 characters.
     pub snippet: String,
+    /// The tool argument the field is, or is under, in a `tools/call` (`sql` for
+    /// `json:params.arguments.sql`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argument: Option<String>,
 }
 
 impl ThreatIndicator {
@@ -323,6 +327,7 @@ impl ThreatIndicator {
             confidence: confidence.clamp(0.0, 1.0),
             location: location.into(),
             snippet: snippet.into(),
+            argument: None,
         }
     }
 }
@@ -608,6 +613,7 @@ impl ThreatDetector {
                 threat_type: f.threat,
                 severity: f.severity,
                 confidence: f.confidence,
+                argument: field.argument().map(str::to_string),
             });
         }
     }

@@ -323,6 +323,7 @@ fn indicator(
         confidence,
         location: location.to_string(),
         snippet: snippet.chars().take(120).collect(),
+        argument: None,
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn offenders(core: &Core, limit: usize) -> Vec<Offender> {
         types: HashMap<String, u64>,
     }
     let mut by_ip: HashMap<IpAddr, Tally> = HashMap::new();
-    for incident in core.incidents.latest(crate::incidents::CAPACITY) {
+    core.incidents.visit(|incident| {
         let tally = by_ip.entry(incident.ip).or_insert(Tally {
             refusals: 0,
             observations: 0,
@@ -56,15 +56,19 @@ pub(crate) fn offenders(core: &Core, limit: usize) -> Vec<Offender> {
             tally.observations += count;
         }
         tally.last_ms = tally.last_ms.max(incident.time_ms);
-        let names: Vec<String> = if incident.threats.is_empty() {
-            vec![incident.kind.to_string()]
-        } else {
-            incident.threats.iter().map(|f| f.threat.clone()).collect()
+        let mut add = |name: &str| match tally.types.get_mut(name) {
+            Some(n) => *n += count,
+            None => {
+                tally.types.insert(name.to_string(), count);
+            }
         };
-        for name in names {
-            *tally.types.entry(name).or_default() += count;
+        if incident.threats.is_empty() {
+            add(incident.kind);
         }
-    }
+        for finding in &incident.threats {
+            add(&finding.threat);
+        }
+    });
     let mut ranked: Vec<(IpAddr, Tally)> = by_ip.into_iter().collect();
     ranked.sort_by(|a, b| {
         (b.1.refusals, b.1.observations, b.1.last_ms).cmp(&(
