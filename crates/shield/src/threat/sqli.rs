@@ -50,6 +50,8 @@ enum Kw {
     Truncate,
     Exec,
     Declare,
+    Call,
+    Begin,
     Set,
     Waitfor,
     Delay,
@@ -118,7 +120,22 @@ struct Token {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Open {
     Nothing,
+    /// A string the application opened: `'`, `"`, a MySQL name in backticks, or
+    /// PostgreSQL's `$$` (written as `$`).
     Quote(u8),
+}
+
+impl Open {
+    /// The bytes that close what is open.
+    fn closing(self) -> &'static [u8] {
+        match self {
+            Open::Nothing => b"",
+            Open::Quote(b'$') => b"$$",
+            Open::Quote(b'`') => b"`",
+            Open::Quote(b'"') => b"\"",
+            Open::Quote(_) => b"'",
+        }
+    }
 }
 
 fn keyword(word: &str) -> Option<Tok> {
@@ -147,6 +164,8 @@ fn keyword(word: &str) -> Option<Tok> {
         "truncate" => Truncate,
         "exec" | "execute" => Exec,
         "declare" => Declare,
+        "call" => Call,
+        "begin" => Begin,
         "set" => Set,
         "waitfor" => Waitfor,
         "delay" | "time" => Delay,
@@ -179,6 +198,8 @@ fn function(word: &str) -> Option<Func> {
         | "benchmark"
         | "pg_sleep"
         | "dbms_lock.sleep"
+        | "dbms_session.sleep"
+        | "user_lock.sleep"
         | "dbms_pipe.receive_message"
         | "randomblob"
         | "sys.dbms_lock.sleep" => Func::Time,
@@ -219,7 +240,7 @@ fn function(word: &str) -> Option<Func> {
         | "upper" | "replace" | "reverse" | "left" | "right" | "trim" | "now" | "sum" | "min"
         | "max" | "avg" | "uuid" | "row" | "json_keys" | "decode" | "encode" | "to_char"
         | "unistr" | "quote" | "upper_case" | "sqlite_version" | "current_database"
-        | "string_agg" | "listagg" | "xmltype" => Func::Plain,
+        | "string_agg" | "listagg" | "xmltype" | "repeat" => Func::Plain,
         _ => return None,
     })
 }
@@ -284,9 +305,13 @@ const KNOWN_WORDS: &[&str] = &[
     "dba_users",
     "dblink",
     "dbms_lock.sleep",
+    "dbms_session.sleep",
+    "user_lock.sleep",
     "dbms_pipe.receive_message",
     "dbms_xmlgen.getxml",
     "declare",
+    "call",
+    "begin",
     "decode",
     "delay",
     "delete",
@@ -374,6 +399,7 @@ const KNOWN_WORDS: &[&str] = &[
     "randomblob",
     "regexp",
     "replace",
+    "repeat",
     "reverse",
     "revoke",
     "right",
@@ -447,9 +473,21 @@ fn tokenize(text: &[u8], open: Open, max_tokens: usize, out: &mut Vec<Token>) ->
     out.clear();
     let mut read = 0;
     let mut ends_in_comment = false;
+    let mut odbc_open = 0usize;
     let mut i = 0;
     if let Open::Quote(q) = open {
-        let (end, closed) = string_end(text, 0, q);
+        let (end, closed) = if q == b'$' {
+            // PostgreSQL's dollar quoting: `$$...$$`.
+            match find(text, 0, b"$$") {
+                Some(p) => (p + 2, true),
+                None => (text.len(), false),
+            }
+        } else {
+            // The first quote closes the string whatever stands before it: `\' or 1=1`
+            // is written for an application that escapes quotes with a backslash, which
+            // makes the attacker's backslash a literal one and frees the quote.
+            string_end_unescaped(text, q)
+        };
         out.push(Token {
             kind: Tok::Str { closed },
             start: 0,
@@ -526,6 +564,18 @@ fn tokenize(text: &[u8], open: Open, max_tokens: usize, out: &mut Vec<Token>) ->
                 let word = Word::read(text, i);
                 i = word.end;
                 word.classify(&text[start..i])
+            }
+            // ODBC and JDBC escapes (`{fn user()}`, `{ts '2020-01-01'}`, `{oj ...}`) wrap SQL:
+            // their braces are read as if absent, the SQL inside as SQL.
+            b'{' if odbc_escape_len(&text[i..]).is_some() => {
+                i += odbc_escape_len(&text[i..]).unwrap_or(1);
+                odbc_open += 1;
+                continue;
+            }
+            b'}' if odbc_open > 0 => {
+                odbc_open -= 1;
+                i += 1;
+                continue;
             }
             b'(' => {
                 i += 1;
@@ -826,6 +876,70 @@ fn string_end(text: &[u8], mut i: usize, quote: u8) -> (usize, bool) {
     (text.len(), false)
 }
 
+/// The length of an ODBC escape's opening at the start of `text` (`{fn `, `{ts `, `{d `, `{t `,
+/// `{oj `, `{call `, `{escape `), if one is there.
+fn odbc_escape_len(text: &[u8]) -> Option<usize> {
+    const ESCAPES: [&[u8]; 8] = [b"fn", b"ts", b"d", b"t", b"oj", b"call", b"escape", b"guid"];
+    let rest = text.get(1..)?;
+    ESCAPES.iter().find_map(|e| {
+        let after = rest.get(e.len())?;
+        (rest[..e.len()].eq_ignore_ascii_case(e) && matches!(after, b' ' | b'\t' | b'\n'))
+            .then_some(1 + e.len() + 1)
+    })
+}
+
+/// ODBC escapes that only SQL writes: a function or procedure call (`{fn user()}`,
+/// `{call proc(1)}`), an outer join (`{oj a left join b on ...}`). A query value holds them
+/// only to reach a database.
+fn odbc_call(text: &[u8]) -> Option<(usize, usize)> {
+    for open in memchr::memchr_iter(b'{', text) {
+        let Some(len) = odbc_escape_len(&text[open..]) else {
+            continue;
+        };
+        let escape = &text[open + 1..open + len - 1];
+        let mut k = open + len;
+        while text.get(k).is_some_and(u8::is_ascii_whitespace) {
+            k += 1;
+        }
+        let end = word_end(text, k);
+        if escape.eq_ignore_ascii_case(b"oj") && end > k {
+            return Some((open, end));
+        }
+        let call = escape.eq_ignore_ascii_case(b"fn") || escape.eq_ignore_ascii_case(b"call");
+        if call && end > k && text.get(end) == Some(&b'(') {
+            return Some((open, end + 1));
+        }
+    }
+    None
+}
+
+/// MySQL's versioned executable comment, `/*!50000 ... */`: code that only a MySQL server of
+/// that version runs, and only SQL writes.
+fn versioned_comment(text: &[u8]) -> Option<(usize, usize)> {
+    memchr::memmem::find_iter(text, b"/*!").find_map(|at| {
+        let digits = text[at + 3..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        (digits == 5).then_some((at, at + 8))
+    })
+}
+
+/// Where a string opened before `text` ends, reading a backslash as a character (a doubled
+/// quote still stays inside).
+fn string_end_unescaped(text: &[u8], quote: u8) -> (usize, bool) {
+    let mut i = 0;
+    while let Some(p) = text.get(i..).and_then(|rest| memchr::memchr(quote, rest)) {
+        i += p;
+        if text.get(i + 1) == Some(&quote) {
+            i += 2;
+            continue;
+        }
+        return (i + 1, true);
+    }
+    (text.len(), false)
+}
+
 fn line_end(text: &[u8], i: usize) -> usize {
     memchr::memchr(b'\n', &text[i..]).map_or(text.len(), |p| i + p)
 }
@@ -913,6 +1027,15 @@ fn statement(t: &[Token], i: usize) -> bool {
                 })
         }
         Some(Tok::Kw(Declare)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
+        // A T-SQL or PL/SQL block around a statement: `;begin exec xp_cmdshell '...' end`.
+        Some(Tok::Kw(Begin)) => !matches!(kind(t, i + 1), Some(Tok::Kw(Begin))) && statement(t, i + 1),
+        // `CALL f(g(...))`: a procedure called on a function's result ("call Mom (555)" is
+        // a sentence).
+        Some(Tok::Kw(Call)) => {
+            matches!(kind(t, i + 1), Some(Tok::Bare | Tok::Func(_)))
+                && matches!(kind(t, i + 2), Some(Tok::LParen))
+                && matches!(kind(t, i + 3), Some(Tok::Func(_)))
+        }
         Some(Tok::Kw(Waitfor)) => matches!(kind(t, i + 1), Some(Tok::Kw(Delay))),
         Some(Tok::Kw(Set)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
         Some(Tok::Kw(Select)) => select_list(t, i + 1),
@@ -940,17 +1063,40 @@ fn select_list(t: &[Token], i: usize) -> bool {
             )
         )
     };
-    match kind(t, i) {
+    // A column named like a function or a keyword: `SELECT user, host FROM mysql.user`.
+    let name = |j: usize| match kind(t, j) {
+        Some(Tok::Bare | Tok::Kw(Table)) => true,
+        Some(Tok::Func(_)) => !matches!(kind(t, j + 1), Some(Tok::LParen)),
+        _ => false,
+    };
+    // A column named like a function (`table_name`, `user`) is read as the name it is.
+    let here = match kind(t, i) {
+        Some(Tok::Kw(Table)) => Some(Tok::Bare),
+        Some(Tok::Func(_)) if !matches!(kind(t, i + 1), Some(Tok::LParen)) => Some(Tok::Bare),
+        k => k,
+    };
+    match here {
         Some(Tok::Kw(All | Distinct)) => select_list(t, i + 1),
+        // T-SQL's `SELECT TOP 1 name`, `TOP 5 *`.
+        Some(Tok::Bare)
+            if matches!(kind(t, i + 1), Some(Tok::Num))
+                && (name(i + 2) || matches!(kind(t, i + 2), Some(Tok::Arith))) =>
+        {
+            select_list(t, i + 2)
+        }
         Some(Tok::Arith) => t.get(i).is_some_and(|_| after_item(i + 1)),
         Some(Tok::Var { .. } | Tok::Kw(Null | Case) | Tok::LParen | Tok::Catalog) => true,
         Some(Tok::Func(_)) => matches!(kind(t, i + 1), Some(Tok::LParen)),
         Some(Tok::Num | Tok::Str { .. }) => after_item(i + 1),
         Some(Tok::Bare) => match kind(t, i + 1) {
-            Some(Tok::Comma) => matches!(
-                kind(t, i + 2),
-                Some(Tok::Bare | Tok::Num | Tok::Func(_) | Tok::Var { .. })
-            ),
+            Some(Tok::Comma) => {
+                name(i + 2) || matches!(kind(t, i + 2), Some(Tok::Num | Tok::Func(_) | Tok::Var { .. }))
+            }
+            // `login/2 from users`: arithmetic on a column, then the list goes on.
+            Some(Tok::Arith) => {
+                matches!(kind(t, i + 2), Some(Tok::Num | Tok::Bare))
+                    && matches!(kind(t, i + 3), Some(Tok::Kw(From) | Tok::Comma))
+            }
             Some(Tok::Kw(From)) => {
                 matches!(kind(t, i + 2), Some(Tok::Bare | Tok::Catalog | Tok::LParen))
                     && matches!(
@@ -998,8 +1144,23 @@ fn operand(t: &[Token], i: usize) -> Option<(usize, Tok)> {
                 Some((i + 1, Tok::Bare))
             }
         }
+        // `user()`, `database()`, `schema()`: functions spelled like keywords.
+        Tok::Kw(Kw::Table) if matches!(kind(t, i + 1), Some(Tok::LParen)) => {
+            Some((skip_parens(t, i + 1), Tok::Func(Func::Plain)))
+        }
         Tok::LParen => Some((skip_parens(t, i), Tok::LParen)),
         Tok::Kw(Kw::Select) => select_list(t, i + 1).then_some((t.len(), Tok::Kw(Kw::Select))),
+        // `CASE WHEN 1 THEN ...`, `CASE 1 WHEN ...` ("case studies show" is a noun phrase).
+        Tok::Kw(Kw::Case) => {
+            let expression = match kind(t, i + 1) {
+                Some(Tok::Num | Tok::Str { .. } | Tok::Var { .. } | Tok::Func(_) | Tok::LParen) => {
+                    true
+                }
+                Some(Tok::Bare) => !matches!(kind(t, i + 2), None | Some(Tok::Bare)),
+                _ => false,
+            };
+            expression.then_some((t.len(), Tok::LParen))
+        }
         _ => None,
     }
 }
@@ -1045,6 +1206,7 @@ fn continues_expression(t: &[Token], i: usize, ended_by_comment: bool) -> bool {
 /// What follows a breakout at `i` (a closed string, or a number at the start).
 fn after_breakout(
     t: &[Token],
+    text: &[u8],
     mut i: usize,
     ended_by_comment: bool,
     from_string: bool,
@@ -1052,6 +1214,25 @@ fn after_breakout(
 ) -> Verdict {
     use Kw::*;
     let start = i.saturating_sub(1);
+    if from_string && implicit_comparison(t, text, i) {
+        return Some((Severity::High, 0.75, start, t.len()));
+    }
+    // The end of a MySQL full-text search, `MATCH (c) AGAINST ('x' IN BOOLEAN MODE)`: the
+    // search's modifier, then the parenthesis it closes.
+    if from_string
+        && matches!(kind(t, i), Some(Tok::Kw(Kw::In)))
+        && matches!(kind(t, i + 1), Some(Tok::Bare))
+        && matches!(kind(t, i + 2), Some(Tok::Bare))
+    {
+        let close = if matches!(kind(t, i + 3), Some(Tok::Bare)) {
+            i + 4
+        } else {
+            i + 3
+        };
+        if matches!(kind(t, close), Some(Tok::RParen)) {
+            i = close;
+        }
+    }
     while matches!(kind(t, i), Some(Tok::RParen)) {
         i += 1;
     }
@@ -1081,16 +1262,32 @@ fn after_breakout(
                 op,
                 Tok::Num | Tok::Str { .. } | Tok::Kw(Null | True | False)
             );
+            // MySQL's implicit comparison, `A' AND 'B`: a short word closed, a logical operator,
+            // and a short word whose quote the application's own closing quote ends.
+            let implicit = short_word
+                && op == (Tok::Str { closed: false })
+                && end == t.len()
+                && t.get(i + 1).is_some_and(|s| {
+                    let content = text.get(s.start + 1..s.end).unwrap_or_default();
+                    !content.is_empty()
+                        && content.len() <= 40
+                        && !content.iter().any(|b| b.is_ascii_whitespace() || *b == b'\'')
+                });
             let ok = if from_string {
                 strong_operand
                     || compared
+                    || implicit
                     || (literal
                         && op != Tok::Str { closed: false }
                         && !matches!(next, Some(Tok::Str { closed: false }))
                         && continues_expression(t, end, ended_by_comment))
                     || (op == Tok::Bare && (next.is_none() && ended_by_comment))
             } else {
-                strong_operand || compared || (end == t.len() && ended_by_comment)
+                strong_operand
+                    || compared
+                    || (end == t.len() && ended_by_comment)
+                    // `1 and true`: a condition, and the value ends.
+                    || (end == t.len() && matches!(op, Tok::Kw(True | False)))
             };
             ok.then(|| (Severity::High, 0.9, start, end.min(t.len())))
         }
@@ -1101,6 +1298,15 @@ fn after_breakout(
                 _ => continues_expression(t, end, ended_by_comment),
             };
             ok.then(|| (Severity::High, 0.8, start, end.min(t.len())))
+        }
+        // `1*(ascii(mid(user(),1,1))>50)`: a number times a condition on a function's result.
+        Some(Tok::Arith)
+            if !from_string
+                && matches!(kind(t, i + 1), Some(Tok::LParen))
+                && matches!(operand(t, i + 2), Some((_, Tok::Func(_) | Tok::Kw(Select))))
+                && operand(t, i + 2).is_some_and(|(end, _)| compared_at(t, end)) =>
+        {
+            verdict(Severity::High, 0.8, i + 2)
         }
         Some(Tok::Arith) if from_string => {
             // `'+sleep(5)+'` is an injection; `1/4"-1/2"` is a measurement.
@@ -1137,8 +1343,15 @@ fn after_breakout(
             while matches!(kind(t, j), Some(Tok::Kw(All | Distinct) | Tok::LParen)) {
                 j += 1;
             }
-            matches!(kind(t, j), Some(Tok::Kw(Select)))
-                .then(|| (Severity::High, 0.95, start, j + 1))
+            if matches!(kind(t, j), Some(Tok::Kw(Select))) {
+                return Some((Severity::High, 0.95, start, j + 1));
+            }
+            // `-1 union`, `-6374 union 1,2,3,4,5-- `: the start of a union, or its columns
+            // with the SELECT left out.
+            let columns = matches!(kind(t, j), Some(Tok::Num))
+                && matches!(kind(t, j + 1), Some(Tok::Comma))
+                && matches!(kind(t, j + 2), Some(Tok::Num));
+            (j == t.len() || columns).then(|| (Severity::High, 0.7, start, j))
         }
         Some(Tok::Kw(Order | Group)) if matches!(kind(t, i + 1), Some(Tok::Kw(By))) => {
             let (end, _) = operand(t, i + 2)?;
@@ -1160,7 +1373,11 @@ fn after_breakout(
             compared_at(t, end).then(|| (Severity::High, 0.8, start, end.min(t.len())))
         }
         Some(Tok::Kw(Limit | Procedure)) => {
-            let (end, _) = operand(t, i + 1)?;
+            let (end, op) = operand(t, i + 1)?;
+            // `LIMIT 1,1`; "limit (BRK)" is a label.
+            if matches!(kind(t, i), Some(Tok::Kw(Limit))) && op != Tok::Num {
+                return None;
+            }
             continues_expression(t, end, ended_by_comment)
                 .then(|| (Severity::High, 0.8, start, end.min(t.len())))
         }
@@ -1172,7 +1389,13 @@ fn after_breakout(
 }
 
 /// Judges one reading of the value.
-fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> Verdict {
+fn judge(
+    t: &[Token],
+    text: &[u8],
+    ended_by_comment: bool,
+    open: Open,
+    short_word: bool,
+) -> Verdict {
     use Kw::*;
     let mut best: Verdict = None;
     match open {
@@ -1181,7 +1404,7 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
             if matches!(kind(t, 0), Some(Tok::Str { closed: true })) {
                 best = better(
                     best,
-                    after_breakout(t, 1, ended_by_comment, true, short_word),
+                    after_breakout(t, text, 1, ended_by_comment, true, short_word),
                 );
             }
         }
@@ -1194,13 +1417,50 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
             if matches!(kind(t, i), Some(Tok::Num)) {
                 best = better(
                     best,
-                    after_breakout(t, i + 1, ended_by_comment, false, false),
+                    after_breakout(t, text, i + 1, ended_by_comment, false, false),
                 );
+            }
+            // A longer original value: `17,23 order by 16`, `'642' and (version() like ...)`,
+            // `-(1) union select ...`, `product-17 or 1 group by ...`, `PI() and cos(pi())=-1`.
+            if let Some((end, wordy)) = original_value(t) {
+                if end > i + 1 || !matches!(kind(t, i), Some(Tok::Num)) {
+                    let v = after_breakout(t, text, end, ended_by_comment, false, false);
+                    // After words, the test must be SQL's own: "salt and pepper = seasoning"
+                    // compares words, "labor union" ends in one.
+                    let sql_like = !wordy
+                        || match kind(t, end) {
+                            Some(Tok::Logic) => {
+                                !matches!(operand(t, end + 1), Some((_, Tok::Bare)) | None)
+                            }
+                            Some(Tok::Kw(Union)) => end + 1 < t.len(),
+                            _ => true,
+                        };
+                    if sql_like {
+                        best = better(best, v);
+                    }
+                }
+                // An expression in parentheses and a comment cutting the query: `( 1 OR @a ) --`.
+                if end == t.len() && ended_by_comment && matches!(kind(t, 0), Some(Tok::LParen)) {
+                    let closed = end >= 2 && t[end - 1].kind == Tok::RParen;
+                    let inside = t.get(1..end.saturating_sub(1)).unwrap_or_default();
+                    let expression = closed
+                        && !inside.is_empty()
+                        && inside.windows(2).all(|w| {
+                            !(w[0].kind == Tok::Bare && w[1].kind == Tok::Bare)
+                        })
+                        && inside.iter().all(|x| {
+                            !matches!(x.kind, Tok::Str { closed: false } | Tok::Other | Tok::Semi)
+                        })
+                        && !(inside.len() == 1 && inside[0].kind == Tok::Bare);
+                    if expression {
+                        best = better(best, Some((Severity::High, 0.7, 0, end)));
+                    }
+                }
             }
             // A clause or a statement as the whole value.
             match kind(t, 0) {
                 Some(Tok::Kw(Order | Group | Having | Union)) => {
-                    let mut v = after_breakout(t, 0, ended_by_comment, false, false);
+                    let mut v = after_breakout(t, text, 0, ended_by_comment, false, false);
                     // "Order by date, then by name" is a sentence: a clause alone as the value
                     // sorts by a column number (`ORDER BY 5`), or is cut off by a comment.
                     let by_word = matches!(kind(t, 0), Some(Tok::Kw(Order | Group)))
@@ -1216,7 +1476,7 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
                     best = better(best, v);
                 }
                 Some(Tok::Logic) => {
-                    best = better(best, after_breakout(t, 0, ended_by_comment, false, false));
+                    best = better(best, after_breakout(t, text, 0, ended_by_comment, false, false));
                     // ` or true`, `AND 1`: a condition and nothing else.
                     if t.len() == 2
                         && matches!(kind(t, 1), Some(Tok::Num | Tok::Kw(Kw::True | Kw::False)))
@@ -1232,17 +1492,19 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
                 }
                 _ if statement(t, 0) => {
                     // A bare `select x from y` may be a question about SQL; with a condition,
-                    // a server variable, a function or a second statement it is a query.
-                    let elaborate = t.iter().any(|x| {
-                        matches!(
-                            x.kind,
-                            Tok::Cmp
-                                | Tok::Semi
-                                | Tok::Var { .. }
-                                | Tok::Func(_)
-                                | Tok::Catalog
-                                | Tok::Kw(Union | Into)
-                        )
+                    // a clause, a server variable, a function or a second statement it is a
+                    // query.
+                    let elaborate = t.iter().enumerate().any(|(j, x)| match x.kind {
+                        Tok::Cmp
+                        | Tok::Semi
+                        | Tok::Var { .. }
+                        | Tok::Func(_)
+                        | Tok::Catalog
+                        | Tok::Kw(Union | Into) => true,
+                        // A clause with something in it (`select x from y where` is not).
+                        Tok::Kw(Where | Having | By) => operand(t, j + 1).is_some(),
+                        Tok::Kw(Limit) => matches!(kind(t, j + 1), Some(Tok::Num)),
+                        _ => false,
                     }) || ended_by_comment;
                     let severity = match kind(t, 0) {
                         Some(Tok::Kw(Select)) if elaborate => Severity::High,
@@ -1260,7 +1522,7 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
     for i in 0..t.len() {
         if !matches!(
             t[i].kind,
-            Tok::Kw(Union | Waitfor | Into | Drop)
+            Tok::Kw(Union | Waitfor | Into | Drop | Case | Declare)
                 | Tok::Semi
                 | Tok::Func(Func::Time | Func::Danger)
                 | Tok::Logic
@@ -1291,6 +1553,15 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
             {
                 Some((Severity::High, 0.9, i, i + 3))
             }
+            // Called on a number and a second argument, it is the error-based shape
+            // (`EXTRACTVALUE(9296,CONCAT(...))`, `UPDATEXML(1,...)`): no document is a number.
+            Tok::Func(Func::Danger)
+                if matches!(kind(t, i + 1), Some(Tok::LParen))
+                    && matches!(kind(t, i + 2), Some(Tok::Num))
+                    && matches!(kind(t, i + 3), Some(Tok::Comma)) =>
+            {
+                Some((Severity::High, 0.8, i, i + 4))
+            }
             Tok::Func(Func::Danger) if matches!(kind(t, i + 1), Some(Tok::LParen)) => {
                 Some((Severity::Medium, 0.6, i, i + 2))
             }
@@ -1308,6 +1579,37 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
             {
                 Some((Severity::High, 0.8, i, i + 3))
             }
+            // A number compared with itself as an argument or in parentheses: the condition
+            // a blind injection asks the server to evaluate, `ELT(6920=6920,5638)`,
+            // `IIF(1=1,1,1/0)`, `(4485=4485)*2761`, `,(BEGIN IF (7430=7430) THEN ...`.
+            Tok::LParen
+                if self_comparison(t, text, i + 1)
+                    && matches!(kind(t, i + 4), Some(Tok::RParen | Tok::Comma)) =>
+            {
+                Some((Severity::High, 0.85, i, i + 5))
+            }
+            // `CASE WHEN 3765=3765 THEN`, `CASE WHEN (5873=5873) THEN`, `CASE 9533 WHEN 9533`.
+            Tok::Kw(Case) => {
+                let mut j = i + 2;
+                while matches!(kind(t, j), Some(Tok::LParen)) && j - i <= 4 {
+                    j += 1;
+                }
+                let when = matches!(kind(t, i + 1), Some(Tok::Bare)) && self_comparison(t, text, j);
+                let switch = matches!(kind(t, i + 1), Some(Tok::Num))
+                    && matches!(kind(t, i + 2), Some(Tok::Bare))
+                    && matches!(kind(t, i + 3), Some(Tok::Num))
+                    && same_text(t, text, i + 1, i + 3);
+                (when || switch).then_some((Severity::High, 0.85, i, j + 3))
+            }
+            // T-SQL declaring a typed variable: `DECLARE @x CHAR(9)`, `declare @s varchar(8000)`
+            // ("I declare @john the winner" has no type).
+            Tok::Kw(Declare)
+                if matches!(kind(t, i + 1), Some(Tok::Var { system: false }))
+                    && matches!(kind(t, i + 2), Some(Tok::Bare | Tok::Func(_)))
+                    && matches!(kind(t, i + 3), Some(Tok::LParen)) =>
+            {
+                Some((Severity::High, 0.8, i, i + 4))
+            }
             Tok::Kw(Drop)
                 if matches!(kind(t, i + 1), Some(Tok::Kw(Table)))
                     && matches!(kind(t, i + 2), Some(Tok::Bare)) =>
@@ -1321,14 +1623,134 @@ fn judge(t: &[Token], ended_by_comment: bool, open: Open, short_word: bool) -> V
     best
 }
 
+/// MySQL compares a string with a string through any operator: with the application's
+/// quotes around it, `A' AND 'B`, `A' LIKE 'B`, `A '-' B`, `' || '` are conditions. At `i`:
+/// the operator (after a closed short word), then a short word whose quote the application
+/// closes, and nothing else.
+fn implicit_comparison(t: &[Token], text: &[u8], i: usize) -> bool {
+    // The word, if short and alone.
+    let word = |from: usize, to: usize| {
+        let content = text.get(from.min(to)..to).unwrap_or_default().trim_ascii();
+        (content.len() <= 40
+            && !content
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || matches!(b, b'\'' | b'"' | b'`')))
+        .then_some(content)
+    };
+    // Single quotes: MySQL's strings; `"LIKE" STAMP` and `SMALL "&" SIGN` are prose.
+    let Some(first) = t.first() else {
+        return false;
+    };
+    if first.end == 0 || text.get(first.end - 1) != Some(&b'\'') {
+        return false;
+    }
+    let Some(left) = word(first.start, first.end - 1) else {
+        return false;
+    };
+    let mut j = i;
+    if matches!(kind(t, j), Some(Tok::Kw(Kw::Not))) {
+        j += 1;
+    }
+    let operator = match kind(t, j) {
+        Some(Tok::Logic | Tok::Arith | Tok::Kw(Kw::Like | Kw::Regexp)) => 1,
+        // `A' DIV 'B` and `A' MOD 'B` read as words; `SOUNDS LIKE` as two.
+        Some(Tok::Bare) => {
+            let word = text.get(t[j].start..t[j].end).unwrap_or_default();
+            usize::from(word.eq_ignore_ascii_case(b"mod"))
+        }
+        _ => 0,
+    };
+    if operator == 0 {
+        return false;
+    }
+    j += operator;
+    if matches!(kind(t, j), Some(Tok::Kw(Kw::Like))) {
+        j += 1;
+    }
+    if j + 1 != t.len()
+        || t[j].kind != (Tok::Str { closed: false })
+        || text.get(t[j].start) != Some(&b'\'')
+    {
+        return false;
+    }
+    // Both words or neither: `A' AND 'B`, `' AND '`; "select 'and'" quotes a word.
+    word(t[j].start + 1, t[j].end).is_some_and(|right| left.is_empty() == right.is_empty())
+}
+
+/// Where the application's original value ends, when the value starts with one: numbers,
+/// strings, variables, words, calls and parenthesized groups, joined by commas and arithmetic
+/// (`17,23`, `'642'`, `-(1)`, `product/show-7`, `version()`). Tells whether it holds a word.
+fn original_value(t: &[Token]) -> Option<(usize, bool)> {
+    let mut i = 0;
+    let mut wordy = false;
+    while matches!(kind(t, i), Some(Tok::Arith)) {
+        i += 1;
+    }
+    for _ in 0..8 {
+        match kind(t, i)? {
+            Tok::Func(_) | Tok::Bare | Tok::Kw(Kw::Table)
+                if matches!(kind(t, i + 1), Some(Tok::LParen)) =>
+            {
+                i = skip_parens(t, i + 1);
+            }
+            Tok::LParen => i = skip_parens(t, i),
+            Tok::Bare => {
+                wordy = true;
+                i += 1;
+            }
+            Tok::Num
+            | Tok::Str { closed: true }
+            | Tok::Var { .. }
+            | Tok::Kw(Kw::True | Kw::False | Kw::Null) => i += 1,
+            _ => return None,
+        }
+        if matches!(kind(t, i), Some(Tok::Arith | Tok::Comma))
+            && matches!(
+                kind(t, i + 1),
+                Some(
+                    Tok::Num
+                        | Tok::Bare
+                        | Tok::Str { closed: true }
+                        | Tok::Var { .. }
+                        | Tok::LParen
+                        | Tok::Func(_)
+                )
+            )
+        {
+            i += 1;
+            continue;
+        }
+        return Some((i, wordy));
+    }
+    None
+}
+
+/// Whether the tokens at `i` compare a number with the same number: `4485=4485`.
+fn self_comparison(t: &[Token], text: &[u8], i: usize) -> bool {
+    matches!(kind(t, i), Some(Tok::Num))
+        && matches!(kind(t, i + 1), Some(Tok::Cmp))
+        && text.get(t[i + 1].start..t[i + 1].end) == Some(b"=".as_slice())
+        && matches!(kind(t, i + 2), Some(Tok::Num))
+        && same_text(t, text, i, i + 2)
+}
+
+fn same_text(t: &[Token], text: &[u8], a: usize, b: usize) -> bool {
+    match (t.get(a), t.get(b)) {
+        (Some(x), Some(y)) => text.get(x.start..x.end) == text.get(y.start..y.end),
+        _ => false,
+    }
+}
+
 /// Whether a comparison follows at `i`: `= x`, `LIKE 'x'`, `IS NULL`, `IN (`, `BETWEEN`.
 fn compared_at(t: &[Token], i: usize) -> bool {
     use Kw::*;
     match kind(t, i) {
         Some(Tok::Cmp) => operand(t, i + 1).is_some(),
         Some(Tok::Kw(Like | Regexp)) => {
-            matches!(kind(t, i + 1), Some(Tok::Str { .. } | Tok::Bare))
+            matches!(kind(t, i + 1), Some(Tok::Str { .. } | Tok::Bare | Tok::Num))
         }
+        // `2+1=3`: arithmetic on the left of the comparison (bounded: each step moves on).
+        Some(Tok::Arith) => operand(t, i + 1).is_some_and(|(end, _)| end > i && compared_at(t, end)),
         Some(Tok::Kw(Is)) => matches!(kind(t, i + 1), Some(Tok::Kw(Null | Not | True | False))),
         Some(Tok::Kw(In)) => matches!(kind(t, i + 1), Some(Tok::LParen)),
         Some(Tok::Kw(Between)) => matches!(kind(t, i + 1), Some(Tok::Num | Tok::Str { .. })),
@@ -1356,7 +1778,10 @@ fn tautology(t: &[Token], i: usize) -> Verdict {
 
 /// Looks for SQL injection in a decoded value.
 pub fn detect(text: &str, out: &mut Vec<Finding>) {
-    if let Some((start, end)) = json_operator(text) {
+    let syntax = json_operator(text)
+        .or_else(|| odbc_call(text.as_bytes()))
+        .or_else(|| versioned_comment(text.as_bytes()));
+    if let Some((start, end)) = syntax {
         out.push(Finding {
             threat: ThreatType::SqlInjection,
             severity: Severity::High,
@@ -1486,15 +1911,27 @@ fn detect_with(
     let bytes = text.as_bytes();
     let mut best: Verdict = None;
     let mut signals = 0;
-    for open in [Open::Nothing, Open::Quote(b'\''), Open::Quote(b'"')] {
+    for open in [
+        Open::Nothing,
+        Open::Quote(b'\''),
+        Open::Quote(b'"'),
+        Open::Quote(b'`'),
+        Open::Quote(b'$'),
+    ] {
         if let Open::Quote(q) = open {
             // The first such quote must close the string the application opened; a letter
             // right after it (`don't`, `O'Brien`) means it is an apostrophe, not a breakout.
-            match memchr::memchr(q, bytes) {
+            let closing = open.closing();
+            let first = if q == b'$' {
+                memchr::memmem::find(bytes, closing)
+            } else {
+                memchr::memchr(q, bytes)
+            };
+            match first.map(|p| p + closing.len()) {
                 None => continue,
                 Some(p)
-                    if bytes.get(p + 1).is_some_and(u8::is_ascii_alphabetic)
-                        && classify(&bytes[p + 1..word_end(bytes, p + 1)]) == Tok::Bare =>
+                    if bytes.get(p).is_some_and(u8::is_ascii_alphabetic)
+                        && classify(&bytes[p..word_end(bytes, p)]) == Tok::Bare =>
                 {
                     continue
                 }
@@ -1512,7 +1949,8 @@ fn detect_with(
         // apostrophe or a measurement in inches.
         let short_word = match (open, t.first()) {
             (Open::Quote(q), Some(first)) => {
-                let content = &bytes[first.start..first.end.saturating_sub(1).max(first.start)];
+                let content = &bytes
+                    [first.start..first.end.saturating_sub(open.closing().len()).max(first.start)];
                 content.len() <= 40
                     && !content.iter().any(u8::is_ascii_whitespace)
                     && !(q == b'"'
@@ -1523,7 +1961,7 @@ fn detect_with(
             }
             _ => false,
         };
-        let verdict = judge(t, ended_by_comment, open, short_word);
+        let verdict = judge(t, bytes, ended_by_comment, open, short_word);
         if verdict.is_some() {
             signals += 1;
         }
