@@ -1028,7 +1028,9 @@ fn statement(t: &[Token], i: usize) -> bool {
         }
         Some(Tok::Kw(Declare)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
         // A T-SQL or PL/SQL block around a statement: `;begin exec xp_cmdshell '...' end`.
-        Some(Tok::Kw(Begin)) => !matches!(kind(t, i + 1), Some(Tok::Kw(Begin))) && statement(t, i + 1),
+        Some(Tok::Kw(Begin)) => {
+            !matches!(kind(t, i + 1), Some(Tok::Kw(Begin))) && statement(t, i + 1)
+        }
         // `CALL f(g(...))`: a procedure called on a function's result ("call Mom (555)" is
         // a sentence).
         Some(Tok::Kw(Call)) => {
@@ -1090,7 +1092,11 @@ fn select_list(t: &[Token], i: usize) -> bool {
         Some(Tok::Num | Tok::Str { .. }) => after_item(i + 1),
         Some(Tok::Bare) => match kind(t, i + 1) {
             Some(Tok::Comma) => {
-                name(i + 2) || matches!(kind(t, i + 2), Some(Tok::Num | Tok::Func(_) | Tok::Var { .. }))
+                name(i + 2)
+                    || matches!(
+                        kind(t, i + 2),
+                        Some(Tok::Num | Tok::Func(_) | Tok::Var { .. })
+                    )
             }
             // `login/2 from users`: arithmetic on a column, then the list goes on.
             Some(Tok::Arith) => {
@@ -1271,7 +1277,9 @@ fn after_breakout(
                     let content = text.get(s.start + 1..s.end).unwrap_or_default();
                     !content.is_empty()
                         && content.len() <= 40
-                        && !content.iter().any(|b| b.is_ascii_whitespace() || *b == b'\'')
+                        && !content
+                            .iter()
+                            .any(|b| b.is_ascii_whitespace() || *b == b'\'')
                 });
             let ok = if from_string {
                 strong_operand
@@ -1399,13 +1407,16 @@ fn judge(
     use Kw::*;
     let mut best: Verdict = None;
     match open {
-        Open::Quote(_) => {
+        Open::Quote(q) => {
             // The string our quote closed must be closed for a breakout.
             if matches!(kind(t, 0), Some(Tok::Str { closed: true })) {
                 best = better(
                     best,
                     after_breakout(t, text, 1, ended_by_comment, true, short_word),
                 );
+                if quoted_expression(t, text, q, ended_by_comment) {
+                    best = better(best, Some((Severity::High, 0.75, 1, t.len())));
+                }
             }
         }
         Open::Nothing => {
@@ -1445,9 +1456,9 @@ fn judge(
                     let inside = t.get(1..end.saturating_sub(1)).unwrap_or_default();
                     let expression = closed
                         && !inside.is_empty()
-                        && inside.windows(2).all(|w| {
-                            !(w[0].kind == Tok::Bare && w[1].kind == Tok::Bare)
-                        })
+                        && inside
+                            .windows(2)
+                            .all(|w| !(w[0].kind == Tok::Bare && w[1].kind == Tok::Bare))
                         && inside.iter().all(|x| {
                             !matches!(x.kind, Tok::Str { closed: false } | Tok::Other | Tok::Semi)
                         })
@@ -1476,7 +1487,10 @@ fn judge(
                     best = better(best, v);
                 }
                 Some(Tok::Logic) => {
-                    best = better(best, after_breakout(t, text, 0, ended_by_comment, false, false));
+                    best = better(
+                        best,
+                        after_breakout(t, text, 0, ended_by_comment, false, false),
+                    );
                     // ` or true`, `AND 1`: a condition and nothing else.
                     if t.len() == 2
                         && matches!(kind(t, 1), Some(Tok::Num | Tok::Kw(Kw::True | Kw::False)))
@@ -1677,6 +1691,72 @@ fn implicit_comparison(t: &[Token], text: &[u8], i: usize) -> bool {
     word(t[j].start + 1, t[j].end).is_some_and(|right| left.is_empty() == right.is_empty())
 }
 
+/// A whole value that is an expression between the application's two quotes: `aa' or
+/// column^'-1`, `1' -1 or '1`, `' is 99999 = '`, `aa'in (0)#`. A word glued to the quote
+/// on each side (or nothing), and between them only what an SQL expression is made of, with
+/// an operator and something that is not a word. ("James' book or 'novel" joins words.)
+fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool) -> bool {
+    use Kw::*;
+    // A word or a number, or nothing (`4'+X+4'+WOOD` is a size, `X="-DY"` a setting).
+    let glued = |from: usize, to: usize| {
+        let content = text.get(from.min(to)..to).unwrap_or_default();
+        content.len() <= 40
+            && content
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+    };
+    let Some(first) = t.first() else {
+        return false;
+    };
+    if !glued(first.start, first.end.saturating_sub(1)) {
+        return false;
+    }
+    let end = match t.last() {
+        Some(last)
+            if t.len() > 1
+                && last.kind == (Tok::Str { closed: false })
+                && text.get(last.start) == Some(&quote) =>
+        {
+            if !glued(last.start + 1, last.end) {
+                return false;
+            }
+            t.len() - 1
+        }
+        _ if ended_by_comment => t.len(),
+        _ => return false,
+    };
+    let middle = t.get(1..end).unwrap_or_default();
+    if middle.is_empty() || middle.len() > 32 {
+        return false;
+    }
+    let mut operator = false;
+    let mut not_a_word = false;
+    for x in middle {
+        match x.kind {
+            Tok::Logic | Tok::Kw(Is | Like | Regexp | In | Between) => operator = true,
+            Tok::Cmp => {
+                operator = true;
+                not_a_word = true;
+            }
+            // `'*'` is MySQL's; `"*"` a search for an asterisk.
+            Tok::Arith => {
+                operator |= quote == b'\'';
+                not_a_word = true;
+            }
+            Tok::Num
+            | Tok::Var { .. }
+            | Tok::Func(_)
+            | Tok::Str { closed: true }
+            | Tok::Kw(Null | True | False)
+            | Tok::LParen
+            | Tok::RParen => not_a_word = true,
+            Tok::Bare | Tok::Kw(Not) | Tok::Comma => {}
+            _ => return false,
+        }
+    }
+    operator && not_a_word
+}
+
 /// Where the application's original value ends, when the value starts with one: numbers,
 /// strings, variables, words, calls and parenthesized groups, joined by commas and arithmetic
 /// (`17,23`, `'642'`, `-(1)`, `product/show-7`, `version()`). Tells whether it holds a word.
@@ -1750,7 +1830,9 @@ fn compared_at(t: &[Token], i: usize) -> bool {
             matches!(kind(t, i + 1), Some(Tok::Str { .. } | Tok::Bare | Tok::Num))
         }
         // `2+1=3`: arithmetic on the left of the comparison (bounded: each step moves on).
-        Some(Tok::Arith) => operand(t, i + 1).is_some_and(|(end, _)| end > i && compared_at(t, end)),
+        Some(Tok::Arith) => {
+            operand(t, i + 1).is_some_and(|(end, _)| end > i && compared_at(t, end))
+        }
         Some(Tok::Kw(Is)) => matches!(kind(t, i + 1), Some(Tok::Kw(Null | Not | True | False))),
         Some(Tok::Kw(In)) => matches!(kind(t, i + 1), Some(Tok::LParen)),
         Some(Tok::Kw(Between)) => matches!(kind(t, i + 1), Some(Tok::Num | Tok::Str { .. })),
@@ -1949,8 +2031,11 @@ fn detect_with(
         // apostrophe or a measurement in inches.
         let short_word = match (open, t.first()) {
             (Open::Quote(q), Some(first)) => {
-                let content = &bytes
-                    [first.start..first.end.saturating_sub(open.closing().len()).max(first.start)];
+                let content = &bytes[first.start
+                    ..first
+                        .end
+                        .saturating_sub(open.closing().len())
+                        .max(first.start)];
                 content.len() <= 40
                     && !content.iter().any(u8::is_ascii_whitespace)
                     && !(q == b'"'
