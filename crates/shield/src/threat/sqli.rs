@@ -1086,7 +1086,11 @@ fn select_list(t: &[Token], i: usize) -> bool {
         {
             select_list(t, i + 2)
         }
-        Some(Tok::Arith) => t.get(i).is_some_and(|_| after_item(i + 1)),
+        // `*`, or a sign before the first item (`select -sin(1),2`, `select -1,...`).
+        Some(Tok::Arith) => {
+            after_item(i + 1)
+                || (!matches!(kind(t, i + 1), Some(Tok::Arith)) && select_list(t, i + 1))
+        }
         Some(Tok::Var { .. } | Tok::Kw(Null | Case) | Tok::LParen | Tok::Catalog) => true,
         Some(Tok::Func(_)) => matches!(kind(t, i + 1), Some(Tok::LParen)),
         Some(Tok::Num | Tok::Str { .. }) => after_item(i + 1),
@@ -1343,6 +1347,13 @@ fn after_breakout(
             Insert | Update | Delete | Drop | Create | Alter | Exec | Grant | Declare | Shutdown
             | Truncate,
         )) if from_string && statement(t, i) => verdict(Severity::Critical, 0.85, i + 2),
+        // After a number too, for the statements whose shape says so:
+        // `21 update Content set Title=...`, `1 insert into x ...`.
+        Some(Tok::Kw(Insert | Update | Delete | Drop | Create | Alter | Truncate | Declare))
+            if statement(t, i) =>
+        {
+            verdict(Severity::Critical, 0.8, i + 2)
+        }
         Some(Tok::Semi) if from_string && i + 1 == t.len() && ended_by_comment => {
             verdict(Severity::High, 0.75, i + 1)
         }
@@ -1456,9 +1467,13 @@ fn judge(
                     let inside = t.get(1..end.saturating_sub(1)).unwrap_or_default();
                     let expression = closed
                         && !inside.is_empty()
-                        && inside
-                            .windows(2)
-                            .all(|w| !(w[0].kind == Tok::Bare && w[1].kind == Tok::Bare))
+                        && inside.windows(2).all(|w| {
+                            // MySQL's `BINARY` is an operator before its operand.
+                            !(w[0].kind == Tok::Bare && w[1].kind == Tok::Bare)
+                                || text
+                                    .get(w[0].start..w[0].end)
+                                    .is_some_and(|x| x.eq_ignore_ascii_case(b"binary"))
+                        })
                         && inside.iter().all(|x| {
                             !matches!(x.kind, Tok::Str { closed: false } | Tok::Other | Tok::Semi)
                         })
@@ -1521,7 +1536,7 @@ fn judge(
                         _ => false,
                     }) || ended_by_comment;
                     let severity = match kind(t, 0) {
-                        Some(Tok::Kw(Select)) if elaborate => Severity::High,
+                        Some(Tok::Kw(Select)) if elaborate || built_select(t) => Severity::High,
                         Some(Tok::Kw(Select)) => Severity::Medium,
                         _ => Severity::Critical,
                     };
@@ -1755,6 +1770,38 @@ fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool
         }
     }
     operator && not_a_word
+}
+
+/// `select sin(1),2 from bar where`, `select 1 from foo`, `select (1),(2) from t`: a select
+/// list of values, calls or several columns, then `FROM` a table and a clause or the end.
+/// ("select x from y" names one column, as a question about SQL might; "Select 3 from the
+/// list below" goes on in words.)
+fn built_select(t: &[Token]) -> bool {
+    use Kw::*;
+    let Some(from) = t.iter().take(64).position(|x| x.kind == Tok::Kw(From)) else {
+        return false;
+    };
+    let built = t[1..from].iter().any(|x| {
+        matches!(
+            x.kind,
+            Tok::Comma | Tok::Num | Tok::Str { .. } | Tok::Var { .. } | Tok::Func(_) | Tok::LParen
+        )
+    });
+    let table = match kind(t, from + 1) {
+        Some(Tok::Bare | Tok::Catalog) => from + 2,
+        Some(Tok::LParen) => skip_parens(t, from + 1),
+        _ => return false,
+    };
+    built
+        && matches!(
+            kind(t, table),
+            None | Some(
+                Tok::Kw(Where | Order | Group | Limit | Union | Having)
+                    | Tok::Semi
+                    | Tok::RParen
+                    | Tok::Comma
+            )
+        )
 }
 
 /// Where the application's original value ends, when the value starts with one: numbers,
