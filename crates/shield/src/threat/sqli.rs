@@ -1004,7 +1004,12 @@ fn statement(t: &[Token], i: usize) -> bool {
         Some(Tok::Kw(Drop | Truncate | Create | Alter)) => {
             matches!(kind(t, i + 1), Some(Tok::Kw(Table)))
         }
-        Some(Tok::Kw(Delete)) => matches!(kind(t, i + 1), Some(Tok::Kw(From))),
+        // `DELETE FROM x`, `DELETE LOW_PRIORITY FROM x`.
+        Some(Tok::Kw(Delete)) => {
+            matches!(kind(t, i + 1), Some(Tok::Kw(From)))
+                || (matches!(kind(t, i + 1), Some(Tok::Bare))
+                    && matches!(kind(t, i + 2), Some(Tok::Kw(From))))
+        }
         Some(Tok::Kw(Insert)) => matches!(kind(t, i + 1), Some(Tok::Kw(Into))),
         Some(Tok::Kw(Update)) => {
             matches!(kind(t, i + 1), Some(Tok::Bare))
@@ -1036,7 +1041,7 @@ fn statement(t: &[Token], i: usize) -> bool {
         Some(Tok::Kw(Call)) => {
             matches!(kind(t, i + 1), Some(Tok::Bare | Tok::Func(_)))
                 && matches!(kind(t, i + 2), Some(Tok::LParen))
-                && matches!(kind(t, i + 3), Some(Tok::Func(_)))
+                && matches!(kind(t, i + 3), Some(Tok::Func(_) | Tok::Var { .. }))
         }
         Some(Tok::Kw(Waitfor)) => matches!(kind(t, i + 1), Some(Tok::Kw(Delay))),
         Some(Tok::Kw(Set)) => matches!(kind(t, i + 1), Some(Tok::Var { .. })),
@@ -1461,6 +1466,17 @@ fn judge(
                         best = better(best, v);
                     }
                 }
+                // `1--`, `1 * 1 /*`, `@version--`: a value and a bare comment marker, the
+                // shortest test of whether a comment cuts the query.
+                let tail = text.trim_ascii_end();
+                if end == t.len()
+                    && ended_by_comment
+                    && !wordy
+                    && !t.iter().any(|x| x.kind == Tok::Comma)
+                    && (tail.ends_with(b"--") || tail.ends_with(b"/*") || tail.ends_with(b"#"))
+                {
+                    best = better(best, Some((Severity::High, 0.7, 0, end)));
+                }
                 // An expression in parentheses and a comment cutting the query: `( 1 OR @a ) --`.
                 if end == t.len() && ended_by_comment && matches!(kind(t, 0), Some(Tok::LParen)) {
                     let closed = end >= 2 && t[end - 1].kind == Tok::RParen;
@@ -1482,6 +1498,16 @@ fn judge(
                         best = better(best, Some((Severity::High, 0.7, 0, end)));
                     }
                 }
+            }
+            // A CASE expression as the whole value: `case 1 when 2 then 2 end`.
+            if matches!(kind(t, 0), Some(Tok::Kw(Case)))
+                && operand(t, 0).is_some()
+                && t.len() >= 4
+                && t.last()
+                    .and_then(|x| text.get(x.start..x.end))
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"end"))
+            {
+                best = better(best, Some((Severity::High, 0.75, 0, t.len())));
             }
             // A clause or a statement as the whole value.
             match kind(t, 0) {
@@ -1608,6 +1634,18 @@ fn judge(
             {
                 Some((Severity::High, 0.8, i, i + 3))
             }
+            // The server's identity as a function's argument: `CHARSET(CURRENT_USER())`,
+            // `MID(@@hostname,1,1)`, `LENGTH(version())`.
+            Tok::LParen
+                if i > 0
+                    && matches!(
+                        kind(t, i - 1),
+                        Some(Tok::Func(_) | Tok::Bare | Tok::Kw(Table))
+                    )
+                    && server_identity(t, text, i + 1) =>
+            {
+                Some((Severity::High, 0.75, i - 1, i + 2))
+            }
             // A number compared with itself as an argument or in parentheses: the condition
             // a blind injection asks the server to evaluate, `ELT(6920=6920,5638)`,
             // `IIF(1=1,1,1/0)`, `(4485=4485)*2761`, `,(BEGIN IF (7430=7430) THEN ...`.
@@ -1713,17 +1751,24 @@ fn implicit_comparison(t: &[Token], text: &[u8], i: usize) -> bool {
 fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool) -> bool {
     use Kw::*;
     // A word or a number, or nothing (`4'+X+4'+WOOD` is a size, `X="-DY"` a setting).
-    let glued = |from: usize, to: usize| {
-        let content = text.get(from.min(to)..to).unwrap_or_default();
+    // A signed number too (`'+1`); blanks at the value's ends are the value's own.
+    let glued = |content: &[u8]| {
+        let digits = content
+            .strip_prefix(b"+")
+            .or_else(|| content.strip_prefix(b"-"));
         content.len() <= 40
-            && content
+            && (content
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+                || digits.is_some_and(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit)))
     };
     let Some(first) = t.first() else {
         return false;
     };
-    if !glued(first.start, first.end.saturating_sub(1)) {
+    let left = text
+        .get(first.start..first.end.saturating_sub(1).max(first.start))
+        .unwrap_or_default();
+    if !glued(left.trim_ascii_start()) {
         return false;
     }
     let end = match t.last() {
@@ -1732,7 +1777,8 @@ fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool
                 && last.kind == (Tok::Str { closed: false })
                 && text.get(last.start) == Some(&quote) =>
         {
-            if !glued(last.start + 1, last.end) {
+            let right = text.get(last.start + 1..last.end).unwrap_or_default();
+            if !glued(right.trim_ascii_end()) {
                 return false;
             }
             t.len() - 1
@@ -1748,7 +1794,13 @@ fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool
     let mut not_a_word = false;
     for x in middle {
         match x.kind {
-            Tok::Logic | Tok::Kw(Is | Like | Regexp | In | Between) => operator = true,
+            Tok::Logic | Tok::Kw(Is | Like | Regexp | In | Between) => {
+                operator = true;
+                // `&&`, `||`: no sentence joins words with them.
+                not_a_word |= !text.get(x.start).is_some_and(u8::is_ascii_alphabetic);
+            }
+            // MySQL's `\N`, NULL.
+            Tok::Other if text.get(x.start..x.end) == Some(b"\\".as_slice()) => {}
             Tok::Cmp => {
                 operator = true;
                 not_a_word = true;
@@ -1852,6 +1904,34 @@ fn original_value(t: &[Token]) -> Option<(usize, bool)> {
     None
 }
 
+/// Whether the tokens at `i` read who and what the server is: `@@hostname`, `user()`,
+/// `version()`, `database()`.
+fn server_identity(t: &[Token], text: &[u8], i: usize) -> bool {
+    const NAMES: [&[u8]; 10] = [
+        b"user",
+        b"current_user",
+        b"session_user",
+        b"system_user",
+        b"database",
+        b"schema",
+        b"version",
+        b"db_name",
+        b"user_name",
+        b"connection_id",
+    ];
+    match kind(t, i) {
+        Some(Tok::Var { system: true }) => true,
+        Some(Tok::Func(_) | Tok::Kw(Kw::Table) | Tok::Bare) => {
+            matches!(kind(t, i + 1), Some(Tok::LParen))
+                && matches!(kind(t, i + 2), Some(Tok::RParen))
+                && text
+                    .get(t[i].start..t[i].end)
+                    .is_some_and(|w| NAMES.iter().any(|n| w.eq_ignore_ascii_case(n)))
+        }
+        _ => false,
+    }
+}
+
 /// Whether the tokens at `i` compare a number with the same number: `4485=4485`.
 fn self_comparison(t: &[Token], text: &[u8], i: usize) -> bool {
     matches!(kind(t, i), Some(Tok::Num))
@@ -1875,6 +1955,13 @@ fn compared_at(t: &[Token], i: usize) -> bool {
         Some(Tok::Cmp) => operand(t, i + 1).is_some(),
         Some(Tok::Kw(Like | Regexp)) => {
             matches!(kind(t, i + 1), Some(Tok::Str { .. } | Tok::Bare | Tok::Num))
+                // `SOUNDS LIKE 1`
+                || (matches!(kind(t, i), Some(Tok::Kw(Regexp))) && compared_at(t, i + 1))
+        }
+        // `NOT LIKE 0`, `NOT BETWEEN 0 AND 1`, `NOT IN (...)`.
+        Some(Tok::Kw(Not)) => {
+            matches!(kind(t, i + 1), Some(Tok::Kw(Like | Regexp | Between | In)))
+                && compared_at(t, i + 1)
         }
         // `2+1=3`: arithmetic on the left of the comparison (bounded: each step moves on).
         Some(Tok::Arith) => {
@@ -2257,6 +2344,92 @@ mod tests {
         for benign in [
             "the first (and best) as ever where it counts",
             "see (2) as noted where possible",
+        ] {
+            assert!(
+                !blocked(benign),
+                "false alarm on {benign:?}: {:?}",
+                severity(benign)
+            );
+        }
+    }
+
+    /// sqlmap's other closings and its tests that evaluate a condition inside a call.
+    #[test]
+    fn sqlmaps_boundaries_and_parameter_replacements() {
+        for attack in [
+            "1` WHERE 4242=4242 AND 1717=1717 -- abcd",
+            "1`=`1` AND 2020=2020 AND `1`=`1",
+            "1$$ OR NOT 3131=3131 -- xyzw",
+            "1' IN BOOLEAN MODE) AND 5151=5151 #",
+            "ELT(8080=8080,1)",
+            "(6060=6060)*1",
+            "IIF(7070=7070,1,1/0)",
+            "(CASE WHEN 9090=9090 THEN 1 ELSE NULL END)",
+            "1 ,(CASE WHEN 1212=1212 THEN 1 ELSE NULL END)",
+            "1) AND CASE WHEN 3434=3434 THEN 3434 ELSE JSON('abcd') END -- q",
+            "(EXTRACTVALUE(4545,CONCAT(0x5c,0x71)))",
+            "1;CALL REGEXP_SUBSTRING(REPEAT(RIGHT(CHAR(77),0),500000000),NULL)",
+            "1;BEGIN USER_LOCK.SLEEP(5); END",
+            "1  DECLARE @v CHAR(9) SET @v=0x303a303a35 WAITFOR DELAY @v --",
+        ] {
+            assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
+        }
+    }
+
+    /// Families of the field's test suites beyond sqlmap: ODBC escapes, versioned comments,
+    /// MySQL's implicit comparisons, expressions between the application's quotes, original
+    /// values of several tokens, whole statements.
+    #[test]
+    fn the_other_families() {
+        for attack in [
+            "x' or {fn length(user())}>0 --",
+            "{fn database()}",
+            "/*!40000 2/0, */ 7",
+            "Q' AND 'R",
+            "' || '",
+            "zz' or col^'-1",
+            "7' -2 or '7",
+            "' is 123 = '",
+            "bb' or somecol && '1",
+            "\\' or 2=2--",
+            "15,16 order by 9",
+            "'300' AND (version() like '%5%')",
+            "-(1) for update union select 1",
+            "item-9 or 1 group by concat(version(),floor(rand(0)*2)) having min(0)--",
+            "55 union",
+            "-77 union 1,2,3",
+            "2*(ascii(mid(user(),1,1))>60)",
+            "( COS ( 1 OR @a ) )  --",
+            "( BINARY BINARY ( 'q') )  --",
+            "select sin(2),3 from tbl where",
+            "select top 1 column_name from information_schema.columns",
+            "select name, pass from members where 1",
+            "33 update Pages set Title=REPLACE(Title,'a','b')",
+            "CHARSET(CURRENT_USER())",
+            "case 3 when 4 then 5 end",
+            "4 AND 4 NOT LIKE 0",
+            "9 --",
+            "@version /*",
+            "1;call p(@version)",
+        ] {
+            assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
+        }
+        for benign in [
+            "2'+X+6'+PLANK",
+            "BUILD_FLAGS=\"-DNDEBUG -DLEVEL=2\"",
+            "\"*\"",
+            "select x from y where",
+            "Select 3 from the list below",
+            "1,2--",
+            "8-bit Limit (RAM)",
+            "labor union",
+            "salt and pepper = seasoning",
+            "James' book or 'novel",
+            "case studies show it",
+            "select 'or'",
+            "SMALL \"|\" SIGN",
+            "`npm install` or `yarn add`",
+            "Use `$$` or `$` for math",
         ] {
             assert!(
                 !blocked(benign),
