@@ -522,7 +522,13 @@ fn tokenize(text: &[u8], open: Open, max_tokens: usize, out: &mut Vec<Token>) ->
                 Tok::Comment
             }
             // MySQL's `#` comment; `#2` (a number sign) is not one.
-            b'#' if !text.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) => {
+            // `#2` is a number sign and `#tag` a tag, but a `#word` that runs to the end of
+            // its line is how sqlmap hides its keywords (`1#abc\nAND#def\n1=1`).
+            b'#' if !text.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+                || text
+                    .get(word_end(text, i + 1))
+                    .is_some_and(|b| *b == b'\n' || *b == b'\r') =>
+            {
                 i = line_end(text, i);
                 Tok::Comment
             }
@@ -1280,6 +1286,7 @@ fn after_breakout(
             // MySQL's implicit comparison, `A' AND 'B`: a short word closed, a logical operator,
             // and a short word whose quote the application's own closing quote ends.
             let implicit = short_word
+                && t.first().is_some_and(|s| s.end > s.start + 1)
                 && op == (Tok::Str { closed: false })
                 && end == t.len()
                 && t.get(i + 1).is_some_and(|s| {
@@ -1303,6 +1310,12 @@ fn after_breakout(
                 strong_operand
                     || compared
                     || (end == t.len() && ended_by_comment)
+                    // `9 or 1 group by concat(...) having min(0)`: a condition, then a clause.
+                    || (literal
+                        && matches!(
+                            next,
+                            Some(Tok::Kw(Group | Order | Having | Limit | Union | Procedure))
+                        ))
                     // `1 and true`: a condition, and the value ends.
                     || (end == t.len() && matches!(op, Tok::Kw(True | False)))
             };
@@ -1375,7 +1388,8 @@ fn after_breakout(
             let columns = matches!(kind(t, j), Some(Tok::Num))
                 && matches!(kind(t, j + 1), Some(Tok::Comma))
                 && matches!(kind(t, j + 2), Some(Tok::Num));
-            (j == t.len() || columns).then(|| (Severity::High, 0.7, start, j))
+            // `10 UNION exec master..xp_cmdshell 'dir'`: a statement after it.
+            (j == t.len() || columns || statement(t, j)).then(|| (Severity::High, 0.7, start, j))
         }
         Some(Tok::Kw(Order | Group)) if matches!(kind(t, i + 1), Some(Tok::Kw(By))) => {
             let (end, _) = operand(t, i + 2)?;
@@ -1393,8 +1407,21 @@ fn after_breakout(
             clause_ends.then(|| (Severity::High, 0.85, start, end.min(t.len())))
         }
         Some(Tok::Kw(Having | Where)) => {
-            let (end, _) = operand(t, i + 1)?;
-            compared_at(t, end).then(|| (Severity::High, 0.8, start, end.min(t.len())))
+            let (end, op) = operand(t, i + 1)?;
+            // `having (1 or true)`: a condition of literals in parentheses.
+            let grouped = op == Tok::LParen
+                && t.get(i + 2..end.saturating_sub(1)).is_some_and(|inside| {
+                    inside
+                        .iter()
+                        .any(|x| matches!(x.kind, Tok::Logic | Tok::Cmp))
+                        && inside.iter().all(|x| {
+                            matches!(
+                                x.kind,
+                                Tok::Logic | Tok::Cmp | Tok::Num | Tok::Kw(True | False | Null)
+                            )
+                        })
+                });
+            (compared_at(t, end) || grouped).then(|| (Severity::High, 0.8, start, end.min(t.len())))
         }
         Some(Tok::Kw(Limit | Procedure)) => {
             let (end, op) = operand(t, i + 1)?;
@@ -1456,8 +1483,10 @@ fn judge(
                     // compares words, "labor union" ends in one.
                     let sql_like = !wordy
                         || match kind(t, end) {
+                            // A call is not a word: `HOPE AND COS(3)=SIN(4)`.
                             Some(Tok::Logic) => {
                                 !matches!(operand(t, end + 1), Some((_, Tok::Bare)) | None)
+                                    || matches!(kind(t, end + 2), Some(Tok::LParen))
                             }
                             Some(Tok::Kw(Union)) => end + 1 < t.len(),
                             _ => true,
@@ -1792,7 +1821,14 @@ fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool
     }
     let mut operator = false;
     let mut not_a_word = false;
+    // Cut by a comment, the value needs a comparison or a logical operator: `x'~email--`
+    // negates a word.
+    let mut condition = end < t.len();
     for x in middle {
+        condition |= matches!(
+            x.kind,
+            Tok::Logic | Tok::Cmp | Tok::Kw(Is | Like | Regexp | In | Between)
+        );
         match x.kind {
             Tok::Logic | Tok::Kw(Is | Like | Regexp | In | Between) => {
                 operator = true;
@@ -1821,7 +1857,7 @@ fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool
             _ => return false,
         }
     }
-    operator && not_a_word
+    operator && not_a_word && condition
 }
 
 /// `select sin(1),2 from bar where`, `select 1 from foo`, `select (1),(2) from t`: a select
@@ -1883,7 +1919,8 @@ fn original_value(t: &[Token]) -> Option<(usize, bool)> {
             | Tok::Kw(Kw::True | Kw::False | Kw::Null) => i += 1,
             _ => return None,
         }
-        if matches!(kind(t, i), Some(Tok::Arith | Tok::Comma))
+        // `theme=1 or ...`: the parameter's own `name=value` too.
+        if matches!(kind(t, i), Some(Tok::Arith | Tok::Comma | Tok::Cmp))
             && matches!(
                 kind(t, i + 1),
                 Some(
@@ -2411,6 +2448,12 @@ mod tests {
             "9 --",
             "@version /*",
             "1;call p(@version)",
+            "41 or 1 group by concat(version(),floor(rand(0)*2)) having min(0)--",
+            "1#abc\nAND#def\n8080=8080",
+            "20 UNION exec master..xp_cmdshell 'dir'",
+            "uid having (1 or true)",
+            "page=4 or 1=@@version",
+            "WORD AND COS(2)=SIN(3)",
         ] {
             assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
         }
@@ -2430,6 +2473,9 @@ mod tests {
             "SMALL \"|\" SIGN",
             "`npm install` or `yarn add`",
             "Use `$$` or `$` for math",
+            "Loving it #summer\nsee you",
+            "kids having (fun or games)",
+            "x'~note--",
         ] {
             assert!(
                 !blocked(benign),
