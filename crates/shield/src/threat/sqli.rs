@@ -1169,6 +1169,8 @@ fn operand(t: &[Token], i: usize) -> Option<(usize, Tok)> {
         Tok::Kw(Kw::Table) if matches!(kind(t, i + 1), Some(Tok::LParen)) => {
             Some((skip_parens(t, i + 1), Tok::Func(Func::Plain)))
         }
+        // A column named `user` or `schema` is a word.
+        Tok::Kw(Kw::Table) => Some((i + 1, Tok::Bare)),
         Tok::LParen => Some((skip_parens(t, i), Tok::LParen)),
         Tok::Kw(Kw::Select) => select_list(t, i + 1).then_some((t.len(), Tok::Kw(Kw::Select))),
         // `CASE WHEN 1 THEN ...`, `CASE 1 WHEN ...` ("case studies show" is a noun phrase).
@@ -1365,6 +1367,10 @@ fn after_breakout(
             Insert | Update | Delete | Drop | Create | Alter | Exec | Grant | Declare | Shutdown
             | Truncate,
         )) if from_string && statement(t, i) => verdict(Severity::Critical, 0.85, i + 2),
+        // `admin' select * from information_schema.tables--`: a query after a word.
+        Some(Tok::Kw(Select)) if from_string && short_word && statement(t, i) => {
+            verdict(Severity::High, 0.8, i + 2)
+        }
         // After a number too, for the statements whose shape says so:
         // `21 update Content set Title=...`, `1 insert into x ...`.
         Some(Tok::Kw(Insert | Update | Delete | Drop | Create | Alter | Truncate | Declare))
@@ -1992,6 +1998,9 @@ fn compared_at(t: &[Token], i: usize) -> bool {
         Some(Tok::Cmp) => operand(t, i + 1).is_some(),
         Some(Tok::Kw(Like | Regexp)) => {
             matches!(kind(t, i + 1), Some(Tok::Str { .. } | Tok::Bare | Tok::Num))
+                // `LIKE char(37)`
+                || (matches!(kind(t, i + 1), Some(Tok::Func(_)))
+                    && matches!(kind(t, i + 2), Some(Tok::LParen)))
                 // `SOUNDS LIKE 1`
                 || (matches!(kind(t, i), Some(Tok::Kw(Regexp))) && compared_at(t, i + 1))
         }
