@@ -1395,7 +1395,9 @@ fn after_breakout(
                 && matches!(kind(t, j + 1), Some(Tok::Comma))
                 && matches!(kind(t, j + 2), Some(Tok::Num));
             // `10 UNION exec master..xp_cmdshell 'dir'`: a statement after it.
-            (j == t.len() || columns || statement(t, j)).then(|| (Severity::High, 0.7, start, j))
+            // ("Union" alone is a word: a value must hold something before it.)
+            ((j == t.len() && i > 0) || columns || statement(t, j))
+                .then(|| (Severity::High, 0.7, start, j))
         }
         Some(Tok::Kw(Order | Group)) if matches!(kind(t, i + 1), Some(Tok::Kw(By))) => {
             let (end, _) = operand(t, i + 2)?;
@@ -2482,6 +2484,7 @@ mod tests {
             "SMALL \"|\" SIGN",
             "`npm install` or `yarn add`",
             "Use `$$` or `$` for math",
+            "Union",
             "Loving it #summer\nsee you",
             "kids having (fun or games)",
             "x'~note--",
