@@ -1022,10 +1022,16 @@ fn statement(t: &[Token], i: usize) -> bool {
                 && matches!(kind(t, i + 2), Some(Tok::Kw(Set)))
         }
         // `EXEC xp_cmdshell`, `EXEC(@sql)`, `EXEC('...')`; "exec will" is English.
-        Some(Tok::Kw(Exec)) => matches!(
-            kind(t, i + 1),
-            Some(Tok::Func(_) | Tok::Var { .. } | Tok::LParen | Tok::Str { .. })
-        ),
+        Some(Tok::Kw(Exec)) => {
+            matches!(
+                kind(t, i + 1),
+                Some(Tok::Func(_) | Tok::Var { .. } | Tok::LParen | Tok::Str { .. })
+            )
+            // Oracle's `EXECUTE IMMEDIATE 'sel' || 'ect ...'`.
+            || (matches!(kind(t, i + 1), Some(Tok::Bare))
+                && matches!(kind(t, i + 2), Some(Tok::Str { closed: true }))
+                && matches!(kind(t, i + 3), None | Some(Tok::Logic | Tok::Semi | Tok::Arith)))
+        }
         Some(Tok::Kw(Shutdown)) => matches!(kind(t, i + 1), None | Some(Tok::Semi)),
         Some(Tok::Kw(Grant)) => matches!(kind(t, i + 1), Some(Tok::Bare | Tok::Kw(All | Select))),
         // SQL Server writing a database out to a share: `BACKUP DATABASE master TO
@@ -1660,7 +1666,7 @@ fn judge(
             Tok::Kw(Into) if matches!(kind(t, i + 1), Some(Tok::Kw(Outfile))) => {
                 Some((Severity::Critical, 0.9, i, i + 2))
             }
-            Tok::Logic => tautology(t, i),
+            Tok::Logic => tautology(t, text, i),
             // A server variable as the whole value (`@@version`) is a probe; inside text,
             // a weak sign.
             Tok::Var { system: true } if t.len() == 1 => Some((Severity::High, 0.65, i, i + 1)),
@@ -2023,7 +2029,7 @@ fn compared_at(t: &[Token], i: usize) -> bool {
 }
 
 /// `or 1=1`, `or 'a'='a'`: a comparison of a literal with itself after a logical operator.
-fn tautology(t: &[Token], i: usize) -> Verdict {
+fn tautology(t: &[Token], text: &[u8], i: usize) -> Verdict {
     // The comparison may be parenthesized: `or (1=1)`, `') or ('a'='a`.
     let mut j = i + 1;
     while matches!(kind(t, j), Some(Tok::LParen)) && j - i <= 3 {
@@ -2036,7 +2042,11 @@ fn tautology(t: &[Token], i: usize) -> Verdict {
     let same = matches!(
         (a.kind, c.kind),
         (Tok::Num, Tok::Num) | (Tok::Str { .. }, Tok::Str { .. })
-    );
+    ) || (a.kind == Tok::Bare
+        && c.kind == Tok::Bare
+        && text.get(b.start..b.end) == Some(b"=".as_slice())
+        && same_text(t, text, j, j + 2));
+    // `or a=a`: a column compared with itself is as true as `1=1`.
     same.then_some((Severity::High, 0.85, i, j + 3))
 }
 
@@ -2465,6 +2475,8 @@ mod tests {
             "uid having (1 or true)",
             "page=4 or 1=@@version",
             "WORD AND COS(2)=SIN(3)",
+            "yo or b=b",
+            "'; execute immediate 'sel' || 'ect 1'",
         ] {
             assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
         }
