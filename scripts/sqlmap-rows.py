@@ -254,15 +254,21 @@ def evaluate(binary, path):
     out.append("")
     below = [(key, value) for key, value in sorted(by_title.items(), key=lambda kv: kv[1][0] / kv[1][1])
              if value[0] / value[1] < 0.99]
-    out.append(f"The {min(40, len(below))} weakest of the {len(below)} tests (sqlmap's titles) below 99 %:")
-    out.append("")
-    out.append("| technique | test | rows | caught |")
-    out.append("| --- | --- | --- | --- |")
-    for (family, title), (caught, n) in below[:40]:
-        out.append(f"| {family} | {title.replace('|', '/')} | {n} | {100 * caught / n:.1f} % |")
-    out.append("")
-    out.append("Missed payloads, a sample: " + "; ".join(
-        "`" + p.replace("`", "'").replace("|", "\\|") + "`" for p, _ in missed.most_common(12)))
+    if not below:
+        out.append(f"Every one of the {len(by_title)} tests (sqlmap's titles) is caught at 99 % or more.")
+        if missed:
+            out.append("")
+    else:
+        out.append(f"The {min(40, len(below))} weakest of the {len(below)} tests (sqlmap's titles) below 99 %:")
+        out.append("")
+        out.append("| technique | test | rows | caught |")
+        out.append("| --- | --- | --- | --- |")
+        for (family, title), (caught, n) in below[:40]:
+            out.append(f"| {family} | {title.replace('|', '/')} | {n} | {100 * caught / n:.1f} % |")
+        out.append("")
+    if missed:
+        out.append("Missed payloads, a sample: " + "; ".join(
+            "`" + p.replace("`", "'").replace("|", "\\|") + "`" for p, _ in missed.most_common(12)))
     return "\n".join(out)
 
 
