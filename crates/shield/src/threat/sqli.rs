@@ -1836,7 +1836,13 @@ fn quoted_expression(t: &[Token], text: &[u8], quote: u8, ended_by_comment: bool
         _ => return false,
     };
     let middle = t.get(1..end).unwrap_or_default();
-    if middle.is_empty() || middle.len() > 32 {
+    // An expression never sets two words side by side; a sentence does at once.
+    if middle.is_empty()
+        || middle.len() > 32
+        || middle
+            .windows(2)
+            .any(|w| w[0].kind == Tok::Bare && w[1].kind == Tok::Bare)
+    {
         return false;
     }
     let mut operator = false;
@@ -2200,7 +2206,9 @@ fn detect_with(
     ] {
         if let Open::Quote(q) = open {
             // The first such quote must close the string the application opened; a letter
-            // right after it (`don't`, `O'Brien`) means it is an apostrophe, not a breakout.
+            // right after it (`don't`, `O'Brien`) means it is an apostrophe, not a breakout,
+            // unless the value starts with a single quote (`'goto label; ...`: an empty string
+            // closed; prose opens quotations with `"`).
             let closing = open.closing();
             let first = if q == b'$' {
                 memchr::memchr_iter(b'$', bytes).find(|&p| bytes.get(p + 1) == Some(&b'$'))
@@ -2210,7 +2218,8 @@ fn detect_with(
             match first.map(|p| p + closing.len()) {
                 None => continue,
                 Some(p)
-                    if bytes.get(p).is_some_and(u8::is_ascii_alphabetic)
+                    if (p > closing.len() || q != b'\'')
+                        && bytes.get(p).is_some_and(u8::is_ascii_alphabetic)
                         && classify(&bytes[p..word_end(bytes, p)]) == Tok::Bare =>
                 {
                     continue
@@ -2482,6 +2491,7 @@ mod tests {
             "page=4 or 1=@@version",
             "WORD AND COS(2)=SIN(3)",
             "yo or b=b",
+            "'goto a; a: declare @s varchar(99);set @s = cast(0x41 as varchar(99));exec(@s)--",
             "'; execute immediate 'sel' || 'ect 1'",
         ] {
             assert!(blocked(attack), "missed {attack:?}: {:?}", severity(attack));
@@ -2506,6 +2516,8 @@ mod tests {
             "Loving it #summer\nsee you",
             "kids having (fun or games)",
             "x'~note--",
+            "\"(In fact, we go in!)\"",
+            "'Tis the season; set the table",
         ] {
             assert!(
                 !blocked(benign),
