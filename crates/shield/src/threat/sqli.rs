@@ -1408,8 +1408,12 @@ fn after_breakout(
                 && matches!(kind(t, j + 2), Some(Tok::Num));
             // `10 UNION exec master..xp_cmdshell 'dir'`: a statement after it.
             // ("Union" alone is a word: a value must hold something before it.)
-            ((j == t.len() && i > 0) || columns || statement(t, j))
-                .then(|| (Severity::High, 0.7, start, j))
+            ((j == t.len() && i > 0) || columns || statement(t, j)).then_some((
+                Severity::High,
+                0.7,
+                start,
+                j,
+            ))
         }
         Some(Tok::Kw(Order | Group)) if matches!(kind(t, i + 1), Some(Tok::Kw(By))) => {
             let (end, _) = operand(t, i + 2)?;
@@ -2165,6 +2169,26 @@ fn json_operator(text: &str) -> Option<(usize, usize)> {
 /// strings (`"///`, `'-"8`, `\\`) turn up in real traffic, and `15"` is a size in inches.
 fn quote_probe(text: &str) -> bool {
     let value = text.trim();
+    // sqlmap's heuristic check: the original value, then ten characters drawn from quotes,
+    // parentheses, commas and dots (`1'"(()"),("`), to see which of them breaks the query.
+    let tail_start = value
+        .bytes()
+        .position(|b| matches!(b, b'"' | b'\'' | b'(' | b')' | b',' | b'.'))
+        .unwrap_or(value.len());
+    let tail = &value.as_bytes()[tail_start..];
+    let head = &value.as_bytes()[..tail_start];
+    if (6..=16).contains(&tail.len())
+        && head.len() <= 20
+        && head.iter().all(u8::is_ascii_alphanumeric)
+        && tail
+            .iter()
+            .all(|b| matches!(b, b'"' | b'\'' | b'(' | b')' | b',' | b'.'))
+        && tail.iter().any(|b| matches!(b, b'"' | b'\''))
+        && tail.iter().any(|b| matches!(b, b'(' | b')'))
+        && tail.iter().any(|b| matches!(b, b',' | b'.'))
+    {
+        return true;
+    }
     let core = value.trim_start_matches(|c: char| c.is_ascii_digit());
     let after_number = core.len() < value.len();
     match core {
@@ -2182,7 +2206,7 @@ fn detect_with(
     t: &mut Vec<Token>,
     best_tokens: &mut Vec<Token>,
 ) {
-    if text.len() <= 16 && quote_probe(text) {
+    if text.len() <= 40 && quote_probe(text) {
         out.push(Finding {
             threat: ThreatType::SqlInjection,
             severity: Severity::High,
@@ -2580,6 +2604,8 @@ mod tests {
             "1\\",
             "1/*'*/",
             "@@version",
+            "1'\"(()\"),(\"",
+            "7).(\"'.(.,",
         ] {
             assert!(blocked(probe), "missed {probe:?}");
         }
