@@ -61,6 +61,31 @@ async fn a_block_on_one_instance_is_enforced_on_the_other_within_100ms() {
     let b = system_on(&redis, ConfigOverrides::new()).await;
     let app_b = app(&b);
     assert_eq!(status_of(&app_b, "198.51.100.9").await, StatusCode::OK);
+    // The 100 ms are between running instances: both have subscribed to the change channel
+    // (in the background, after start) before the clock starts.
+    let subscribed = Instant::now();
+    loop {
+        let channels = redis.cli(&["PUBSUB", "CHANNELS", "*events"]);
+        let channel = channels.lines().next().unwrap_or("").trim().to_string();
+        let subscribers = if channel.is_empty() {
+            0
+        } else {
+            redis
+                .cli(&["PUBSUB", "NUMSUB", &channel])
+                .lines()
+                .nth(1)
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        if subscribers >= 2 {
+            break;
+        }
+        assert!(
+            subscribed.elapsed() < Duration::from_secs(10),
+            "instances not subscribed: {channels:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     a.blacklist("198.51.100.0/24", "seen on instance a", None)
         .expect("add");
