@@ -1184,6 +1184,13 @@ fn operand(t: &[Token], i: usize) -> Option<(usize, Tok)> {
         // A column named `user` or `schema` is a word.
         Tok::Kw(Kw::Table) => Some((i + 1, Tok::Bare)),
         Tok::LParen => Some((skip_parens(t, i), Tok::LParen)),
+        // `= ALL (SELECT email)`: a comparison with a subquery's every row.
+        Tok::Kw(Kw::All)
+            if matches!(kind(t, i + 1), Some(Tok::LParen))
+                && matches!(kind(t, i + 2), Some(Tok::Kw(Kw::Select))) =>
+        {
+            Some((skip_parens(t, i + 1), Tok::LParen))
+        }
         Tok::Kw(Kw::Select) => select_list(t, i + 1).then_some((t.len(), Tok::Kw(Kw::Select))),
         // `CASE WHEN 1 THEN ...`, `CASE 1 WHEN ...` ("case studies show" is a noun phrase).
         Tok::Kw(Kw::Case) => {
@@ -1250,6 +1257,17 @@ fn after_breakout(
     use Kw::*;
     let start = i.saturating_sub(1);
     if from_string && implicit_comparison(t, text, i) {
+        return Some((Severity::High, 0.75, start, t.len()));
+    }
+    // `user'collate nocase--`: the closed string given a collation, the rest cut off.
+    if from_string
+        && ended_by_comment
+        && i + 2 == t.len()
+        && matches!(kind(t, i + 1), Some(Tok::Bare | Tok::Str { .. }))
+        && text
+            .get(t.get(i).map_or(0..0, |x| x.start..x.end))
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"collate"))
+    {
         return Some((Severity::High, 0.75, start, t.len()));
     }
     // The end of a MySQL full-text search, `MATCH (c) AGAINST ('x' IN BOOLEAN MODE)`: the
@@ -1551,6 +1569,22 @@ fn judge(
                         best = better(best, Some((Severity::High, 0.7, 0, end)));
                     }
                 }
+            }
+            // A number compared with itself as the whole value: `1=1`, `42 like 42`, `7<=>7`
+            // (true; `11!=11` is false, and CRS calls it benign).
+            let true_comparison = |x: &Token| {
+                x.kind == Tok::Kw(Like)
+                    || matches!(
+                        text.get(x.start..x.end),
+                        Some(b"=" | b"==" | b"<=>" | b">=" | b"<=")
+                    )
+            };
+            if t.len() == 3
+                && true_comparison(&t[1])
+                && matches!((kind(t, 0), kind(t, 2)), (Some(Tok::Num), Some(Tok::Num)))
+                && same_text(t, text, 0, 2)
+            {
+                best = better(best, Some((Severity::High, 0.7, 0, 3)));
             }
             // A CASE expression as the whole value: `case 1 when 2 then 2 end`.
             if matches!(kind(t, 0), Some(Tok::Kw(Case)))
@@ -2515,6 +2549,10 @@ mod tests {
             "page=4 or 1=@@version",
             "WORD AND COS(2)=SIN(3)",
             "yo or b=b",
+            "x@y.z' and email = all (select email)--",
+            "user' collate nocase--",
+            "5=5",
+            "42 like 42",
             "'goto a; a: declare @s varchar(99);set @s = cast(0x41 as varchar(99));exec(@s)--",
             "'; execute immediate 'sel' || 'ect 1'",
         ] {
@@ -2540,6 +2578,9 @@ mod tests {
             "Loving it #summer\nsee you",
             "kids having (fun or games)",
             "x'~note--",
+            "1=2",
+            "7 like 8",
+            "11!=11",
             "\"(In fact, we go in!)\"",
             "'Tis the season; set the table",
         ] {
