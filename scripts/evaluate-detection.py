@@ -66,14 +66,20 @@ def pct(n, d):
     return "-" if d == 0 else f"{100.0 * n / d:.1f} %"
 
 
-def sqlmap_section(binary):
-    """The sqlmap-generated set, built and scanned by scripts/sqlmap-rows.py."""
+def load_sqlmap_rows():
+    """scripts/sqlmap-rows.py as a module (its name has a dash)."""
     import importlib.util
-    import tempfile
     spec = importlib.util.spec_from_file_location(
         "sqlmap_rows", os.path.join(ROOT, "scripts", "sqlmap-rows.py"))
-    sqlmap_rows = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sqlmap_rows)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sqlmap_section(binary):
+    """The sqlmap-generated set, built and scanned by scripts/sqlmap-rows.py."""
+    import tempfile
+    sqlmap_rows = load_sqlmap_rows()
     xml_dir = sqlmap_rows.sqlmap_data(None)
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         path = f.name
@@ -102,6 +108,8 @@ def families_section(binary):
     argument the evaluation policy allows no SQL in."""
     import tempfile
     rows, meta = [], {}
+    # The MCP request the sqlmap rows are sent as (scripts/sqlmap-rows.py).
+    mcp_headers = load_sqlmap_rows().MCP_HEADERS
     with open(os.path.join(ROOT, "scripts", "data", "sqli-families.tsv"), encoding="utf-8") as f:
         for n, line in enumerate(f):
             line = line.rstrip("\n")
@@ -112,10 +120,8 @@ def families_section(binary):
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                "params": {"name": "search", "arguments": {"query": payload}}})
             rid = f"family:{n}"
-            rows.append({"id": rid, "method": "POST", "uri": "/mcp", "body": body, "headers": {
-                "Host": "localhost", "Content-Type": "application/json",
-                "Accept": "application/json, text/event-stream",
-                "MCP-Protocol-Version": "2025-06-18"}})
+            rows.append({"id": rid, "method": "POST", "uri": "/mcp", "body": body,
+                         "headers": mcp_headers})
             meta[rid] = (family, expected, payload)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "families.jsonl")

@@ -1,6 +1,8 @@
 //! The security layer in-process, through `tower::ServiceExt::oneshot`: lists, forwarding,
 //! admin API, statistics, metrics, bodies.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -81,17 +83,7 @@ fn get(path: &str) -> Request<Body> {
 }
 
 fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
-    let builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {TOKEN}"));
-    match body {
-        Some(v) => builder
-            .header("content-type", "application/json")
-            .body(Body::from(v.to_string())),
-        None => builder.body(Body::empty()),
-    }
-    .expect("request")
+    support::admin_request(TOKEN, method, path, body)
 }
 
 fn assert_ip_blocked(sent: &Sent) {

@@ -3,17 +3,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mcp_shield::config::{self, ConfigSources};
 use mcp_shield::{ConfigOverrides, SecuritySystem};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const TOKEN: &str = "live-test-token-0123456789";
 
@@ -29,23 +26,7 @@ async fn system() -> SecuritySystem {
 }
 
 fn admin(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
-    let builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {TOKEN}"));
-    match body {
-        Some(v) => builder
-            .header("content-type", "application/json")
-            .body(Body::from(v.to_string())),
-        None => builder.body(Body::empty()),
-    }
-    .expect("request")
-}
-
-fn from(mut request: Request<Body>, ip: &str) -> Request<Body> {
-    let peer: SocketAddr = format!("{ip}:40000").parse().expect("peer");
-    request.extensions_mut().insert(ConnectInfo(peer));
-    request
+    support::admin_request(TOKEN, method, path, body)
 }
 
 /// Reads the stream until `want` is in what arrived, for at most `limit`.
@@ -68,26 +49,22 @@ async fn read_until(body: &mut Body, seen: &mut String, want: &str, limit: Durat
 async fn the_stream_carries_incidents_seconds_and_list_changes_with_the_token_only() {
     let security = system().await;
     let app = support::app(&security);
-    let without = app
-        .clone()
-        .oneshot(from(
-            Request::get("/api/security/stream")
-                .body(Body::empty())
-                .expect("request"),
-            "127.0.0.1",
-        ))
-        .await
-        .expect("infallible");
+    let without = support::send(
+        &app,
+        "127.0.0.1",
+        Request::get("/api/security/stream")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
     assert_eq!(without.status(), StatusCode::UNAUTHORIZED);
 
-    let response = app
-        .clone()
-        .oneshot(from(
-            admin("GET", "/api/security/stream", None),
-            "127.0.0.1",
-        ))
-        .await
-        .expect("infallible");
+    let response = support::send(
+        &app,
+        "127.0.0.1",
+        admin("GET", "/api/security/stream", None),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
@@ -186,36 +163,30 @@ async fn live_streams_are_capped() {
     let app = support::app(&security);
     let mut open = Vec::new();
     for _ in 0..16 {
-        let response = app
-            .clone()
-            .oneshot(from(
-                admin("GET", "/api/security/stream", None),
-                "127.0.0.1",
-            ))
-            .await
-            .expect("infallible");
+        let response = support::send(
+            &app,
+            "127.0.0.1",
+            admin("GET", "/api/security/stream", None),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
         open.push(response);
     }
-    let refused = app
-        .clone()
-        .oneshot(from(
-            admin("GET", "/api/security/stream", None),
-            "127.0.0.1",
-        ))
-        .await
-        .expect("infallible");
+    let refused = support::send(
+        &app,
+        "127.0.0.1",
+        admin("GET", "/api/security/stream", None),
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     // Closing one gives its place back.
     drop(open.pop());
-    let again = app
-        .clone()
-        .oneshot(from(
-            admin("GET", "/api/security/stream", None),
-            "127.0.0.1",
-        ))
-        .await
-        .expect("infallible");
+    let again = support::send(
+        &app,
+        "127.0.0.1",
+        admin("GET", "/api/security/stream", None),
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::OK);
 }
 
@@ -228,14 +199,12 @@ async fn the_dashboard_is_served_with_a_strict_policy_and_no_inline_script() {
         ("/dashboard/app.js", "text/javascript"),
         ("/dashboard/style.css", "text/css"),
     ] {
-        let response = app
-            .clone()
-            .oneshot(from(
-                Request::get(path).body(Body::empty()).expect("request"),
-                "127.0.0.1",
-            ))
-            .await
-            .expect("infallible");
+        let response = support::send(
+            &app,
+            "127.0.0.1",
+            Request::get(path).body(Body::empty()).expect("request"),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers().clone();
         assert!(headers["content-type"]

@@ -573,11 +573,17 @@ fn tokenize(text: &[u8], open: Open, max_tokens: usize, out: &mut Vec<Token>) ->
             }
             // ODBC and JDBC escapes (`{fn user()}`, `{ts '2020-01-01'}`, `{oj ...}`) wrap SQL:
             // their braces are read as if absent, the SQL inside as SQL.
-            b'{' if odbc_escape_len(&text[i..]).is_some() => {
-                i += odbc_escape_len(&text[i..]).unwrap_or(1);
-                odbc_open += 1;
-                continue;
-            }
+            b'{' => match odbc_escape_len(&text[i..]) {
+                Some(len) => {
+                    i += len;
+                    odbc_open += 1;
+                    continue;
+                }
+                None => {
+                    i += 1;
+                    Tok::Other
+                }
+            },
             b'}' if odbc_open > 0 => {
                 odbc_open -= 1;
                 i += 1;
@@ -1539,12 +1545,13 @@ fn judge(
                 }
                 // `1--`, `1 * 1 /*`, `@version--`: a value and a bare comment marker, the
                 // shortest test of whether a comment cuts the query.
-                let tail = text.trim_ascii_end();
                 if end == t.len()
                     && ended_by_comment
                     && !wordy
                     && !t.iter().any(|x| x.kind == Tok::Comma)
-                    && (tail.ends_with(b"--") || tail.ends_with(b"/*") || tail.ends_with(b"#"))
+                    && [b"--".as_slice(), b"/*", b"#"]
+                        .iter()
+                        .any(|marker| text.trim_ascii_end().ends_with(marker))
                 {
                     best = better(best, Some((Severity::High, 0.7, 0, end)));
                 }

@@ -141,15 +141,10 @@ pub fn shared_geoip(file: &str) -> String {
 pub async fn respond(
     app: &axum::Router,
     from: &str,
-    mut request: http::Request<axum::body::Body>,
+    request: http::Request<axum::body::Body>,
 ) -> (http::StatusCode, serde_json::Value) {
     use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let peer = SocketAddr::new(from.parse().expect("ip"), 40000);
-    request
-        .extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
-    let response = app.clone().oneshot(request).await.expect("infallible");
+    let response = send(app, from, request).await;
     let status = response.status();
     let body = response
         .into_body()
@@ -160,4 +155,39 @@ pub async fn respond(
     let value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
     (status, value)
+}
+
+/// `request` sent to `app` as if from `from` (port 40000), the response as it comes (a stream
+/// stays open).
+pub async fn send(
+    app: &axum::Router,
+    from: &str,
+    mut request: http::Request<axum::body::Body>,
+) -> http::Response<axum::body::Body> {
+    use tower::ServiceExt;
+    let peer = SocketAddr::new(from.parse().expect("ip"), 40000);
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    app.clone().oneshot(request).await.expect("infallible")
+}
+
+/// An admin API request carrying `token`, with `body` as JSON when given.
+pub fn admin_request(
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> http::Request<axum::body::Body> {
+    let builder = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"));
+    match body {
+        Some(v) => builder
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(v.to_string())),
+        None => builder.body(axum::body::Body::empty()),
+    }
+    .expect("request")
 }
