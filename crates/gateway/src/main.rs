@@ -159,11 +159,15 @@ fn run_scan(config: &Config, input: &str, format: scan::Format) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let poison = mcp_shield::tools::PoisonDetector::new(
+        usize::try_from(config.mcp.tools.max_definition_bytes).unwrap_or(usize::MAX),
+    );
     let stdout = std::io::stdout().lock();
     let output = std::io::BufWriter::new(stdout);
     let result = if input == "-" {
         scan::run(
             &detector,
+            &poison,
             std::io::stdin().lock(),
             output,
             std::io::stderr(),
@@ -173,6 +177,7 @@ fn run_scan(config: &Config, input: &str, format: scan::Format) -> ExitCode {
         match std::fs::File::open(input) {
             Ok(file) => scan::run(
                 &detector,
+                &poison,
                 std::io::BufReader::new(file),
                 output,
                 std::io::stderr(),
@@ -499,7 +504,12 @@ async fn run_serve(
     listen: SocketAddr,
     bare: bool,
 ) -> anyhow::Result<()> {
-    let config = loopback_defaults(config, listen);
+    let mut config = loopback_defaults(config, listen);
+    if config.mcp.tools.upstream_name.is_empty() {
+        // Tool pins are kept per upstream: this one's URL names them (and stays their name
+        // across reloads that leave the setting empty).
+        config.mcp.tools.upstream_name = upstream.trim_end_matches('/').to_string();
+    }
     let listening = Listening::from_config(&config)?;
     let proxies = proxies(upstream, &config, listening.scheme())?;
     let security = SecuritySystem::start(config).await?;

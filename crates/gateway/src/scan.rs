@@ -13,6 +13,7 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use mcp_shield::threat::{HttpRequest, ThreatDetector};
+use mcp_shield::tools::PoisonDetector;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -36,6 +37,9 @@ struct Row {
     headers: BTreeMap<String, Value>,
     #[serde(default)]
     body: Value,
+    /// The server's JSON-RPC response, when the exchange was recorded whole.
+    #[serde(default)]
+    response: Option<Value>,
 }
 
 fn get() -> String {
@@ -55,6 +59,7 @@ struct Summary {
 /// Scans `input` into `output`; the summary goes to `summary`.
 pub fn run(
     detector: &ThreatDetector,
+    poison: &PoisonDetector,
     input: impl BufRead,
     mut output: impl Write,
     mut summary_out: impl Write,
@@ -105,12 +110,22 @@ pub fn run(
             body: body.as_bytes(),
         };
         let inspection = detector.inspect(&request);
-        let verdict = if inspection.blocked {
-            "attack"
-        } else {
-            "benign"
-        };
-        if inspection.blocked {
+        // The response is judged whatever the action policy would do with a finding
+        // (remove, refuse, alert): any finding makes the exchange an attack.
+        let response_findings = row
+            .response
+            .as_ref()
+            .map(|r| mcp_shield::tools::scan_response(poison, r))
+            .unwrap_or_default();
+        let attack = inspection.blocked || !response_findings.is_empty();
+        let verdict = if attack { "attack" } else { "benign" };
+        for f in &response_findings {
+            *summary
+                .by_type
+                .entry(format!("{} ({}, response)", f.threat.as_str(), f.kind))
+                .or_default() += 1;
+        }
+        if attack {
             summary.attacks += 1;
             for i in &inspection.indicators {
                 if i.severity >= detector.block_severity() {
@@ -125,7 +140,7 @@ pub fn run(
         }
         match format {
             Format::Jsonl => {
-                let threats: Vec<Value> = inspection
+                let mut threats: Vec<Value> = inspection
                     .indicators
                     .iter()
                     .map(|i| {
@@ -138,6 +153,16 @@ pub fn run(
                         })
                     })
                     .collect();
+                threats.extend(response_findings.iter().map(|f| {
+                    json!({
+                        "type": f.threat.as_str(),
+                        "kind": f.kind,
+                        "in": "response",
+                        "name": f.name,
+                        "location": f.location,
+                        "snippet": f.evidence,
+                    })
+                }));
                 writeln!(
                     output,
                     "{}",
@@ -145,11 +170,16 @@ pub fn run(
                 )?;
             }
             Format::Text => {
-                let threats: Vec<String> = inspection
+                let mut threats: Vec<String> = inspection
                     .indicators
                     .iter()
                     .map(|i| format!("{}:{}", i.threat_type.as_str(), i.severity.as_str()))
                     .collect();
+                threats.extend(
+                    response_findings
+                        .iter()
+                        .map(|f| format!("{}:{}:response", f.threat.as_str(), f.kind)),
+                );
                 let id = match &row.id {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -198,6 +228,7 @@ mod tests {
         let mut summary = Vec::new();
         run(
             &detector,
+            &PoisonDetector::new(16 * 1024),
             input.as_bytes(),
             &mut out,
             &mut summary,

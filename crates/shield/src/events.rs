@@ -82,6 +82,9 @@ pub enum SecurityEvent {
         /// The same with the tool and argument they were in, as refusals carry them.
         findings: Vec<crate::decision::Finding>,
     },
+    /// Something found in what the server sent back on an MCP path: a poisoned definition
+    /// (`tool_poisoning`), a changed or added tool (`tool_changed`).
+    ToolFinding(crate::tools::ToolFinding),
     /// A guard failed internally.
     GuardError {
         /// Which guard.
@@ -291,6 +294,14 @@ impl EventSink for Statistics {
                 for indicator in indicators {
                     let slot = threat_slot(indicator.threat_type.as_str());
                     self.threats_observed[slot].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            SecurityEvent::ToolFinding(finding) => {
+                let slot = threat_slot(finding.threat.as_str());
+                if finding.action == crate::tools::FindingAction::Alerted {
+                    self.threats_observed[slot].fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.threats_blocked[slot].fetch_add(1, Ordering::Relaxed);
                 }
             }
             SecurityEvent::GuardError { .. } => {
@@ -532,6 +543,14 @@ impl EventSink for LogSink {
                     )
                 }
             }
+            SecurityEvent::ToolFinding(f) => tracing::warn!(
+                target: "security.tools",
+                threat = f.threat.as_str(), kind = %f.kind, upstream = %f.upstream,
+                subject = f.subject, name = %f.name, action = f.action.as_str(),
+                location = %f.location, evidence = %f.evidence,
+                "{} {} '{}' from {}: {} ({}) {}",
+                f.threat.as_str(), f.subject, f.name, f.upstream, f.kind, f.evidence, f.action.as_str()
+            ),
             SecurityEvent::GuardError { guard, error } => tracing::error!(
                 target: "security",
                 "{guard} failed: {error}"

@@ -310,13 +310,10 @@ where
                 BodyRead::Skipped(body) => Body::new(body),
                 BodyRead::Failed(_) | BodyRead::TooComplex(_) => Body::empty(),
             };
+            let mcp_path = crate::mcp::is_mcp_path(&settings.mcp_paths, facts.path());
             let response = inner.call(Request::from_parts(parts, body)).await?;
             if let Some(upstream) = &mut upstream_permit {
-                let event_stream = response
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+                let event_stream = crate::response::is_event_stream(response.headers());
                 if event_stream && is_get {
                     // A client's standing stream is not work the upstream is doing.
                     upstream.forget_sample();
@@ -326,16 +323,14 @@ where
                 }
                 // An event stream answering a POST is a tool still running: measured to its end.
             }
-            let mut response = if permit.is_some() || upstream_permit.is_some() {
-                response.map(|body| {
-                    Body::new(HeldBody {
-                        inner: body,
-                        _client: permit,
-                        upstream: upstream_permit,
-                    })
-                })
+            let mut response = if mcp_path && core.tools.inspects() {
+                // The way back: tool lists and streams read before the client sees them.
+                let exchange = crate::response::Exchange::of(&facts);
+                let response =
+                    crate::response::inspect(core.tools.clone(), exchange, response).await;
+                hold(response, permit, upstream_permit)
             } else {
-                response.map(Body::new)
+                hold(response, permit, upstream_permit)
             };
             annotations.apply(response.headers_mut());
             let outcome = Outcome {
@@ -346,6 +341,30 @@ where
             core.pipeline.observe(&facts, &outcome);
             Ok(response)
         }
+    }
+}
+
+/// The response with the client's in-flight permit and the upstream's admission permit held
+/// until its body ends (one box either way).
+fn hold<B>(
+    response: Response<B>,
+    permit: Option<Permit>,
+    upstream: Option<UpstreamPermit>,
+) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if permit.is_some() || upstream.is_some() {
+        response.map(|body| {
+            Body::new(HeldBody {
+                inner: body,
+                _client: permit,
+                upstream,
+            })
+        })
+    } else {
+        response.map(Body::new)
     }
 }
 

@@ -82,11 +82,13 @@ pub mod mcp;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod request;
+pub mod response;
 mod shared;
 pub mod state;
 mod system;
 pub mod threat;
 pub mod timeline;
+pub mod tools;
 mod views;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -155,6 +155,8 @@ pub(crate) struct Core {
     pub(crate) behaviour: Option<Arc<BehaviourAnalysis>>,
     /// Admission to the upstream (overload protection; with DDoS protection on).
     pub(crate) admission: Option<Arc<UpstreamAdmission>>,
+    /// Tool pins, poisoned definitions and tool access (the response side of MCP paths).
+    pub(crate) tools: Arc<crate::tools::ToolIntegrity>,
     /// Re-reads the configuration's sources for a reload (the gateway's file, environment
     /// and flags); `None` for a system built from a configuration in code.
     pub(crate) config_source: std::sync::Mutex<Option<Arc<ConfigSource>>>,

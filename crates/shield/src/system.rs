@@ -55,6 +55,9 @@ pub enum InitError {
     /// The saved state could not be read.
     #[error("SECURITY_DATA_DIR: {0}")]
     Persist(String),
+    /// The tool pin file (or the saved pins) could not be read.
+    #[error("SECURITY_MCP_TOOLS_PIN_FILE: {0}")]
+    ToolPins(String),
     /// The threat feeds could not be set up.
     #[error("SECURITY_THREAT_FEEDS: {0}")]
     Feeds(String),
@@ -526,11 +529,38 @@ impl SecuritySystem {
                 BehaviourAnalysis::spawn(analysis, &runtime);
             }
         }
+        // Tool integrity: pins named after the upstream the configuration names at start (the
+        // gateway sets its upstream URL), kept across reloads that leave the name empty.
+        let tools = {
+            let default_upstream = if config.mcp.tools.upstream_name.is_empty() {
+                "local".to_string()
+            } else {
+                config.mcp.tools.upstream_name.clone()
+            };
+            let tools_dir =
+                (!config.data_dir.is_empty()).then(|| std::path::PathBuf::from(&config.data_dir));
+            Arc::new(
+                crate::tools::ToolIntegrity::new(
+                    &config.mcp.tools,
+                    &default_upstream,
+                    tools_dir.as_deref(),
+                    redis.clone(),
+                    bus.clone(),
+                    clock.clone(),
+                )
+                .map_err(InitError::ToolPins)?,
+            )
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tools.start();
+        }
+        let mcp_guard = Arc::new(crate::mcp::McpGuard::new(&config.mcp, clock.clone()));
+        mcp_guard.with_tools(tools.clone());
         let guard_set = GuardSet {
             blacklist: Arc::new(BlacklistGuard::new(lists.clone())),
             feeds,
             country,
-            mcp: Arc::new(crate::mcp::McpGuard::new(&config.mcp, clock.clone())),
+            mcp: mcp_guard,
             ddos: ddos.clone(),
             rate: rate_limiter,
             // Before the threat guard: one atomic read refuses an anomalous client (when set
@@ -650,6 +680,7 @@ impl SecuritySystem {
             redis: redis.clone(),
             list_sync,
             behaviour,
+            tools,
         };
         let core = Arc::new(core);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -814,6 +845,7 @@ impl SecuritySystem {
             ddos.reconfigure(&config.ddos);
         }
         old.mcp.reconfigure(&config.mcp);
+        core.tools.reconfigure(&config.mcp.tools);
         if let Some(reputation) = &core.reputation {
             reputation.reconfigure(
                 config.ip.auto_blacklist_threshold,

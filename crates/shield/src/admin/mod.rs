@@ -49,6 +49,8 @@ pub(crate) fn router(core: Shared) -> Router {
         .route("/api/security/timeline", get(timeline))
         .route("/api/security/offenders", get(offenders))
         .route("/api/security/stream", get(live::stream))
+        .route("/api/security/tools", get(tools))
+        .route("/api/security/tools/approve", post(approve_tools))
         .route("/api/security/{*rest}", axum::routing::any(not_found))
         .route_layer(middleware::from_fn_with_state(core.clone(), require_token));
     Router::new()
@@ -366,6 +368,61 @@ async fn emergency(State(core): State<Shared>, headers: http::HeaderMap, body: B
     };
     core.set_emergency(request.enabled, "admin");
     json_response(StatusCode::OK, &json!({"emergency_mode": request.enabled}))
+}
+
+/// Pinned, pending (with a diff) and refused tools; `?format=pins` gives the pins as a pin
+/// file to review and commit (`[mcp.tools] pin_file`).
+async fn tools(State(core): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    if query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "format=pins"))
+    {
+        let file = serde_json::to_value(core.tools.pin_file()).unwrap_or_default();
+        return json_response(StatusCode::OK, &file);
+    }
+    json_response(StatusCode::OK, &core.tools.report())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveRequest {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// `{"name": "weather"}` approves one tool (its pending definition becomes the pin, its
+/// refusal ends); `{"all": true}` every pending and refused one.
+async fn approve_tools(
+    State(core): State<Shared>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: ApproveRequest = match parse_body(&headers, &body) {
+        Ok(r) => r,
+        Err(detail) => return invalid(detail),
+    };
+    let name = match (request.name.as_deref(), request.all) {
+        (Some(name), false) if !name.is_empty() => Some(name),
+        (None, true) => None,
+        _ => return invalid("give either {\"name\": \"<tool>\"} or {\"all\": true}".to_string()),
+    };
+    let approved = core.tools.approve(name).await;
+    if approved.is_empty() && name.is_some() {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "not_found", "detail": "no pending or refused tool has this name"}),
+        );
+    }
+    for (upstream, tool) in &approved {
+        tracing::info!(target: "security.tools", upstream = %upstream, name = %tool, "tool approved by an operator");
+    }
+    let approved: Vec<_> = approved
+        .into_iter()
+        .map(|(upstream, name)| json!({"upstream": upstream, "name": name}))
+        .collect();
+    json_response(StatusCode::OK, &json!({"approved": approved}))
 }
 
 #[cfg(test)]

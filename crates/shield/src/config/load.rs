@@ -169,6 +169,20 @@ fn apply_file_value(
         apply_rules(tree, value, source, problems);
         return;
     }
+    if path == "mcp.tools" {
+        let Value::Table(section) = value else {
+            problems.push(source, path, None, "expected a [mcp.tools] table");
+            return;
+        };
+        for (sub, value) in section {
+            apply_file_value(tree, &format!("mcp.tools.{sub}"), value, source, problems);
+        }
+        return;
+    }
+    if path == "mcp.tools.access" {
+        apply_tool_access(tree, value, source, problems);
+        return;
+    }
     if path == "threat_detection.allow" || path == "threat_detection.patterns" {
         apply_threat_policy(tree, path, value, source, problems);
         return;
@@ -267,6 +281,70 @@ fn apply_rules(tree: &mut Table, value: Value, source: &str, problems: &mut Coll
         }
     }
     set_path(tree, "rate_limit.rules", Some(Value::Array(good)));
+}
+
+/// `[[mcp.tools.access]]`: each rule read and checked on its own (a network that does not
+/// parse names its rule), the good ones kept.
+fn apply_tool_access(tree: &mut Table, value: Value, source: &str, problems: &mut Collector) {
+    let Value::Array(items) = value else {
+        problems.push(
+            source,
+            "mcp.tools.access",
+            None,
+            "expected [[mcp.tools.access]] tables",
+        );
+        return;
+    };
+    let mut good = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let key = format!("mcp.tools.access[{i}]");
+        let rule: super::ToolAccessRule = match item.clone().try_into() {
+            Ok(rule) => rule,
+            Err(e) => {
+                let message = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                problems.push(source, &key, None, message);
+                continue;
+            }
+        };
+        let before = problems.0.len();
+        for network in &rule.networks {
+            if crate::ip::parse_network(network).is_err() {
+                problems.push(
+                    source,
+                    &format!("{key}.networks"),
+                    Some(network.clone()),
+                    "not an IP address or CIDR",
+                );
+            }
+        }
+        let empty = [
+            &rule.allow_tools,
+            &rule.deny_tools,
+            &rule.allow_prompts,
+            &rule.deny_prompts,
+            &rule.allow_resources,
+            &rule.deny_resources,
+        ]
+        .iter()
+        .all(|list| list.is_empty());
+        if empty {
+            problems.push(
+                source,
+                &key,
+                None,
+                "a rule needs at least one of allow_tools, deny_tools, allow_prompts, \
+                 deny_prompts, allow_resources, deny_resources",
+            );
+        }
+        if problems.0.len() == before {
+            good.push(item);
+        }
+    }
+    set_path(tree, "mcp.tools.access", Some(Value::Array(good)));
 }
 
 /// `[[threat_detection.allow]]` and `[[threat_detection.patterns]]`: each entry is read and

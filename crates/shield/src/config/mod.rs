@@ -212,6 +212,84 @@ pub struct McpConfig {
     pub max_sessions_per_client: u64,
     /// Seconds after which an unused session stops counting.
     pub session_idle_timeout: u64,
+    /// `[mcp.tools]`: what the server says back (tool lists, pins, poisoning, access).
+    pub tools: ToolsConfig,
+}
+
+/// What a changed, added or poisoned tool does to the list the client receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolAction {
+    /// Removed from the list; its calls refused with a JSON-RPC error until approved.
+    #[default]
+    Block,
+    /// Passed on, logged and counted.
+    Alert,
+    /// The whole list response refused with a JSON-RPC error (poisoning only).
+    Refuse,
+}
+
+/// `[mcp.tools]`: responses on MCP paths (tool, prompt and resource lists) are read, tool
+/// definitions pinned, poisoned definitions removed, and access rules applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Read responses on MCP paths at all.
+    pub inspect: bool,
+    /// A pinned tool whose definition changed: `block` or `alert`.
+    pub on_change: ToolAction,
+    /// A tool first seen after the upstream's tools were listed: `block` or `alert`.
+    pub on_new: ToolAction,
+    /// A poisoned definition: `block` (removed), `refuse` (the whole response) or `alert`.
+    pub on_poisoning: ToolAction,
+    /// A pin file (JSON, as `GET /api/security/tools?format=pins` writes it) loaded at start.
+    pub pin_file: String,
+    /// Names the upstream in pins; empty: the gateway's upstream URL, `local` in the library.
+    pub upstream_name: String,
+    /// Tools pinned at most, over every upstream.
+    pub max_pinned: u64,
+    /// A definition with more text than this is flagged `unusual_length`.
+    pub max_definition_bytes: u64,
+    /// A JSON response (or one event of a stream) on an MCP path is read up to this many
+    /// bytes; a larger one is passed on unread and logged.
+    pub max_response_bytes: u64,
+    /// `[[mcp.tools.access]]`
+    pub access: Vec<ToolAccessRule>,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            inspect: true,
+            on_change: ToolAction::Block,
+            on_new: ToolAction::Alert,
+            on_poisoning: ToolAction::Block,
+            pin_file: String::new(),
+            upstream_name: String::new(),
+            max_pinned: 10_000,
+            max_definition_bytes: 16 * 1024,
+            max_response_bytes: 4 * 1024 * 1024,
+            access: Vec::new(),
+        }
+    }
+}
+
+/// `[[mcp.tools.access]]`: who may use which tools, prompts and resources. Names are exact or
+/// globs with `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolAccessRule {
+    /// User ids (`user_id_header`) the rule is for; empty: every user.
+    pub users: Vec<String>,
+    /// Client address ranges the rule is for; empty: every address.
+    pub networks: Vec<String>,
+    pub allow_tools: Vec<String>,
+    pub deny_tools: Vec<String>,
+    pub allow_prompts: Vec<String>,
+    pub deny_prompts: Vec<String>,
+    /// Resource URIs (and URI templates).
+    pub allow_resources: Vec<String>,
+    pub deny_resources: Vec<String>,
 }
 
 impl Default for McpConfig {
@@ -222,6 +300,7 @@ impl Default for McpConfig {
             allowed_hosts: Vec::new(),
             max_sessions_per_client: 64,
             session_idle_timeout: 1800,
+            tools: ToolsConfig::default(),
         }
     }
 }

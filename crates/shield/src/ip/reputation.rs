@@ -78,6 +78,13 @@ pub fn penalty(reason: &BlockReason) -> f64 {
         BlockReason::Threat { threats, .. } => 25.0 * threats.len().max(1) as f64,
         BlockReason::PayloadTooLarge { .. } => 5.0,
         BlockReason::BadRequest { .. } => 3.0,
+        // A call to a tool the server changed or the detector withheld is not the client's
+        // doing: no cost.
+        BlockReason::Mcp(crate::mcp::McpViolation::ToolRefused { reason, .. })
+            if reason != "not_allowed" =>
+        {
+            0.0
+        }
         // A rebinding page or a broken client: the same small cost as an unreadable body.
         BlockReason::Mcp(_) => 3.0,
         // Already refused by policy: no further signal. An overloaded upstream is nobody's

@@ -61,6 +61,21 @@ pub enum McpViolation {
     },
     /// A JSON body past one of the shape limits (nesting, items, keys, batch, string).
     JsonLimit(crate::json_limits::JsonLimitExceeded),
+    /// A call to a tool (prompt, resource) the client may not use, or one withheld from its
+    /// list (changed since pinned, added, poisoned): answered with a JSON-RPC error carrying
+    /// the request's id, as the server would answer an unknown tool.
+    ToolRefused {
+        /// The request's JSON-RPC id.
+        id: serde_json::Value,
+        /// `tool`, `prompt`, `resource`.
+        subject: &'static str,
+        /// Its name (a resource's URI).
+        name: String,
+        /// `not_allowed`, `tool_changed`, `tool_added`, `tool_poisoning`.
+        reason: String,
+        /// The error message.
+        detail: String,
+    },
 }
 
 /// Whether `path` is one of `paths` (exact, or a prefix ending in `*`).
@@ -76,13 +91,14 @@ pub const TOO_MANY_SESSIONS: i32 = -32000;
 
 impl McpViolation {
     /// Every kind's name, as [`McpViolation::kind`] gives it.
-    pub const KINDS: [&'static str; 6] = [
+    pub const KINDS: [&'static str; 7] = [
         "origin_not_allowed",
         "host_not_allowed",
         "invalid_json_rpc",
         "mcp_header_mismatch",
         "too_many_sessions",
         "json_limit_exceeded",
+        "tool_refused",
     ];
 
     /// The `type` in statistics and `error.data`.
@@ -94,6 +110,7 @@ impl McpViolation {
             McpViolation::HeaderMismatch(_) => "mcp_header_mismatch",
             McpViolation::TooManySessions { .. } => "too_many_sessions",
             McpViolation::JsonLimit(_) => "json_limit_exceeded",
+            McpViolation::ToolRefused { .. } => "tool_refused",
         }
     }
 
@@ -104,6 +121,8 @@ impl McpViolation {
                 http::StatusCode::FORBIDDEN
             }
             McpViolation::TooManySessions { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+            // A JSON-RPC answer to a well-formed call: the client's SDK reports the error.
+            McpViolation::ToolRefused { .. } => http::StatusCode::OK,
             _ => http::StatusCode::BAD_REQUEST,
         }
     }
@@ -113,6 +132,7 @@ impl McpViolation {
         match self {
             McpViolation::InvalidJsonRpc { code, .. } => *code,
             McpViolation::TooManySessions { .. } => TOO_MANY_SESSIONS,
+            McpViolation::ToolRefused { .. } => crate::tools::TOOL_REFUSED,
             _ => INVALID_REQUEST,
         }
     }
@@ -131,11 +151,30 @@ impl McpViolation {
                     .into()
             }
             McpViolation::JsonLimit(exceeded) => exceeded.to_string().into(),
+            McpViolation::ToolRefused { detail, .. } => detail.as_str().into(),
         }
     }
 
     /// The JSON-RPC error response.
     pub fn body(&self) -> serde_json::Value {
+        if let McpViolation::ToolRefused {
+            id,
+            subject,
+            name,
+            reason,
+            ..
+        } = self
+        {
+            return serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": {
+                    "code": self.code(),
+                    "message": self.message(),
+                    "data": {"type": self.kind(), "reason": reason, *subject: name},
+                },
+            });
+        }
         serde_json::json!({
             "jsonrpc": "2.0",
             "id": null,
@@ -219,6 +258,8 @@ pub struct McpGuard {
     /// Kept across reloads; used while the cap is on.
     sessions: SessionTable,
     clock: Arc<dyn crate::clock::Clock>,
+    /// Tool pins and access rules: refused calls (set once at build).
+    tools: std::sync::OnceLock<Arc<crate::tools::ToolIntegrity>>,
 }
 
 /// The configured part of the guard.
@@ -270,7 +311,13 @@ impl McpGuard {
             ),
             clock,
             rules: arc_swap::ArcSwap::from_pointee(McpRules::from_config(config)),
+            tools: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Refuses calls to tools the client may not use or that were withheld from its list.
+    pub fn with_tools(&self, tools: Arc<crate::tools::ToolIntegrity>) {
+        let _ = self.tools.set(tools);
     }
 
     /// Takes new paths, origins, hosts and session limits (a configuration reload); the
@@ -334,7 +381,10 @@ impl McpGuard {
         if let Some(violation) = self.body_violation(facts) {
             return Some(violation);
         }
-        self.header_violation(facts)
+        if let Some(violation) = self.header_violation(facts) {
+            return Some(violation);
+        }
+        self.tools.get().and_then(|t| t.check_request(facts))
     }
 
     fn session_violation(&self, facts: &RequestFacts) -> Option<McpViolation> {

@@ -105,6 +105,11 @@ pub enum ThreatType {
     ProtocolViolation,
     /// Behaviour the anomaly model finds unusual (see [`crate::behaviour`]).
     AnomalousBehavior,
+    /// A tool, prompt or resource definition written to steer the model (hidden instructions,
+    /// shadowing of other tools, invisible characters; see [`crate::tools::poisoning`]).
+    ToolPoisoning,
+    /// A pinned tool definition that changed since it was pinned (a "rug pull").
+    ToolChanged,
     /// A custom pattern (`add_pattern`, or a regex in the configuration).
     Custom(Arc<str>),
 }
@@ -132,12 +137,14 @@ impl ThreatType {
             ThreatType::Bot => "bot",
             ThreatType::ProtocolViolation => "protocol_violation",
             ThreatType::AnomalousBehavior => "anomalous_behavior",
+            ThreatType::ToolPoisoning => "tool_poisoning",
+            ThreatType::ToolChanged => "tool_changed",
             ThreatType::Custom(name) => name,
         }
     }
 
     /// Every built-in type.
-    pub const ALL: [ThreatType; 19] = [
+    pub const ALL: [ThreatType; 21] = [
         ThreatType::SqlInjection,
         ThreatType::XssAttack,
         ThreatType::PathTraversal,
@@ -157,6 +164,8 @@ impl ThreatType {
         ThreatType::Bot,
         ThreatType::ProtocolViolation,
         ThreatType::AnomalousBehavior,
+        ThreatType::ToolPoisoning,
+        ThreatType::ToolChanged,
     ];
 
     /// The built-in type of this name, if it is one.
@@ -168,7 +177,7 @@ impl ThreatType {
     pub fn built_in_names() -> impl Iterator<Item = &'static str> {
         // A static, so the names borrow for 'static (the const array is not promoted: the
         // type holds an `Arc` in its custom variant).
-        static ALL: [ThreatType; 19] = ThreatType::ALL;
+        static ALL: [ThreatType; 21] = ThreatType::ALL;
         ALL.iter().map(ThreatType::as_str)
     }
 }

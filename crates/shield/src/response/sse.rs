@@ -1,0 +1,241 @@
+//! An event stream read event by event.
+//!
+//! Bytes are held only until the blank line that ends their event; then the event is passed
+//! on, untouched unless its data may be a list answer or a `list_changed` notification (a
+//! substring check), in which case it is parsed, inspected and written again as one `data:`
+//! line. An event longer than the limit is passed through as it arrives, unread (and logged),
+//! so memory stays bounded whatever the server sends.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as HttpBody, Frame};
+
+use super::{rewrite_json, BoxError, Exchange};
+use crate::tools::ToolIntegrity;
+
+type Inspection = Pin<Box<dyn Future<Output = Bytes> + Send>>;
+
+/// An event-stream body whose events are inspected one by one.
+pub struct InspectedStream {
+    inner: Pin<Box<dyn HttpBody<Data = Bytes, Error = BoxError> + Send>>,
+    tools: Arc<ToolIntegrity>,
+    exchange: Arc<Exchange>,
+    /// The event being received.
+    partial: BytesMut,
+    /// Complete events waiting for their turn.
+    events: VecDeque<Bytes>,
+    /// What is ready to go to the client, in order.
+    ready: VecDeque<Bytes>,
+    inspection: Option<Inspection>,
+    /// The current event outgrew the limit: passed through until its end.
+    passing: bool,
+    ended: bool,
+    limit: usize,
+}
+
+impl InspectedStream {
+    /// Wraps `body`; events longer than `limit` bytes pass unread.
+    pub fn new<B>(body: B, tools: Arc<ToolIntegrity>, exchange: Exchange, limit: usize) -> Self
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        use http_body_util::BodyExt;
+        InspectedStream {
+            inner: Box::pin(body.map_err(Into::into)),
+            tools,
+            exchange: Arc::new(exchange),
+            partial: BytesMut::new(),
+            events: VecDeque::new(),
+            ready: VecDeque::new(),
+            inspection: None,
+            passing: false,
+            ended: false,
+            limit: limit.max(1024),
+        }
+    }
+
+    /// Moves complete events out of `partial`.
+    fn split_events(&mut self) {
+        while let Some(end) = event_end(&self.partial) {
+            let event = self.partial.split_to(end).freeze();
+            if self.passing {
+                // The tail of an oversized event.
+                self.passing = false;
+                self.ready.push_back(event);
+            } else {
+                self.events.push_back(event);
+            }
+        }
+        if self.partial.len() > self.limit {
+            if !self.passing {
+                tracing::warn!(target: "security.tools", path = %self.exchange.path,
+                    "an MCP stream event larger than {} bytes passed unread (mcp.tools.max_response_bytes)", self.limit);
+            }
+            self.passing = true;
+            let head = self.partial.split().freeze();
+            self.ready.push_back(head);
+        }
+    }
+}
+
+/// Where the first event of `buffer` ends (after its blank line), if it is complete.
+fn event_end(buffer: &[u8]) -> Option<usize> {
+    let lf = memchr::memmem::find(buffer, b"\n\n").map(|i| i + 2);
+    let crlf = memchr::memmem::find(buffer, b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether an event's data can hold something the tool checks read: a list in a result, or a
+/// `list_changed` notification.
+fn worth_reading(event: &[u8]) -> bool {
+    let has = |needle: &[u8]| memchr::memmem::find(event, needle).is_some();
+    (has(b"\"result\"")
+        && (has(b"\"tools\"")
+            || has(b"\"prompts\"")
+            || has(b"\"resources\"")
+            || has(b"\"resourceTemplates\"")))
+        || has(b"list_changed")
+}
+
+/// The event inspected: as it came, or written again with the new data.
+async fn inspect_event(tools: Arc<ToolIntegrity>, exchange: Arc<Exchange>, event: Bytes) -> Bytes {
+    let Ok(text) = std::str::from_utf8(&event) else {
+        return event;
+    };
+    let mut data = String::new();
+    let mut other_lines = Vec::new();
+    let mut data_lines = 0;
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("data:") {
+            if data_lines > 0 {
+                data.push('\n');
+            }
+            data.push_str(value.strip_prefix(' ').unwrap_or(value));
+            data_lines += 1;
+        } else if !line.is_empty() {
+            other_lines.push(line);
+        }
+    }
+    if data_lines == 0 {
+        return event;
+    }
+    match rewrite_json(&tools, &exchange, data.as_bytes()).await {
+        Some(new_data) => {
+            let mut out = Vec::with_capacity(new_data.len() + 64);
+            for line in other_lines {
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(&new_data);
+            out.extend_from_slice(b"\n\n");
+            Bytes::from(out)
+        }
+        None => event,
+    }
+}
+
+impl HttpBody for InspectedStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if let Some(inspection) = this.inspection.as_mut() {
+                match inspection.as_mut().poll(cx) {
+                    Poll::Ready(bytes) => {
+                        this.inspection = None;
+                        this.ready.push_back(bytes);
+                        continue;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if let Some(event) = this.events.pop_front() {
+                if worth_reading(&event) {
+                    this.inspection = Some(Box::pin(inspect_event(
+                        this.tools.clone(),
+                        this.exchange.clone(),
+                        event,
+                    )));
+                } else {
+                    this.ready.push_back(event);
+                }
+                continue;
+            }
+            if this.ended {
+                if !this.partial.is_empty() {
+                    // An unterminated last event: passed as it came.
+                    let rest = this.partial.split().freeze();
+                    this.ready.push_back(rest);
+                    continue;
+                }
+                return Poll::Ready(None);
+            }
+            match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        this.partial.extend_from_slice(&data);
+                        this.split_events();
+                    }
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+            && self.partial.is_empty()
+            && self.events.is_empty()
+            && self.ready.is_empty()
+            && self.inspection.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_end_at_a_blank_line() {
+        assert_eq!(event_end(b"data: 1\n\ndata: 2"), Some(9));
+        assert_eq!(event_end(b"data: 1\r\n\r\nx"), Some(11));
+        assert_eq!(event_end(b"data: 1\n"), None);
+    }
+
+    #[test]
+    fn only_lists_and_list_changes_are_read() {
+        assert!(worth_reading(
+            br#"data: {"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#
+        ));
+        assert!(worth_reading(
+            br#"data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+        ));
+        assert!(!worth_reading(
+            br#"data: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#
+        ));
+        assert!(!worth_reading(
+            br#"data: {"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#
+        ));
+    }
+}

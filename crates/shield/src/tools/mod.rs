@@ -1,0 +1,581 @@
+//! Tool integrity: what the MCP server says about its tools, prompts and resources, checked
+//! before the client's model reads it.
+//!
+//! - [`poisoning`]: definitions written to steer the model (hidden instructions, shadowing of
+//!   other tools, sensitive paths, invisible characters, look-alike names, advertising).
+//! - [`pins`]: the first definition of each tool is pinned per upstream; a later change (a rug
+//!   pull) or a tool added after the first listing waits for an operator's approval.
+//! - [`access`]: who may see and call which tool, prompt and resource (`[[mcp.tools.access]]`).
+//!
+//! [`ToolIntegrity`] ties them together for both directions: [`ToolIntegrity::inspect_message`]
+//! rewrites a list the server sends (the response side; [`crate::response`] feeds it the
+//! messages of JSON bodies and event streams), [`ToolIntegrity::check_request`] refuses calls to
+//! what was removed (the request side, inside the MCP guard). Pins live in memory and, when
+//! configured, in `SECURITY_DATA_DIR` (`tool-pins.json`) or Redis, so instances and restarts
+//! agree.
+
+pub mod access;
+pub mod pins;
+pub mod poisoning;
+mod store;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::config::{ToolAction, ToolsConfig};
+use crate::events::{EventBus, SecurityEvent};
+use crate::mcp::McpViolation;
+use crate::request::RequestFacts;
+use crate::state::redis::RedisState;
+use crate::threat::ThreatType;
+
+pub use access::{AccessPolicy, Subject};
+pub use pins::{Pin, PinBook, PinFile, Refusal, Seen};
+pub use poisoning::{PoisonDetector, PoisonFinding, PoisonKind, PoisonVerdict};
+
+/// JSON-RPC error code of a refused tool call or list (outside -32020..-32099).
+pub const TOOL_REFUSED: i32 = -32001;
+
+/// What was done about a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingAction {
+    /// Removed from the list the client received.
+    Removed,
+    /// The whole response refused.
+    Refused,
+    /// Passed on, logged and counted.
+    Alerted,
+}
+
+impl FindingAction {
+    /// `removed`, `refused`, `alerted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingAction::Removed => "removed",
+            FindingAction::Refused => "refused",
+            FindingAction::Alerted => "alerted",
+        }
+    }
+}
+
+/// A finding in what the server sent: the payload of [`SecurityEvent::ToolFinding`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolFinding {
+    /// The pin scope: upstream name and MCP path.
+    pub upstream: String,
+    /// `tool`, `prompt` or `resource`.
+    pub subject: &'static str,
+    /// Its name (a resource's URI).
+    pub name: String,
+    /// [`ThreatType::ToolPoisoning`] or [`ThreatType::ToolChanged`].
+    #[serde(rename = "type")]
+    pub threat: ThreatType,
+    /// What exactly: a [`PoisonKind`] name, or `changed` / `added`.
+    pub kind: String,
+    /// Where in the definition (`description`, `inputSchema.properties.x.description`).
+    pub location: String,
+    /// The text found, or the fields that changed.
+    pub evidence: String,
+    /// What was done.
+    pub action: FindingAction,
+    /// The client the list was going to, when known.
+    pub client: Option<IpAddr>,
+}
+
+/// The client a response goes to, or a request comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// Its user (`user_id_header`), when named.
+    pub user: Option<&'a str>,
+    /// Its address.
+    pub ip: IpAddr,
+}
+
+/// What became of one message from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageOutcome {
+    /// Nothing to change.
+    Unchanged,
+    /// The message was rewritten in place (entries removed).
+    Rewritten,
+    /// The message is replaced by this JSON-RPC error.
+    Refused(Value),
+}
+
+#[derive(Debug)]
+struct Policy {
+    inspect: bool,
+    on_change: ToolAction,
+    on_new: ToolAction,
+    on_poisoning: ToolAction,
+    upstream_name: String,
+    access: AccessPolicy,
+    max_response_bytes: usize,
+}
+
+impl Policy {
+    fn new(config: &ToolsConfig, default_upstream: &str) -> Policy {
+        Policy {
+            inspect: config.inspect,
+            on_change: config.on_change,
+            on_new: config.on_new,
+            on_poisoning: config.on_poisoning,
+            upstream_name: if config.upstream_name.is_empty() {
+                default_upstream.to_string()
+            } else {
+                config.upstream_name.clone()
+            },
+            access: AccessPolicy::new(&config.access),
+            max_response_bytes: usize::try_from(config.max_response_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// Tool pins, poisoning detection and access rules, for one security system.
+pub struct ToolIntegrity {
+    policy: ArcSwap<Policy>,
+    default_upstream: String,
+    detector: PoisonDetector,
+    book: Mutex<PinBook>,
+    store: store::PinStore,
+    bus: Arc<EventBus>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ToolIntegrity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolIntegrity").finish_non_exhaustive()
+    }
+}
+
+impl ToolIntegrity {
+    /// Builds it, loading the pin file and the saved pins. `default_upstream` names the
+    /// upstream when the configuration does not (the gateway passes its upstream URL).
+    pub fn new(
+        config: &ToolsConfig,
+        default_upstream: &str,
+        data_dir: Option<&std::path::Path>,
+        redis: Option<Arc<RedisState>>,
+        bus: Arc<EventBus>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ToolIntegrity, String> {
+        let mut book = PinBook::new(usize::try_from(config.max_pinned).unwrap_or(usize::MAX));
+        if !config.pin_file.is_empty() {
+            book.import(store::read_pin_file(std::path::Path::new(
+                &config.pin_file,
+            ))?);
+        }
+        let store = store::PinStore::new(data_dir, redis);
+        if let Some(saved) = store.load_file()? {
+            book.import(saved);
+        }
+        Ok(ToolIntegrity {
+            policy: ArcSwap::from_pointee(Policy::new(config, default_upstream)),
+            default_upstream: default_upstream.to_string(),
+            detector: PoisonDetector::new(
+                usize::try_from(config.max_definition_bytes).unwrap_or(usize::MAX),
+            ),
+            book: Mutex::new(book),
+            store,
+            bus,
+            clock,
+        })
+    }
+
+    /// Takes new actions and access rules (a configuration reload); pins are kept.
+    pub fn reconfigure(&self, config: &ToolsConfig) {
+        self.policy
+            .store(Arc::new(Policy::new(config, &self.default_upstream)));
+    }
+
+    /// Starts the background work (following refusals made by other instances through Redis).
+    pub fn start(self: &Arc<Self>) {
+        self.store.start(Arc::downgrade(self));
+    }
+
+    /// Whether responses on MCP paths are read.
+    pub fn inspects(&self) -> bool {
+        self.policy.load().inspect
+    }
+
+    /// The most of one JSON response or event that is read.
+    pub fn max_response_bytes(&self) -> usize {
+        self.policy.load().max_response_bytes
+    }
+
+    /// The pin scope of an MCP path.
+    pub fn scope(&self, path: &str) -> String {
+        format!("{}{}", self.policy.load().upstream_name, path)
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, PinBook> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The request side: a call to a tool (a prompt, a resource) the client may not use, or
+    /// that was removed from its list, is refused with a JSON-RPC error naming the reason.
+    pub fn check_request(&self, facts: &RequestFacts) -> Option<McpViolation> {
+        let policy = self.policy.load();
+        if facts.json_rpc.is_empty() {
+            return None;
+        }
+        let user = match &facts.user {
+            Some(crate::request::UserId::Header(name)) => Some(name.as_str()),
+            _ => None,
+        };
+        let mut scope: Option<String> = None;
+        for message in &facts.json_rpc {
+            let (subject, name) = match (message.method.as_deref(), &message.name, &message.uri) {
+                (Some("tools/call"), Some(name), _) => (Subject::Tool, name),
+                (Some("prompts/get"), Some(name), _) => (Subject::Prompt, name),
+                (Some("resources/read"), _, Some(uri)) => (Subject::Resource, uri),
+                _ => continue,
+            };
+            let id = message.id.as_ref().map_or(Value::Null, |id| match id {
+                crate::request::JsonRpcId::Number(n) => Value::from(*n),
+                crate::request::JsonRpcId::String(s) => Value::from(s.clone()),
+            });
+            if !policy.access.allows(subject, name, user, facts.client_ip) {
+                return Some(McpViolation::ToolRefused {
+                    id,
+                    subject: subject.as_str(),
+                    name: name.clone(),
+                    reason: "not_allowed".into(),
+                    detail: format!("this client may not use the {} '{name}'", subject.as_str()),
+                });
+            }
+            if subject == Subject::Tool {
+                let scope = scope.get_or_insert_with(|| self.scope(facts.path()));
+                if let Some(refusal) = self.book().refusal(scope, name) {
+                    return Some(McpViolation::ToolRefused {
+                        id,
+                        subject: "tool",
+                        name: name.clone(),
+                        reason: refusal.reason.clone(),
+                        detail: refusal.detail.clone(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// The response side: one JSON-RPC message from the server on `path`, going to `client`.
+    /// Lists of tools, prompts, resources and resource templates are filtered (access rules,
+    /// poisoned definitions, tool pins); `*/list_changed` notifications are noted.
+    pub async fn inspect_message(
+        &self,
+        path: &str,
+        client: Client<'_>,
+        message: &mut Value,
+    ) -> MessageOutcome {
+        if let Some(method) = message.get("method").and_then(Value::as_str) {
+            if method.starts_with("notifications/") && method.ends_with("/list_changed") {
+                tracing::info!(target: "security.tools", upstream = %self.scope(path), method,
+                    "the server says a list changed; the next listing is checked against the pins");
+            }
+            return MessageOutcome::Unchanged;
+        }
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
+            return MessageOutcome::Unchanged;
+        };
+        let last_page = result.get("nextCursor").is_none_or(Value::is_null);
+        let mut rewritten = false;
+        for (field, subject, key) in LISTS {
+            let Some(Value::Array(entries)) = result.get_mut(field) else {
+                continue;
+            };
+            match self
+                .filter_list(path, client, subject, key, entries, last_page)
+                .await
+            {
+                ListOutcome::Kept => {}
+                ListOutcome::Filtered => rewritten = true,
+                ListOutcome::Refuse(detail) => {
+                    return MessageOutcome::Refused(serde_json::json!({
+                        "jsonrpc": "2.0",
+                        "id": id,
+                        "error": {"code": TOOL_REFUSED, "message": detail,
+                                  "data": {"type": "tool_poisoning"}},
+                    }));
+                }
+            }
+        }
+        if rewritten {
+            MessageOutcome::Rewritten
+        } else {
+            MessageOutcome::Unchanged
+        }
+    }
+
+    async fn filter_list(
+        &self,
+        path: &str,
+        client: Client<'_>,
+        subject: Subject,
+        key: &str,
+        entries: &mut Vec<Value>,
+        last_page: bool,
+    ) -> ListOutcome {
+        let policy = self.policy.load_full();
+        let scope = self.scope(path);
+        let names: Vec<String> = entries
+            .iter()
+            .map(|e| e.get(key).and_then(Value::as_str).unwrap_or("").to_string())
+            .collect();
+        let siblings: Vec<&str> = names.iter().map(String::as_str).collect();
+        if subject == Subject::Tool {
+            // Another instance may have pinned or approved these since this one last looked.
+            self.store.pull(&scope, &siblings, &self.book).await;
+        }
+        let now = self.clock.unix_ms();
+        let mut keep = vec![true; entries.len()];
+        let mut findings = Vec::new();
+        let mut refuse = None;
+        let mut pins_changed = false;
+        let mut refusals_changed = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let name = siblings[i];
+            let user = client.user;
+            if !policy.access.allows(subject, name, user, client.ip) {
+                keep[i] = false;
+                continue;
+            }
+            let verdict = self.detector.inspect(entry, &siblings);
+            let mut book = self.book();
+            let poisoned = verdict.poisoned()
+                && !(subject == Subject::Tool
+                    && book.findings_accepted(&scope, name, &Pin::of(entry, 0).hash));
+            let seen = if subject == Subject::Tool {
+                Some(book.observe(&scope, entry, now))
+            } else {
+                None
+            };
+            if poisoned {
+                let action = match policy.on_poisoning {
+                    ToolAction::Alert => FindingAction::Alerted,
+                    ToolAction::Refuse => FindingAction::Refused,
+                    ToolAction::Block => FindingAction::Removed,
+                };
+                let first = &verdict.findings[0];
+                let kinds: Vec<&str> = {
+                    let mut k: Vec<&str> =
+                        verdict.findings.iter().map(|f| f.kind.as_str()).collect();
+                    k.dedup();
+                    k
+                };
+                if action != FindingAction::Alerted {
+                    keep[i] = false;
+                    if subject == Subject::Tool {
+                        let refusal = Refusal {
+                            reason: "tool_poisoning".into(),
+                            detail: format!(
+                                "the tool '{name}' was withheld: its definition is poisoned ({}: {})",
+                                kinds.join(", "),
+                                first.evidence
+                            ),
+                        };
+                        book.refuse(&scope, name, refusal.clone());
+                        refusals_changed.push((name.to_string(), Some(refusal)));
+                    }
+                    if action == FindingAction::Refused && refuse.is_none() {
+                        refuse = Some(format!(
+                            "the server's {} list was refused: the {} '{name}' is poisoned ({})",
+                            subject.as_str(),
+                            subject.as_str(),
+                            kinds.join(", ")
+                        ));
+                    }
+                }
+                for finding in &verdict.findings {
+                    findings.push(ToolFinding {
+                        upstream: scope.clone(),
+                        subject: subject.as_str(),
+                        name: name.to_string(),
+                        threat: ThreatType::ToolPoisoning,
+                        kind: finding.kind.as_str().to_string(),
+                        location: finding.location.clone(),
+                        evidence: finding.evidence.clone(),
+                        action,
+                        client: Some(client.ip),
+                    });
+                }
+                continue;
+            }
+            if book
+                .refusal(&scope, name)
+                .is_some_and(|r| r.reason == "tool_poisoning")
+            {
+                book.lift(&scope, name);
+                refusals_changed.push((name.to_string(), None));
+            }
+            let (kind, action, evidence) = match seen {
+                Some(Seen::Pinned) => {
+                    pins_changed = true;
+                    continue;
+                }
+                Some(Seen::Same) | None => continue,
+                Some(Seen::Changed { pinned }) => {
+                    let now_pin = Pin::of(entry, now);
+                    let fields: Vec<String> =
+                        pins::diff(Some(&pinned.definition), &now_pin.definition)
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|c| c["field"].as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                    (
+                        "changed",
+                        policy.on_change,
+                        format!("changed: {}", fields.join(", ")),
+                    )
+                }
+                Some(Seen::Added) | Some(Seen::Full) => {
+                    ("added", policy.on_new, "a tool not in the pins".to_string())
+                }
+            };
+            let action = if kind == "added" && policy.on_new == ToolAction::Alert {
+                // Pinned as it is now, so it is reported once.
+                book.approve(Some(&scope), Some(name), now);
+                pins_changed = true;
+                FindingAction::Alerted
+            } else if action == ToolAction::Alert {
+                FindingAction::Alerted
+            } else {
+                keep[i] = false;
+                let refusal = Refusal {
+                    reason: if kind == "added" { "tool_added" } else { "tool_changed" }.into(),
+                    detail: format!(
+                        "the tool '{name}' was withheld: {evidence} since it was pinned; an operator must approve it"
+                    ),
+                };
+                book.refuse(&scope, name, refusal.clone());
+                refusals_changed.push((name.to_string(), Some(refusal)));
+                FindingAction::Removed
+            };
+            findings.push(ToolFinding {
+                upstream: scope.clone(),
+                subject: "tool",
+                name: name.to_string(),
+                threat: ThreatType::ToolChanged,
+                kind: kind.into(),
+                location: "definition".into(),
+                evidence,
+                action,
+                client: Some(client.ip),
+            });
+        }
+        if subject == Subject::Tool && last_page {
+            let mut book = self.book();
+            if !book.is_settled(&scope) {
+                book.settle(&scope);
+                pins_changed = true;
+            }
+        }
+        if pins_changed || !refusals_changed.is_empty() {
+            self.store
+                .push(&scope, &siblings, &refusals_changed, &self.book)
+                .await;
+        }
+        for finding in findings {
+            self.bus.publish(SecurityEvent::ToolFinding(finding));
+        }
+        if let Some(detail) = refuse {
+            return ListOutcome::Refuse(detail);
+        }
+        if keep.iter().all(|k| *k) {
+            return ListOutcome::Kept;
+        }
+        let mut index = 0;
+        entries.retain(|_| {
+            index += 1;
+            keep[index - 1]
+        });
+        ListOutcome::Filtered
+    }
+
+    /// Pinned, pending and refused tools, for `GET /api/security/tools`.
+    pub fn report(&self) -> Value {
+        self.book().report()
+    }
+
+    /// The pins as a pin file.
+    pub fn pin_file(&self) -> PinFile {
+        self.book().export()
+    }
+
+    /// Approves one tool (in every upstream) or, with `name` `None`, every pending and refused
+    /// one. Returns what was approved.
+    pub async fn approve(&self, name: Option<&str>) -> Vec<(String, String)> {
+        let now = self.clock.unix_ms();
+        let approved = self.book().approve(None, name, now);
+        self.store.approved(&approved, &self.book).await;
+        approved
+    }
+
+    /// The detector, for benchmarks and scans.
+    pub fn detector(&self) -> &PoisonDetector {
+        &self.detector
+    }
+}
+
+/// Judges a recorded JSON-RPC response (`mcp-shield scan`): every finding in the lists it
+/// holds, without pins (each recorded exchange stands alone).
+pub fn scan_response(detector: &PoisonDetector, response: &Value) -> Vec<ToolFinding> {
+    let mut out = Vec::new();
+    let Some(result) = response.get("result") else {
+        return out;
+    };
+    for (field, subject, key) in LISTS {
+        let Some(Value::Array(entries)) = result.get(field) else {
+            continue;
+        };
+        let names: Vec<&str> = entries
+            .iter()
+            .map(|e| e.get(key).and_then(Value::as_str).unwrap_or(""))
+            .collect();
+        for (i, (entry, name)) in entries.iter().zip(&names).enumerate() {
+            let verdict = detector.inspect(entry, &names);
+            if !verdict.poisoned() {
+                continue;
+            }
+            for finding in verdict.findings {
+                out.push(ToolFinding {
+                    upstream: String::new(),
+                    subject: subject.as_str(),
+                    name: name.to_string(),
+                    threat: ThreatType::ToolPoisoning,
+                    kind: finding.kind.as_str().to_string(),
+                    location: format!("result.{field}.{i}.{}", finding.location),
+                    evidence: finding.evidence,
+                    action: FindingAction::Alerted,
+                    client: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The lists a result may hold: field, what its entries are, the key naming an entry.
+const LISTS: [(&str, Subject, &str); 4] = [
+    ("tools", Subject::Tool, "name"),
+    ("prompts", Subject::Prompt, "name"),
+    ("resources", Subject::Resource, "uri"),
+    ("resourceTemplates", Subject::Resource, "uriTemplate"),
+];
+
+enum ListOutcome {
+    Kept,
+    Filtered,
+    Refuse(String),
+}
