@@ -27,7 +27,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICY = "docs/policies/evaluation.toml"
 # Minimums for --check: caught share of attack rows, and most benign rows wrongly blocked.
-FLOORS = {"patt_caught": 0.95, "benign_blocked_max": 0.01}
+FLOORS = {"patt_caught": 0.95, "benign_blocked_max": 0.01,
+          # The MCP corpus's tool definitions: poisoned caught, real tools flagged.
+          "poisoned_caught": 0.80, "real_tools_flagged_max": 0.01}
 
 
 def find_corpus(start):
@@ -158,6 +160,75 @@ def families_section(binary):
                "it is left to the neighbours' side of the line. The benign neighbours above are "
                "the rows each rule was narrowed by.\n")
     return "\n".join(out)
+
+
+def find_mcp_corpus(corpus):
+    candidate = os.path.join(os.path.dirname(corpus), "mcp-corpus")
+    return candidate if os.path.isdir(candidate) else None
+
+
+def mcp_section(binary, mcp_corpus):
+    """What the response side finds in the MCP corpus (recorded exchanges with the server's
+    response): per file, kind and category. Returns the Markdown and the tool-definition
+    headline (poisoned caught, real tools flagged) for --check."""
+    out = ["## MCP responses: tool definitions, tool results, secrets\n"]
+    out.append("`mcp-shield scan` over `../shared/mcp-corpus/*.jsonl` (each row a request and the "
+               "server's JSON-RPC response; the verdict is `attack` when the request would be "
+               "refused or the response has any finding, whatever the action policy would do with "
+               "it). Tool definitions are judged by `crates/shield/src/tools/poisoning.rs`: every "
+               "string of a definition (descriptions, titles, parameter names and descriptions, enum "
+               "values, defaults, annotations) read for orders addressed to the model, shadowing of "
+               "other tools, sensitive files and commands, invisible characters, look-alike names "
+               "within the list, advertising aimed at the model, unusual length. Each corpus row "
+               "holds one tool, so look-alike names (which need the genuine tool in the same list) "
+               "cannot fire here.\n")
+    headline = {}
+    rows_out = ["| file | kind | label | category | rows | flagged |", "| --- | --- | --- | --- | --- | --- |"]
+    kinds = collections.Counter()
+    for name in sorted(f for f in os.listdir(mcp_corpus) if f.endswith(".jsonl")):
+        path = os.path.join(mcp_corpus, name)
+        rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+        verdicts, summary, _ = scan(binary, path)
+        assert len(rows) == len(verdicts), (name, len(rows), len(verdicts))
+        table = collections.defaultdict(lambda: [0, 0])
+        for row, verdict in zip(rows, verdicts):
+            flagged = verdict.get("verdict") == "attack"
+            table[(row["kind"], row["label"], row["category"])][0] += 1
+            table[(row["kind"], row["label"], row["category"])][1] += int(flagged)
+            if flagged and row["kind"] == "tool_definition" and row["label"] == "attack":
+                for t in verdict.get("threats", []):
+                    if t.get("in") == "response":
+                        kinds[t.get("kind")] += 1
+        for key in sorted(table):
+            n, b = table[key]
+            rows_out.append(f"| {name} | {key[0]} | {key[1]} | {key[2]} | {n} | {pct(b, n)} |")
+        if name.startswith("tool-definitions"):
+            att = [v for k, v in table.items() if k[1] == "attack"]
+            ben = [v for k, v in table.items() if k[1] == "benign"]
+            headline["poisoned"] = (sum(v[0] for v in att), sum(v[1] for v in att))
+            headline["real"] = (sum(v[0] for v in ben), sum(v[1] for v in ben))
+    if "poisoned" in headline:
+        (pn, pb), (rn, rb) = headline["poisoned"], headline["real"]
+        out.append("| tool definitions | rows | flagged |")
+        out.append("| --- | --- | --- |")
+        out.append(f"| poisoned and shadowing tools (MCP-SafetyBench) | {pn} | {pct(pb, pn)} caught |")
+        out.append(f"| real published tools (Docker MCP registry, benchmarks' own) | {rn} | {pct(rb, rn)} wrongly flagged |")
+        out.append("")
+        out.append("Beside the regex-only scanners, on the public MCP-SafetyBench poisoned "
+                   "descriptions (figures from the issue that asked for this detector, measured by "
+                   "their authors' rules on 96 descriptions): Cisco's prompt-injection and "
+                   "tool-poisoning YARA rules catch about 9 in 96 (9 %), Lasso's hidden-instruction "
+                   "patterns about 5 in 96 (5 %). mcp-shield's figure above is on this corpus's "
+                   "development half of the same benchmark.\n")
+        out.append("What the caught definitions were flagged for (findings in caught rows, a row "
+                   "may have several): " + ", ".join(f"`{k}` {n}" for k, n in kinds.most_common()) + ".\n")
+    out.extend(rows_out)
+    out.append("")
+    out.append("Tool results and secrets (`tool-results-dev`, `secrets-dev`) are what the next "
+               "response-side detectors (secrets, personal data and injected instructions in tool "
+               "output) are measured on; until they exist, only list responses are judged, so "
+               "those rows pass as benign.\n")
+    return "\n".join(out), headline
 
 
 def main():
@@ -319,6 +390,12 @@ def main():
             f"`{json.dumps(p)[1:-1][:100].replace('`', '')}` ({'/'.join(t)})" for p, t in sample))
     out.append("")
     out.append(families_section(args.binary))
+    mcp_corpus = find_mcp_corpus(corpus)
+    mcp_headline = {}
+    if mcp_corpus:
+        out.append("")
+        text, mcp_headline = mcp_section(args.binary, mcp_corpus)
+        out.append(text)
     if args.sqlmap:
         out.append("")
         out.append(sqlmap_section(args.binary))
@@ -338,6 +415,9 @@ def main():
           f"crs {pct(crs_a_b, crs_a_n)} / {pct(crs_b_b, crs_b_n)}")
     if args.check:
         ok = patt_n and patt_b / patt_n >= FLOORS["patt_caught"] and ben_b / max(ben_n, 1) <= FLOORS["benign_blocked_max"]
+        if "poisoned" in mcp_headline:
+            (pn, pb), (rn, rb) = mcp_headline["poisoned"], mcp_headline["real"]
+            ok = ok and pb / max(pn, 1) >= FLOORS["poisoned_caught"] and rb / max(rn, 1) <= FLOORS["real_tools_flagged_max"]
         if not ok:
             sys.exit("detection below the floors in scripts/evaluate-detection.py")
 

@@ -17,6 +17,12 @@
 #                                                   axum and the forwarding, no security layer)
 #   PINGORA=1 scripts/load.sh                      (adds Cloudflare's pingora as a bare proxy,
 #                                                   built from scripts/engines/pingora-proxy)
+#   LIST=1 scripts/load.sh                         (adds a third workload, list: POST tools/list
+#                                                   answered with 20 tool definitions (~9 KB), which
+#                                                   the gateway reads, checks and pins; and the
+#                                                   gateway with all four on but responses not read,
+#                                                   SECURITY_MCP_TOOLS_INSPECT=false, to isolate
+#                                                   what reading costs)
 #   PROFILE=call scripts/load.sh 10 1              (then profiles each gateway under that
 #                                                   workload with perf: linux-perf; top symbols)
 #
@@ -70,6 +76,32 @@ NGINX_TLS=$(free_port)
 REDIS_GW=$(free_port); REDIS_PORT=$(free_port)
 
 mkdir -p "$WORK/upstream" "$WORK/proxy"
+# 20 tool definitions as a server lists them (no quote or dollar sign: nginx's return text).
+TOOL_LIST=$(python3 - <<'PY'
+import json
+verbs = ["list", "get", "create", "update", "delete"]
+things = ["issues", "pull_requests", "releases", "workflow_runs"]
+tools = []
+for i, (verb, thing) in enumerate((v, t) for t in things for v in verbs):
+    tools.append({
+        "name": f"{verb}_{thing}",
+        "title": f"{verb.title()} {thing.replace('_', ' ')}",
+        "description": (f"{verb.title()} {thing.replace('_', ' ')} of a GitHub repository. Results are "
+                        "paginated: pass the cursor from the previous page to get the next one. Requires "
+                        "a token with the repo scope; organisation repositories may need SSO authorisation. "
+                        "Returns the fields the API returns, with dates in ISO 8601 and users by login."),
+        "inputSchema": {"type": "object", "properties": {
+            "owner": {"type": "string", "description": "Repository owner (user or organisation)"},
+            "repo": {"type": "string", "description": "Repository name"},
+            "state": {"type": "string", "enum": ["open", "closed", "all"], "description": "Filter by state"},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Results per page"},
+            "cursor": {"type": "string", "description": "Pagination cursor from a previous call"}},
+            "required": ["owner", "repo"]},
+        "annotations": {"readOnlyHint": verb in ("list", "get"), "destructiveHint": verb == "delete"},
+    })
+print(json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}, separators=(",", ":")))
+PY
+)
 if [ -n "${TLS:-}" ]; then
   # One certificate for nginx and the gateway alike: ECDSA P-256, for 127.0.0.1.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -86,6 +118,10 @@ http {
   access_log off;
   server {
     listen 127.0.0.1:$UPSTREAM;
+    location = /list/mcp {
+      default_type application/json;
+      return 200 '$TOOL_LIST';
+    }
     location / {
       default_type application/json;
       return 200 '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
@@ -136,7 +172,8 @@ nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" & NGINX_PROXY_PID=$!; PIDS+=(
 # The MCP session limit per client holds with every guard off too (it is the MCP protocol
 # check's): 10,000 clients sending 4,096 session ids pass it in a long run, so it is off.
 BASE=(SECURITY_TRUSTED_PROXIES=127.0.0.1 SECURITY_ADMIN_TOKEN=load-test-token
-  SECURITY_IP_HASH_KEY=load-test-key RUST_LOG=warn SECURITY_MCP_MAX_SESSIONS_PER_CLIENT=0)
+  SECURITY_IP_HASH_KEY=load-test-key RUST_LOG=warn SECURITY_MCP_MAX_SESSIONS_PER_CLIENT=0
+  SECURITY_MCP_PATHS=/mcp,/list/mcp)
 ALL_ON=(SECURITY_ENABLE_RATE_LIMITING=true SECURITY_ENABLE_DDOS_PROTECTION=true
   SECURITY_ENABLE_IP_MANAGEMENT=true SECURITY_ENABLE_THREAT_DETECTION=true
   SECURITY_RATE_LIMIT_PER_IP_CAPACITY=1000000000 SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE=100000000
@@ -213,6 +250,15 @@ if [ -n "${PINGORA:-}" ]; then
   TARGETS+=("pingora, bare proxy")
   PORT["pingora, bare proxy"]=$PINGORA_PORT; PROC["pingora, bare proxy"]=$PINGORA_PID
 fi
+if [ -n "${LIST:-}" ]; then
+  UNREAD=$(free_port)
+  env "${BASE[@]}" "${ALL_ON[@]}" SECURITY_MCP_TOOLS_INSPECT=false "$BIN" serve \
+    --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$UNREAD" 2>"$WORK/unread.log" & UNREAD_PID=$!
+  PIDS+=($UNREAD_PID)
+  TARGETS+=("mcp-shield, all four, responses not read")
+  PORT["mcp-shield, all four, responses not read"]=$UNREAD
+  PROC["mcp-shield, all four, responses not read"]=$UNREAD_PID
+fi
 if [ -n "${COMPARE_BIN:-}" ]; then
   name=${COMPARE_NAME:-compared}
   C_OFF=$(free_port); C_ALL=$(free_port)
@@ -254,6 +300,19 @@ request = function()
 end
 LUA
 
+cat > "$WORK/list.lua" <<'LUA'
+local n = 0
+request = function()
+  n = n + 1
+  local ip = string.format("10.%d.%d.%d", math.floor(n % 10000 / 2500) + 1, math.floor(n % 2500 / 250), n % 250 + 1)
+  local body = string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/list","params":{}}', n)
+  return wrk.format("POST", "/list/mcp", {["X-Forwarded-For"] = ip, ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json, text/event-stream"}, body)
+end
+LUA
+WORKLOADS=(get call)
+[ -z "${LIST:-}" ] || WORKLOADS+=(list)
+
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { # all processes of a proxy: the pid and its children
   local total=0 p
@@ -278,7 +337,7 @@ run() { # workload target
 }
 for round in $(seq "$ROUNDS"); do
   echo "round $round of $ROUNDS" >&2
-  for workload in get call; do
+  for workload in "${WORKLOADS[@]}"; do
     for t in "${TARGETS[@]}"; do run "$workload" "$t"; done
   done
 done

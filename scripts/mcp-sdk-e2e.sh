@@ -136,6 +136,35 @@ if not gateway.get("dns-rebinding-protection"):
     sys.exit("dns-rebinding-protection fails through mcp-shield")
 PY
 
+echo "== a server that changes a tool after the first listing (rug pull), through mcp-shield"
+rug=$(free_port)
+rug_gateway=$(free_port)
+PORT=$rug node e2e/mcp-sdk/rug-pull-server.mjs >"$work/rug-pull.log" 2>&1 &
+pids+=($!)
+wait_port "$rug"
+SECURITY_ADMIN_TOKEN=e2e-token-0123456789abcdef "$bin" --config e2e/mcp-sdk/gateway.toml \
+  serve --upstream "http://127.0.0.1:$rug" --listen "127.0.0.1:$rug_gateway" >"$work/rug-gateway.log" 2>&1 &
+pids+=($!)
+wait_port "$rug_gateway"
+(cd e2e/mcp-sdk && node rug-pull-client.mjs "http://127.0.0.1:$rug_gateway" e2e-token-0123456789abcdef) \
+  >"$work/rug.json" || { cat "$work/rug.json" "$work/rug-gateway.log" "$work/rug-pull.log"; exit 1; }
+cat "$work/rug.json"
+python3 - "$work/rug.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["first_listing"] == ["add", "weather"], s
+assert s["weather_before"] == "sunny in Oslo", s
+assert s["after_change"] == ["add"], s
+refused = s["weather_call_after_change"]
+assert refused["refused"] and refused["code"] == -32001 and "approve" in refused["message"], s
+assert s["add_after_change"] == "5", s
+assert s["pending"] == [{"name": "weather", "change": "changed", "fields": ["description", "inputSchema"]}], s
+assert s["approve_status"] == 200, s
+assert s["after_approval"] == ["add", "weather"], s
+assert s["weather_after_approval"] == "sunny in Oslo", s
+PY
+grep -q 'tool_changed tool .weather.' "$work/rug-gateway.log" || { echo "no tool_changed log line"; cat "$work/rug-gateway.log"; exit 1; }
+
 echo "== SDK client against mcp-shield demo"
 SECURITY_ADMIN_TOKEN=e2e-token-0123456789abcdef "$bin" demo --listen "127.0.0.1:$demo" >"$work/demo.log" 2>&1 &
 pids+=($!)

@@ -26,6 +26,9 @@ pub struct Finding {
     pub argument: Option<String>,
     /// The decoded evidence.
     pub evidence: String,
+    /// What exactly, where the type has kinds (`hidden_instruction` for `tool_poisoning`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl Finding {
@@ -39,6 +42,7 @@ impl Finding {
             tool: tool.map(|t| capped(t, 64)),
             argument: indicator.argument.as_deref().map(|a| capped(a, 64)),
             evidence: indicator.snippet.clone(),
+            kind: None,
         }
     }
 

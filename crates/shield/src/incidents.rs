@@ -221,6 +221,41 @@ impl Incident {
                     country: None,
                 })
             }
+            // What the server sent the client: recorded under the client's address (the
+            // assessment of that address and the dashboard's feed show it), the tool and the
+            // kind of poisoning in the finding.
+            SecurityEvent::ToolFinding(f) => Some(Incident {
+                ip: f
+                    .client
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+                    .to_canonical(),
+                time_ms: now_ms,
+                kind: f.threat.as_str_static(),
+                severity: "high",
+                action: match f.action {
+                    crate::tools::FindingAction::Alerted => "observed",
+                    _ => "blocked",
+                },
+                path: capped(&f.upstream),
+                detail: capped(&format!(
+                    "{} '{}' {} by the server: {}",
+                    f.subject,
+                    f.name,
+                    f.action.as_str(),
+                    f.kind
+                )),
+                threats: vec![Finding {
+                    threat: f.threat.as_str().to_string(),
+                    severity: "high",
+                    field: capped(&format!("response:{}", f.location)),
+                    tool: (f.subject == "tool").then(|| capped(&f.name)),
+                    argument: None,
+                    evidence: capped(&f.evidence),
+                    kind: Some(f.kind.clone()),
+                }],
+                count: 1,
+                country: None,
+            }),
             _ => None,
         }
     }
@@ -262,6 +297,7 @@ mod tests {
             tool: Some("search".into()),
             argument: Some("query".into()),
             evidence: "' OR 1=1 --".into(),
+            kind: None,
         };
         incidents.handle(&blocked(
             "192.0.2.1",

@@ -281,6 +281,22 @@ async fn poisoned_tools_are_withheld_and_a_changed_tool_waits_for_approval() {
     );
     assert!(text.contains("id: 7\nevent: message\ndata: "));
 
+    // The assessment of the client the list went to shows what was withheld, and why.
+    let (_, assessment) = admin(&app, "GET", &format!("/api/security/threat/{client}"), None).await;
+    let poisoning = assessment["recent_threats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "tool_poisoning" && i["threats"][0]["kind"] == "hidden_instruction")
+        .expect("a tool_poisoning incident");
+    assert_eq!(poisoning["threats"][0]["tool"], "notes");
+    assert_eq!(poisoning["action"], "blocked");
+    assert!(assessment["recent_threats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["type"] == "tool_changed"));
+
     // Counted as threats: the poisoned tool blocked, the change blocked.
     let metrics = support::respond(
         &app,

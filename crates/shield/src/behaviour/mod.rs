@@ -576,6 +576,7 @@ impl Guard for BehaviourGuard {
                         argument: None,
                         evidence: score
                             .map_or_else(String::new, |s| format!("anomaly score {s:.2}")),
+                        kind: None,
                     }],
                 })));
             }

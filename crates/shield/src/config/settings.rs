@@ -228,7 +228,7 @@ pub fn reference_markdown() -> String {
         "| environment | TOML key | default | component | meaning |\n| --- | --- | --- | --- | --- |\n",
     );
     for setting in SETTINGS {
-        let (section, key) = match setting.path.split_once('.') {
+        let (section, key) = match setting.path.rsplit_once('.') {
             Some((section, key)) => (format!("[{section}] "), key),
             None => (String::new(), setting.path),
         };

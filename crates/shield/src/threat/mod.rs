@@ -143,6 +143,16 @@ impl ThreatType {
         }
     }
 
+    /// The name of a built-in type, borrowed for `'static` (`custom` for a custom one).
+    pub fn as_str_static(&self) -> &'static str {
+        match self {
+            ThreatType::Custom(_) => "custom",
+            built_in => ThreatType::built_in_names()
+                .find(|n| *n == built_in.as_str())
+                .unwrap_or("custom"),
+        }
+    }
+
     /// Every built-in type.
     pub const ALL: [ThreatType; 21] = [
         ThreatType::SqlInjection,

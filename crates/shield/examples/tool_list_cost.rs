@@ -1,0 +1,82 @@
+//! Reads a 20-tool `tools/list` response N times (default 2000) the way the gateway does on
+//! an MCP path: parsed, every definition judged for poisoning, compared with its pin (pinned on
+//! the first pass), the access rules applied. Prints the time per response; under callgrind, a
+//! count of instructions that does not move with the machine's load.
+//!
+//! ```sh
+//! cargo run --release -p mcp-shield --example tool_list_cost 2000
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg target/release/examples/tool_list_cost 200
+//! ```
+
+use std::sync::Arc;
+
+use mcp_shield::clock::SystemClock;
+use mcp_shield::events::EventBus;
+use mcp_shield::response::{rewrite_json, Exchange};
+use mcp_shield::tools::ToolIntegrity;
+use serde_json::json;
+
+/// 20 definitions as a GitHub server lists them (~9 KB), like `scripts/load.sh`'s list workload.
+fn tool_list() -> Vec<u8> {
+    let mut tools = Vec::new();
+    for thing in ["issues", "pull_requests", "releases", "workflow_runs"] {
+        for verb in ["list", "get", "create", "update", "delete"] {
+            let words = thing.replace('_', " ");
+            tools.push(json!({
+                "name": format!("{verb}_{thing}"),
+                "title": format!("{verb} {words}"),
+                "description": format!("{verb} {words} of a GitHub repository. Results are paginated: pass the cursor from the previous page to get the next one. Requires a token with the repo scope; organisation repositories may need SSO authorisation. Returns the fields the API returns, with dates in ISO 8601 and users by login."),
+                "inputSchema": {"type": "object", "properties": {
+                    "owner": {"type": "string", "description": "Repository owner (user or organisation)"},
+                    "repo": {"type": "string", "description": "Repository name"},
+                    "state": {"type": "string", "enum": ["open", "closed", "all"], "description": "Filter by state"},
+                    "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Results per page"},
+                    "cursor": {"type": "string", "description": "Pagination cursor from a previous call"}},
+                    "required": ["owner", "repo"]},
+                "annotations": {"readOnlyHint": verb == "list" || verb == "get", "destructiveHint": verb == "delete"},
+            }));
+        }
+    }
+    serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}))
+        .expect("JSON")
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let tools = ToolIntegrity::new(
+        &Default::default(),
+        "http://upstream",
+        None,
+        None,
+        Arc::new(EventBus::new(Vec::new(), 16)),
+        Arc::new(SystemClock::default()),
+    )
+    .expect("tool integrity");
+    let exchange = Exchange {
+        path: "/mcp".into(),
+        user: None,
+        ip: "203.0.113.7".parse().expect("ip"),
+        asks_for_list: true,
+    };
+    let body = tool_list();
+    runtime.block_on(async {
+        // The first listing pins; every later one is compared with the pins.
+        assert!(rewrite_json(&tools, &exchange, &body).await.is_none());
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            let rewritten = rewrite_json(&tools, &exchange, &body).await;
+            assert!(rewritten.is_none(), "nothing to change in these tools");
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+        println!(
+            "{} bytes, 20 tools: {per:.1} µs per tools/list response ({n} runs)",
+            body.len()
+        );
+    });
+}
