@@ -68,15 +68,42 @@ fn main() {
     runtime.block_on(async {
         // The first listing pins; every later one is compared with the pins.
         assert!(rewrite_json(&tools, &exchange, &body).await.is_none());
+        // As clients send them: each answer with its own id, the list the same.
+        let bodies: Vec<Vec<u8>> = (0..64)
+            .map(|i| {
+                let text = String::from_utf8(body.clone()).expect("utf8");
+                text.replacen("\"id\":1", &format!("\"id\":{}", 1000 + i), 1)
+                    .into_bytes()
+            })
+            .collect();
         let started = std::time::Instant::now();
-        for _ in 0..n {
-            let rewritten = rewrite_json(&tools, &exchange, &body).await;
+        for i in 0..n {
+            let rewritten = rewrite_json(&tools, &exchange, &bodies[i % bodies.len()]).await;
             assert!(rewritten.is_none(), "nothing to change in these tools");
         }
         let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
         println!(
-            "{} bytes, 20 tools: {per:.1} µs per tools/list response ({n} runs)",
+            "{} bytes, 20 tools, the list as pinned: {per:.1} µs per tools/list response ({n} runs)",
             body.len()
+        );
+        // Every answer judged in full (a new tool description each time: parsed, every
+        // definition fingerprinted, the changed one judged and compared with its pin).
+        let changed: Vec<Vec<u8>> = (0..n.min(500))
+            .map(|i| {
+                let text = String::from_utf8(body.clone()).expect("utf8");
+                text.replacen("Repository name", &format!("Repository name ({i})"), 1)
+                    .into_bytes()
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        for text in &changed {
+            let _ = rewrite_json(&tools, &exchange, text).await;
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / changed.len() as f64;
+        println!(
+            "{} bytes, 20 tools, one definition changed each time: {per:.1} µs per tools/list response ({} runs)",
+            body.len(),
+            changed.len()
         );
     });
 }

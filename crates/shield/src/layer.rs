@@ -323,7 +323,13 @@ where
                 }
                 // An event stream answering a POST is a tool still running: measured to its end.
             }
-            let mut response = if mcp_path && core.tools.inspects() {
+            // Only what can hold a list is read: an event stream, or the answer to a list
+            // request; everything else passes as it came, with nothing allocated for it.
+            let read_back = mcp_path
+                && core.tools.inspects()
+                && (crate::response::is_event_stream(response.headers())
+                    || crate::response::asks_for_list(&facts));
+            let mut response = if read_back {
                 // The way back: tool lists and streams read before the client sees them.
                 let exchange = crate::response::Exchange::of(&facts);
                 let response =

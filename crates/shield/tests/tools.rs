@@ -65,8 +65,10 @@ fn upstream(server: Server) -> Router {
                     let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                                           "params": {"progressToken": 1, "progress": 1}});
                     let text = format!("event: message\ndata: {progress}\n\nid: 7\nevent: message\ndata: {message}\n\n");
+                    // With a length, as some servers send a short stream whole.
                     http::Response::builder()
                         .header("content-type", "text/event-stream")
+                        .header("content-length", text.len())
                         .body(Body::from(text))
                         .unwrap()
                 } else {

@@ -51,6 +51,15 @@ pub struct Exchange {
     pub asks_for_list: bool,
 }
 
+/// Whether the request asks for a list (one of [`LIST_METHODS`], alone or in a batch).
+pub fn asks_for_list(facts: &RequestFacts) -> bool {
+    facts.json_rpc.iter().any(|m| {
+        m.method
+            .as_deref()
+            .is_some_and(|m| LIST_METHODS.contains(&m))
+    })
+}
+
 impl Exchange {
     /// The exchange of a request on an MCP path.
     pub fn of(facts: &RequestFacts) -> Exchange {
@@ -107,8 +116,14 @@ where
 {
     if is_event_stream(response.headers()) {
         let limit = tools.max_response_bytes();
-        return response
-            .map(|body| Body::new(sse::InspectedStream::new(body, tools, exchange, limit)));
+        let (mut parts, body) = response.into_parts();
+        // A rewritten event changes the length: a stream read event by event goes out
+        // chunked (some servers send a whole short stream with a Content-Length).
+        parts.headers.remove(CONTENT_LENGTH);
+        return Response::from_parts(
+            parts,
+            Body::new(sse::InspectedStream::new(body, tools, exchange, limit)),
+        );
     }
     if !exchange.asks_for_list || !is_json(response.headers()) {
         return response.map(Body::new);
@@ -151,33 +166,50 @@ pub async fn rewrite_json(
     exchange: &Exchange,
     text: &[u8],
 ) -> Option<Vec<u8>> {
+    // The same list as last time, found clean then: passed without parsing. The fingerprint
+    // covers the text from the first `"result"` on, so the request's id (before it, in the
+    // usual order) does not make every answer new; everything the list holds is after it.
+    let from = memchr::memmem::find(text, b"\"result\"").unwrap_or(0);
+    let print = tools.text_fingerprint(&text[from..]);
+    if tools.known_clean(&exchange.path, print) {
+        return None;
+    }
+    let epoch = tools.clean_epoch();
     let mut value: Value = serde_json::from_slice(text).ok()?;
     let mut changed = false;
+    let mut clean = true;
     match &mut value {
         Value::Array(batch) => {
             for message in batch.iter_mut() {
-                changed |= apply(tools, exchange, message).await;
+                let (c, k) = apply(tools, exchange, message).await;
+                changed |= c;
+                clean &= k;
             }
         }
-        message => changed = apply(tools, exchange, message).await,
+        message => (changed, clean) = apply(tools, exchange, message).await,
     }
     if changed {
         serde_json::to_vec(&value).ok()
     } else {
+        if clean {
+            tools.remember_clean(&exchange.path, print, epoch);
+        }
         None
     }
 }
 
-async fn apply(tools: &ToolIntegrity, exchange: &Exchange, message: &mut Value) -> bool {
+/// Whether the message changed, and whether it was clean.
+async fn apply(tools: &ToolIntegrity, exchange: &Exchange, message: &mut Value) -> (bool, bool) {
     match tools
         .inspect_message(&exchange.path, exchange.client(), message)
         .await
     {
-        MessageOutcome::Unchanged => false,
-        MessageOutcome::Rewritten => true,
+        MessageOutcome::Clean => (false, true),
+        MessageOutcome::Unchanged => (false, false),
+        MessageOutcome::Rewritten => (true, false),
         MessageOutcome::Refused(error) => {
             *message = error;
-            true
+            (true, false)
         }
     }
 }

@@ -100,7 +100,10 @@ pub struct Client<'a> {
 /// What became of one message from the server.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageOutcome {
-    /// Nothing to change.
+    /// Nothing to change, nothing found, every tool as pinned, no access rule to apply: the
+    /// same text again may pass unread ([`ToolIntegrity::remember_clean`]).
+    Clean,
+    /// Nothing to change (something was noted: an alert, a new pin).
     Unchanged,
     /// The message was rewritten in place (entries removed).
     Rewritten,
@@ -137,8 +140,43 @@ impl Policy {
     }
 }
 
+/// A fingerprint of a definition as the server sent it: keyed SipHash-1-3, 128 bits, of its
+/// JSON text, streamed (no copy). Equal fingerprints mean the same definition, so work done
+/// for it (the poisoning verdict, the pin comparison) is not done again; never stored.
+pub fn fingerprint(key: (u64, u64), value: &Value) -> u128 {
+    use std::hash::Hasher;
+    struct Feed(siphasher::sip128::SipHasher13);
+    impl std::io::Write for Feed {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(siphasher::sip128::SipHasher13::new_with_keys(key.0, key.1));
+    // Writing into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut feed, value);
+    use siphasher::sip128::Hasher128;
+    feed.0.finish128().as_u128()
+}
+
+/// Poisoning verdicts remembered by fingerprint (a server lists the same tools again and
+/// again); emptied when full.
+const VERDICT_CACHE: usize = 4096;
+
 /// Tool pins, poisoning detection and access rules, for one security system.
 pub struct ToolIntegrity {
+    /// Per MCP path, the fingerprint of the last list response found clean: the same bytes
+    /// again pass without being parsed (a client relists often; a server rarely changes).
+    clean: Mutex<std::collections::HashMap<String, u128>>,
+    /// Bumped whenever what made a response clean may have changed (an approval, a pin from
+    /// another instance, a reload): a response judged before it is not remembered.
+    clean_epoch: std::sync::atomic::AtomicU64,
+    /// Definitions already judged: fingerprint → verdict without look-alike names.
+    verdicts: Mutex<std::collections::HashMap<u128, Arc<PoisonVerdict>>>,
+    fingerprint_key: (u64, u64),
     policy: ArcSwap<Policy>,
     default_upstream: String,
     detector: PoisonDetector,
@@ -175,7 +213,17 @@ impl ToolIntegrity {
         if let Some(saved) = store.load_file()? {
             book.import(saved);
         }
+        let mut key = [0u8; 16];
+        getrandom::fill(&mut key)
+            .map_err(|e| format!("no randomness for the fingerprint key: {e}"))?;
         Ok(ToolIntegrity {
+            clean: Mutex::new(std::collections::HashMap::new()),
+            clean_epoch: std::sync::atomic::AtomicU64::new(0),
+            verdicts: Mutex::new(std::collections::HashMap::new()),
+            fingerprint_key: (
+                u64::from_le_bytes(key[..8].try_into().unwrap_or_default()),
+                u64::from_le_bytes(key[8..].try_into().unwrap_or_default()),
+            ),
             policy: ArcSwap::from_pointee(Policy::new(config, default_upstream)),
             default_upstream: default_upstream.to_string(),
             detector: PoisonDetector::new(
@@ -192,6 +240,52 @@ impl ToolIntegrity {
     pub fn reconfigure(&self, config: &ToolsConfig) {
         self.policy
             .store(Arc::new(Policy::new(config, &self.default_upstream)));
+        self.forget_clean();
+    }
+
+    /// A fingerprint of a response's text (keyed SipHash-1-3, 128 bits).
+    pub fn text_fingerprint(&self, text: &[u8]) -> u128 {
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut hasher = siphasher::sip128::SipHasher13::new_with_keys(
+            self.fingerprint_key.1,
+            self.fingerprint_key.0,
+        );
+        hasher.write(text);
+        hasher.finish128().as_u128()
+    }
+
+    /// Whether this exact text was the last clean list response on `path`.
+    pub fn known_clean(&self, path: &str, print: u128) -> bool {
+        self.clean
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .is_some_and(|p| *p == print)
+    }
+
+    /// The epoch to pass to [`ToolIntegrity::remember_clean`], read before judging.
+    pub fn clean_epoch(&self) -> u64 {
+        self.clean_epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Remembers a response judged clean, unless something changed since `epoch`.
+    pub fn remember_clean(&self, path: &str, print: u128, epoch: u64) {
+        let mut clean = self.clean.lock().unwrap_or_else(|e| e.into_inner());
+        if self.clean_epoch() != epoch {
+            return;
+        }
+        if clean.len() >= 1024 && !clean.contains_key(path) {
+            clean.clear();
+        }
+        clean.insert(path.to_string(), print);
+    }
+
+    fn forget_clean(&self) {
+        let mut clean = self.clean.lock().unwrap_or_else(|e| e.into_inner());
+        self.clean_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        clean.clear();
     }
 
     /// Starts the background work (following refusals made by other instances through Redis).
@@ -288,6 +382,8 @@ impl ToolIntegrity {
         };
         let last_page = result.get("nextCursor").is_none_or(Value::is_null);
         let mut rewritten = false;
+        let mut clean = true;
+        let mut lists = 0;
         for (field, subject, key) in LISTS {
             let Some(Value::Array(entries)) = result.get_mut(field) else {
                 continue;
@@ -296,7 +392,8 @@ impl ToolIntegrity {
                 .filter_list(path, client, subject, key, entries, last_page)
                 .await
             {
-                ListOutcome::Kept => {}
+                ListOutcome::Clean => lists += 1,
+                ListOutcome::Kept => clean = false,
                 ListOutcome::Filtered => rewritten = true,
                 ListOutcome::Refuse(detail) => {
                     return MessageOutcome::Refused(serde_json::json!({
@@ -310,6 +407,8 @@ impl ToolIntegrity {
         }
         if rewritten {
             MessageOutcome::Rewritten
+        } else if clean && lists > 0 {
+            MessageOutcome::Clean
         } else {
             MessageOutcome::Unchanged
         }
@@ -333,9 +432,12 @@ impl ToolIntegrity {
         let siblings: Vec<&str> = names.iter().map(String::as_str).collect();
         if subject == Subject::Tool {
             // Another instance may have pinned or approved these since this one last looked.
-            self.store.pull(&scope, &siblings, &self.book).await;
+            if self.store.pull(&scope, &siblings, &self.book).await {
+                self.forget_clean();
+            }
         }
         let now = self.clock.unix_ms();
+        let lookalikes = PoisonDetector::lookalikes(&siblings);
         let mut keep = vec![true; entries.len()];
         let mut findings = Vec::new();
         let mut refuse = None;
@@ -348,13 +450,19 @@ impl ToolIntegrity {
                 keep[i] = false;
                 continue;
             }
-            let verdict = self.detector.inspect(entry, &siblings);
+            let print = fingerprint(self.fingerprint_key, entry);
+            let mut verdict = self.verdict_of(print, entry);
+            if let Some(other) = lookalikes[i] {
+                let mut with = (*verdict).clone();
+                with.add_lookalike(name, siblings[other]);
+                verdict = Arc::new(with);
+            }
             let mut book = self.book();
             let poisoned = verdict.poisoned()
                 && !(subject == Subject::Tool
                     && book.findings_accepted(&scope, name, &Pin::of(entry, 0).hash));
             let seen = if subject == Subject::Tool {
-                Some(book.observe(&scope, entry, now))
+                Some(book.observe_fingerprinted(&scope, entry, Some(print), now))
             } else {
                 None
             };
@@ -486,6 +594,7 @@ impl ToolIntegrity {
                 .push(&scope, &siblings, &refusals_changed, &self.book)
                 .await;
         }
+        let noted = findings.len() + refusals_changed.len();
         for finding in findings {
             self.bus.publish(SecurityEvent::ToolFinding(finding));
         }
@@ -493,7 +602,12 @@ impl ToolIntegrity {
             return ListOutcome::Refuse(detail);
         }
         if keep.iter().all(|k| *k) {
-            return ListOutcome::Kept;
+            let clean = noted == 0 && !pins_changed && policy.access.is_empty();
+            return if clean {
+                ListOutcome::Clean
+            } else {
+                ListOutcome::Kept
+            };
         }
         let mut index = 0;
         entries.retain(|_| {
@@ -501,6 +615,26 @@ impl ToolIntegrity {
             keep[index - 1]
         });
         ListOutcome::Filtered
+    }
+
+    /// The poisoning verdict of a definition (without look-alike names), remembered by
+    /// fingerprint.
+    fn verdict_of(&self, print: u128, entry: &Value) -> Arc<PoisonVerdict> {
+        if let Some(v) = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&print)
+        {
+            return v.clone();
+        }
+        let verdict = Arc::new(self.detector.inspect_text(entry));
+        let mut cache = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= VERDICT_CACHE {
+            cache.clear();
+        }
+        cache.insert(print, verdict.clone());
+        verdict
     }
 
     /// Pinned, pending and refused tools, for `GET /api/security/tools`.
@@ -518,6 +652,7 @@ impl ToolIntegrity {
     pub async fn approve(&self, name: Option<&str>) -> Vec<(String, String)> {
         let now = self.clock.unix_ms();
         let approved = self.book().approve(None, name, now);
+        self.forget_clean();
         self.store.approved(&approved, &self.book).await;
         approved
     }
@@ -575,6 +710,7 @@ const LISTS: [(&str, Subject, &str); 4] = [
 ];
 
 enum ListOutcome {
+    Clean,
     Kept,
     Filtered,
     Refuse(String),

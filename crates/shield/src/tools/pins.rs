@@ -101,6 +101,9 @@ pub struct Refusal {
 #[derive(Debug, Default)]
 struct Entry {
     pin: Option<Pin>,
+    /// The fingerprint of the definition last found equal to the pin (this process only):
+    /// the same bytes again are `Same` without hashing.
+    fingerprint: Option<u128>,
     /// The latest definition that differs from the pin (or of an added tool).
     pending: Option<Pin>,
     refused: Option<Refusal>,
@@ -147,9 +150,52 @@ impl PinBook {
 
     /// Compares `tool` with its pin in `scope`, pinning it on first use.
     pub fn observe(&mut self, scope: &str, tool: &Value, now_ms: u64) -> Seen {
+        self.observe_fingerprinted(scope, tool, None, now_ms)
+    }
+
+    /// [`PinBook::observe`], with a fingerprint of `tool` (see
+    /// [`crate::tools::fingerprint`]): a definition seen before as its pin is `Same` at once.
+    pub fn observe_fingerprinted(
+        &mut self,
+        scope: &str,
+        tool: &Value,
+        fingerprint: Option<u128>,
+        now_ms: u64,
+    ) -> Seen {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return Seen::Full;
         };
+        if let Some(entry) = self
+            .scopes
+            .get_mut(scope)
+            .and_then(|s| s.tools.get_mut(name))
+        {
+            if fingerprint.is_some() && entry.pin.is_some() && entry.fingerprint == fingerprint {
+                entry.pending = None;
+                if entry
+                    .refused
+                    .as_ref()
+                    .is_some_and(|r| r.reason != "tool_poisoning")
+                {
+                    entry.refused = None;
+                }
+                return Seen::Same;
+            }
+        }
+        let seen = self.observe_slow(scope, name, tool, now_ms);
+        if matches!(seen, Seen::Same | Seen::Pinned) {
+            if let Some(entry) = self
+                .scopes
+                .get_mut(scope)
+                .and_then(|s| s.tools.get_mut(name))
+            {
+                entry.fingerprint = fingerprint;
+            }
+        }
+        seen
+    }
+
+    fn observe_slow(&mut self, scope: &str, name: &str, tool: &Value, now_ms: u64) -> Seen {
         let current = Pin::of(tool, now_ms);
         let full = self.entries >= self.max_entries;
         let Some(state) = self.scopes.get_mut(scope) else {
@@ -157,7 +203,7 @@ impl PinBook {
                 return Seen::Full;
             }
             self.scopes.insert(scope.to_string(), Scope::default());
-            return self.observe(scope, tool, now_ms);
+            return self.observe_slow(scope, name, tool, now_ms);
         };
         match state.tools.get_mut(name) {
             Some(Entry { pin: Some(pin), .. }) if pin.hash == current.hash => {
@@ -297,6 +343,7 @@ impl PinBook {
                     pending.pinned_at_ms = now_ms;
                     pending.findings_accepted = poisoned;
                     entry.pin = Some(pending);
+                    entry.fingerprint = None;
                 } else if let Some(pin) = entry.pin.as_mut() {
                     pin.findings_accepted |= poisoned;
                     pin.pinned_at_ms = now_ms;
@@ -323,6 +370,7 @@ impl PinBook {
                     entry.refused = None;
                 }
                 entry.pin = Some(pin);
+                entry.fingerprint = None;
             }
             None if full => {}
             None => {

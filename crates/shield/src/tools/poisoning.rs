@@ -81,6 +81,19 @@ pub struct PoisonVerdict {
 }
 
 impl PoisonVerdict {
+    /// Adds a look-alike finding: `name` reads as `other`.
+    pub fn add_lookalike(&mut self, name: &str, other: &str) {
+        self.findings.insert(
+            0,
+            PoisonFinding {
+                kind: PoisonKind::LookalikeName,
+                location: "name".into(),
+                evidence: format!("{name} reads as {other}"),
+                weight: 2,
+            },
+        );
+    }
+
     /// Whether the signals add up to a poisoned definition.
     pub fn poisoned(&self) -> bool {
         self.findings
@@ -375,6 +388,40 @@ impl PoisonDetector {
     /// Judges one definition (a tool, prompt, resource or resource template object).
     /// `siblings` are the names of the other entries of the same list.
     pub fn inspect(&self, definition: &Value, siblings: &[&str]) -> PoisonVerdict {
+        let name = definition.get("name").and_then(Value::as_str).unwrap_or("");
+        let mut verdict = self.inspect_text(definition);
+        if let Some(other) = lookalike(name, siblings) {
+            verdict.add_lookalike(name, other);
+        }
+        verdict
+    }
+
+    /// Names of a list that read as another's: for each name, the index of the first other
+    /// name with the same skeleton (each skeleton computed once: a list of n names costs n).
+    pub fn lookalikes(names: &[&str]) -> Vec<Option<usize>> {
+        let skeletons: Vec<String> = names.iter().map(|n| skeleton(n)).collect();
+        let mut by_skeleton: std::collections::HashMap<&str, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, s) in skeletons.iter().enumerate() {
+            by_skeleton.entry(s.as_str()).or_default().push(i);
+        }
+        (0..names.len())
+            .map(|i| {
+                if names[i].is_empty() {
+                    return None;
+                }
+                by_skeleton
+                    .get(skeletons[i].as_str())?
+                    .iter()
+                    .copied()
+                    .find(|&j| names[j] != names[i])
+            })
+            .collect()
+    }
+
+    /// Everything but look-alike names (which need the list): the part worth remembering for
+    /// a definition seen again.
+    pub fn inspect_text(&self, definition: &Value) -> PoisonVerdict {
         let mut text = Text::default();
         collect(definition, &mut text);
         let mut findings = Vec::new();
@@ -399,14 +446,6 @@ impl PoisonDetector {
             });
         }
         let name = definition.get("name").and_then(Value::as_str).unwrap_or("");
-        if let Some(other) = lookalike(name, siblings) {
-            findings.push(PoisonFinding {
-                kind: PoisonKind::LookalikeName,
-                location: "name".into(),
-                evidence: format!("{name} reads as {other}"),
-                weight: 2,
-            });
-        }
         if self.self_praising.is_match(name.as_bytes()) {
             findings.push(PoisonFinding {
                 kind: PoisonKind::Manipulation,

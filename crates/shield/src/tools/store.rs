@@ -105,15 +105,16 @@ impl PinStore {
     }
 
     /// Reads back the pins of `names` in `scope` (Redis only).
-    pub(super) async fn pull(&self, scope: &str, names: &[&str], book: &Mutex<PinBook>) {
+    /// Returns whether a pin changed.
+    pub(super) async fn pull(&self, scope: &str, names: &[&str], book: &Mutex<PinBook>) -> bool {
         let PinStore::Redis(redis) = self else {
-            return;
+            return false;
         };
         if names.is_empty() || !redis.is_up() {
-            return;
+            return false;
         }
         let Ok(mut connection) = redis.connection() else {
-            return;
+            return false;
         };
         let mut pipe = redis::pipe();
         let mut hmget = redis::cmd("HMGET");
@@ -128,20 +129,23 @@ impl PinStore {
         let answer: Result<(Vec<Option<String>>, bool), _> =
             redis.call(pipe.query_async(&mut connection)).await;
         let Ok((pins, settled)) = answer else {
-            return;
+            return false;
         };
         let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = false;
         for (name, pin) in names.iter().zip(pins) {
             let Some(pin) = pin.and_then(|p| serde_json::from_str::<Pin>(&p).ok()) else {
                 continue;
             };
             if book.pin(scope, name).is_none_or(|p| p.hash != pin.hash) {
                 book.set_pin(scope, name, pin, settled);
+                changed = true;
             }
         }
         if settled {
             book.settle(scope);
         }
+        changed
     }
 
     /// Saves what a list changed: new pins (first use wins: `HSETNX`), the scope settled,
