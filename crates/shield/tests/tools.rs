@@ -299,6 +299,13 @@ async fn poisoned_tools_are_withheld_and_a_changed_tool_waits_for_approval() {
         .iter()
         .any(|i| i["type"] == "tool_changed"));
 
+    // The status document counts them.
+    let (_, status) = admin(&app, "GET", "/api/security/status", None).await;
+    let integrity = &status["components"]["tool_integrity"];
+    assert_eq!(integrity["enabled"], true);
+    assert_eq!(integrity["details"]["pinned"], 5);
+    assert_eq!(integrity["details"]["refused"], 1);
+
     // Counted as threats: the poisoned tool blocked, the change blocked.
     let metrics = support::respond(
         &app,

@@ -637,6 +637,16 @@ impl ToolIntegrity {
         verdict
     }
 
+    /// How many tools are pinned, pending and refused.
+    pub fn counts(&self) -> pins::Counts {
+        self.book().counts()
+    }
+
+    /// Where pins are kept: `memory`, `file` or `redis`.
+    pub fn backend(&self) -> &'static str {
+        self.store.name()
+    }
+
     /// Pinned, pending and refused tools, for `GET /api/security/tools`.
     pub fn report(&self) -> Value {
         self.book().report()

@@ -496,6 +496,19 @@ impl PinBook {
         serde_json::json!({"pinned": pinned, "pending": pending, "refused": refused})
     }
 
+    /// How many tools are pinned, pending and refused.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for state in self.scopes.values() {
+            for entry in state.tools.values() {
+                counts.pinned += usize::from(entry.pin.is_some());
+                counts.pending += usize::from(entry.pending.is_some());
+                counts.refused += usize::from(entry.refused.is_some());
+            }
+        }
+        counts
+    }
+
     /// Tools held, over all scopes.
     pub fn len(&self) -> usize {
         self.entries
@@ -505,6 +518,17 @@ impl PinBook {
     pub fn is_empty(&self) -> bool {
         self.entries == 0
     }
+}
+
+/// Tools by state, for the status document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// With a pin.
+    pub pinned: usize,
+    /// With a definition waiting for approval.
+    pub pending: usize,
+    /// Whose calls are refused.
+    pub refused: usize,
 }
 
 /// The pinned fields that differ: `[{"field", "pinned", "now"}]`.

@@ -48,6 +48,15 @@ impl PinStore {
         }
     }
 
+    /// `memory`, `file` or `redis`.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            PinStore::Memory => "memory",
+            PinStore::File(_) => "file",
+            PinStore::Redis(_) => "redis",
+        }
+    }
+
     /// The pins saved in the data folder, if there are any.
     pub(super) fn load_file(&self) -> Result<Option<PinFile>, String> {
         let PinStore::File(path) = self else {

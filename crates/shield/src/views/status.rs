@@ -232,6 +232,28 @@ pub(crate) fn status(core: &Core) -> SecurityStatus {
         );
     }
     components.insert("threat_detection", threat);
+    let counts = core.tools.counts();
+    let mut tools = ComponentStatus {
+        configured: c.mcp.tools.inspect,
+        enabled: core.tools.inspects(),
+        implemented: true,
+        healthy: core.tools.backend() != "redis" || shared_backend != "degraded",
+        backend: core.tools.backend(),
+        note: Some(
+            "tool, prompt and resource lists on MCP paths are read: poisoned definitions \
+             withheld, tool definitions pinned per upstream, changes held until approved \
+             (GET /api/security/tools), access rules applied"
+                .into(),
+        ),
+        details: BTreeMap::new(),
+    };
+    tools.details.insert("pinned", counts.pinned.into());
+    tools.details.insert("pending", counts.pending.into());
+    tools.details.insert("refused", counts.refused.into());
+    tools
+        .details
+        .insert("max_pinned", c.mcp.tools.max_pinned.into());
+    components.insert("tool_integrity", tools);
     let redis_configured = c.uses_redis();
     let summary = serde_json::json!({
         "enable_rate_limiting": c.enable_rate_limiting,
