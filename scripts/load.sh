@@ -76,8 +76,8 @@ NGINX_TLS=$(free_port)
 REDIS_GW=$(free_port); REDIS_PORT=$(free_port)
 
 mkdir -p "$WORK/upstream" "$WORK/proxy"
-# 20 tool definitions as a server lists them (no quote or dollar sign: nginx's return text).
-TOOL_LIST=$(python3 - <<'PY'
+# 20 tool definitions as a server lists them, served as a file (too long for nginx's `return`).
+python3 - >"$WORK/upstream/list.json" <<'PY'
 import json
 verbs = ["list", "get", "create", "update", "delete"]
 things = ["issues", "pull_requests", "releases", "workflow_runs"]
@@ -101,7 +101,8 @@ for i, (verb, thing) in enumerate((v, t) for t in things for v in verbs):
     })
 print(json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}, separators=(",", ":")))
 PY
-)
+# nginx's workers (nobody, when started as root) read it.
+chmod a+rx "$WORK" "$WORK/upstream"; chmod a+r "$WORK/upstream/list.json"
 if [ -n "${TLS:-}" ]; then
   # One certificate for nginx and the gateway alike: ECDSA P-256, for 127.0.0.1.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -118,9 +119,15 @@ http {
   access_log off;
   server {
     listen 127.0.0.1:$UPSTREAM;
+    # A POST to a file is 405 in nginx; error_page turns it into a GET of the file, 200.
     location = /list/mcp {
+      alias $WORK/upstream/list.json;
       default_type application/json;
-      return 200 '$TOOL_LIST';
+      error_page 405 =200 /list.json;
+    }
+    location = /list.json {
+      root $WORK/upstream;
+      default_type application/json;
     }
     location / {
       default_type application/json;
@@ -358,7 +365,7 @@ echo "wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s, 10,000 client addresses, $RO
 echo
 echo "| workload | target | requests/s | vs nginx | CPU µs per request | p50 latency | p99 latency |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
-for workload in get call; do
+for workload in "${WORKLOADS[@]}"; do
   ngx=$(echo "${RPS["$workload|nginx proxy"]}" | median)
   for t in "${TARGETS[@]}"; do
     key="$workload|$t"

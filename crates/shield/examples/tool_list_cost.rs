@@ -1,7 +1,10 @@
-//! Reads a 20-tool `tools/list` response N times (default 2000) the way the gateway does on
-//! an MCP path: parsed, every definition judged for poisoning, compared with its pin (pinned on
-//! the first pass), the access rules applied. Prints the time per response; under callgrind, a
-//! count of instructions that does not move with the machine's load.
+//! Reads a 20-tool `tools/list` response the way the gateway does on an MCP path, three ways:
+//! the list as pinned with a new id each time (N times, default 2000: the list recognised as
+//! the clean one seen before), every answer read (the definitions found by fingerprint, none
+//! judged again: what access rules, which filter per client, cost), and one definition changed
+//! each time (parsed, judged for poisoning, compared with its pin, withheld, the list written
+//! again). Prints the time per response; under callgrind, a count of instructions that does
+//! not move with the machine's load.
 //!
 //! ```sh
 //! cargo run --release -p mcp-shield --example tool_list_cost 2000
@@ -85,6 +88,26 @@ fn main() {
         println!(
             "{} bytes, 20 tools, the list as pinned: {per:.1} µs per tools/list response ({n} runs)",
             body.len()
+        );
+        // Every answer read (its text differs after the result each time, so the clean list is
+        // not recognised whole, as with access rules, which filter per client): each definition
+        // found by its fingerprint, none judged again.
+        let variants: Vec<Vec<u8>> = (0..n.min(500))
+            .map(|i| {
+                let mut text = body.clone();
+                text.extend(std::iter::repeat_n(b' ', i + 1));
+                text
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        for text in &variants {
+            assert!(rewrite_json(&tools, &exchange, text).await.is_none());
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / variants.len() as f64;
+        println!(
+            "{} bytes, 20 tools, every answer read, the definitions as pinned: {per:.1} µs per tools/list response ({} runs)",
+            body.len(),
+            variants.len()
         );
         // Every answer judged in full (a new tool description each time: parsed, every
         // definition fingerprinted, the changed one judged and compared with its pin).

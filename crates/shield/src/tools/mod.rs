@@ -140,28 +140,6 @@ impl Policy {
     }
 }
 
-/// A fingerprint of a definition as the server sent it: keyed SipHash-1-3, 128 bits, of its
-/// JSON text, streamed (no copy). Equal fingerprints mean the same definition, so work done
-/// for it (the poisoning verdict, the pin comparison) is not done again; never stored.
-pub fn fingerprint(key: (u64, u64), value: &Value) -> u128 {
-    use std::hash::Hasher;
-    struct Feed(siphasher::sip128::SipHasher13);
-    impl std::io::Write for Feed {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut feed = Feed(siphasher::sip128::SipHasher13::new_with_keys(key.0, key.1));
-    // Writing into a hasher cannot fail.
-    let _ = serde_json::to_writer(&mut feed, value);
-    use siphasher::sip128::Hasher128;
-    feed.0.finish128().as_u128()
-}
-
 /// Poisoning verdicts remembered by fingerprint (a server lists the same tools again and
 /// again); emptied when full.
 const VERDICT_CACHE: usize = 4096;
@@ -243,7 +221,9 @@ impl ToolIntegrity {
         self.forget_clean();
     }
 
-    /// A fingerprint of a response's text (keyed SipHash-1-3, 128 bits).
+    /// A fingerprint of a response's or a definition's text (keyed SipHash-1-3, 128 bits, keyed
+    /// at start): equal fingerprints mean the same text, so work done for it (the poisoning
+    /// verdict, the pin comparison, a clean list) is not done again. Never stored.
     pub fn text_fingerprint(&self, text: &[u8]) -> u128 {
         use siphasher::sip128::Hasher128;
         use std::hash::Hasher;
@@ -363,6 +343,17 @@ impl ToolIntegrity {
     /// The response side: one JSON-RPC message from the server on `path`, going to `client`.
     /// Lists of tools, prompts, resources and resource templates are filtered (access rules,
     /// poisoned definitions, tool pins); `*/list_changed` notifications are noted.
+    /// A `*/list_changed` notification from the server is logged (the next listing shows what
+    /// changed).
+    pub fn note_notification(&self, path: &str, method: &str) {
+        if method.starts_with("notifications/") && method.ends_with("/list_changed") {
+            tracing::info!(target: "security.tools", upstream = %self.scope(path), method,
+                "the server says a list changed; the next listing is checked against the pins");
+        }
+    }
+
+    /// [`ToolIntegrity::filter_list`] over a message already parsed (a batch); the raw path
+    /// is [`crate::response::rewrite_json`].
     pub async fn inspect_message(
         &self,
         path: &str,
@@ -370,10 +361,7 @@ impl ToolIntegrity {
         message: &mut Value,
     ) -> MessageOutcome {
         if let Some(method) = message.get("method").and_then(Value::as_str) {
-            if method.starts_with("notifications/") && method.ends_with("/list_changed") {
-                tracing::info!(target: "security.tools", upstream = %self.scope(path), method,
-                    "the server says a list changed; the next listing is checked against the pins");
-            }
+            self.note_notification(path, method);
             return MessageOutcome::Unchanged;
         }
         let id = message.get("id").cloned().unwrap_or(Value::Null);
@@ -384,17 +372,26 @@ impl ToolIntegrity {
         let mut rewritten = false;
         let mut clean = true;
         let mut lists = 0;
-        for (field, subject, key) in LISTS {
+        for (field, subject, _) in LISTS {
             let Some(Value::Array(entries)) = result.get_mut(field) else {
                 continue;
             };
+            let texts: Vec<String> = entries.iter().map(Value::to_string).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             match self
-                .filter_list(path, client, subject, key, entries, last_page)
+                .filter_list(path, client, subject, &texts, last_page)
                 .await
             {
                 ListOutcome::Clean => lists += 1,
                 ListOutcome::Kept => clean = false,
-                ListOutcome::Filtered => rewritten = true,
+                ListOutcome::Filtered(keep) => {
+                    let mut index = 0;
+                    entries.retain(|_| {
+                        index += 1;
+                        keep.get(index - 1).copied().unwrap_or(true)
+                    });
+                    rewritten = true;
+                }
                 ListOutcome::Refuse(detail) => {
                     return MessageOutcome::Refused(serde_json::json!({
                         "jsonrpc": "2.0",
@@ -414,22 +411,24 @@ impl ToolIntegrity {
         }
     }
 
-    async fn filter_list(
+    /// Judges one list, given as its entries' JSON texts (as the server wrote them): which
+    /// entries to keep, or a refusal of the whole response. A definition seen before (the same
+    /// text) is neither parsed nor judged again: its fingerprint finds its verdict and its pin.
+    pub async fn filter_list(
         &self,
         path: &str,
         client: Client<'_>,
         subject: Subject,
-        key: &str,
-        entries: &mut Vec<Value>,
+        entries: &[&str],
         last_page: bool,
     ) -> ListOutcome {
         let policy = self.policy.load_full();
         let scope = self.scope(path);
-        let names: Vec<String> = entries
+        let names: Vec<std::borrow::Cow<'_, str>> = entries
             .iter()
-            .map(|e| e.get(key).and_then(Value::as_str).unwrap_or("").to_string())
+            .map(|text| entry_name(text, subject))
             .collect();
-        let siblings: Vec<&str> = names.iter().map(String::as_str).collect();
+        let siblings: Vec<&str> = names.iter().map(|n| n.as_ref()).collect();
         if subject == Subject::Tool {
             // Another instance may have pinned or approved these since this one last looked.
             if self.store.pull(&scope, &siblings, &self.book).await {
@@ -443,28 +442,43 @@ impl ToolIntegrity {
         let mut refuse = None;
         let mut pins_changed = false;
         let mut refusals_changed = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
+        for (i, text) in entries.iter().enumerate() {
             let name = siblings[i];
             let user = client.user;
             if !policy.access.allows(subject, name, user, client.ip) {
                 keep[i] = false;
                 continue;
             }
-            let print = fingerprint(self.fingerprint_key, entry);
-            let mut verdict = self.verdict_of(print, entry);
+            let print = self.text_fingerprint(text.as_bytes());
+            // Parsed only when needed: a new definition, or one with findings.
+            let mut parsed: Option<Value> = None;
+            let value = |parsed: &mut Option<Value>| -> Value {
+                parsed
+                    .get_or_insert_with(|| serde_json::from_str(text).unwrap_or(Value::Null))
+                    .clone()
+            };
+            let mut verdict = match self.cached_verdict(print) {
+                Some(verdict) => verdict,
+                None => self.judge(print, &value(&mut parsed)),
+            };
             if let Some(other) = lookalikes[i] {
                 let mut with = (*verdict).clone();
                 with.add_lookalike(name, siblings[other]);
                 verdict = Arc::new(with);
             }
+            let accepted_hash = (verdict.poisoned() && subject == Subject::Tool)
+                .then(|| Pin::of(&value(&mut parsed), 0).hash);
             let mut book = self.book();
             let poisoned = verdict.poisoned()
-                && !(subject == Subject::Tool
-                    && book.findings_accepted(&scope, name, &Pin::of(entry, 0).hash));
-            let seen = if subject == Subject::Tool {
-                Some(book.observe_fingerprinted(&scope, entry, Some(print), now))
-            } else {
+                && !accepted_hash
+                    .as_deref()
+                    .is_some_and(|hash| book.findings_accepted(&scope, name, hash));
+            let seen = if subject != Subject::Tool {
                 None
+            } else if book.is_pinned_as(&scope, name, print) {
+                Some(book.observe_same(&scope, name))
+            } else {
+                Some(book.observe_fingerprinted(&scope, &value(&mut parsed), Some(print), now))
             };
             if poisoned {
                 let action = match policy.on_poisoning {
@@ -531,7 +545,7 @@ impl ToolIntegrity {
                 }
                 Some(Seen::Same) | None => continue,
                 Some(Seen::Changed { pinned }) => {
-                    let now_pin = Pin::of(entry, now);
+                    let now_pin = Pin::of(&value(&mut parsed), now);
                     let fields: Vec<String> =
                         pins::diff(Some(&pinned.definition), &now_pin.definition)
                             .as_array()
@@ -609,25 +623,20 @@ impl ToolIntegrity {
                 ListOutcome::Kept
             };
         }
-        let mut index = 0;
-        entries.retain(|_| {
-            index += 1;
-            keep[index - 1]
-        });
-        ListOutcome::Filtered
+        ListOutcome::Filtered(keep)
     }
 
-    /// The poisoning verdict of a definition (without look-alike names), remembered by
-    /// fingerprint.
-    fn verdict_of(&self, print: u128, entry: &Value) -> Arc<PoisonVerdict> {
-        if let Some(v) = self
-            .verdicts
+    /// The remembered verdict of a definition (without look-alike names), by fingerprint.
+    fn cached_verdict(&self, print: u128) -> Option<Arc<PoisonVerdict>> {
+        self.verdicts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&print)
-        {
-            return v.clone();
-        }
+            .cloned()
+    }
+
+    /// Judges a definition and remembers the verdict under its fingerprint.
+    fn judge(&self, print: u128, entry: &Value) -> Arc<PoisonVerdict> {
         let verdict = Arc::new(self.detector.inspect_text(entry));
         let mut cache = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= VERDICT_CACHE {
@@ -719,9 +728,36 @@ const LISTS: [(&str, Subject, &str); 4] = [
     ("resourceTemplates", Subject::Resource, "uriTemplate"),
 ];
 
-enum ListOutcome {
+/// What became of one list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListOutcome {
+    /// Nothing found, nothing changed, every tool as pinned, no access rule applied.
     Clean,
+    /// Kept whole; something was noted (an alert, a new pin).
     Kept,
-    Filtered,
+    /// Entries to keep (`true`) and to remove.
+    Filtered(Vec<bool>),
+    /// The whole response refused, with this message.
     Refuse(String),
+}
+
+/// An entry's name (a resource's URI), read without parsing the rest into values.
+fn entry_name<'a>(text: &'a str, subject: Subject) -> std::borrow::Cow<'a, str> {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow, default)]
+        name: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        uri: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default, rename = "uriTemplate")]
+        uri_template: Option<std::borrow::Cow<'a, str>>,
+    }
+    let Ok(named) = serde_json::from_str::<Named<'a>>(text) else {
+        return std::borrow::Cow::Borrowed("");
+    };
+    let found = match subject {
+        Subject::Resource => named.uri.or(named.uri_template),
+        _ => named.name,
+    };
+    found.unwrap_or(std::borrow::Cow::Borrowed(""))
 }

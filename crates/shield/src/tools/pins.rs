@@ -154,7 +154,8 @@ impl PinBook {
     }
 
     /// [`PinBook::observe`], with a fingerprint of `tool` (see
-    /// [`crate::tools::fingerprint`]): a definition seen before as its pin is `Same` at once.
+    /// [`crate::tools::ToolIntegrity::text_fingerprint`]): a definition seen before as its pin
+    /// is `Same` at once.
     pub fn observe_fingerprinted(
         &mut self,
         scope: &str,
@@ -193,6 +194,34 @@ impl PinBook {
             }
         }
         seen
+    }
+
+    /// Whether `name`'s pin was last found equal to the definition with this fingerprint.
+    pub fn is_pinned_as(&self, scope: &str, name: &str, fingerprint: u128) -> bool {
+        self.scopes
+            .get(scope)
+            .and_then(|s| s.tools.get(name))
+            .is_some_and(|e| e.pin.is_some() && e.fingerprint == Some(fingerprint))
+    }
+
+    /// The definition is its pin ([`PinBook::is_pinned_as`] said so): a change waiting is
+    /// dropped (the server went back), a pin refusal lifted.
+    pub fn observe_same(&mut self, scope: &str, name: &str) -> Seen {
+        if let Some(entry) = self
+            .scopes
+            .get_mut(scope)
+            .and_then(|s| s.tools.get_mut(name))
+        {
+            entry.pending = None;
+            if entry
+                .refused
+                .as_ref()
+                .is_some_and(|r| r.reason != "tool_poisoning")
+            {
+                entry.refused = None;
+            }
+        }
+        Seen::Same
     }
 
     fn observe_slow(&mut self, scope: &str, name: &str, tool: &Value, now_ms: u64) -> Seen {
