@@ -291,7 +291,12 @@ mod tests {
             .map(|l| serde_json::from_str(l).expect("json"))
             .collect();
         assert_eq!(lines[0]["verdict"], "attack");
-        let finding = &lines[0]["threats"][0];
+        let finding = lines[0]["threats"]
+            .as_array()
+            .expect("threats")
+            .iter()
+            .find(|t| t["in"] == "response")
+            .expect("a finding in the response");
         assert_eq!(finding["type"], "tool_poisoning");
         assert_eq!(finding["in"], "response");
         assert_eq!(finding["name"], "add");

@@ -225,12 +225,7 @@ fn apply_rules(tree: &mut Table, value: Value, source: &str, problems: &mut Coll
         let rule: super::RateLimitRule = match item.clone().try_into() {
             Ok(rule) => rule,
             Err(e) => {
-                let message = e
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                problems.push(source, &key, None, message);
+                problems.push(source, &key, None, one_line(&e));
                 continue;
             }
         };
@@ -283,6 +278,15 @@ fn apply_rules(tree: &mut Table, value: Value, source: &str, problems: &mut Coll
     set_path(tree, "rate_limit.rules", Some(Value::Array(good)));
 }
 
+/// A deserializer's message on one line.
+fn one_line(error: &impl fmt::Display) -> String {
+    error
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `[[mcp.tools.access]]`: each rule read and checked on its own (a network that does not
 /// parse names its rule), the good ones kept.
 fn apply_tool_access(tree: &mut Table, value: Value, source: &str, problems: &mut Collector) {
@@ -301,12 +305,7 @@ fn apply_tool_access(tree: &mut Table, value: Value, source: &str, problems: &mu
         let rule: super::ToolAccessRule = match item.clone().try_into() {
             Ok(rule) => rule,
             Err(e) => {
-                let message = e
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                problems.push(source, &key, None, message);
+                problems.push(source, &key, None, one_line(&e));
                 continue;
             }
         };

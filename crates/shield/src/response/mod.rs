@@ -345,15 +345,7 @@ mod tests {
     use super::*;
 
     fn integrity() -> ToolIntegrity {
-        ToolIntegrity::new(
-            &Default::default(),
-            "local",
-            None,
-            None,
-            Arc::new(crate::events::EventBus::new(Vec::new(), 16)),
-            crate::clock::ManualClock::starting_at(0),
-        )
-        .expect("tool integrity")
+        ToolIntegrity::for_tests()
     }
 
     fn exchange() -> Exchange {

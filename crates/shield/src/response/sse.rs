@@ -218,17 +218,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     fn integrity() -> Arc<ToolIntegrity> {
-        Arc::new(
-            ToolIntegrity::new(
-                &Default::default(),
-                "local",
-                None,
-                None,
-                Arc::new(crate::events::EventBus::new(Vec::new(), 16)),
-                crate::clock::ManualClock::starting_at(0),
-            )
-            .expect("tool integrity"),
-        )
+        Arc::new(ToolIntegrity::for_tests())
     }
 
     /// The stream's output when `chunks` arrive one by one.

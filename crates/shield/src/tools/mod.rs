@@ -214,6 +214,20 @@ impl ToolIntegrity {
         })
     }
 
+    /// One with the defaults, in memory, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> ToolIntegrity {
+        ToolIntegrity::new(
+            &ToolsConfig::default(),
+            "local",
+            None,
+            None,
+            Arc::new(EventBus::new(Vec::new(), 16)),
+            crate::clock::ManualClock::starting_at(0),
+        )
+        .expect("tool integrity")
+    }
+
     /// Takes new actions and access rules (a configuration reload); pins are kept.
     pub fn reconfigure(&self, config: &ToolsConfig) {
         self.policy

@@ -109,6 +109,21 @@ struct Entry {
     refused: Option<Refusal>,
 }
 
+impl Entry {
+    /// The server lists the pinned definition: a change waiting is dropped (the server went
+    /// back), a pin refusal lifted (a poisoning refusal stays until approved).
+    fn back_to_pin(&mut self) {
+        self.pending = None;
+        if self
+            .refused
+            .as_ref()
+            .is_some_and(|r| r.reason != "tool_poisoning")
+        {
+            self.refused = None;
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Scope {
     /// Listed to its last page once: from now on new definitions wait for approval.
@@ -166,22 +181,8 @@ impl PinBook {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return Seen::Full;
         };
-        if let Some(entry) = self
-            .scopes
-            .get_mut(scope)
-            .and_then(|s| s.tools.get_mut(name))
-        {
-            if fingerprint.is_some() && entry.pin.is_some() && entry.fingerprint == fingerprint {
-                entry.pending = None;
-                if entry
-                    .refused
-                    .as_ref()
-                    .is_some_and(|r| r.reason != "tool_poisoning")
-                {
-                    entry.refused = None;
-                }
-                return Seen::Same;
-            }
+        if fingerprint.is_some_and(|print| self.is_pinned_as(scope, name, print)) {
+            return self.observe_same(scope, name);
         }
         let seen = self.observe_slow(scope, name, tool, now_ms);
         if matches!(seen, Seen::Same | Seen::Pinned) {
@@ -212,14 +213,7 @@ impl PinBook {
             .get_mut(scope)
             .and_then(|s| s.tools.get_mut(name))
         {
-            entry.pending = None;
-            if entry
-                .refused
-                .as_ref()
-                .is_some_and(|r| r.reason != "tool_poisoning")
-            {
-                entry.refused = None;
-            }
+            entry.back_to_pin();
         }
         Seen::Same
     }
@@ -235,16 +229,10 @@ impl PinBook {
             return self.observe_slow(scope, name, tool, now_ms);
         };
         match state.tools.get_mut(name) {
-            Some(Entry { pin: Some(pin), .. }) if pin.hash == current.hash => {
-                let entry = state.tools.get_mut(name).expect("just matched");
-                entry.pending = None;
-                if entry
-                    .refused
-                    .as_ref()
-                    .is_some_and(|r| r.reason != "tool_poisoning")
-                {
-                    entry.refused = None;
-                }
+            Some(entry @ Entry { pin: Some(_), .. })
+                if entry.pin.as_ref().is_some_and(|p| p.hash == current.hash) =>
+            {
+                entry.back_to_pin();
                 Seen::Same
             }
             Some(entry @ Entry { pin: Some(_), .. }) => {
