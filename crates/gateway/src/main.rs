@@ -491,10 +491,27 @@ fn loopback_defaults(mut config: Config, listen: SocketAddr) -> Config {
 }
 
 /// Lets a reload read the configuration as the start did (loopback defaults included).
-fn reload_from(security: &SecuritySystem, sources: ConfigSources, listen: SocketAddr) {
+fn reload_from(
+    security: &SecuritySystem,
+    sources: ConfigSources,
+    listen: SocketAddr,
+    upstream: Option<String>,
+) {
     security.set_config_source(move || {
-        config::load(sources.clone()).map(|config| loopback_defaults(config, listen))
+        config::load(sources.clone())
+            .map(|config| named_upstream(loopback_defaults(config, listen), upstream.as_deref()))
     });
+}
+
+/// Tool pins are kept per upstream: unless the configuration names it, the upstream's URL
+/// does (at start and at every reload alike, so a reload never reads as a new name).
+fn named_upstream(mut config: Config, upstream: Option<&str>) -> Config {
+    if let Some(upstream) = upstream {
+        if config.mcp.tools.upstream_name.is_empty() {
+            config.mcp.tools.upstream_name = upstream.trim_end_matches('/').to_string();
+        }
+    }
+    config
 }
 
 async fn run_serve(
@@ -504,16 +521,11 @@ async fn run_serve(
     listen: SocketAddr,
     bare: bool,
 ) -> anyhow::Result<()> {
-    let mut config = loopback_defaults(config, listen);
-    if config.mcp.tools.upstream_name.is_empty() {
-        // Tool pins are kept per upstream: this one's URL names them (and stays their name
-        // across reloads that leave the setting empty).
-        config.mcp.tools.upstream_name = upstream.trim_end_matches('/').to_string();
-    }
+    let config = named_upstream(loopback_defaults(config, listen), Some(upstream));
     let listening = Listening::from_config(&config)?;
     let proxies = proxies(upstream, &config, listening.scheme())?;
     let security = SecuritySystem::start(config).await?;
-    reload_from(&security, sources, listen);
+    reload_from(&security, sources, listen, Some(upstream.to_string()));
     let listeners = server::bind_per_core(listen, proxies.len())
         .with_context(|| format!("cannot listen on {listen}"))?;
     let admin_listener = match listening.admin {
@@ -593,7 +605,7 @@ async fn run_demo(
     ));
 
     let security = SecuritySystem::start(config).await?;
-    reload_from(&security, sources, listen);
+    reload_from(&security, sources, listen, None);
     let listening = Listening {
         tls: None,
         admin: None,

@@ -40,6 +40,12 @@ pub const NEEDS_RESTART: &[&str] = &[
     "ip.geo_high_risk_countries",
     "threat_detection.ml_window",
     "threat_detection.ml_max_clients",
+    // Tool integrity: the pin book's size, the detector's length limit, the pin file read at
+    // start, and the name pins are kept under.
+    "mcp.tools.max_pinned",
+    "mcp.tools.max_definition_bytes",
+    "mcp.tools.pin_file",
+    "mcp.tools.upstream_name",
     "upstream",
     "gateway",
 ];
@@ -78,8 +84,20 @@ pub fn plan(running: &Config, new: &Config) -> ReloadPlan {
                 inner.sort();
                 inner.dedup();
                 for name in inner {
-                    if a.get(name) != b.get(name) {
-                        changed.push(format!("{key}.{name}"));
+                    match (a.get(name), b.get(name)) {
+                        // A table inside a section (`[mcp.tools]`): setting by setting too.
+                        (Some(Value::Table(x)), Some(Value::Table(y))) => {
+                            let mut names: Vec<&String> = x.keys().chain(y.keys()).collect();
+                            names.sort();
+                            names.dedup();
+                            for leaf in names {
+                                if x.get(leaf) != y.get(leaf) {
+                                    changed.push(format!("{key}.{name}.{leaf}"));
+                                }
+                            }
+                        }
+                        (x, y) if x != y => changed.push(format!("{key}.{name}")),
+                        _ => {}
                     }
                 }
             }
@@ -112,17 +130,16 @@ pub fn plan(running: &Config, new: &Config) -> ReloadPlan {
 
 /// Puts the running value of `path` (present or absent) into `tree`.
 fn keep_running(running: &toml::Table, tree: &mut toml::Table, path: &str) {
-    let (section, key) = match path.split_once('.') {
-        Some((section, key)) => (Some(section), key),
-        None => (None, path),
-    };
-    let (from, to) = match section {
-        None => (Some(running), Some(tree)),
-        Some(section) => (
-            running.get(section).and_then(Value::as_table),
-            tree.get_mut(section).and_then(Value::as_table_mut),
-        ),
-    };
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(key) = parts.pop() else { return };
+    let mut from = Some(running);
+    let mut to = Some(tree);
+    for part in parts {
+        from = from.and_then(|t| t.get(part)).and_then(Value::as_table);
+        to = to
+            .and_then(|t| t.get_mut(part))
+            .and_then(Value::as_table_mut);
+    }
     let Some(to) = to else { return };
     match from.and_then(|t| t.get(key)) {
         Some(value) => {
@@ -178,6 +195,33 @@ mod tests {
         assert!(!e.enable_rate_limiting);
         assert_eq!(e.ddos.max_tracked_ips, running.ddos.max_tracked_ips);
         assert_eq!(e.gateway.admin_listen, "");
+    }
+
+    #[test]
+    fn tool_settings_are_weighed_one_by_one() {
+        let running = Config::default();
+        let mut new = Config::default();
+        new.mcp.tools.on_change = crate::config::ToolAction::Alert;
+        new.mcp.tools.max_pinned = 5;
+        new.mcp.tools.access = vec![crate::config::ToolAccessRule {
+            deny_tools: vec!["delete_*".into()],
+            ..Default::default()
+        }];
+        let plan = plan(&running, &new);
+        assert_eq!(
+            plan.applied,
+            vec!["mcp.tools.access", "mcp.tools.on_change"]
+        );
+        assert_eq!(plan.needs_restart, vec!["mcp.tools.max_pinned"]);
+        assert_eq!(
+            plan.effective.mcp.tools.max_pinned,
+            running.mcp.tools.max_pinned
+        );
+        assert_eq!(
+            plan.effective.mcp.tools.on_change,
+            crate::config::ToolAction::Alert
+        );
+        assert_eq!(plan.effective.mcp.tools.access.len(), 1);
     }
 
     #[test]
