@@ -220,6 +220,14 @@ def mcp_section(binary, mcp_corpus):
                    "tool-poisoning YARA rules catch about 9 in 96 (9 %), Lasso's hidden-instruction "
                    "patterns about 5 in 96 (5 %). mcp-shield's figure above is on this corpus's "
                    "development half of the same benchmark.\n")
+        out.append("Outside the corpus: `scripts/real-tools-check.sh` installs eleven published MCP "
+                   "servers from npm (filesystem, memory, sequential thinking, GitHub, Notion, "
+                   "Context7, Firecrawl, Kubernetes, Tavily, Exa; versions pinned in "
+                   "`scripts/real-tools/package-lock.json`), lists their 132 tools with the official "
+                   "SDK client and scans each definition and each server's whole list; none is "
+                   "flagged. Vendors' own phrasing there (\"You MUST call X first\", \"IMPORTANT:\", "
+                   "\"the most reliable scraper\", \"do not include API keys in the query\") is "
+                   "what the rules weigh as half a signal, as advertising only, or as advice.\n")
         out.append("What the caught definitions were flagged for (findings in caught rows, a row "
                    "may have several): " + ", ".join(f"`{k}` {n}" for k, n in kinds.most_common()) + ".\n")
     out.extend(rows_out)
