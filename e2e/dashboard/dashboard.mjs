@@ -1,7 +1,8 @@
 // The dashboard in Debian's chromium (headless, driven by puppeteer-core; no browser is
 // downloaded) against `mcp-shield demo`: no data without the token; sign-in with #token=;
 // allowed and refused requests; the refused address and its threat type appear live without a
-// reload; the chart is drawn; blacklisting from the page refuses the next request; an XSS
+// reload; the chart is drawn; blacklisting from the page refuses the next request; a poisoned
+// tool of the demo server is withheld, shown with why, and approved from the page; an XSS
 // payload shows as text; nothing is requested from outside the gateway; no console errors.
 //
 //   node dashboard.mjs http://127.0.0.1:PORT TOKEN [path/to/chromium or firefox-esr]
@@ -142,6 +143,22 @@ try {
     () => [...document.querySelectorAll("#feed tbody tr")].some((r) => r.dataset.ip === "127.0.0.3" && r.textContent.includes("ip_blocked")),
     { timeout: 10000 },
   );
+
+  step("a poisoned tool withheld, then approved from the page");
+  // The demo server lists `notes`, whose description asks the model for the user's SSH key:
+  // the client never sees it, the page shows why, and Approve lets it through.
+  const names = async (id) => {
+    const listed = await send("127.0.0.5", "POST", "/mcp", { jsonrpc: "2.0", id, method: "tools/list" });
+    if (listed.status !== 200) fail("tools/list: " + listed.status + " " + listed.text);
+    return JSON.parse(listed.text).result.tools.map((t) => t.name);
+  };
+  if ((await names(20)).includes("notes")) fail("the poisoned tool reached the client");
+  await page.waitForFunction(() => !!document.querySelector('#tools tr[data-tool="notes"] button'), { timeout: 10000 });
+  const why = await page.$eval('#tools tr[data-tool="notes"]', (r) => r.textContent);
+  if (!why.includes("poisoned") || !why.includes("hidden_instruction")) fail("the withheld tool's row does not say why: " + why);
+  await page.click('#tools tr[data-tool="notes"] button');
+  await page.waitForFunction(() => !document.querySelector('#tools tr[data-tool="notes"]'), { timeout: 10000 });
+  if (!(await names(21)).includes("notes")) fail("the approved tool is still withheld");
 
   // For the README's screenshot: TRAFFIC_SECONDS of mixed traffic first, allowed calls and
   // the attacks a scanner sends, from a few addresses.

@@ -256,6 +256,49 @@ async function refreshOffenders() {
   } catch (_) { /* next time */ }
 }
 
+// ---- tools withheld (tool integrity) ----
+
+// Refused tools (poisoned, changed, added) and pending changes, one row per tool, with the
+// fields that changed; Approve makes the server's current definition the pin.
+async function refreshTools() {
+  try {
+    const data = await api("GET", "/api/security/tools");
+    const rows = new Map();
+    for (const r of data.refused) rows.set(r.upstream + " " + r.name, { upstream: r.upstream, name: r.name, why: r.detail });
+    for (const p of data.pending) {
+      const key = p.upstream + " " + p.name;
+      const fields = p.diff.map((d) => d.field).join(", ");
+      const why = p.change === "added" ? "added after the first listing" : "changed: " + fields;
+      if (!rows.has(key)) rows.set(key, { upstream: p.upstream, name: p.name, why });
+    }
+    const body = $("tools").tBodies[0];
+    body.replaceChildren();
+    for (const t of rows.values()) {
+      const row = el("tr");
+      row.dataset.tool = t.name;
+      const approve = el("button", "Approve");
+      approve.type = "button";
+      approve.addEventListener("click", () => approveTool(t.name));
+      const action = el("td");
+      action.append(approve);
+      row.append(el("td", t.name), el("td", t.upstream), el("td", t.why), action);
+      body.append(row);
+    }
+    $("tools-note").textContent = rows.size ? "" : "None: every tool clients see is as pinned. " + data.pinned.length + " pinned.";
+  } catch (_) { /* next time */ }
+}
+
+async function approveTool(name) {
+  if (!window.confirm("Approve the tool " + name + " as the server describes it now?")) return;
+  try {
+    await api("POST", "/api/security/tools/approve", { name });
+    result("Approved the tool " + name + ".");
+    refreshTools();
+  } catch (e) {
+    result(e.message, true);
+  }
+}
+
 // ---- lookup ----
 
 async function lookup(ip) {
@@ -385,6 +428,7 @@ function handleMessage(block) {
   try { value = JSON.parse(data.join("\n")); } catch (_) { return; }
   if (name === "incident") {
     addToFeed(value, true);
+    if (String(value.type).startsWith("tool_")) refreshTools();
   } else if (name === "second") {
     seconds.push(value);
     if (seconds.length > 900) seconds.shift();
@@ -408,6 +452,7 @@ async function loadAll() {
     for (const i of incidents.incidents) addToFeed(i, false);
   } catch (_) { /* the stream fills in */ }
   refreshOffenders();
+  refreshTools();
 }
 
 // ---- start ----
@@ -422,6 +467,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lookup-form").addEventListener("submit", (e) => { e.preventDefault(); lookup($("lookup-ip").value.trim()); });
   window.addEventListener("resize", drawChart);
   setInterval(refreshOffenders, 5000);
+  setInterval(refreshTools, 5000);
   window.addEventListener("hashchange", tokenFromFragment);
   if (!tokenFromFragment() && sessionStorage.getItem(TOKEN_KEY)) {
     signIn(sessionStorage.getItem(TOKEN_KEY));
