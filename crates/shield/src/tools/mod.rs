@@ -466,14 +466,9 @@ impl ToolIntegrity {
             let print = self.text_fingerprint(text.as_bytes());
             // Parsed only when needed: a new definition, or one with findings.
             let mut parsed: Option<Value> = None;
-            let value = |parsed: &mut Option<Value>| -> Value {
-                parsed
-                    .get_or_insert_with(|| serde_json::from_str(text).unwrap_or(Value::Null))
-                    .clone()
-            };
             let mut verdict = match self.cached_verdict(print) {
                 Some(verdict) => verdict,
-                None => self.judge(print, &value(&mut parsed)),
+                None => self.judge(print, parse_once(&mut parsed, text)),
             };
             if let Some(other) = lookalikes[i] {
                 let mut with = (*verdict).clone();
@@ -481,7 +476,7 @@ impl ToolIntegrity {
                 verdict = Arc::new(with);
             }
             let accepted_hash = (verdict.poisoned() && subject == Subject::Tool)
-                .then(|| Pin::of(&value(&mut parsed), 0).hash);
+                .then(|| Pin::hash_of(parse_once(&mut parsed, text)));
             let mut book = self.book();
             let poisoned = verdict.poisoned()
                 && !accepted_hash
@@ -492,7 +487,12 @@ impl ToolIntegrity {
             } else if book.is_pinned_as(&scope, name, print) {
                 Some(book.observe_same(&scope, name))
             } else {
-                Some(book.observe_fingerprinted(&scope, &value(&mut parsed), Some(print), now))
+                Some(book.observe_fingerprinted(
+                    &scope,
+                    parse_once(&mut parsed, text),
+                    Some(print),
+                    now,
+                ))
             };
             if poisoned {
                 let action = match policy.on_poisoning {
@@ -559,7 +559,7 @@ impl ToolIntegrity {
                 }
                 Some(Seen::Same) | None => continue,
                 Some(Seen::Changed { pinned }) => {
-                    let now_pin = Pin::of(&value(&mut parsed), now);
+                    let now_pin = Pin::of(parse_once(&mut parsed, text), now);
                     let fields: Vec<String> =
                         pins::diff(Some(&pinned.definition), &now_pin.definition)
                             .as_array()
@@ -753,6 +753,11 @@ pub enum ListOutcome {
     Filtered(Vec<bool>),
     /// The whole response refused, with this message.
     Refuse(String),
+}
+
+/// An entry's value, parsed the first time it is asked for.
+fn parse_once<'p>(parsed: &'p mut Option<Value>, text: &str) -> &'p Value {
+    parsed.get_or_insert_with(|| serde_json::from_str(text).unwrap_or(Value::Null))
 }
 
 /// An entry's name (a resource's URI), read without parsing the rest into values.

@@ -43,18 +43,38 @@ pub struct Pin {
 impl Pin {
     /// The pin of `tool` as it is now.
     pub fn of(tool: &Value, now_ms: u64) -> Pin {
-        let definition = canonical(tool);
-        // serde_json's maps are ordered by key (no `preserve_order`), so this text is
-        // canonical: the same definition always hashes the same, however the server ordered it.
-        let text = definition.to_string();
-        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-        let hash = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         Pin {
-            hash,
-            definition,
+            hash: Pin::hash_of(tool),
+            definition: canonical(tool),
             pinned_at_ms: now_ms,
             findings_accepted: false,
         }
+    }
+
+    /// SHA-256 (hex) of the canonical definition, computed without copying it: the pinned
+    /// fields in name order, each written as serde_json writes values (maps ordered by key, no
+    /// `preserve_order`), so the same definition always hashes the same however the server
+    /// ordered it.
+    pub fn hash_of(tool: &Value) -> String {
+        let mut fields: std::collections::BTreeMap<&str, &Value> =
+            std::collections::BTreeMap::new();
+        if let Some(map) = tool.as_object() {
+            for field in PINNED_FIELDS {
+                if let Some(value) = map.get(field) {
+                    fields.insert(field, value);
+                }
+            }
+        }
+        // One buffer, one digest call (feeding the digest write by write costs more than the
+        // copy).
+        let text = serde_json::to_vec(&fields).unwrap_or_default();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &text);
+        let mut hex = String::with_capacity(64);
+        for byte in digest.as_ref() {
+            use std::fmt::Write;
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
     }
 }
 
@@ -219,7 +239,23 @@ impl PinBook {
     }
 
     fn observe_slow(&mut self, scope: &str, name: &str, tool: &Value, now_ms: u64) -> Seen {
-        let current = Pin::of(tool, now_ms);
+        let hash = Pin::hash_of(tool);
+        if self
+            .scopes
+            .get(scope)
+            .and_then(|s| s.tools.get(name))
+            .and_then(|e| e.pin.as_ref())
+            .is_some_and(|pin| pin.hash == hash)
+        {
+            // As pinned: nothing to copy.
+            return self.observe_same(scope, name);
+        }
+        let current = Pin {
+            hash,
+            definition: canonical(tool),
+            pinned_at_ms: now_ms,
+            findings_accepted: false,
+        };
         let full = self.entries >= self.max_entries;
         let Some(state) = self.scopes.get_mut(scope) else {
             if full {
