@@ -68,88 +68,82 @@ fn main() {
         asks_for_list: true,
     };
     let body = tool_list();
+    let edited = |count: usize, edit: &dyn Fn(String, usize) -> String| -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|i| edit(String::from_utf8(body.clone()).expect("utf8"), i).into_bytes())
+            .collect()
+    };
     runtime.block_on(async {
         // The first listing pins; every later one is compared with the pins.
         assert!(rewrite_json(&tools, &exchange, &body).await.is_none());
         // As clients send them: each answer with its own id, the list the same.
-        let bodies: Vec<Vec<u8>> = (0..64)
-            .map(|i| {
-                let text = String::from_utf8(body.clone()).expect("utf8");
-                text.replacen("\"id\":1", &format!("\"id\":{}", 1000 + i), 1)
-                    .into_bytes()
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        for i in 0..n {
-            let rewritten = rewrite_json(&tools, &exchange, &bodies[i % bodies.len()]).await;
-            assert!(rewritten.is_none(), "nothing to change in these tools");
-        }
-        let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-        println!(
-            "{} bytes, 20 tools, the list as pinned: {per:.1} µs per tools/list response ({n} runs)",
-            body.len()
-        );
+        let ids = edited(64, &|t, i| {
+            t.replacen("\"id\":1", &format!("\"id\":{}", 1000 + i), 1)
+        });
+        timed(
+            &tools,
+            &exchange,
+            &ids,
+            n,
+            true,
+            "20 tools, the list as pinned",
+        )
+        .await;
         // Every answer read (its text differs after the result each time, so the clean list is
         // not recognised whole, as with access rules, which filter per client): each definition
         // found by its fingerprint, none judged again.
-        let variants: Vec<Vec<u8>> = (0..n.min(500))
-            .map(|i| {
-                let mut text = body.clone();
-                text.extend(std::iter::repeat_n(b' ', i + 1));
-                text
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        for text in &variants {
-            assert!(rewrite_json(&tools, &exchange, text).await.is_none());
-        }
-        let per = started.elapsed().as_secs_f64() * 1e6 / variants.len() as f64;
-        println!(
-            "{} bytes, 20 tools, every answer read, the definitions as pinned: {per:.1} µs per tools/list response ({} runs)",
-            body.len(),
-            variants.len()
-        );
+        let variants = edited(n.min(500), &|t, i| t + &" ".repeat(i + 1));
+        let label = "20 tools, every answer read, the definitions as pinned";
+        timed(&tools, &exchange, &variants, variants.len(), true, label).await;
         // Every answer judged in full (a new tool description each time: parsed, every
         // definition fingerprinted, the changed one judged and compared with its pin).
-        let changed: Vec<Vec<u8>> = (0..n.min(500))
-            .map(|i| {
-                let text = String::from_utf8(body.clone()).expect("utf8");
-                text.replacen("Repository name", &format!("Repository name ({i})"), 1)
-                    .into_bytes()
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        for text in &changed {
-            let _ = rewrite_json(&tools, &exchange, text).await;
-        }
-        let per = started.elapsed().as_secs_f64() * 1e6 / changed.len() as f64;
-        println!(
-            "{} bytes, 20 tools, one definition changed each time: {per:.1} µs per tools/list response ({} runs)",
-            body.len(),
-            changed.len()
-        );
+        let changed = edited(n.min(500), &|t, i| {
+            t.replacen("Repository name", &format!("Repository name ({i})"), 1)
+        });
+        let label = "20 tools, one definition changed each time";
+        timed(&tools, &exchange, &changed, changed.len(), false, label).await;
         // A list never seen (another server's, say): all 20 definitions judged, on another
         // path so the pins of the first stay as they are.
-        let fresh: Vec<Vec<u8>> = (0..n.min(200))
-            .map(|i| {
-                let text = String::from_utf8(body.clone()).expect("utf8");
-                text.replace("users by login.", &format!("users by login (v{i})."))
-                    .into_bytes()
-            })
-            .collect();
+        let fresh = edited(n.min(200), &|t, i| {
+            t.replace("users by login.", &format!("users by login (v{i})."))
+        });
         let other = Exchange {
             path: "/other".into(),
             ..exchange.clone()
         };
-        let started = std::time::Instant::now();
-        for text in &fresh {
-            let _ = rewrite_json(&tools, &other, text).await;
-        }
-        let per = started.elapsed().as_secs_f64() * 1e6 / fresh.len() as f64;
-        println!(
-            "{} bytes, 20 tools never seen: {per:.1} µs per tools/list response ({} runs)",
-            body.len(),
-            fresh.len()
-        );
+        timed(
+            &tools,
+            &other,
+            &fresh,
+            fresh.len(),
+            false,
+            "20 tools never seen",
+        )
+        .await;
     });
+}
+
+/// Reads `runs` answers to a `tools/list`, the texts in turn, and prints the time per answer;
+/// `unchanged`: none of them may need rewriting.
+async fn timed(
+    tools: &ToolIntegrity,
+    exchange: &Exchange,
+    texts: &[Vec<u8>],
+    runs: usize,
+    unchanged: bool,
+    label: &str,
+) {
+    let started = std::time::Instant::now();
+    for text in texts.iter().cycle().take(runs) {
+        let rewritten = rewrite_json(tools, exchange, text).await;
+        assert!(
+            !unchanged || rewritten.is_none(),
+            "nothing to change in these tools"
+        );
+    }
+    let per = started.elapsed().as_secs_f64() * 1e6 / runs as f64;
+    println!(
+        "{} bytes, {label}: {per:.1} µs per tools/list response ({runs} runs)",
+        texts[0].len()
+    );
 }

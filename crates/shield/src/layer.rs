@@ -312,8 +312,8 @@ where
             };
             let mcp_path = crate::mcp::is_mcp_path(&settings.mcp_paths, facts.path());
             let response = inner.call(Request::from_parts(parts, body)).await?;
+            let event_stream = crate::response::is_event_stream(response.headers());
             if let Some(upstream) = &mut upstream_permit {
-                let event_stream = crate::response::is_event_stream(response.headers());
                 if event_stream && is_get {
                     // A client's standing stream is not work the upstream is doing.
                     upstream.forget_sample();
@@ -327,8 +327,7 @@ where
             // request; everything else passes as it came, with nothing allocated for it.
             let read_back = mcp_path
                 && core.tools.inspects()
-                && (crate::response::is_event_stream(response.headers())
-                    || crate::response::asks_for_list(&facts));
+                && (event_stream || crate::response::asks_for_list(&facts));
             let mut response = if read_back {
                 // The way back: tool lists and streams read before the client sees them.
                 let exchange = crate::response::Exchange::of(&facts);

@@ -81,7 +81,7 @@ pub fn penalty(reason: &BlockReason) -> f64 {
         // A call to a tool the server changed or the detector withheld is not the client's
         // doing: no cost.
         BlockReason::Mcp(crate::mcp::McpViolation::ToolRefused { reason, .. })
-            if reason != "not_allowed" =>
+            if reason.is_the_servers() =>
         {
             0.0
         }

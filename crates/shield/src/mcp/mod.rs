@@ -71,8 +71,8 @@ pub enum McpViolation {
         subject: &'static str,
         /// Its name (a resource's URI).
         name: String,
-        /// `not_allowed`, `tool_changed`, `tool_added`, `tool_poisoning`.
-        reason: String,
+        /// Why.
+        reason: crate::tools::RefusalReason,
         /// The error message.
         detail: String,
     },
@@ -171,7 +171,7 @@ impl McpViolation {
                 "error": {
                     "code": self.code(),
                     "message": self.message(),
-                    "data": {"type": self.kind(), "reason": reason, *subject: name},
+                    "data": {"type": self.kind(), "reason": reason.as_str(), *subject: name},
                 },
             });
         }

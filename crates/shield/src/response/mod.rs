@@ -236,13 +236,7 @@ pub async fn rewrite_json(
                     .id
                     .and_then(|id| serde_json::from_str(id.get()).ok())
                     .unwrap_or(Value::Null);
-                let error = serde_json::json!({
-                    "jsonrpc": "2.0",
-                    "id": id,
-                    "error": {"code": crate::tools::TOOL_REFUSED, "message": detail,
-                              "data": {"type": "tool_poisoning"}},
-                });
-                return serde_json::to_vec(&error).ok();
+                return serde_json::to_vec(&crate::tools::refused_list(id, &detail)).ok();
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod poisoning;
 mod store;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -35,7 +36,7 @@ use crate::state::redis::RedisState;
 use crate::threat::ThreatType;
 
 pub use access::{AccessPolicy, Subject};
-pub use pins::{Pin, PinBook, PinFile, Refusal, Seen};
+pub use pins::{Pin, PinBook, PinFile, Refusal, RefusalReason, Seen};
 pub use poisoning::{PoisonDetector, PoisonFinding, PoisonKind, PoisonVerdict};
 
 /// JSON-RPC error code of a refused tool call or list (outside -32020..-32099).
@@ -146,6 +147,8 @@ const VERDICT_CACHE: usize = 4096;
 
 /// Tool pins, poisoning detection and access rules, for one security system.
 pub struct ToolIntegrity {
+    /// Whether any tool is withheld now (calls look in the book only then).
+    withheld: AtomicBool,
     /// Per MCP path, the fingerprint of the last list response found clean: the same bytes
     /// again pass without being parsed (a client relists often; a server rarely changes).
     clean: Mutex<std::collections::HashMap<String, u128>>,
@@ -194,7 +197,9 @@ impl ToolIntegrity {
         let mut key = [0u8; 16];
         getrandom::fill(&mut key)
             .map_err(|e| format!("no randomness for the fingerprint key: {e}"))?;
+        let withheld = AtomicBool::new(book.counts().refused > 0);
         Ok(ToolIntegrity {
+            withheld,
             clean: Mutex::new(std::collections::HashMap::new()),
             clean_epoch: std::sync::atomic::AtomicU64::new(0),
             verdicts: Mutex::new(std::collections::HashMap::new()),
@@ -306,11 +311,19 @@ impl ToolIntegrity {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Notes whether any tool is withheld, after the refusals changed.
+    fn note_withheld(&self) {
+        let any = self.book().counts().refused > 0;
+        self.withheld.store(any, Ordering::Release);
+    }
+
     /// The request side: a call to a tool (a prompt, a resource) the client may not use, or
     /// that was removed from its list, is refused with a JSON-RPC error naming the reason.
     pub fn check_request(&self, facts: &RequestFacts) -> Option<McpViolation> {
         let policy = self.policy.load();
-        if facts.json_rpc.is_empty() {
+        // The usual case, on every call: no rule and nothing withheld, nothing to look up.
+        let withheld = self.withheld.load(Ordering::Acquire);
+        if facts.json_rpc.is_empty() || (policy.access.is_empty() && !withheld) {
             return None;
         }
         let user = match &facts.user {
@@ -325,38 +338,32 @@ impl ToolIntegrity {
                 (Some("resources/read"), _, Some(uri)) => (Subject::Resource, uri),
                 _ => continue,
             };
-            let id = message.id.as_ref().map_or(Value::Null, |id| match id {
-                crate::request::JsonRpcId::Number(n) => Value::from(*n),
-                crate::request::JsonRpcId::String(s) => Value::from(s.clone()),
-            });
+            let refused = |reason, detail| McpViolation::ToolRefused {
+                id: message.id.as_ref().map_or(Value::Null, |id| match id {
+                    crate::request::JsonRpcId::Number(n) => Value::from(*n),
+                    crate::request::JsonRpcId::String(s) => Value::from(s.clone()),
+                }),
+                subject: subject.as_str(),
+                name: name.clone(),
+                reason,
+                detail,
+            };
             if !policy.access.allows(subject, name, user, facts.client_ip) {
-                return Some(McpViolation::ToolRefused {
-                    id,
-                    subject: subject.as_str(),
-                    name: name.clone(),
-                    reason: "not_allowed".into(),
-                    detail: format!("this client may not use the {} '{name}'", subject.as_str()),
-                });
+                return Some(refused(
+                    RefusalReason::NotAllowed,
+                    format!("this client may not use the {} '{name}'", subject.as_str()),
+                ));
             }
-            if subject == Subject::Tool {
+            if subject == Subject::Tool && withheld {
                 let scope = scope.get_or_insert_with(|| self.scope(facts.path()));
                 if let Some(refusal) = self.book().refusal(scope, name) {
-                    return Some(McpViolation::ToolRefused {
-                        id,
-                        subject: "tool",
-                        name: name.clone(),
-                        reason: refusal.reason.clone(),
-                        detail: refusal.detail.clone(),
-                    });
+                    return Some(refused(refusal.reason, refusal.detail.clone()));
                 }
             }
         }
         None
     }
 
-    /// The response side: one JSON-RPC message from the server on `path`, going to `client`.
-    /// Lists of tools, prompts, resources and resource templates are filtered (access rules,
-    /// poisoned definitions, tool pins); `*/list_changed` notifications are noted.
     /// A `*/list_changed` notification from the server is logged (the next listing shows what
     /// changed).
     pub fn note_notification(&self, path: &str, method: &str) {
@@ -366,8 +373,10 @@ impl ToolIntegrity {
         }
     }
 
-    /// [`ToolIntegrity::filter_list`] over a message already parsed (a batch); the raw path
-    /// is [`crate::response::rewrite_json`].
+    /// The response side for one JSON-RPC message already parsed (an element of a batch; a
+    /// single message takes the raw path, [`crate::response::rewrite_json`]): its lists of
+    /// tools, prompts, resources and resource templates filtered by
+    /// [`ToolIntegrity::filter_list`], a `*/list_changed` notification noted.
     pub async fn inspect_message(
         &self,
         path: &str,
@@ -407,12 +416,7 @@ impl ToolIntegrity {
                     rewritten = true;
                 }
                 ListOutcome::Refuse(detail) => {
-                    return MessageOutcome::Refused(serde_json::json!({
-                        "jsonrpc": "2.0",
-                        "id": id,
-                        "error": {"code": TOOL_REFUSED, "message": detail,
-                                  "data": {"type": "tool_poisoning"}},
-                    }));
+                    return MessageOutcome::Refused(refused_list(id, &detail));
                 }
             }
         }
@@ -511,7 +515,7 @@ impl ToolIntegrity {
                     keep[i] = false;
                     if subject == Subject::Tool {
                         let refusal = Refusal {
-                            reason: "tool_poisoning".into(),
+                            reason: RefusalReason::ToolPoisoning,
                             detail: format!(
                                 "the tool '{name}' was withheld: its definition is poisoned ({}: {})",
                                 kinds.join(", "),
@@ -547,7 +551,7 @@ impl ToolIntegrity {
             }
             if book
                 .refusal(&scope, name)
-                .is_some_and(|r| r.reason == "tool_poisoning")
+                .is_some_and(|r| r.reason == RefusalReason::ToolPoisoning)
             {
                 book.lift(&scope, name);
                 refusals_changed.push((name.to_string(), None));
@@ -559,16 +563,11 @@ impl ToolIntegrity {
                 }
                 Some(Seen::Same) | None => continue,
                 Some(Seen::Changed { pinned }) => {
-                    let now_pin = Pin::of(parse_once(&mut parsed, text), now);
-                    let fields: Vec<String> =
-                        pins::diff(Some(&pinned.definition), &now_pin.definition)
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|c| c["field"].as_str().map(str::to_string))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                    // The book keeps the new definition as pending: compared with that.
+                    let fields = book
+                        .pending(&scope, name)
+                        .map(|now| pins::changed_fields(Some(&pinned.definition), &now.definition))
+                        .unwrap_or_default();
                     (
                         "changed",
                         policy.on_change,
@@ -589,7 +588,11 @@ impl ToolIntegrity {
             } else {
                 keep[i] = false;
                 let refusal = Refusal {
-                    reason: if kind == "added" { "tool_added" } else { "tool_changed" }.into(),
+                    reason: if kind == "added" {
+                        RefusalReason::ToolAdded
+                    } else {
+                        RefusalReason::ToolChanged
+                    },
                     detail: format!(
                         "the tool '{name}' was withheld: {evidence} since it was pinned; an operator must approve it"
                     ),
@@ -616,6 +619,9 @@ impl ToolIntegrity {
                 book.settle(&scope);
                 pins_changed = true;
             }
+        }
+        if !refusals_changed.is_empty() {
+            self.note_withheld();
         }
         if pins_changed || !refusals_changed.is_empty() {
             self.store
@@ -686,13 +692,9 @@ impl ToolIntegrity {
         let now = self.clock.unix_ms();
         let approved = self.book().approve(None, name, now);
         self.forget_clean();
+        self.note_withheld();
         self.store.approved(&approved, &self.book).await;
         approved
-    }
-
-    /// The detector, for benchmarks and scans.
-    pub fn detector(&self) -> &PoisonDetector {
-        &self.detector
     }
 }
 
@@ -711,8 +713,12 @@ pub fn scan_response(detector: &PoisonDetector, response: &Value) -> Vec<ToolFin
             .iter()
             .map(|e| e.get(key).and_then(Value::as_str).unwrap_or(""))
             .collect();
+        let lookalikes = PoisonDetector::lookalikes(&names);
         for (i, (entry, name)) in entries.iter().zip(&names).enumerate() {
-            let verdict = detector.inspect(entry, &names);
+            let mut verdict = detector.inspect_text(entry);
+            if let Some(other) = lookalikes[i] {
+                verdict.add_lookalike(name, names[other]);
+            }
             if !verdict.poisoned() {
                 continue;
             }
@@ -732,6 +738,15 @@ pub fn scan_response(detector: &PoisonDetector, response: &Value) -> Vec<ToolFin
         }
     }
     out
+}
+
+/// The JSON-RPC error that replaces a refused list answer (`on_poisoning = "refuse"`).
+pub fn refused_list(id: Value, detail: &str) -> Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": TOOL_REFUSED, "message": detail, "data": {"type": "tool_poisoning"}},
+    })
 }
 
 /// The lists a result may hold: field, what its entries are, the key naming an entry.

@@ -109,11 +109,43 @@ pub enum Seen {
     Full,
 }
 
+/// Why a call is refused: the `reason` of the JSON-RPC error and of the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The access rules do not let this client use it.
+    NotAllowed,
+    /// Its definition changed since it was pinned.
+    ToolChanged,
+    /// It appeared after the upstream was first listed.
+    ToolAdded,
+    /// Its definition is poisoned.
+    ToolPoisoning,
+}
+
+impl RefusalReason {
+    /// `not_allowed`, `tool_changed`, `tool_added`, `tool_poisoning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::NotAllowed => "not_allowed",
+            RefusalReason::ToolChanged => "tool_changed",
+            RefusalReason::ToolAdded => "tool_added",
+            RefusalReason::ToolPoisoning => "tool_poisoning",
+        }
+    }
+
+    /// Whether the refusal is the server's doing (the client asked for something it was
+    /// shown, or would have been), not the client's.
+    pub fn is_the_servers(self) -> bool {
+        self != RefusalReason::NotAllowed
+    }
+}
+
 /// Why calls to a tool are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
-    /// `tool_changed`, `tool_added` or `tool_poisoning`.
-    pub reason: String,
+    /// Why.
+    pub reason: RefusalReason,
     /// What was found, for the error message and the admin API.
     pub detail: String,
 }
@@ -137,7 +169,7 @@ impl Entry {
         if self
             .refused
             .as_ref()
-            .is_some_and(|r| r.reason != "tool_poisoning")
+            .is_some_and(|r| r.reason != RefusalReason::ToolPoisoning)
         {
             self.refused = None;
         }
@@ -391,7 +423,7 @@ impl PinBook {
                 let poisoned = entry
                     .refused
                     .as_ref()
-                    .is_some_and(|r| r.reason == "tool_poisoning");
+                    .is_some_and(|r| r.reason == RefusalReason::ToolPoisoning);
                 if let Some(mut pending) = entry.pending.take() {
                     pending.pinned_at_ms = now_ms;
                     pending.findings_accepted = poisoned;
@@ -584,16 +616,23 @@ pub struct Counts {
     pub refused: usize,
 }
 
+/// The names of the pinned fields that differ.
+pub fn changed_fields(pinned: Option<&Value>, now: &Value) -> Vec<&'static str> {
+    PINNED_FIELDS
+        .into_iter()
+        .filter(|field| pinned.and_then(|p| p.get(field)) != now.get(field))
+        .collect()
+}
+
 /// The pinned fields that differ: `[{"field", "pinned", "now"}]`.
 pub fn diff(pinned: Option<&Value>, now: &Value) -> Value {
-    let mut changes = Vec::new();
-    for field in PINNED_FIELDS {
-        let before = pinned.and_then(|p| p.get(field));
-        let after = now.get(field);
-        if before != after {
-            changes.push(serde_json::json!({"field": field, "pinned": before, "now": after}));
-        }
-    }
+    let changes = changed_fields(pinned, now)
+        .into_iter()
+        .map(|field| {
+            let before = pinned.and_then(|p| p.get(field));
+            serde_json::json!({"field": field, "pinned": before, "now": now.get(field)})
+        })
+        .collect();
     Value::Array(changes)
 }
 
@@ -698,7 +737,7 @@ mod tests {
             "up",
             "a",
             Refusal {
-                reason: "tool_poisoning".into(),
+                reason: RefusalReason::ToolPoisoning,
                 detail: "hidden_instruction".into(),
             },
         );

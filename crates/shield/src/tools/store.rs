@@ -98,23 +98,24 @@ impl PinStore {
                     )
                     .await;
                 let Ok(stored) = stored else { continue };
-                let mut book = owner.book();
-                book.replace_refusals(stored.into_iter().filter_map(|(field, value)| {
-                    let (scope, name) = field.split_once('\t')?;
-                    let stored: StoredRefusal = serde_json::from_str(&value).ok()?;
-                    Some((
-                        scope.to_string(),
-                        name.to_string(),
-                        stored.refusal,
-                        stored.pending,
-                    ))
-                }));
+                owner
+                    .book()
+                    .replace_refusals(stored.into_iter().filter_map(|(field, value)| {
+                        let (scope, name) = field.split_once('\t')?;
+                        let stored: StoredRefusal = serde_json::from_str(&value).ok()?;
+                        Some((
+                            scope.to_string(),
+                            name.to_string(),
+                            stored.refusal,
+                            stored.pending,
+                        ))
+                    }));
+                owner.note_withheld();
             }
         });
     }
 
-    /// Reads back the pins of `names` in `scope` (Redis only).
-    /// Returns whether a pin changed.
+    /// Reads back the pins of `names` in `scope` (Redis only); whether a pin changed.
     pub(super) async fn pull(&self, scope: &str, names: &[&str], book: &Mutex<PinBook>) -> bool {
         let PinStore::Redis(redis) = self else {
             return false;
