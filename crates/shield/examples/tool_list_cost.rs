@@ -14,8 +14,9 @@
 use std::sync::Arc;
 
 use mcp_shield::clock::SystemClock;
+use mcp_shield::dlp::ResultInspector;
 use mcp_shield::events::EventBus;
-use mcp_shield::response::{rewrite_json, Exchange};
+use mcp_shield::response::{rewrite_json, Exchange, WayBack};
 use mcp_shield::tools::ToolIntegrity;
 use serde_json::json;
 
@@ -61,11 +62,19 @@ fn main() {
         Arc::new(SystemClock::default()),
     )
     .expect("tool integrity");
+    let tools = WayBack {
+        tools: Arc::new(tools),
+        results: Arc::new(ResultInspector::new(
+            &Default::default(),
+            Arc::new(EventBus::new(Vec::new(), 16)),
+        )),
+    };
     let exchange = Exchange {
         path: "/mcp".into(),
         user: None,
         ip: "203.0.113.7".parse().expect("ip"),
         asks_for_list: true,
+        call: None,
     };
     let body = tool_list();
     let edited = |count: usize, edit: &dyn Fn(String, usize) -> String| -> Vec<Vec<u8>> {
@@ -126,7 +135,7 @@ fn main() {
 /// Reads `runs` answers to a `tools/list`, the texts in turn, and prints the time per answer;
 /// `unchanged`: none of them may need rewriting.
 async fn timed(
-    tools: &ToolIntegrity,
+    tools: &WayBack,
     exchange: &Exchange,
     texts: &[Vec<u8>],
     runs: usize,

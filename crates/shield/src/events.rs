@@ -85,6 +85,9 @@ pub enum SecurityEvent {
     /// Something found in what the server sent back on an MCP path: a poisoned definition
     /// (`tool_poisoning`), a changed or added tool (`tool_changed`).
     ToolFinding(crate::tools::ToolFinding),
+    /// Something found in what a tool returned (a secret, personal data, an injected
+    /// instruction, an oversized result) or in a call's arguments (a secret).
+    ResultFinding(crate::dlp::ResultFinding),
     /// A guard failed internally.
     GuardError {
         /// Which guard.
@@ -159,7 +162,18 @@ pub struct Statistics {
     threats_observed: [AtomicU64; THREAT_SLOTS],
     /// Requests refused by the MCP checks, by [`McpViolation::KINDS`]' order.
     mcp_violations: [AtomicU64; McpViolation::KINDS.len()],
+    /// Findings in tool results and call arguments, by [`RESULT_TYPES`] and
+    /// [`crate::dlp::Applied::ALL`].
+    result_findings: [[AtomicU64; 5]; 4],
 }
+
+/// The threat types of findings in tool results, in the order of their counters.
+pub const RESULT_TYPES: [&str; 4] = [
+    "secret",
+    "personal_data",
+    "prompt_injection",
+    "output_too_large",
+];
 
 /// A slot per built-in threat type, and one for all custom ones.
 const THREAT_SLOTS: usize = ThreatType::ALL.len() + 1;
@@ -226,6 +240,17 @@ impl Statistics {
                 observed: observed.load(Ordering::Relaxed),
             })
             .collect()
+    }
+
+    /// Findings in tool results and call arguments by type and action, zeros included.
+    pub fn result_finding_counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (t, row) in RESULT_TYPES.iter().zip(&self.result_findings) {
+            for (a, count) in crate::dlp::Applied::ALL.iter().zip(row) {
+                out.push((*t, a.as_str(), count.load(Ordering::Relaxed)));
+            }
+        }
+        out
     }
 
     /// Requests refused by the MCP protocol checks, by kind, zeros included.
@@ -302,6 +327,24 @@ impl EventSink for Statistics {
                     self.threats_observed[slot].fetch_add(1, Ordering::Relaxed);
                 } else {
                     self.threats_blocked[slot].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            SecurityEvent::ResultFinding(finding) => {
+                let f = &finding.found;
+                let slot = threat_slot(f.threat.as_str());
+                let passed = matches!(
+                    f.action,
+                    crate::dlp::Applied::Alerted | crate::dlp::Applied::Wrapped
+                );
+                if passed {
+                    self.threats_observed[slot].fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.threats_blocked[slot].fetch_add(1, Ordering::Relaxed);
+                }
+                let t = RESULT_TYPES.iter().position(|t| *t == f.threat.as_str());
+                let a = crate::dlp::Applied::ALL.iter().position(|a| *a == f.action);
+                if let (Some(t), Some(a)) = (t, a) {
+                    self.result_findings[t][a].fetch_add(1, Ordering::Relaxed);
                 }
             }
             SecurityEvent::GuardError { .. } => {
@@ -550,6 +593,17 @@ impl EventSink for LogSink {
                 location = %f.location, evidence = %f.evidence,
                 "{} {} '{}' from {}: {} ({}) {}",
                 f.threat.as_str(), f.subject, f.name, f.upstream, f.kind, f.evidence, f.action.as_str()
+            ),
+            SecurityEvent::ResultFinding(r) => tracing::warn!(
+                target: "security.results",
+                threat = r.found.threat.as_str(), family = %r.found.family,
+                subject = r.subject, name = %r.name, direction = r.direction,
+                action = r.found.action.as_str(), location = %r.found.location,
+                evidence = %r.found.evidence,
+                "{} ({}) in the {} of {} '{}' at {}: {}",
+                r.found.threat.as_str(), r.found.family,
+                if r.direction == "request" { "arguments" } else { "result" },
+                r.subject, r.name, r.found.location, r.found.action.as_str()
             ),
             SecurityEvent::GuardError { guard, error } => tracing::error!(
                 target: "security",

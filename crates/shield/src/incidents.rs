@@ -256,6 +256,50 @@ impl Incident {
                 count: 1,
                 country: None,
             }),
+            // What a tool returned to the client (or a client sent a tool): recorded under the
+            // client's address, with the tool, the family and the masked value.
+            SecurityEvent::ResultFinding(r) => Some(Incident {
+                ip: r
+                    .client
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+                    .to_canonical(),
+                time_ms: now_ms,
+                kind: r.found.threat.as_str_static(),
+                severity: match r.found.threat {
+                    crate::threat::ThreatType::PersonalData => "medium",
+                    crate::threat::ThreatType::OutputTooLarge => "low",
+                    _ => "high",
+                },
+                action: match r.found.action {
+                    crate::dlp::Applied::Alerted | crate::dlp::Applied::Wrapped => "observed",
+                    _ => "blocked",
+                },
+                path: capped(&r.path),
+                detail: capped(&format!(
+                    "{} ({}) in the {} of {} '{}': {}",
+                    r.found.threat.as_str(),
+                    r.found.family,
+                    if r.direction == "request" {
+                        "arguments"
+                    } else {
+                        "result"
+                    },
+                    r.subject,
+                    r.name,
+                    r.found.action.as_str()
+                )),
+                threats: vec![Finding {
+                    threat: r.found.threat.as_str().to_string(),
+                    severity: "high",
+                    field: capped(&format!("{}:{}", r.direction, r.found.location)),
+                    tool: (r.subject == "tool").then(|| capped(&r.name)),
+                    argument: None,
+                    evidence: capped(&r.found.evidence),
+                    kind: Some(r.found.family.clone()),
+                }],
+                count: 1,
+                country: None,
+            }),
             _ => None,
         }
     }

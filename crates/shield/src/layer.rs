@@ -323,16 +323,15 @@ where
                 }
                 // An event stream answering a POST is a tool still running: measured to its end.
             }
-            // Only what can hold a list is read: an event stream, or the answer to a list
-            // request; everything else passes as it came, with nothing allocated for it.
-            let read_back = mcp_path
-                && core.tools.inspects()
-                && (event_stream || crate::response::asks_for_list(&facts));
+            // Only what can hold a list or a result is read: an event stream, or the answer
+            // to a list request or a call; everything else passes as it came, with nothing
+            // allocated for it.
+            let read_back = mcp_path && core.way_back.reads(&facts, event_stream);
             let mut response = if read_back {
-                // The way back: tool lists and streams read before the client sees them.
+                // The way back: lists, results and streams read before the client sees them.
                 let exchange = crate::response::Exchange::of(&facts);
                 let response =
-                    crate::response::inspect(core.tools.clone(), exchange, response).await;
+                    crate::response::inspect(core.way_back.clone(), exchange, response).await;
                 hold(response, permit, upstream_permit)
             } else {
                 hold(response, permit, upstream_permit)

@@ -73,6 +73,7 @@ pub mod clock;
 pub mod config;
 pub mod ddos;
 pub mod decision;
+pub mod dlp;
 pub mod events;
 pub mod incidents;
 pub mod ip;

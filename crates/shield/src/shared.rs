@@ -157,6 +157,8 @@ pub(crate) struct Core {
     pub(crate) admission: Option<Arc<UpstreamAdmission>>,
     /// Tool pins, poisoned definitions and tool access (the response side of MCP paths).
     pub(crate) tools: Arc<crate::tools::ToolIntegrity>,
+    /// What reads the way back: the tool checks above and the result inspector.
+    pub(crate) way_back: Arc<crate::response::WayBack>,
     /// Re-reads the configuration's sources for a reload (the gateway's file, environment
     /// and flags); `None` for a system built from a configuration in code.
     pub(crate) config_source: std::sync::Mutex<Option<Arc<ConfigSource>>>,

@@ -554,8 +554,14 @@ impl SecuritySystem {
         if tokio::runtime::Handle::try_current().is_ok() {
             tools.start();
         }
+        // Tool results: secrets, personal data, injections and size, per tool.
+        let results = Arc::new(crate::dlp::ResultInspector::new(
+            &config.mcp.results,
+            bus.clone(),
+        ));
         let mcp_guard = Arc::new(crate::mcp::McpGuard::new(&config.mcp, clock.clone()));
         mcp_guard.with_tools(tools.clone());
+        mcp_guard.with_results(results.clone());
         let guard_set = GuardSet {
             blacklist: Arc::new(BlacklistGuard::new(lists.clone())),
             feeds,
@@ -680,6 +686,10 @@ impl SecuritySystem {
             redis: redis.clone(),
             list_sync,
             behaviour,
+            way_back: Arc::new(crate::response::WayBack {
+                tools: tools.clone(),
+                results,
+            }),
             tools,
         };
         let core = Arc::new(core);
@@ -846,6 +856,7 @@ impl SecuritySystem {
         }
         old.mcp.reconfigure(&config.mcp);
         core.tools.reconfigure(&config.mcp.tools);
+        core.way_back.results.reconfigure(&config.mcp.results);
         if let Some(reputation) = &core.reputation {
             reputation.reconfigure(
                 config.ip.auto_blacklist_threshold,

@@ -127,6 +127,16 @@ pub(crate) fn text(core: &Core) -> String {
             "mcp_shield_mcp_violations_total{{kind=\"{kind}\"}} {value}"
         );
     }
+    let _ = write!(
+        out,
+        "# HELP mcp_shield_result_findings_total Findings in tool results and call arguments, by type and action.\n# TYPE mcp_shield_result_findings_total counter\n"
+    );
+    for (threat, action, value) in core.stats.result_finding_counts() {
+        let _ = writeln!(
+            out,
+            "mcp_shield_result_findings_total{{type=\"{threat}\",action=\"{action}\"}} {value}"
+        );
+    }
     if let Some(admission) = &core.admission {
         let view = admission.view();
         for (name, help, value) in [

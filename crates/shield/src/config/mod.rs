@@ -214,6 +214,95 @@ pub struct McpConfig {
     pub session_idle_timeout: u64,
     /// `[mcp.tools]`: what the server says back (tool lists, pins, poisoning, access).
     pub tools: ToolsConfig,
+    /// `[mcp.results]`: what tools return (secrets, personal data, injections, size).
+    pub results: ResultsConfig,
+}
+
+/// What a finding in a tool result (or a tool call's arguments) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultAction {
+    /// The value replaced by `[REDACTED:<family>]`; the client told in `_meta`.
+    #[default]
+    Redact,
+    /// The whole result replaced by a JSON-RPC error naming the finding types.
+    Block,
+    /// Passed on, logged and counted.
+    Alert,
+    /// Not looked for.
+    Off,
+}
+
+/// What a result over its size cap does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OversizeAction {
+    /// Text cut to the cap, with a note saying so.
+    #[default]
+    Truncate,
+    /// The result replaced by a JSON-RPC error.
+    Refuse,
+}
+
+/// `[mcp.results]`: tool results (`tools/call`), resource contents (`resources/read`) and
+/// prompt messages (`prompts/get`) read on their way back, and tool-call arguments on their
+/// way in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResultsConfig {
+    /// Read results at all.
+    pub inspect: bool,
+    /// Credentials: `redact`, `block`, `alert` or `off`.
+    pub secrets: ResultAction,
+    /// Personal data (e-mail, phone, payment card, IBAN, national id).
+    pub personal_data: ResultAction,
+    /// Injected instructions: `block`, `alert` or `off` (`redact` is read as `alert`).
+    pub prompt_injection: ResultAction,
+    /// A result holding an injection is wrapped as untrusted content.
+    pub wrap_untrusted: bool,
+    /// Credentials in tool-call arguments: `block`, `alert` or `off`.
+    pub arguments: ResultAction,
+    /// Families not looked for (`gcp_api_key`, `phone`, `email`, ...).
+    pub ignore_families: Vec<String>,
+    /// Results larger than this many bytes are truncated or refused (0: no cap).
+    pub max_result_bytes: u64,
+    /// `truncate` or `refuse`.
+    pub oversize: OversizeAction,
+    /// `[[mcp.results.tool]]`: the same settings for some tools.
+    pub tool: Vec<ToolResultPolicy>,
+}
+
+impl Default for ResultsConfig {
+    fn default() -> Self {
+        ResultsConfig {
+            inspect: true,
+            secrets: ResultAction::Redact,
+            personal_data: ResultAction::Alert,
+            prompt_injection: ResultAction::Alert,
+            wrap_untrusted: false,
+            arguments: ResultAction::Alert,
+            // Google's browser API keys are published in web pages by design.
+            ignore_families: vec!["gcp_api_key".into()],
+            max_result_bytes: 0,
+            oversize: OversizeAction::Truncate,
+            tool: Vec::new(),
+        }
+    }
+}
+
+/// `[[mcp.results.tool]]`: settings for the tools whose names match `name` (exact, or a glob
+/// with `*`); what a rule leaves out comes from `[mcp.results]`. The first matching rule wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolResultPolicy {
+    pub name: String,
+    pub secrets: Option<ResultAction>,
+    pub personal_data: Option<ResultAction>,
+    pub prompt_injection: Option<ResultAction>,
+    pub wrap_untrusted: Option<bool>,
+    pub ignore_families: Option<Vec<String>>,
+    pub max_result_bytes: Option<u64>,
+    pub oversize: Option<OversizeAction>,
 }
 
 /// What a changed, added or poisoned tool does to the list the client receives.
@@ -301,6 +390,7 @@ impl Default for McpConfig {
             max_sessions_per_client: 64,
             session_idle_timeout: 1800,
             tools: ToolsConfig::default(),
+            results: ResultsConfig::default(),
         }
     }
 }

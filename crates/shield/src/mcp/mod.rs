@@ -260,6 +260,7 @@ pub struct McpGuard {
     clock: Arc<dyn crate::clock::Clock>,
     /// Tool pins and access rules: refused calls (set once at build).
     tools: std::sync::OnceLock<Arc<crate::tools::ToolIntegrity>>,
+    results: std::sync::OnceLock<Arc<crate::dlp::ResultInspector>>,
 }
 
 /// The configured part of the guard.
@@ -312,12 +313,18 @@ impl McpGuard {
             clock,
             rules: arc_swap::ArcSwap::from_pointee(McpRules::from_config(config)),
             tools: std::sync::OnceLock::new(),
+            results: std::sync::OnceLock::new(),
         }
     }
 
     /// Refuses calls to tools the client may not use or that were withheld from its list.
     pub fn with_tools(&self, tools: Arc<crate::tools::ToolIntegrity>) {
         let _ = self.tools.set(tools);
+    }
+
+    /// Hands the guard the result inspector, which reads tool-call arguments for secrets.
+    pub fn with_results(&self, results: Arc<crate::dlp::ResultInspector>) {
+        let _ = self.results.set(results);
     }
 
     /// Takes new paths, origins, hosts and session limits (a configuration reload); the
@@ -384,7 +391,20 @@ impl McpGuard {
         if let Some(violation) = self.header_violation(facts) {
             return Some(violation);
         }
-        self.tools.get().and_then(|t| t.check_request(facts))
+        if let Some(violation) = self.tools.get().and_then(|t| t.check_request(facts)) {
+            return Some(violation);
+        }
+        let refused = self.results.get()?.check_arguments(facts, facts.path())?;
+        let name = crate::dlp::Call::of(facts)
+            .map(|c| c.name)
+            .unwrap_or_default();
+        Some(McpViolation::ToolRefused {
+            id: refused.id,
+            subject: "tool",
+            name,
+            reason: crate::tools::RefusalReason::SecretInArguments,
+            detail: refused.detail,
+        })
     }
 
     fn session_violation(&self, facts: &RequestFacts) -> Option<McpViolation> {

@@ -25,6 +25,7 @@ use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+use crate::dlp::{Call, ResultInspector};
 use crate::request::{RequestFacts, UserId};
 use crate::tools::{Client, ListOutcome, MessageOutcome, Subject, ToolIntegrity};
 use serde_json::value::RawValue;
@@ -50,6 +51,50 @@ pub struct Exchange {
     pub ip: std::net::IpAddr,
     /// The request asked for a list (JSON answers are read only then).
     pub asks_for_list: bool,
+    /// The request calls a tool, gets a prompt or reads a resource: its result is read.
+    pub call: Option<Call>,
+}
+
+/// What reads the way back: the tool-integrity checks (lists) and the result inspector
+/// (tool results, resource contents, prompt messages).
+#[derive(Debug, Clone)]
+pub struct WayBack {
+    /// Lists: poisoning, pins, access rules.
+    pub tools: Arc<ToolIntegrity>,
+    /// Results: secrets, personal data, injections, size.
+    pub results: Arc<ResultInspector>,
+}
+
+impl WayBack {
+    /// The largest JSON answer (or stream event) read.
+    pub fn max_response_bytes(&self) -> usize {
+        self.tools.max_response_bytes()
+    }
+
+    /// Whether a response to this request is read.
+    pub fn reads(&self, facts: &RequestFacts, event_stream: bool) -> bool {
+        (self.tools.inspects() && (event_stream || asks_for_list(facts)))
+            || (self.results.inspects() && facts_call(facts))
+    }
+
+    /// Both with their defaults (tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> WayBack {
+        WayBack {
+            tools: Arc::new(ToolIntegrity::for_tests()),
+            results: Arc::new(ResultInspector::for_tests()),
+        }
+    }
+}
+
+/// Whether the request calls a tool, gets a prompt or reads a resource.
+fn facts_call(facts: &RequestFacts) -> bool {
+    facts.json_rpc.iter().any(|m| {
+        matches!(
+            m.method.as_deref(),
+            Some("tools/call" | "prompts/get" | "resources/read")
+        )
+    })
 }
 
 /// Whether the request asks for a list (one of [`LIST_METHODS`], alone or in a batch).
@@ -71,11 +116,8 @@ impl Exchange {
                 _ => None,
             },
             ip: facts.client_ip,
-            asks_for_list: facts.json_rpc.iter().any(|m| {
-                m.method
-                    .as_deref()
-                    .is_some_and(|m| LIST_METHODS.contains(&m))
-            }),
+            asks_for_list: asks_for_list(facts),
+            call: Call::of(facts),
         }
     }
 
@@ -107,7 +149,7 @@ fn is_json(headers: &http::HeaderMap) -> bool {
 
 /// Reads (and rewrites) what needs it; passes the rest as it came.
 pub async fn inspect<B>(
-    tools: Arc<ToolIntegrity>,
+    way: Arc<WayBack>,
     exchange: Exchange,
     response: Response<B>,
 ) -> Response<Body>
@@ -116,20 +158,20 @@ where
     B::Error: Into<BoxError>,
 {
     if is_event_stream(response.headers()) {
-        let limit = tools.max_response_bytes();
+        let limit = way.max_response_bytes();
         let (mut parts, body) = response.into_parts();
         // A rewritten event changes the length: a stream read event by event goes out
         // chunked (some servers send a whole short stream with a Content-Length).
         parts.headers.remove(CONTENT_LENGTH);
         return Response::from_parts(
             parts,
-            Body::new(sse::InspectedStream::new(body, tools, exchange, limit)),
+            Body::new(sse::InspectedStream::new(body, way, exchange, limit)),
         );
     }
-    if !exchange.asks_for_list || !is_json(response.headers()) {
+    if !(exchange.asks_for_list || exchange.call.is_some()) || !is_json(response.headers()) {
         return response.map(Body::new);
     }
-    let limit = tools.max_response_bytes();
+    let limit = way.max_response_bytes();
     let (mut parts, body) = response.into_parts();
     let (bytes, rest) = match read_up_to(Body::new(body), limit).await {
         Ok(read) => read,
@@ -139,8 +181,20 @@ where
         }
     };
     if let Some(rest) = rest {
+        if let Some(call) = &exchange.call {
+            // A result too large to read: over any size cap there is, and cut here if the
+            // policy caps it (it cannot be truncated without being read whole).
+            let rules = way.results.rules_for(&call.name);
+            if rules.max_result_bytes > 0 && way.results.inspects() {
+                let refused =
+                    way.results
+                        .refuse_unread(&exchange.path, call, Some(exchange.ip), bytes.len());
+                parts.headers.remove(CONTENT_LENGTH);
+                return Response::from_parts(parts, Body::from(refused));
+            }
+        }
         tracing::warn!(target: "security.tools", path = %exchange.path,
-            "an MCP list response larger than {limit} bytes passed unread (mcp.tools.max_response_bytes)");
+            "an MCP response larger than {limit} bytes passed unread (mcp.tools.max_response_bytes)");
         let head = futures_util::stream::once(async move { Ok::<Bytes, axum::Error>(bytes) });
         let tail = rest.into_data_stream();
         return Response::from_parts(
@@ -148,7 +202,7 @@ where
             Body::from_stream(futures_util::StreamExt::chain(head, tail)),
         );
     }
-    match rewrite_json(&tools, &exchange, &bytes).await {
+    match rewrite_json(&way, &exchange, &bytes).await {
         Some(rewritten) => {
             parts.headers.remove(CONTENT_LENGTH);
             if let Ok(length) = http::HeaderValue::from_str(&rewritten.len().to_string()) {
@@ -167,11 +221,20 @@ where
 /// raw text, a definition seen before is found by fingerprint, and a filtered list is written
 /// back by splicing the kept entries into the original text. A batch (rare in answers) is read
 /// as values.
-pub async fn rewrite_json(
-    tools: &ToolIntegrity,
-    exchange: &Exchange,
-    text: &[u8],
-) -> Option<Vec<u8>> {
+pub async fn rewrite_json(way: &WayBack, exchange: &Exchange, text: &[u8]) -> Option<Vec<u8>> {
+    // The answer to a call: a result, read by the result inspector.
+    if let Some(call) = &exchange.call {
+        if memchr::memmem::find(text, b"\"result\"").is_some() {
+            return way
+                .results
+                .rewrite(&exchange.path, call, Some(exchange.ip), text);
+        }
+    }
+    rewrite_list(&way.tools, exchange, text).await
+}
+
+/// A list answer (or a `list_changed` notification) read by the tool-integrity checks.
+async fn rewrite_list(tools: &ToolIntegrity, exchange: &Exchange, text: &[u8]) -> Option<Vec<u8>> {
     // The same list as last time, found clean then: passed without parsing. The fingerprint
     // covers the text from the first `"result"` on, so the request's id (before it, in the
     // usual order) does not make every answer new; everything the list holds is after it.
@@ -338,8 +401,8 @@ async fn read_up_to(mut body: Body, limit: usize) -> Result<(Bytes, Option<Body>
 mod tests {
     use super::*;
 
-    fn integrity() -> ToolIntegrity {
-        ToolIntegrity::for_tests()
+    fn integrity() -> WayBack {
+        WayBack::for_tests()
     }
 
     fn exchange() -> Exchange {
@@ -348,6 +411,7 @@ mod tests {
             user: None,
             ip: "192.0.2.1".parse().expect("ip"),
             asks_for_list: true,
+            call: None,
         }
     }
 
@@ -429,7 +493,7 @@ mod tests {
         let mut config = crate::config::ToolsConfig::default();
         config.on_poisoning = crate::config::ToolAction::Refuse;
         let tools = integrity();
-        tools.reconfigure(&config);
+        tools.tools.reconfigure(&config);
         let text = format!(r#"{{"jsonrpc":"2.0","id":9,"result":{{"tools":[{POISONED}]}}}}"#);
         let out = rewrite_json(&tools, &exchange(), text.as_bytes())
             .await

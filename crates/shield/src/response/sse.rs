@@ -15,15 +15,14 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame};
 
-use super::{rewrite_json, BoxError, Exchange};
-use crate::tools::ToolIntegrity;
+use super::{rewrite_json, BoxError, Exchange, WayBack};
 
 type Inspection = Pin<Box<dyn Future<Output = Bytes> + Send>>;
 
 /// An event-stream body whose events are inspected one by one.
 pub struct InspectedStream {
     inner: Pin<Box<dyn HttpBody<Data = Bytes, Error = BoxError> + Send>>,
-    tools: Arc<ToolIntegrity>,
+    way: Arc<WayBack>,
     exchange: Arc<Exchange>,
     /// The event being received.
     partial: BytesMut,
@@ -40,7 +39,7 @@ pub struct InspectedStream {
 
 impl InspectedStream {
     /// Wraps `body`; events longer than `limit` bytes pass unread.
-    pub fn new<B>(body: B, tools: Arc<ToolIntegrity>, exchange: Exchange, limit: usize) -> Self
+    pub fn new<B>(body: B, way: Arc<WayBack>, exchange: Exchange, limit: usize) -> Self
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -48,7 +47,7 @@ impl InspectedStream {
         use http_body_util::BodyExt;
         InspectedStream {
             inner: Box::pin(body.map_err(Into::into)),
-            tools,
+            way,
             exchange: Arc::new(exchange),
             partial: BytesMut::new(),
             events: VecDeque::new(),
@@ -94,10 +93,13 @@ fn event_end(buffer: &[u8]) -> Option<usize> {
     }
 }
 
-/// Whether an event's data can hold something the tool checks read: a list in a result, or a
-/// `list_changed` notification.
-fn worth_reading(event: &[u8]) -> bool {
+/// Whether an event's data can hold something the way back reads: a call's result, a list in
+/// a result, or a `list_changed` notification. Progress and log notifications pass unread.
+fn worth_reading(event: &[u8], exchange: &Exchange) -> bool {
     let has = |needle: &[u8]| memchr::memmem::find(event, needle).is_some();
+    if exchange.call.is_some() && has(b"\"result\"") {
+        return true;
+    }
     (has(b"\"result\"")
         && (has(b"\"tools\"")
             || has(b"\"prompts\"")
@@ -107,7 +109,7 @@ fn worth_reading(event: &[u8]) -> bool {
 }
 
 /// The event inspected: as it came, or written again with the new data.
-async fn inspect_event(tools: Arc<ToolIntegrity>, exchange: Arc<Exchange>, event: Bytes) -> Bytes {
+async fn inspect_event(way: Arc<WayBack>, exchange: Arc<Exchange>, event: Bytes) -> Bytes {
     let Ok(text) = std::str::from_utf8(&event) else {
         return event;
     };
@@ -128,7 +130,7 @@ async fn inspect_event(tools: Arc<ToolIntegrity>, exchange: Arc<Exchange>, event
     if data_lines == 0 {
         return event;
     }
-    match rewrite_json(&tools, &exchange, data.as_bytes()).await {
+    match rewrite_json(&way, &exchange, data.as_bytes()).await {
         Some(new_data) => {
             let mut out = Vec::with_capacity(new_data.len() + 64);
             for line in other_lines {
@@ -168,9 +170,9 @@ impl HttpBody for InspectedStream {
                 }
             }
             if let Some(event) = this.events.pop_front() {
-                if worth_reading(&event) {
+                if worth_reading(&event, &this.exchange) {
                     this.inspection = Some(Box::pin(inspect_event(
-                        this.tools.clone(),
+                        this.way.clone(),
                         this.exchange.clone(),
                         event,
                     )));
@@ -217,8 +219,8 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    fn integrity() -> Arc<ToolIntegrity> {
-        Arc::new(ToolIntegrity::for_tests())
+    fn integrity() -> Arc<WayBack> {
+        Arc::new(WayBack::for_tests())
     }
 
     /// The stream's output when `chunks` arrive one by one.
@@ -234,6 +236,7 @@ mod tests {
             user: None,
             ip: "192.0.2.1".parse().expect("ip"),
             asks_for_list: true,
+            call: None,
         };
         let stream = InspectedStream::new(body, integrity(), exchange, limit);
         let bytes = stream.collect().await.expect("body").to_bytes();
@@ -302,18 +305,31 @@ mod tests {
     }
 
     #[test]
-    fn only_lists_and_list_changes_are_read() {
+    fn only_lists_list_changes_and_call_results_are_read() {
+        let mut exchange = Exchange {
+            path: "/mcp".into(),
+            user: None,
+            ip: "192.0.2.1".parse().expect("ip"),
+            asks_for_list: false,
+            call: None,
+        };
         assert!(worth_reading(
-            br#"data: {"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#
+            br#"data: {"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
+            &exchange
         ));
         assert!(worth_reading(
-            br#"data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+            br#"data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+            &exchange
         ));
-        assert!(!worth_reading(
-            br#"data: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#
-        ));
-        assert!(!worth_reading(
-            br#"data: {"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#
-        ));
+        let progress = br#"data: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#;
+        let result = br#"data: {"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#;
+        assert!(!worth_reading(progress, &exchange));
+        assert!(!worth_reading(result, &exchange));
+        exchange.call = Some(crate::dlp::Call {
+            subject: "tool",
+            name: "echo".into(),
+        });
+        assert!(!worth_reading(progress, &exchange));
+        assert!(worth_reading(result, &exchange));
     }
 }

@@ -110,6 +110,14 @@ pub enum ThreatType {
     ToolPoisoning,
     /// A pinned tool definition that changed since it was pinned (a "rug pull").
     ToolChanged,
+    /// A credential in a tool result or a tool call's arguments (see [`crate::dlp::secrets`]).
+    Secret,
+    /// Personal data in a tool result (see [`crate::dlp::personal`]).
+    PersonalData,
+    /// Instructions injected into a tool result (see [`crate::dlp::injection`]).
+    PromptInjection,
+    /// A tool result over its size cap.
+    OutputTooLarge,
     /// A custom pattern (`add_pattern`, or a regex in the configuration).
     Custom(Arc<str>),
 }
@@ -139,6 +147,10 @@ impl ThreatType {
             ThreatType::AnomalousBehavior => "anomalous_behavior",
             ThreatType::ToolPoisoning => "tool_poisoning",
             ThreatType::ToolChanged => "tool_changed",
+            ThreatType::Secret => "secret",
+            ThreatType::PersonalData => "personal_data",
+            ThreatType::PromptInjection => "prompt_injection",
+            ThreatType::OutputTooLarge => "output_too_large",
             ThreatType::Custom(name) => name,
         }
     }
@@ -154,7 +166,7 @@ impl ThreatType {
     }
 
     /// Every built-in type.
-    pub const ALL: [ThreatType; 21] = [
+    pub const ALL: [ThreatType; 25] = [
         ThreatType::SqlInjection,
         ThreatType::XssAttack,
         ThreatType::PathTraversal,
@@ -176,6 +188,10 @@ impl ThreatType {
         ThreatType::AnomalousBehavior,
         ThreatType::ToolPoisoning,
         ThreatType::ToolChanged,
+        ThreatType::Secret,
+        ThreatType::PersonalData,
+        ThreatType::PromptInjection,
+        ThreatType::OutputTooLarge,
     ];
 
     /// The built-in type of this name, if it is one.
@@ -187,7 +203,7 @@ impl ThreatType {
     pub fn built_in_names() -> impl Iterator<Item = &'static str> {
         // A static, so the names borrow for 'static (the const array is not promoted: the
         // type holds an `Arc` in its custom variant).
-        static ALL: [ThreatType; 21] = ThreatType::ALL;
+        static ALL: [ThreatType; 25] = ThreatType::ALL;
         ALL.iter().map(ThreatType::as_str)
     }
 }

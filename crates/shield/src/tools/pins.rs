@@ -121,6 +121,8 @@ pub enum RefusalReason {
     ToolAdded,
     /// Its definition is poisoned.
     ToolPoisoning,
+    /// The call's arguments carry a credential (`[mcp.results] arguments = "block"`).
+    SecretInArguments,
 }
 
 impl RefusalReason {
@@ -131,13 +133,17 @@ impl RefusalReason {
             RefusalReason::ToolChanged => "tool_changed",
             RefusalReason::ToolAdded => "tool_added",
             RefusalReason::ToolPoisoning => "tool_poisoning",
+            RefusalReason::SecretInArguments => "secret_in_arguments",
         }
     }
 
     /// Whether the refusal is the server's doing (the client asked for something it was
     /// shown, or would have been), not the client's.
     pub fn is_the_servers(self) -> bool {
-        self != RefusalReason::NotAllowed
+        !matches!(
+            self,
+            RefusalReason::NotAllowed | RefusalReason::SecretInArguments
+        )
     }
 }
 

@@ -1,0 +1,494 @@
+//! Personal data in text: e-mail addresses, phone numbers, payment cards, IBANs and national
+//! identifiers.
+//!
+//! Each type is found by its shape and, where the format has one, confirmed by its checksum:
+//! payment cards by the Luhn sum and an issuer's prefix, IBANs by their country's length and the
+//! ISO 7064 mod-97 check, US social security numbers by the ranges never issued, Brazilian CPFs
+//! by their two check digits, Spanish DNI/NIE by the control letter, UK National Insurance
+//! numbers by their prefix letters. A number that fails its checksum is not reported, which is
+//! what keeps order numbers, timestamps and ids out.
+//!
+//! Pure: no I/O, no clock.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// A personal-data type, each on or off by policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PersonalType {
+    /// An e-mail address.
+    Email,
+    /// A phone number written as one (international `+` form, or grouped national form).
+    Phone,
+    /// A payment card number (Luhn-valid, a known issuer prefix).
+    PaymentCard,
+    /// An international bank account number (mod-97 valid).
+    Iban,
+    /// A national identifier with a checksum or fixed shape (US SSN, UK NINO, BR CPF, ES DNI).
+    NationalId,
+}
+
+impl PersonalType {
+    /// Every type.
+    pub const ALL: [PersonalType; 5] = [
+        PersonalType::Email,
+        PersonalType::Phone,
+        PersonalType::PaymentCard,
+        PersonalType::Iban,
+        PersonalType::NationalId,
+    ];
+
+    /// The family name used in findings and the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonalType::Email => "email",
+            PersonalType::Phone => "phone",
+            PersonalType::PaymentCard => "payment_card",
+            PersonalType::Iban => "iban",
+            PersonalType::NationalId => "national_id",
+        }
+    }
+
+    /// The type of this name.
+    pub fn from_name(name: &str) -> Option<PersonalType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// Personal data found in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalMatch {
+    /// What it is.
+    pub kind: PersonalType,
+    /// Byte range of the value.
+    pub start: usize,
+    /// End (exclusive).
+    pub end: usize,
+}
+
+struct Patterns {
+    email: Regex,
+    card: Regex,
+    iban: Regex,
+    phone: Regex,
+    ssn: Regex,
+    nino: Regex,
+    cpf: Regex,
+    dni: Regex,
+}
+
+static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
+    let re = |p: &str| Regex::new(p).expect("personal-data patterns are valid");
+    Patterns {
+        email: re(
+            r"[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_%+\-])?@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b",
+        ),
+        // 13 to 19 digits, in groups separated by single spaces or dashes.
+        card: re(r"(?:^|[^0-9\-.])([0-9](?:[ \-]?[0-9]){12,18})(?:[^0-9\-]|$)"),
+        iban: re(r"\b([A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})\b"),
+        // International form, or (NNN) NNN-NNNN / NNN-NNN-NNNN / NNN.NNN.NNNN.
+        phone: re(
+            r"(?:^|[^\w+])(\+[1-9][0-9]{0,2}[ \-.]?(?:\(?[0-9]{1,4}\)?[ \-.]?){1,4}[0-9]{2,4}|\(?[0-9]{3}\)[ \-.]?[0-9]{3}[ \-.][0-9]{4}|[0-9]{3}[\-.][0-9]{3}[\-.][0-9]{4})(?:[^\w]|$)",
+        ),
+        ssn: re(r"(?:^|[^\w\-])([0-9]{3}-[0-9]{2}-[0-9]{4})(?:[^\w\-]|$)"),
+        nino: re(r"\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D])\b"),
+        cpf: re(r"(?:^|[^\w.\-])([0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2})(?:[^\w.\-]|$)"),
+        dni: re(r"\b([XYZ]?[0-9]{7,8}-?[A-HJ-NP-TV-Z])\b"),
+    }
+});
+
+/// Builds the patterns; call at start so no request pays for it.
+pub fn warm_up() {
+    LazyLock::force(&PATTERNS);
+}
+
+/// Every personal value of the enabled types in `text`, in order, without overlaps.
+pub fn find(text: &str, enabled: &[PersonalType]) -> Vec<PersonalMatch> {
+    let on = |t: PersonalType| enabled.contains(&t);
+    let mut found: Vec<PersonalMatch> = Vec::new();
+    let push = |kind: PersonalType, start: usize, end: usize, found: &mut Vec<PersonalMatch>| {
+        if !found.iter().any(|f| f.start < end && start < f.end) {
+            found.push(PersonalMatch { kind, start, end });
+        }
+    };
+    let p = &*PATTERNS;
+    if on(PersonalType::Email) && memchr::memchr(b'@', text.as_bytes()).is_some() {
+        for m in p.email.find_iter(text) {
+            push(PersonalType::Email, m.start(), m.end(), &mut found);
+        }
+    }
+    // Everything else is made of digits: a text with fewer than six has none of it.
+    let digits = text.bytes().filter(u8::is_ascii_digit).take(6).count();
+    if digits < 6 {
+        found.sort_by_key(|f| f.start);
+        return found;
+    }
+    if on(PersonalType::PaymentCard) {
+        for caps in p.card.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                if payment_card(m.as_str()) {
+                    push(PersonalType::PaymentCard, m.start(), m.end(), &mut found);
+                }
+            }
+        }
+    }
+    if on(PersonalType::Iban) {
+        for caps in p.iban.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                let trimmed = trim_iban(m.as_str());
+                if iban(trimmed) {
+                    push(
+                        PersonalType::Iban,
+                        m.start(),
+                        m.start() + trimmed.len(),
+                        &mut found,
+                    );
+                }
+            }
+        }
+    }
+    if on(PersonalType::NationalId) {
+        for caps in p.ssn.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                if ssn(m.as_str()) {
+                    push(PersonalType::NationalId, m.start(), m.end(), &mut found);
+                }
+            }
+        }
+        for caps in p.cpf.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                if cpf(m.as_str()) {
+                    push(PersonalType::NationalId, m.start(), m.end(), &mut found);
+                }
+            }
+        }
+        for caps in p.nino.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                push(PersonalType::NationalId, m.start(), m.end(), &mut found);
+            }
+        }
+        for caps in p.dni.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                if dni(m.as_str()) {
+                    push(PersonalType::NationalId, m.start(), m.end(), &mut found);
+                }
+            }
+        }
+    }
+    if on(PersonalType::Phone) {
+        for caps in p.phone.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                if phone(m.as_str()) {
+                    push(PersonalType::Phone, m.start(), m.end(), &mut found);
+                }
+            }
+        }
+    }
+    found.sort_by_key(|f| f.start);
+    found
+}
+
+/// Luhn-valid, 13 to 19 digits, with the prefix of a card network.
+pub fn payment_card(text: &str) -> bool {
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|d| d - b'0')
+        .collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    // Separators, when present, group the digits as cards are printed (4-4-4-4, 4-6-5).
+    let groups: Vec<usize> = text
+        .split([' ', '-'])
+        .filter(|g| !g.is_empty())
+        .map(str::len)
+        .collect();
+    if groups.len() > 1 && !(groups[0] == 4 && groups.iter().all(|g| (4..=6).contains(g))) {
+        return false;
+    }
+    let prefix = |n: usize| digits[..n].iter().fold(0u32, |a, d| a * 10 + u32::from(*d));
+    let issuer = match digits[0] {
+        4 => true,                                             // Visa
+        5 => (51..=55).contains(&prefix(2)),                   // Mastercard
+        2 => (2221..=2720).contains(&prefix(4)),               // Mastercard 2-series
+        3 => matches!(prefix(2), 34 | 37 | 35 | 36 | 38 | 30), // Amex, JCB, Diners
+        6 => {
+            prefix(4) == 6011
+                || prefix(2) == 65
+                || (644..=649).contains(&prefix(3))
+                || prefix(2) == 62
+        } // Discover, UnionPay
+        _ => false,
+    };
+    if !issuer || digits.iter().all(|d| *d == digits[0]) {
+        return false;
+    }
+    luhn(&digits)
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = u32::from(*d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// IBAN lengths by country (ISO 13616 registry).
+const IBAN_LENGTHS: [(&str, usize); 60] = [
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PT", 25),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SE", 24),
+    ("SI", 19),
+];
+
+/// The candidate cut to its country's length (a space-grouped IBAN may run into the next word).
+fn trim_iban(text: &str) -> &str {
+    let Some(country) = text.get(..2) else {
+        return text;
+    };
+    let Some(&(_, length)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
+        return text;
+    };
+    let mut seen = 0;
+    for (i, c) in text.char_indices() {
+        if c != ' ' {
+            seen += 1;
+            if seen == length {
+                return &text[..i + 1];
+            }
+        }
+    }
+    text
+}
+
+/// The country's length and the mod-97 check.
+pub fn iban(text: &str) -> bool {
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    let Some(country) = std::str::from_utf8(compact.get(..2).unwrap_or(&[])).ok() else {
+        return false;
+    };
+    let Some(&(_, length)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
+        return false;
+    };
+    if compact.len() != length {
+        return false;
+    }
+    let rearranged = compact[4..].iter().chain(&compact[..4]);
+    let mut remainder: u32 = 0;
+    for b in rearranged {
+        let value = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            _ => return false,
+        };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
+    }
+    remainder == 1
+}
+
+/// A US SSN in its printed shape, outside the ranges never issued (000, 666, 9xx; 00; 0000).
+fn ssn(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let [area, group, serial] = parts.as_slice() else {
+        return false;
+    };
+    *area != "000"
+        && *area != "666"
+        && !area.starts_with('9')
+        && *group != "00"
+        && *serial != "0000"
+        // Examples and test values: 123-45-6789, 078-05-1120 (the Woolworth wallet card).
+        && text != "123-45-6789"
+        && text != "078-05-1120"
+}
+
+/// A Brazilian CPF with both check digits right.
+fn cpf(text: &str) -> bool {
+    let d: Vec<u32> = text
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+        .collect();
+    if d.len() != 11 || d.iter().all(|x| *x == d[0]) {
+        return false;
+    }
+    let check = |n: usize| {
+        let sum: u32 = (0..n).map(|i| d[i] * (n as u32 + 1 - i as u32)).sum();
+        let r = (sum * 10) % 11;
+        if r == 10 {
+            0
+        } else {
+            r
+        }
+    };
+    check(9) == d[9] && check(10) == d[10]
+}
+
+/// A Spanish DNI (8 digits) or NIE (X/Y/Z and 7 digits) with the right control letter.
+fn dni(text: &str) -> bool {
+    const LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let compact: String = text.chars().filter(|c| *c != '-').collect();
+    let (prefix, rest) = match compact.as_bytes().first() {
+        Some(b'X') => ("0", &compact[1..]),
+        Some(b'Y') => ("1", &compact[1..]),
+        Some(b'Z') => ("2", &compact[1..]),
+        _ => ("", compact.as_str()),
+    };
+    if rest.len() < 2 {
+        return false;
+    }
+    let (number, letter) = rest.split_at(rest.len() - 1);
+    let digits = format!("{prefix}{number}");
+    if digits.len() != 8 {
+        return false;
+    }
+    let Ok(n) = digits.parse::<u32>() else {
+        return false;
+    };
+    letter.as_bytes().first() == Some(&LETTERS[(n % 23) as usize])
+}
+
+/// A phone number: 8 to 15 digits (E.164), not a date or a version.
+fn phone(text: &str) -> bool {
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    if !(8..=15).contains(&digits) {
+        return false;
+    }
+    if !text.starts_with('+') && digits != 10 {
+        return false;
+    }
+    // Not one digit repeated (0000000000) or a counting run.
+    let d: Vec<u8> = text.bytes().filter(u8::is_ascii_digit).collect();
+    !(d.iter().all(|x| *x == d[0]) || d.windows(2).all(|w| w[1] == w[0] + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<&'static str> {
+        find(text, &PersonalType::ALL)
+            .into_iter()
+            .map(|m| m.kind.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn checksums_decide() {
+        assert!(payment_card("4111 1111 1111 1111"));
+        assert!(payment_card("5555-5555-5555-4444"));
+        assert!(payment_card("378282246310005"));
+        assert!(!payment_card("4111 1111 1111 1112"));
+        assert!(!payment_card("1234567812345678"));
+        assert!(iban("GB82 WEST 1234 5698 7654 32"));
+        assert!(iban("DE89370400440532013000"));
+        assert!(!iban("DE89370400440532013001"));
+        assert!(cpf("529.982.247-25"));
+        assert!(!cpf("529.982.247-26"));
+        assert!(dni("12345678Z"));
+        assert!(!dni("12345678A"));
+    }
+
+    #[test]
+    fn values_are_found_in_text() {
+        assert_eq!(
+            kinds("Contact jane.doe@example.org or +44 20 7946 0958; card 4111-1111-1111-1111."),
+            ["email", "phone", "payment_card"]
+        );
+        assert_eq!(kinds("IBAN: GB82 WEST 1234 5698 7654 32 (main)"), ["iban"]);
+        assert_eq!(
+            kinds("SSN 536-22-1234, NINO AB 12 34 56 C"),
+            ["national_id", "national_id"]
+        );
+        assert_eq!(kinds("call (415) 555-2671 today"), ["phone"]);
+    }
+
+    #[test]
+    fn numbers_that_are_not_personal_data_pass() {
+        for text in [
+            "order 1234567812345678 shipped",
+            "2024-03-01T00:00:00.000 volume 73488000",
+            "version 1.2.3, build 20240301",
+            "id 123-45-6789 is the documentation example",
+            "price 999.99, rating 4",
+        ] {
+            assert!(kinds(text).is_empty(), "{text}: {:?}", kinds(text));
+        }
+    }
+}
