@@ -162,12 +162,16 @@ fn run_scan(config: &Config, input: &str, format: scan::Format) -> ExitCode {
     let poison = mcp_shield::tools::PoisonDetector::new(
         usize::try_from(config.mcp.tools.max_definition_bytes).unwrap_or(usize::MAX),
     );
+    let detectors = scan::Detectors {
+        threat: &detector,
+        poison: &poison,
+        results: &config.mcp.results,
+    };
     let stdout = std::io::stdout().lock();
     let output = std::io::BufWriter::new(stdout);
     let result = if input == "-" {
         scan::run(
-            &detector,
-            &poison,
+            &detectors,
             std::io::stdin().lock(),
             output,
             std::io::stderr(),
@@ -176,8 +180,7 @@ fn run_scan(config: &Config, input: &str, format: scan::Format) -> ExitCode {
     } else {
         match std::fs::File::open(input) {
             Ok(file) => scan::run(
-                &detector,
-                &poison,
+                &detectors,
                 std::io::BufReader::new(file),
                 output,
                 std::io::stderr(),

@@ -93,42 +93,15 @@ struct Policy {
 
 impl Policy {
     fn new(config: &ResultsConfig) -> Policy {
-        let defaults = Rules {
-            secrets: config.secrets,
-            personal_data: config.personal_data,
-            prompt_injection: config.prompt_injection,
-            wrap_untrusted: config.wrap_untrusted,
-            ignore_families: config.ignore_families.clone(),
-            max_result_bytes: config.max_result_bytes,
-            oversize: config.oversize,
-        };
-        let tools = config
-            .tool
-            .iter()
-            .map(|t| {
-                let d = &defaults;
-                (
-                    t.name.clone(),
-                    Rules {
-                        secrets: t.secrets.unwrap_or(d.secrets),
-                        personal_data: t.personal_data.unwrap_or(d.personal_data),
-                        prompt_injection: t.prompt_injection.unwrap_or(d.prompt_injection),
-                        wrap_untrusted: t.wrap_untrusted.unwrap_or(d.wrap_untrusted),
-                        ignore_families: t
-                            .ignore_families
-                            .clone()
-                            .unwrap_or_else(|| d.ignore_families.clone()),
-                        max_result_bytes: t.max_result_bytes.unwrap_or(d.max_result_bytes),
-                        oversize: t.oversize.unwrap_or(d.oversize),
-                    },
-                )
-            })
-            .collect();
         Policy {
             inspect: config.inspect,
             arguments: config.arguments,
-            defaults,
-            tools,
+            defaults: Rules::resolve(config, None),
+            tools: config
+                .tool
+                .iter()
+                .map(|t| (t.name.clone(), Rules::resolve(config, Some(t))))
+                .collect(),
         }
     }
 

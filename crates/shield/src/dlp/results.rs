@@ -42,20 +42,39 @@ pub struct Rules {
 
 impl Default for Rules {
     fn default() -> Self {
-        let config = crate::config::ResultsConfig::default();
-        Rules {
-            secrets: config.secrets,
-            personal_data: config.personal_data,
-            prompt_injection: config.prompt_injection,
-            wrap_untrusted: config.wrap_untrusted,
-            ignore_families: config.ignore_families,
-            max_result_bytes: config.max_result_bytes,
-            oversize: config.oversize,
-        }
+        Rules::resolve(&crate::config::ResultsConfig::default(), None)
     }
 }
 
 impl Rules {
+    /// The rules of `[mcp.results]`, with a `[[mcp.results.tool]]` rule's settings over them.
+    pub fn resolve(
+        config: &crate::config::ResultsConfig,
+        tool: Option<&crate::config::ToolResultPolicy>,
+    ) -> Rules {
+        let t = tool.cloned().unwrap_or_default();
+        Rules {
+            secrets: t.secrets.unwrap_or(config.secrets),
+            personal_data: t.personal_data.unwrap_or(config.personal_data),
+            prompt_injection: t.prompt_injection.unwrap_or(config.prompt_injection),
+            wrap_untrusted: t.wrap_untrusted.unwrap_or(config.wrap_untrusted),
+            ignore_families: t
+                .ignore_families
+                .unwrap_or_else(|| config.ignore_families.clone()),
+            max_result_bytes: t.max_result_bytes.unwrap_or(config.max_result_bytes),
+            oversize: t.oversize.unwrap_or(config.oversize),
+        }
+    }
+
+    /// The rules for the tool (prompt, resource URI) `name`: the first matching tool rule's.
+    pub fn for_call(config: &crate::config::ResultsConfig, name: &str) -> Rules {
+        let rule = config
+            .tool
+            .iter()
+            .find(|t| crate::tools::access::glob(&t.name, name));
+        Rules::resolve(config, rule)
+    }
+
     fn personal_types(&self) -> Vec<personal::PersonalType> {
         personal::PersonalType::ALL
             .into_iter()

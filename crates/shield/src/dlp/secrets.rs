@@ -692,7 +692,7 @@ impl Rule {
 
 /// `<key naming a credential> <operator> <value>`: `password = "..."`, `api_key: ...`,
 /// `secret("...")`, `apikey == "..."`. Group 1 is the key, 2 to 4 the value (quoted or bare).
-const GENERIC_ASSIGNMENT: &str = r#"(?i)((?:^|[^\w.\-])[\w.\-]{0,40}(?:pass(?:w(?:or)?d|wd|phrase)?|pwd|secrete?s?|api[_.\-]?key|apikey|access[_.\-]?key|private[_.\-]?key|auth[_.\-]?token|access[_.\-]?token|api[_.\-]?token|secret[_.\-]?key|client[_.\-]?secret|credentials?|token|auth)[\w.\-]{0,20})(?:\[\d*\])?\\?['\x22`]?(?:(?:\s*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=|\()\s*|:\s*|\s+)\\?['\x22`]([^'\x22`\n\\]{1,200})\\?['\x22`]|(?:\s*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=)\s*|:\s+)([^\s'\x22`\\]{1,200}))"#;
+const GENERIC_ASSIGNMENT: &str = r#"(?i)((?:^|[^\w.\-])[\w.\-]{0,40}(?:pass(?:w(?:or)?d|wd|phrase)?|pwd|secrete?s?|api[_.\-]?key|apikey|access[_.\-]?key|private[_.\-]?key|auth[_.\-]?token|access[_.\-]?token|api[_.\-]?token|secret[_.\-]?key|client[_.\-]?secret|credentials?|tokens?|auth)(?:[_.\-][\w.\-]{0,20}|\d{1,3}|(?-i:[A-Z])\w{0,20})?)(?:\[\d*\])?\\?['\x22`]?(?:(?:\s*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=|\()\s*|:\s*|\s+)\\?['\x22`]([^'\x22`\n\\]{1,200})\\?['\x22`]|(?:\s*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=)\s*|:\s+)([^\s'\x22`\\]{1,200}))"#;
 
 const GENERIC_COMPARISON: &str = r#"(?i)['\x22`]([^'\x22`\n]{6,200})['\x22`]\s*(?:==|===|!=|!==)\s*([\w.\-]{0,30}(?:passw(?:or)?d|passwd|pwd|secrete?|api[_.\-]?key|apikey|token))\b"#;
 
@@ -852,6 +852,9 @@ fn candidates(rule: &Rule, text: &str, caps: &regex::Captures<'_>) -> Vec<(usize
         return kubernetes_values(text);
     }
     let generic = rule.check == Check::Generic;
+    if generic && sql_statement(text, caps.get(0).map_or(0, |m| m.start())) {
+        return Vec::new();
+    }
     let comparison = rule.check == Check::Comparison;
     let value = if generic {
         let key = caps.get(1).map(|k| k.as_str()).unwrap_or("");
@@ -968,6 +971,18 @@ fn generic_value_ok(key: &str, value: &str) -> bool {
     if looks_like_code(value) || uuid_like(value) {
         return false;
     }
+    // Code: a call or an expression left unquoted (`token = providers.filter(`).
+    if value.contains(['(', ')'])
+        && !value.contains(' ')
+        && value.len() < 40
+        && value.chars().filter(|c| *c == '(').count() > 0
+        && value.split('(').next().is_some_and(|head| {
+            head.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+    {
+        return false;
+    }
     // Prose in quotes: `password: "must be at least 8 characters"`.
     if value.matches(' ').count() >= 2 {
         return false;
@@ -1028,6 +1043,22 @@ fn repeated_unit(value: &str) -> bool {
                 .windows(2)
                 .all(|w| w[0] == w[1])
     })
+}
+
+/// Whether the line holding `at` is a SQL statement that creates or changes a user or a role
+/// (`ALTER USER x WITH PASSWORD '...'`): the text of a query or a migration, where the value is
+/// the statement's example or a stored hash (`md5...`), not a configuration's credential.
+fn sql_statement(text: &str, at: usize) -> bool {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..at].to_ascii_lowercase();
+    let line = line.trim_start_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace());
+    let statement = ["create ", "alter ", "grant "]
+        .iter()
+        .any(|w| line.contains(w))
+        && [" user ", " role ", " login ", " identified "]
+            .iter()
+            .any(|w| line.contains(w));
+    statement || line.contains("identified by")
 }
 
 /// A password in a URL, a `curl -u`, a config entry: not empty, not a variable, not a word
