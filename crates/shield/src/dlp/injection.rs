@@ -71,7 +71,7 @@ struct Rule {
 const AGENT_ACTIONS: &str = "(?:transfer|withdraw|deposit|send|e-?mail|forward|share|upload|post|tweet|publish|delete|remove|erase|wipe|grant|revoke|unlock|disable|deactivate|enable|change|update|modify|move|copy|download|retrieve|sell|buy|purchase|book|cancel|schedule|invite|create|generate|initiate|pay|redirect|guide|install|execute|approve|authorize|give|turn|set|reset|add|export|grant|lock|open|close|order|find|get|search|list)";
 
 /// Where the reader's answer or work is named: "your reply", "your implementation".
-const YOUR_WORK: &str = r"your\s+(?:answer|reply|response|responses|replies|output|message|elucidation|explanation|summary|code|codebase|code\s+base|code\s+foundation|implementation|algorithm|solution|script|program|software)s?\b";
+const YOUR_WORK: &str = r"your\s+(?:answer|reply|response|responses|replies|output|message|elucidation|explanation|summary|code|codebase|code\s+base|code\s+foundation|implementation|algorithm|solution|script|program|software)s?(?-u:\b)";
 
 fn rules() -> Vec<Rule> {
     let r = |signal, weight, pattern: &str| Rule {
@@ -87,17 +87,17 @@ fn rules() -> Vec<Rule> {
         r(
             Signal::Trigger,
             4,
-            r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|abandon)\b\s+(?:all\s+|any\s+|the\s+|your\s+|my\s+|of\s+|these\s+|those\s+|everything\s+|prior\s+to\s+)*(?:previous|prior|above|earlier|preceding|original|initial|existing|system|former|old|past|given|assigned|current|every)?\s*(?:instructions?|prompts?|directions?|directives?|rules|guidelines|context|commands?|orders|constraints|programming|tasks?|messages?|text|content|webpage|page|document)\b",
+            r"(?-u:\b)(?:ignore|disregard|forget|override|bypass|skip|neglect|abandon)(?-u:\b)\s+(?:all\s+|any\s+|the\s+|your\s+|my\s+|of\s+|these\s+|those\s+|everything\s+|prior\s+to\s+)*(?:previous|prior|above|earlier|preceding|original|initial|existing|system|former|old|past|given|assigned|current|every)?\s*(?:instructions?|prompts?|directions?|directives?|rules|guidelines|context|commands?|orders|constraints|programming|tasks?|messages?|text|content|webpage|page|document)(?-u:\b)",
         ),
         r(
             Signal::Trigger,
             4,
-            r"\b(?:ignore|disregard|forget)\s+(?:the\s+)?(?:above|previous|prior|preceding|everything|all of (?:the|that))\b",
+            r"(?-u:\b)(?:ignore|disregard|forget)\s+(?:the\s+)?(?:above|previous|prior|preceding|everything|all of (?:the|that))(?-u:\b)",
         ),
         r(
             Signal::Trigger,
             4,
-            r"\b(?:ignora|ignorez|ignoriere|ignore|ignorar)\s+(?:as|les|die|las|todas|toutes)?\s*(?:instru[cç][õoõ]?[eé]?s?|instructions|anweisungen|instrucciones)",
+            r"(?-u:\b)(?:ignora|ignorez|ignoriere|ignore|ignorar)\s+(?:as|les|die|las|todas|toutes)?\s*(?:instru[cç][õoõ]?[eé]?s?|instructions|anweisungen|instrucciones)",
         ),
         r(
             Signal::Trigger,
@@ -107,110 +107,110 @@ fn rules() -> Vec<Rule> {
         r(
             Signal::Trigger,
             4,
-            r"\b(?:new|updated|revised|real|actual|true|secret|hidden|additional)\s+(?:instructions?|task|objective|directive|orders)\s*(?::|are\b|is\b|follow)",
+            r"(?-u:\b)(?:new|updated|revised|real|actual|true|secret|hidden|additional)\s+(?:instructions?|task|objective|directive|orders)\s*(?::|are(?-u:\b)|is(?-u:\b)|follow)",
         ),
         r(
             Signal::Trigger,
             4,
-            r"\byou\s+are\s+now\s+(?:a|an|in|the|my|no longer|free|dan|do anything|jailbroken|unrestricted|operating|acting)\b|\bfrom\s+now\s+on,?\s+(?:you|your|always|never|only|act|respond|answer)\b",
+            r"(?-u:\b)you\s+are\s+now\s+(?:a|an|in|the|my|no longer|free|dan|do anything|jailbroken|unrestricted|operating|acting)(?-u:\b)|(?-u:\b)from\s+now\s+on,?\s+(?:you|your|always|never|only|act|respond|answer)(?-u:\b)",
         ),
         r(
             Signal::Trigger,
             4,
-            r"\b(?:dear|attention|note to|message to|hey|hello|hi|notice to)\s*,?\s+(?:the\s+)?(?:ai|a\.i\.|assistant|agent|llm|model|chatbot|gpt|claude|gemini|copilot|bot)s?\b|\bif\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|language model|assistant|agent|bot)\b|\b(?:ai|llm|language model|assistant|agent)s?\s+(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing)\s+(?:this|these)\b",
+            r"(?-u:\b)(?:dear|attention|note to|message to|hey|hello|hi|notice to)\s*,?\s+(?:the\s+)?(?:ai|a\.i\.|assistant|agent|llm|model|chatbot|gpt|claude|gemini|copilot|bot)s?(?-u:\b)|(?-u:\b)if\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|language model|assistant|agent|bot)(?-u:\b)|(?-u:\b)(?:ai|llm|language model|assistant|agent)s?\s+(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing)\s+(?:this|these)(?-u:\b)",
         ),
         r(
             Signal::Trigger,
             4,
-            r"\b(?:i'?m|i\s+am)\s+(?:your|the|an?)\s+(?:developer|creator|administrator|admin|operator|owner|programmer)\b|\b(?:entering|enter|switch\s+to|activate|enable)\s+(?:a\s+|the\s+)?'?(?:developer|debug|god|admin|system|maintenance|knowledge verification|unrestricted|jailbreak)\s+mode\b|\bas\s+an\s+ai\s+developed\s+by\b",
+            r"(?-u:\b)(?:i'?m|i\s+am)\s+(?:your|the|an?)\s+(?:developer|creator|administrator|admin|operator|owner|programmer)(?-u:\b)|(?-u:\b)(?:entering|enter|switch\s+to|activate|enable)\s+(?:a\s+|the\s+)?'?(?:developer|debug|god|admin|system|maintenance|knowledge verification|unrestricted|jailbreak)\s+mode(?-u:\b)|(?-u:\b)as\s+an\s+ai\s+developed\s+by(?-u:\b)",
         ),
         r(
             Signal::Trigger,
             4,
-            r"\bdo\s+not\s+(?:tell|inform|mention|reveal|let)\s+(?:this\s+to\s+)?(?:the\s+)?user\b|\bwithout\s+(?:telling|informing|notifying|asking)\s+(?:the\s+)?user\b",
+            r"(?-u:\b)do\s+not\s+(?:tell|inform|mention|reveal|let)\s+(?:this\s+to\s+)?(?:the\s+)?user(?-u:\b)|(?-u:\b)without\s+(?:telling|informing|notifying|asking)\s+(?:the\s+)?user(?-u:\b)",
         ),
         // Orders about the reader's answer or code.
         r(
             Signal::TaskChange,
             4,
-            r"\b(?:modify|augment|alter|amend|enhance|enrich|elevate|supplement|rewrite|revise|encode|translate|render|express|conclude|prefix|suffix)\s+(?:all\s+of\s+|each\s+of\s+|every\s+)?YOUR_WORK",
+            r"(?-u:\b)(?:modify|augment|alter|amend|enhance|enrich|elevate|supplement|rewrite|revise|encode|translate|render|express|conclude|prefix|suffix)\s+(?:all\s+of\s+|each\s+of\s+|every\s+)?YOUR_WORK",
         ),
         r(
             Signal::TaskChange,
             4,
-            r"\b(?:add|include|integrate|insert|incorporate|embed|mention|append|prepend|introduce|inject|weave|put|place|attach|reference|feature|promote|advertise)\b[^.\n]{0,100}?\b(?:in|into|within|to|throughout|at\s+the\s+(?:end|start|beginning)\s+of)\s+YOUR_WORK",
+            r"(?-u:\b)(?:add|include|integrate|insert|incorporate|embed|mention|append|prepend|introduce|inject|weave|put|place|attach|reference|feature|promote|advertise)(?-u:\b)[^.\n]{0,100}?(?-u:\b)(?:in|into|within|to|throughout|at\s+the\s+(?:end|start|beginning)\s+of)\s+YOUR_WORK",
         ),
         r(
             Signal::TaskChange,
             4,
-            r"\b(?:in|within|into|throughout)\s+YOUR_WORK,?\s+(?:\w+\s+){0,3}?(?:mention|include|add|insert|promote|recommend|say|state|use|write|refer|reference|suggest|encourage|incorporate|embed|advertise|remind|tell|ask|urge|append|substitute|replace|emphasi[sz]e|highlight|note|discuss)\b",
+            r"(?-u:\b)(?:in|within|into|throughout)\s+YOUR_WORK,?\s+(?:\w+\s+){0,3}?(?:mention|include|add|insert|promote|recommend|say|state|use|write|refer|reference|suggest|encourage|incorporate|embed|advertise|remind|tell|ask|urge|append|substitute|replace|emphasi[sz]e|highlight|note|discuss)(?-u:\b)",
         ),
         r(
             Signal::TaskChange,
             4,
-            r"\b(?:substitute|replace|swap|reverse|scramble|shuffle|encrypt|encode|obfuscate)\b[^.\n]{0,60}\bYOUR_WORK|\byour\s+(?:answer|reply|response|output)s?\s+(?:should|must|has to|needs to|shall)\b|\b(?:respond|reply|answer|write)\s+(?:only\s+)?(?:in|with|using)\s+(?:emojis?|base64|reverse|morse|pig latin|leetspeak|caesar|binary|hex|german|french|spanish|italian|portuguese|chinese|japanese|russian|arabic|hindi|korean|dutch|turkish|polish|swedish|latin|greek|hebrew)\b|\bprovide\s+your\s+response\s+in\b",
+            r"(?-u:\b)(?:substitute|replace|swap|reverse|scramble|shuffle|encrypt|encode|obfuscate)(?-u:\b)[^.\n]{0,60}(?-u:\b)YOUR_WORK|(?-u:\b)your\s+(?:answer|reply|response|output)s?\s+(?:should|must|has to|needs to|shall)(?-u:\b)|(?-u:\b)(?:respond|reply|answer|write)\s+(?:only\s+)?(?:in|with|using)\s+(?:emojis?|base64|reverse|morse|pig latin|leetspeak|caesar|binary|hex|german|french|spanish|italian|portuguese|chinese|japanese|russian|arabic|hindi|korean|dutch|turkish|polish|swedish|latin|greek|hebrew)(?-u:\b)|(?-u:\b)provide\s+your\s+response\s+in(?-u:\b)",
         ),
         r(
             Signal::TaskChange,
             2,
-            r"\b(?:following|subsequent|below|provided|given|next|this)\s+(?:code|snippet|script|block\s+of\s+code)(?:\s+(?:snippet|block|section|segment|fragment|excerpt|piece|sample))?\b",
+            r"(?-u:\b)(?:following|subsequent|below|provided|given|next|this)\s+(?:code|snippet|script|block\s+of\s+code)(?:\s+(?:snippet|block|section|segment|fragment|excerpt|piece|sample))?(?-u:\b)",
         ),
         r(
             Signal::TaskChange,
             2,
-            r"\b(?:in|into|within|to|with|as\s+(?:a\s+)?(?:part|component)\s+of)\s+(?:YOUR_WORK|the\s+code\s+you\s+(?:develop|write|produce|generate))|\b(?:give|lift|boost|elevate|improve|enhance|upgrade|enrich|optimi[sz]e|evolve)\s+your\s+(?:code|algorithm|solution|implementation|script|program)\b|\byour\s+(?:code|algorithm|solution|implementation)\s+(?:could|can|would|will|might)\s+(?:evolve|improve|benefit|grow)\b",
+            r"(?-u:\b)(?:in|into|within|to|with|as\s+(?:a\s+)?(?:part|component)\s+of)\s+(?:YOUR_WORK|the\s+code\s+you\s+(?:develop|write|produce|generate))|(?-u:\b)(?:give|lift|boost|elevate|improve|enhance|upgrade|enrich|optimi[sz]e|evolve)\s+your\s+(?:code|algorithm|solution|implementation|script|program)(?-u:\b)|(?-u:\b)your\s+(?:code|algorithm|solution|implementation)\s+(?:could|can|would|will|might)\s+(?:evolve|improve|benefit|grow)(?-u:\b)",
         ),
         r(
             Signal::TaskChange,
             4,
-            r"\byou\s+(?:must|should|need\s+to|have\s+to|are\s+required\s+to)\s+(?:now\s+|first\s+|immediately\s+|also\s+)?(?:call|invoke|execute|trigger)\s+(?:the\s+)?`?[a-z][\w.\-]*`?",
+            r"(?-u:\b)you\s+(?:must|should|need\s+to|have\s+to|are\s+required\s+to)\s+(?:now\s+|first\s+|immediately\s+|also\s+)?(?:call|invoke|execute|trigger)\s+(?:the\s+)?`?[a-z][\w.\-]*`?",
         ),
         r(
             Signal::TaskChange,
             3,
-            r"\b(?:please\s+)?(?:call|invoke|execute|trigger|use)\s+(?:the\s+)?`?[a-z]+_[a-z_]+`?\s+(?:tool\s+|function\s+)?(?:first|with|to|before|now|immediately)\b|\brequires?\s+`?[a-z]+_[a-z_]+`?\s+to\s+be\s+called\b|\bplease\s+call\s+[a-z_]+\s+with\b",
+            r"(?-u:\b)(?:please\s+)?(?:call|invoke|execute|trigger|use)\s+(?:the\s+)?`?[a-z]+_[a-z_]+`?\s+(?:tool\s+|function\s+)?(?:first|with|to|before|now|immediately)(?-u:\b)|(?-u:\b)requires?\s+`?[a-z]+_[a-z_]+`?\s+to\s+be\s+called(?-u:\b)|(?-u:\b)please\s+call\s+[a-z_]+\s+with(?-u:\b)",
         ),
         r(
             Signal::TaskChange,
             3,
-            r"(?:^|[.!?:;\x22\n]\s*|\b(?:please|and|then|to|also|kindly|must|should|you)\s+)(?:send|e-?mail|forward|mail|share|upload|post|transmit|leak|export|deliver)\b[^\n]{0,160}?\bto\s+(?:my\s+|the\s+|this\s+|his\s+|her\s+)?(?:[\w,]+\s+){0,4}?(?:at\s+)?'?[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+",
+            r"(?:^|[.!?:;\x22\n]\s*|(?-u:\b)(?:please|and|then|to|also|kindly|must|should|you)\s+)(?:send|e-?mail|forward|mail|share|upload|post|transmit|leak|export|deliver)(?-u:\b)[^\n]{0,160}?(?-u:\b)to\s+(?:my\s+|the\s+|this\s+|his\s+|her\s+)?(?:[\w,]+\s+){0,4}?(?:at\s+)?'?[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+",
         ),
         r(
             Signal::TaskChange,
             2,
-            r"\b(?:state|say|claim)\s+that\s|\bconsider\s+the\s+(?:output|answer|result)\s+(?:as|to be)\b|\bthe\s+(?:output|answer|result)\s+(?:could|should|would|must)\s+be\s+'",
+            r"(?-u:\b)(?:state|say|claim)\s+that\s|(?-u:\b)consider\s+the\s+(?:output|answer|result)\s+(?:as|to be)(?-u:\b)|(?-u:\b)the\s+(?:output|answer|result)\s+(?:could|should|would|must)\s+be\s+'",
         ),
         r(
             Signal::TaskChange,
             2,
-            r"\b(?:transfer|withdraw|deposit|pay|wire|send|sell|buy)\s+(?:\$|usd\s*|eur\s*|€|£)?\s?\d[\d,.]*\s*(?:k|m)?\s*(?:\$|usd|dollars|euros?|eur|bitcoins?|btc|eth|ether|units|shares)?\b",
+            r"(?-u:\b)(?:transfer|withdraw|deposit|pay|wire|send|sell|buy)\s+(?:\$|usd\s*|eur\s*|€|£)?\s?\d[\d,.]*\s*(?:k|m)?\s*(?:\$|usd|dollars|euros?|eur|bitcoins?|btc|eth|ether|units|shares)?(?-u:\b)",
         ),
         r(
             Signal::TaskChange,
             2,
-            r"\b(?:confirm|reveal|share|provide|give|tell|send|disclose)\s+(?:me\s+)?(?:your|the|my|their|his|her)\s+(?:\w+\s+)?(?:password|passcode|pin|credentials?|api key|secret|token|ssn|social security|credit card|card number|birth ?date|home address)\b",
+            r"(?-u:\b)(?:confirm|reveal|share|provide|give|tell|send|disclose)\s+(?:me\s+)?(?:your|the|my|their|his|her)\s+(?:\w+\s+)?(?:password|passcode|pin|credentials?|api key|secret|token|ssn|social security|credit card|card number|birth ?date|home address)(?-u:\b)",
         ),
         // Requests in data.
         r(
             Signal::Request,
             4,
-            r"\x22\s*(?:please|kindly|can\s+you|could\s+you|would\s+you)\s+(?:\w+\s+){0,1}?AGENT_ACTIONS\b",
+            r"\x22\s*(?:please|kindly|can\s+you|could\s+you|would\s+you)\s+(?:\w+\s+){0,1}?AGENT_ACTIONS(?-u:\b)",
         ),
         r(
             Signal::Request,
             3,
-            r"(?:^|[.!?:;>\x22\n]\s*|\\n\s*)(?:please|kindly|pls|can\s+you|could\s+you|would\s+you|will\s+you|i\s+need\s+you\s+to|i\s+want\s+you\s+to|i'd\s+like\s+you\s+to|help\s+me)\s+(?:\w+\s+){0,2}?ACTIONS\b",
+            r"(?:^|[.!?:;>\x22\n]\s*|\\n\s*)(?:please|kindly|pls|can\s+you|could\s+you|would\s+you|will\s+you|i\s+need\s+you\s+to|i\s+want\s+you\s+to|i'd\s+like\s+you\s+to|help\s+me)\s+(?:\w+\s+){0,2}?ACTIONS(?-u:\b)",
         ),
         r(
             Signal::Request,
             3,
-            r"(?:^|[.!?>\x22\n]\s*|\\n\s*|:\s+)AGENT_ACTIONS\s+(?:my|an?|the|all|this|these|\d|\$|me\s+(?:my|the|a|all))\b",
+            r"(?:^|[.!?>\x22\n]\s*|\\n\s*|:\s+)AGENT_ACTIONS\s+(?:my|an?|the|all|this|these|\d|\$|me\s+(?:my|the|a|all))(?-u:\b)",
         ),
         // Context.
         r(
             Signal::Context,
             1,
-            r"\bmy\s+(?:[\w-]+\s+){0,3}(?:account|accounts|bank|password|e-?mail|email address|files?|folders?|data|history|records?|door|home|house|location|address(?:es)?|payment|payments|credit card|card|holdings|portfolio|device|devices|phone|contacts?|friends?|health|genetic|calendar|dropbox|security|personal|details|information|info|car|vehicle|lock|camera|thermostat|robot|speaker|policy|identity|shipment|order|orders|repository|repositories|transactions?|funds|money|wallet|crypto|bitcoin|investment|investments|savings|medical|prescriptions?|documents?|photos?|messages?|notes|emails|voice|face|fingerprint)\b",
+            r"(?-u:\b)my\s+(?:[\w-]+\s+){0,3}(?:account|accounts|bank|password|e-?mail|email address|files?|folders?|data|history|records?|door|home|house|location|address(?:es)?|payment|payments|credit card|card|holdings|portfolio|device|devices|phone|contacts?|friends?|health|genetic|calendar|dropbox|security|personal|details|information|info|car|vehicle|lock|camera|thermostat|robot|speaker|policy|identity|shipment|order|orders|repository|repositories|transactions?|funds|money|wallet|crypto|bitcoin|investment|investments|savings|medical|prescriptions?|documents?|photos?|messages?|notes|emails|voice|face|fingerprint)(?-u:\b)",
         ),
     ]
 }
@@ -265,6 +265,11 @@ impl InjectionVerdict {
     pub fn injected(&self) -> bool {
         self.score >= THRESHOLD
     }
+}
+
+/// Whether any family of phrasing occurs in `text`. False means [`inspect`] scores 0.
+pub fn may_contain(text: &str) -> bool {
+    COMPILED.set.is_match(text.as_bytes())
 }
 
 /// Scores `text`; the evidence is filled in only for an injection.

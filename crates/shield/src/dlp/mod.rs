@@ -191,6 +191,8 @@ impl ResultInspector {
         if !policy.inspect || !rules.looks() {
             return None;
         }
+        // Most results hold nothing: the cheap tests on the raw text say so without parsing.
+        let hints = results::worth_parsing(rules, std::str::from_utf8(text).ok()?)?;
         let mut value: Value = serde_json::from_slice(text).ok()?;
         let mut changed = false;
         let messages: Vec<&mut Value> = match &mut value {
@@ -198,7 +200,7 @@ impl ResultInspector {
             single => vec![single],
         };
         for message in messages {
-            let (outcome, found) = results::inspect(rules, message, text.len());
+            let (outcome, found) = results::inspect_with(rules, hints, message, text.len());
             for f in found {
                 self.bus
                     .publish(SecurityEvent::ResultFinding(ResultFinding {

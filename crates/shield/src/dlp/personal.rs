@@ -81,25 +81,42 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
     let re = |p: &str| Regex::new(p).expect("personal-data patterns are valid");
     Patterns {
         email: re(
-            r"[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_%+\-])?@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b",
+            r"[A-Za-z0-9](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_%+\-])?@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?-u:\b)",
         ),
         // 13 to 19 digits, in groups separated by single spaces or dashes.
         card: re(r"(?:^|[^0-9\-.])([0-9](?:[ \-]?[0-9]){12,18})(?:[^0-9\-]|$)"),
-        iban: re(r"\b([A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})\b"),
+        iban: re(r"(?-u:\b)([A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30})(?-u:\b)"),
         // International form, or (NNN) NNN-NNNN / NNN-NNN-NNNN / NNN.NNN.NNNN.
         phone: re(
             r"(?:^|[^\w+])(\+[1-9][0-9]{0,2}[ \-.]?(?:\(?[0-9]{1,4}\)?[ \-.]?){1,4}[0-9]{2,4}|\(?[0-9]{3}\)[ \-.]?[0-9]{3}[ \-.][0-9]{4}|[0-9]{3}[\-.][0-9]{3}[\-.][0-9]{4})(?:[^\w]|$)",
         ),
         ssn: re(r"(?:^|[^\w\-])([0-9]{3}-[0-9]{2}-[0-9]{4})(?:[^\w\-]|$)"),
-        nino: re(r"\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D])\b"),
+        nino: re(
+            r"(?-u:\b)([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D])(?-u:\b)",
+        ),
         cpf: re(r"(?:^|[^\w.\-])([0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2})(?:[^\w.\-]|$)"),
-        dni: re(r"\b([XYZ]?[0-9]{7,8}-?[A-HJ-NP-TV-Z])\b"),
+        dni: re(r"(?-u:\b)([XYZ]?[0-9]{7,8}-?[A-HJ-NP-TV-Z])(?-u:\b)"),
     }
 });
 
 /// Builds the patterns; call at start so no request pays for it.
 pub fn warm_up() {
     LazyLock::force(&PATTERNS);
+}
+
+/// Whether `text` may hold personal data of the enabled types: an `@`, or a run of digits
+/// long enough for one of them. False means [`find`] would find nothing.
+pub fn may_contain(text: &str, enabled: &[PersonalType]) -> bool {
+    let on = |t: PersonalType| enabled.contains(&t);
+    if on(PersonalType::Email) && memchr::memchr(b'@', text.as_bytes()).is_some() {
+        return true;
+    }
+    let runs = DigitRuns::of(text.as_bytes());
+    (on(PersonalType::PaymentCard) && runs.longest >= 13)
+        || (on(PersonalType::Iban) && runs.iban_start)
+        || (on(PersonalType::Phone) && (runs.longest >= 10 || runs.plus_run >= 8))
+        || (on(PersonalType::NationalId)
+            && (runs.longest >= 9 || runs.nino_start || runs.dni_shape))
 }
 
 /// Every personal value of the enabled types in `text`, in order, without overlaps.
@@ -117,22 +134,60 @@ pub fn find(text: &str, enabled: &[PersonalType]) -> Vec<PersonalMatch> {
             push(PersonalType::Email, m.start(), m.end(), &mut found);
         }
     }
-    // Everything else is made of digits: a text with fewer than six has none of it.
-    let digits = text.bytes().filter(u8::is_ascii_digit).take(6).count();
-    if digits < 6 {
+    // Everything else is made of digits: one pass measures the longest run of digits (single
+    // separators allowed, as numbers are printed), and each type's expression runs only when
+    // a run is long enough to be one.
+    let runs = DigitRuns::of(text.as_bytes());
+    if runs.longest < 6 {
         found.sort_by_key(|f| f.start);
         return found;
     }
-    if on(PersonalType::PaymentCard) {
-        for caps in p.card.captures_iter(text) {
-            if let Some(m) = caps.get(1) {
-                if payment_card(m.as_str()) {
-                    push(PersonalType::PaymentCard, m.start(), m.end(), &mut found);
+    // Each expression reads only windows around the runs long enough for its type.
+    let windows = |min_digits: usize| -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for &(start, end, digits) in &runs.spans {
+            if digits < min_digits {
+                continue;
+            }
+            let from = floor_boundary(text, start.saturating_sub(4));
+            let to = ceil_boundary(text, (end + 4).min(text.len()));
+            match out.last_mut() {
+                Some(last) if from <= last.1 => last.1 = last.1.max(to),
+                _ => out.push((from, to)),
+            }
+        }
+        if runs.spans_overflowed {
+            out = vec![(0, text.len())];
+        }
+        out
+    };
+    let scan = |regex: &Regex,
+                min_digits: usize,
+                kind: PersonalType,
+                valid: &dyn Fn(&str) -> bool,
+                found: &mut Vec<PersonalMatch>| {
+        for (from, to) in windows(min_digits) {
+            for caps in regex.captures_iter(&text[from..to]) {
+                if let Some(m) = caps.get(1) {
+                    if valid(m.as_str()) {
+                        push(kind, from + m.start(), from + m.end(), found);
+                    }
                 }
             }
         }
+    };
+    if on(PersonalType::PaymentCard) && runs.longest >= 13 {
+        scan(
+            &p.card,
+            13,
+            PersonalType::PaymentCard,
+            &payment_card,
+            &mut found,
+        );
     }
-    if on(PersonalType::Iban) {
+    if on(PersonalType::Iban) && runs.iban_start {
+        // Letters interrupt an IBAN's digits: read the whole text (rare: the cheap test
+        // found a country code, check digits and eleven more characters).
         for caps in p.iban.captures_iter(text) {
             if let Some(m) = caps.get(1) {
                 let trimmed = trim_iban(m.as_str());
@@ -148,44 +203,140 @@ pub fn find(text: &str, enabled: &[PersonalType]) -> Vec<PersonalMatch> {
         }
     }
     if on(PersonalType::NationalId) {
-        for caps in p.ssn.captures_iter(text) {
-            if let Some(m) = caps.get(1) {
-                if ssn(m.as_str()) {
-                    push(PersonalType::NationalId, m.start(), m.end(), &mut found);
-                }
-            }
+        scan(&p.ssn, 9, PersonalType::NationalId, &ssn, &mut found);
+        scan(&p.cpf, 11, PersonalType::NationalId, &cpf, &mut found);
+        if runs.nino_start {
+            scan(&p.nino, 6, PersonalType::NationalId, &|_| true, &mut found);
         }
-        for caps in p.cpf.captures_iter(text) {
-            if let Some(m) = caps.get(1) {
-                if cpf(m.as_str()) {
-                    push(PersonalType::NationalId, m.start(), m.end(), &mut found);
-                }
-            }
-        }
-        for caps in p.nino.captures_iter(text) {
-            if let Some(m) = caps.get(1) {
-                push(PersonalType::NationalId, m.start(), m.end(), &mut found);
-            }
-        }
-        for caps in p.dni.captures_iter(text) {
-            if let Some(m) = caps.get(1) {
-                if dni(m.as_str()) {
-                    push(PersonalType::NationalId, m.start(), m.end(), &mut found);
-                }
-            }
+        if runs.dni_shape {
+            scan(&p.dni, 7, PersonalType::NationalId, &dni, &mut found);
         }
     }
-    if on(PersonalType::Phone) {
-        for caps in p.phone.captures_iter(text) {
-            if let Some(m) = caps.get(1) {
-                if phone(m.as_str()) {
-                    push(PersonalType::Phone, m.start(), m.end(), &mut found);
-                }
-            }
-        }
+    if on(PersonalType::Phone) && (runs.longest >= 10 || runs.plus_run >= 8) {
+        scan(&p.phone, 8, PersonalType::Phone, &phone, &mut found);
     }
     found.sort_by_key(|f| f.start);
     found
+}
+
+/// What one pass over the bytes says about the digits in a text.
+struct DigitRuns {
+    /// The most digits in one run, a single separator (space, dash, dot, parenthesis) allowed
+    /// between them.
+    longest: usize,
+    /// The most digits in a run that starts with `+` (an international phone number).
+    plus_run: usize,
+    /// Two capital letters followed by two digits somewhere (how an IBAN starts).
+    iban_start: bool,
+    /// Two capital letters, maybe a space, then digits (how a UK NINO starts).
+    nino_start: bool,
+    /// Seven or eight digits followed by a capital letter (a Spanish DNI or NIE).
+    dni_shape: bool,
+    /// Runs of six digits or more: start, end (bytes) and digits.
+    spans: Vec<(usize, usize, usize)>,
+    /// More runs than [`MAX_SPANS`]: the expressions read the whole text.
+    spans_overflowed: bool,
+}
+
+/// Runs kept for windowed reading; past this, the whole text is read.
+const MAX_SPANS: usize = 64;
+
+/// The nearest character boundary at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while at > 0 && !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The nearest character boundary at or after `at`.
+fn ceil_boundary(text: &str, mut at: usize) -> usize {
+    while at < text.len() && !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
+impl DigitRuns {
+    fn of(bytes: &[u8]) -> DigitRuns {
+        let mut runs = DigitRuns {
+            longest: 0,
+            plus_run: 0,
+            iban_start: false,
+            nino_start: false,
+            dni_shape: false,
+            spans: Vec::new(),
+            spans_overflowed: false,
+        };
+        let mut run_start = 0;
+        let mut last_digit = 0;
+        // Digits in the current run (separators allowed), and without a separator.
+        let mut current = 0;
+        let mut plain = 0;
+        let mut plus = false;
+        let mut lettered = false;
+        let mut separators = 0;
+        let upper = |at: usize| bytes.get(at).is_some_and(u8::is_ascii_uppercase);
+        for (i, &b) in bytes.iter().enumerate() {
+            if b.is_ascii_digit() {
+                last_digit = i;
+                if current == 0 {
+                    run_start = i;
+                    plus = i > 0 && bytes[i - 1] == b'+';
+                    let two_letters = |end: usize| end >= 2 && upper(end - 1) && upper(end - 2);
+                    lettered =
+                        two_letters(i) || (i >= 1 && bytes[i - 1] == b' ' && two_letters(i - 1));
+                    // CC, two check digits, then at least 11 letters, digits or spaces.
+                    if two_letters(i)
+                        && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                        && bytes.len() >= i + 13
+                        && bytes[i + 2..i + 13]
+                            .iter()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b' ')
+                    {
+                        runs.iban_start = true;
+                    }
+                }
+                current += 1;
+                plain += 1;
+                separators = 0;
+                runs.longest = runs.longest.max(current);
+                if plus {
+                    runs.plus_run = runs.plus_run.max(current);
+                }
+                if lettered && current >= 6 {
+                    runs.nino_start = true;
+                }
+            } else if current > 0 && matches!(b, b' ' | b'-' | b'.' | b'(' | b')') && separators < 2
+            {
+                if (7..=8).contains(&plain) && b == b'-' && upper(i + 1) {
+                    runs.dni_shape = true;
+                }
+                plain = 0;
+                separators += 1;
+            } else {
+                if (7..=8).contains(&plain) && b.is_ascii_uppercase() {
+                    runs.dni_shape = true;
+                }
+                runs.end_run(current, run_start, last_digit + 1);
+                current = 0;
+                plain = 0;
+                separators = 0;
+            }
+        }
+        runs.end_run(current, run_start, last_digit + 1);
+        runs
+    }
+
+    fn end_run(&mut self, digits: usize, start: usize, end: usize) {
+        if digits >= 6 {
+            if self.spans.len() < MAX_SPANS {
+                self.spans.push((start, end, digits));
+            } else {
+                self.spans_overflowed = true;
+            }
+        }
+    }
 }
 
 /// Luhn-valid, 13 to 19 digits, with the prefix of a card network.

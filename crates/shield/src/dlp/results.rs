@@ -171,6 +171,16 @@ struct Hit {
 
 /// Reads `message` (a JSON-RPC response) under `rules`; `size` is its length in bytes.
 pub fn inspect(rules: &Rules, message: &mut Value, size: usize) -> (Outcome, Vec<Found>) {
+    inspect_with(rules, Hints::ALL, message, size)
+}
+
+/// [`inspect`], running only the detectors `hints` names.
+pub fn inspect_with(
+    rules: &Rules,
+    hints: Hints,
+    message: &mut Value,
+    size: usize,
+) -> (Outcome, Vec<Found>) {
     let mut found = Vec::new();
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let Some(result) = message.get_mut("result").filter(|r| r.is_object()) else {
@@ -207,7 +217,7 @@ pub fn inspect(rules: &Rules, message: &mut Value, size: usize) -> (Outcome, Vec
     let mut block = false;
     let mut pending: Vec<Found> = Vec::new();
     walk(result, &mut String::new(), &mut |location, text| {
-        let hits = scan(rules, &personal_types, text);
+        let hits = scan(rules, hints, &personal_types, text);
         let mut redactions: Vec<(usize, usize, &'static str)> = Vec::new();
         for hit in &hits {
             let action = match hit.action {
@@ -273,6 +283,49 @@ pub fn inspect(rules: &Rules, message: &mut Value, size: usize) -> (Outcome, Vec
     (Outcome::Rewritten, found)
 }
 
+/// Whether a message's raw JSON text is worth parsing: some detector the rules run may find
+/// something in it. The detectors' cheap tests (keywords, an `@`, long digit runs, any phrase
+/// family) hold on the escaped text as on the strings it encodes, except for `\u` escapes:
+/// a text with one is always parsed.
+pub fn worth_parsing(rules: &Rules, raw: &str) -> Option<Hints> {
+    let all = Hints {
+        secrets: rules.secrets != ResultAction::Off,
+        personal: rules.personal_data != ResultAction::Off,
+        injection: rules.prompt_injection != ResultAction::Off,
+    };
+    if (rules.max_result_bytes > 0 && raw.len() as u64 > rules.max_result_bytes)
+        || memchr::memmem::find(raw.as_bytes(), b"\\u").is_some()
+    {
+        return Some(all);
+    }
+    let hints = Hints {
+        secrets: all.secrets && secrets::may_contain(raw),
+        personal: all.personal && personal::may_contain(raw, &rules.personal_types()),
+        injection: all.injection && injection::may_contain(raw),
+    };
+    (hints.secrets || hints.personal || hints.injection).then_some(hints)
+}
+
+/// Which detectors may find something in a result (from the cheap tests on its raw text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    /// Credentials.
+    pub secrets: bool,
+    /// Personal data.
+    pub personal: bool,
+    /// Injected instructions.
+    pub injection: bool,
+}
+
+impl Hints {
+    /// Every detector runs.
+    pub const ALL: Hints = Hints {
+        secrets: true,
+        personal: true,
+        injection: true,
+    };
+}
+
 /// Credentials in a call's arguments (`params.arguments`): found, never changed.
 pub fn scan_arguments(rules: &Rules, arguments: &Value) -> Vec<Found> {
     let mut found = Vec::new();
@@ -300,9 +353,14 @@ pub fn scan_arguments(rules: &Rules, arguments: &Value) -> Vec<Found> {
 }
 
 /// The findings in one string.
-fn scan(rules: &Rules, personal_types: &[personal::PersonalType], text: &str) -> Vec<Hit> {
+fn scan(
+    rules: &Rules,
+    hints: Hints,
+    personal_types: &[personal::PersonalType],
+    text: &str,
+) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
-    if rules.secrets != ResultAction::Off {
+    if hints.secrets && rules.secrets != ResultAction::Off {
         for m in secrets::find(text) {
             if !rules.ignored(m.family) {
                 hits.push(Hit {
@@ -315,7 +373,7 @@ fn scan(rules: &Rules, personal_types: &[personal::PersonalType], text: &str) ->
             }
         }
     }
-    if rules.personal_data != ResultAction::Off && !personal_types.is_empty() {
+    if hints.personal && rules.personal_data != ResultAction::Off && !personal_types.is_empty() {
         for m in personal::find(text, personal_types) {
             // A credential wins over the personal data inside it (a user:password URL).
             if hits.iter().any(|h| h.start < m.end && m.start < h.end) {
@@ -330,7 +388,7 @@ fn scan(rules: &Rules, personal_types: &[personal::PersonalType], text: &str) ->
             });
         }
     }
-    if rules.prompt_injection != ResultAction::Off {
+    if hints.injection && rules.prompt_injection != ResultAction::Off {
         let verdict = injection::inspect(text);
         if verdict.injected() {
             hits.push(Hit {

@@ -103,37 +103,37 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "aws",
             &["aws"],
-            r#"(?i)aws.{0,20}?(?:secret|private|access).{0,20}?['"]?\s*(?:=|:|=>)\s*['"]?([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
+            r#"(?i)aws.{0,20}?(?:secret|private|access).{0,20}?['"]?[ \t\n\r\x0B\x0C]*(?:=|:|=>)[ \t\n\r\x0B\x0C]*['"]?([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
             4.0,
         ),
         rule(
             "gcp_api_key",
             &["aiza"],
-            r"(?:^|[^\w-])(AIza[\w-]{35})(?:[^\w-]|$)",
+            r"(?:^|[^0-9A-Za-z_-])(AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_-]|$)",
             4.0,
         ),
         rule(
             "gcp",
             &["service_account"],
-            r#"("type"\s*:\s*"service_account")"#,
+            r#"("type"[ \t\n\r\x0B\x0C]*:[ \t\n\r\x0B\x0C]*"service_account")"#,
             0.0,
         ),
         rule(
             "gcp",
             &["service_account"],
-            r#""type"\s*:\s*"service_account"[\s\S]{0,400}?"private_key"\s*:\s*"(-----BEGIN[^"]{64,})""#,
+            r#""type"[ \t\n\r\x0B\x0C]*:[ \t\n\r\x0B\x0C]*"service_account"[ \t\n\r\x0B\x0C\S]{0,400}?"private_key"[ \t\n\r\x0B\x0C]*:[ \t\n\r\x0B\x0C]*"(-----BEGIN[^"]{64,})""#,
             3.0,
         ),
         rule(
             "azure",
             &["q~"],
-            r"(?:^|[^0-9A-Za-z_~.\-])([0-9A-Za-z_~.\-]{3}\dQ~[0-9A-Za-z_~.\-]{31,34})(?:[^0-9A-Za-z_~.\-]|$)",
+            r"(?:^|[^0-9A-Za-z_~.\-])([0-9A-Za-z_~.\-]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34})(?:[^0-9A-Za-z_~.\-]|$)",
             3.5,
         ),
         rule(
             "azure",
             &["accountkey"],
-            r"(?i)AccountKey\s*=\s*([A-Za-z0-9+/]{86}==)",
+            r"(?i)AccountKey[ \t\n\r\x0B\x0C]*=[ \t\n\r\x0B\x0C]*([A-Za-z0-9+/]{86}==)",
             4.0,
         ),
         rule(
@@ -157,20 +157,20 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "databricks",
             &["dapi"],
-            r"(?:^|[^0-9A-Za-z])(dapi[a-f0-9]{32}(?:-\d)?)(?:[^0-9A-Za-z]|$)",
+            r"(?:^|[^0-9A-Za-z])(dapi[a-f0-9]{32}(?:-[0-9])?)(?:[^0-9A-Za-z]|$)",
             3.0,
         ),
         rule(
             "fly",
             &["fo1_", "fm1a_", "fm1r_", "fm2_"],
-            r"(?:^|[^\w%])((?:fo1_[\w-]{43}|fm1[ar]_[a-zA-Z0-9+/]{100,}={0,3}|fm2_[a-zA-Z0-9+/]{100,}={0,3}))",
+            r"(?:^|[^0-9A-Za-z_%])((?:fo1_[0-9A-Za-z_-]{43}|fm1[ar]_[a-zA-Z0-9+/]{100,}={0,3}|fm2_[a-zA-Z0-9+/]{100,}={0,3}))",
             3.5,
         ),
         rule("heroku", &["hrku-"], r"(HRKU-AA[0-9a-zA-Z_-]{58})", 3.5),
         rule(
             "heroku",
             &["heroku"],
-            r"(?i)heroku[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
+            r"(?i)heroku[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
             3.0,
         ),
         rule(
@@ -182,29 +182,29 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "hashicorp",
             &["hvs.", "hvb."],
-            r"(?:^|[^\w.])(hv[sb]\.[\w-]{90,})",
+            r"(?:^|[^0-9A-Za-z_.])(hv[sb]\.[0-9A-Za-z_-]{90,})",
             3.5,
         ),
         rule(
             "hashicorp",
             &["vault"],
-            r"(?i)vault[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}['\x22]?(s\.[A-Za-z0-9]{24})(?:[^A-Za-z0-9]|$)",
+            r"(?i)vault[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}['\x22]?(s\.[A-Za-z0-9]{24})(?:[^A-Za-z0-9]|$)",
             3.5,
         ),
         checked(
             "hashicorp",
             &["s."],
-            r"(?:^|[^\w.])(s\.[a-zA-Z0-9]{24})(?:[^\w.]|$)",
+            r"(?:^|[^0-9A-Za-z_.])(s\.[a-zA-Z0-9]{24})(?:[^0-9A-Za-z_.]|$)",
             3.8,
             Check::Random,
         ),
         rule(
             "openshift",
             &["sha256~"],
-            r"(sha256~[\w-]{43})(?:[^\w-]|$)",
+            r"(sha256~[0-9A-Za-z_-]{43})(?:[^0-9A-Za-z_-]|$)",
             3.5,
         ),
-        rule("scalingo", &["tk-us-"], r"(tk-us-[\w-]{48})", 3.5),
+        rule("scalingo", &["tk-us-"], r"(tk-us-[0-9A-Za-z_-]{48})", 3.5),
         rule(
             "clickhouse",
             &["4b1d"],
@@ -214,7 +214,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "kubernetes",
             &["secret"],
-            r"(?i)kind:\s*['\x22]?secret['\x22]?",
+            r"(?i)kind:[ \t\n\r\x0B\x0C]*['\x22]?secret['\x22]?",
             0.0,
         )
         .with(Check::KubernetesData),
@@ -225,7 +225,12 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"(?:^|[^0-9A-Za-z])(gh[pousr]_[0-9a-zA-Z]{36})(?:[^0-9A-Za-z]|$)",
             3.0,
         ),
-        rule("github", &["github_pat_"], r"(github_pat_\w{82})", 3.0),
+        rule(
+            "github",
+            &["github_pat_"],
+            r"(github_pat_[0-9A-Za-z_]{82})",
+            3.0,
+        ),
         rule(
             "gitlab",
             &[
@@ -242,7 +247,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
                 "glptt-",
                 "gr1348941",
             ],
-            r"(?:^|[^0-9A-Za-z])((?:glpat|gldt|glrt|glsoat|glffct|glft|glimt)-[\w-]{20,}|glcbt-(?:[0-9a-fA-F]{2}_)?[\w-]{20}|glagent-[\w-]{50,}|gloas-[\w-]{64}|glptt-[\w-]{40}|GR1348941[\w-]{20})(?:[^\w-]|$)",
+            r"(?:^|[^0-9A-Za-z])((?:glpat|gldt|glrt|glsoat|glffct|glft|glimt)-[0-9A-Za-z_-]{20,}|glcbt-(?:[0-9a-fA-F]{2}_)?[0-9A-Za-z_-]{20}|glagent-[0-9A-Za-z_-]{50,}|gloas-[0-9A-Za-z_-]{64}|glptt-[0-9A-Za-z_-]{40}|GR1348941[0-9A-Za-z_-]{20})(?:[^0-9A-Za-z_-]|$)",
             3.0,
         ),
         rule("bitbucket", &["atbb"], r"(ATBB[a-zA-Z0-9]{32})", 3.5),
@@ -255,13 +260,13 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "npm",
             &["_authtoken"],
-            r"(?i)//[\w.\-/:]+/:_authToken\s*=\s*['\x22]?([^\s'\x22]{8,})",
+            r"(?i)//[0-9A-Za-z_.\-/:]+/:_authToken[ \t\n\r\x0B\x0C]*=[ \t\n\r\x0B\x0C]*['\x22]?([^ \t\n\r\x0B\x0C'\x22]{8,})",
             3.0,
         ),
         rule(
             "pypi",
             &["pypi-ageichlwas5vcmc"],
-            r"(pypi-AgEIcHlwaS5vcmc[\w-]{50,})",
+            r"(pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_-]{50,})",
             3.0,
         ),
         rule(
@@ -273,14 +278,14 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "nuget",
             &["password"],
-            r#"(?i)<add\s+key=\x22(?:ClearText)?Password\x22\s+value=\x22([^\x22]{4,})\x22"#,
+            r#"(?i)<add[ \t\n\r\x0B\x0C]+key=\x22(?:ClearText)?Password\x22[ \t\n\r\x0B\x0C]+value=\x22([^\x22]{4,})\x22"#,
             2.0,
         ),
         rule("rubygems", &["rubygems_"], r"(rubygems_[a-f0-9]{48})", 3.0),
         rule(
             "sidekiq",
             &["contribsys"],
-            r"(?i)BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM\s*(?:=|:)\s*['\x22]?([a-f0-9]{8}:[a-f0-9]{8})",
+            r"(?i)BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM[ \t\n\r\x0B\x0C]*(?:=|:)[ \t\n\r\x0B\x0C]*['\x22]?([a-f0-9]{8}:[a-f0-9]{8})",
             2.0,
         ),
         rule(
@@ -304,13 +309,13 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "sonar",
             &["sonar"],
-            r"(?i)sonar[\w.\-]{0,20}?(?:token|key|login)[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}([a-z0-9]{40})(?:[^a-z0-9]|$)",
+            r"(?i)sonar[0-9A-Za-z_.\-]{0,20}?(?:token|key|login)[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}([a-z0-9]{40})(?:[^a-z0-9]|$)",
             3.0,
         ),
         rule(
             "snyk",
             &["snyk"],
-            r"(?i)snyk[\w.\-]{0,20}?(?:token|key|api|pat|auth)[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
+            r"(?i)snyk[0-9A-Za-z_.\-]{0,20}?(?:token|key|api|pat|auth)[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
             3.0,
         ),
         rule(
@@ -322,7 +327,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "sourcegraph",
             &["sourcegraph"],
-            r"(?i)sourcegraph[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}([a-f0-9]{40})(?:[^a-f0-9]|$)",
+            r"(?i)sourcegraph[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}([a-f0-9]{40})(?:[^a-f0-9]|$)",
             3.0,
         ),
         rule(
@@ -340,20 +345,20 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "atlassian",
             &["atlassian", "confluence", "jira"],
-            r"(?i)(?:atlassian|confluence|jira)[\w.\-]{0,20}?(?:token|key|secret|pass)[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}([a-zA-Z0-9]{24})(?:[^a-zA-Z0-9]|$)",
+            r"(?i)(?:atlassian|confluence|jira)[0-9A-Za-z_.\-]{0,20}?(?:token|key|secret|pass)[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}([a-zA-Z0-9]{24})(?:[^a-zA-Z0-9]|$)",
             3.5,
         ),
         // Messaging, payments, SaaS APIs.
         rule(
             "slack",
             &["xoxb-", "xoxp-", "xoxa-", "xoxo-", "xoxr-", "xoxs-", "xoxe"],
-            r"((?:xoxe\.xox[bp]-\d-[A-Za-z0-9]{150,}|xoxe-\d-[A-Za-z0-9]{140,}|xox[baprs]-\d+-[0-9A-Za-z-]{6,}[0-9A-Za-z]|xox[os]-\d+-\d+-\d+-[a-fA-F\d]+))(?:[^#0-9A-Za-z\-]|$)",
+            r"((?:xoxe\.xox[bp]-[0-9]-[A-Za-z0-9]{150,}|xoxe-[0-9]-[A-Za-z0-9]{140,}|xox[baprs]-[0-9]+-[0-9A-Za-z-]{6,}[0-9A-Za-z]|xox[os]-[0-9]+-[0-9]+-[0-9]+-[a-fA-F0-9]+))(?:[^#0-9A-Za-z\-]|$)",
             2.5,
         ),
         rule(
             "slack",
             &["xapp-"],
-            r"(xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+)",
+            r"(xapp-[0-9]-[A-Z0-9]+-[0-9]+-[a-z0-9]+)",
             3.0,
         ),
         rule(
@@ -365,19 +370,19 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "discord",
             &["discord"],
-            r"(?i)discord[\w.\-]{0,20}?(?:token|key|secret|id)?[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}([a-f0-9]{64}|[0-9]{18,19}|[a-z0-9=_\-]{32})(?:[^a-z0-9=_\-]|$)",
+            r"(?i)discord[0-9A-Za-z_.\-]{0,20}?(?:token|key|secret|id)?[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}([a-f0-9]{64}|[0-9]{18,19}|[a-z0-9=_\-]{32})(?:[^a-z0-9=_\-]|$)",
             3.0,
         ),
         rule(
             "discord",
             &[],
-            r"(?:^|[^\w.\-])([MNO][A-Za-z\d]{23,25}\.[\w-]{6}\.[\w-]{27,38})(?:[^\w.\-]|$)",
+            r"(?:^|[^0-9A-Za-z_.\-])([MNO][A-Za-z0-9]{23,25}\.[0-9A-Za-z_-]{6}\.[0-9A-Za-z_-]{27,38})(?:[^0-9A-Za-z_.\-]|$)",
             4.0,
         ),
         rule(
             "discord",
             &["discord"],
-            r"(?i)(discord(?:app)?\.com/api/webhooks/\d+/[\w-]+)",
+            r"(?i)(discord(?:app)?\.com/api/webhooks/[0-9]+/[0-9A-Za-z_-]+)",
             3.0,
         ),
         rule(
@@ -395,7 +400,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "facebook",
             &["facebook"],
-            r"(?i)facebook[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}([a-f0-9]{32})(?:[^a-f0-9]|$)",
+            r"(?i)facebook[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}([a-f0-9]{32})(?:[^a-f0-9]|$)",
             3.0,
         ),
         rule(
@@ -407,7 +412,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "twitter",
             &["twitter"],
-            r"(?i)twitter[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}([a-zA-Z0-9]{35,50}|[0-9]{15,25}-[a-zA-Z0-9]{20,40})(?:[^a-zA-Z0-9]|$)",
+            r"(?i)twitter[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}([a-zA-Z0-9]{35,50}|[0-9]{15,25}-[a-zA-Z0-9]{20,40})(?:[^a-zA-Z0-9]|$)",
             3.5,
         ),
         rule(
@@ -421,7 +426,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "square",
             &["sq0atp-", "sq0csp-", "eaaa"],
-            r"(sq0atp-[0-9A-Za-z\-_]{22}|sq0csp-[0-9A-Za-z\-_]{43}|(?:^|[^0-9A-Za-z])EAAA[\w-]{60})",
+            r"(sq0atp-[0-9A-Za-z\-_]{22}|sq0csp-[0-9A-Za-z\-_]{43}|(?:^|[^0-9A-Za-z])EAAA[0-9A-Za-z_-]{60})",
             3.5,
         ),
         rule(
@@ -442,11 +447,16 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"(?:^|[^0-9A-Za-z])(SK[0-9a-fA-F]{32})(?:[^0-9A-Za-z]|$)",
             3.0,
         ),
-        rule("sendgrid", &["sg."], r"(SG\.[\w-]{22}\.[\w-]{43})", 4.0),
+        rule(
+            "sendgrid",
+            &["sg."],
+            r"(SG\.[0-9A-Za-z_-]{22}\.[0-9A-Za-z_-]{43})",
+            4.0,
+        ),
         rule(
             "mailgun",
             &["key-"],
-            r"(?i)mailgun[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}(key-[a-f0-9]{32})",
+            r"(?i)mailgun[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}(key-[a-f0-9]{32})",
             3.0,
         ),
         rule(
@@ -458,7 +468,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "messagebird",
             &["messagebird", "message-bird", "message_bird"],
-            r"(?i)message[_-]?bird[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}([a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[^a-z0-9\-]|$)",
+            r"(?i)message[_-]?bird[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}([a-z0-9]{25}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[^a-z0-9\-]|$)",
             3.0,
         ),
         rule(
@@ -470,13 +480,13 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "notion",
             &["secret_"],
-            r"(?i)notion[\s\S]{0,40}?(secret_[A-Za-z0-9]{43})",
+            r"(?i)notion[ \t\n\r\x0B\x0C\S]{0,40}?(secret_[A-Za-z0-9]{43})",
             3.0,
         ),
         rule(
             "okta",
             &["okta"],
-            r"(?i)okta[\w.\-]{0,20}?[\s'\x22\\:=?]{1,7}(00[\w=\-]{40})(?:[^\w=\-]|$)",
+            r"(?i)okta[0-9A-Za-z_.\-]{0,20}?[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}(00[0-9A-Za-z_=\-]{40})(?:[^0-9A-Za-z_=\-]|$)",
             3.5,
         ),
         rule(
@@ -489,25 +499,25 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "sentry",
             &["sentry", "ingest"],
-            r"(https?://[0-9a-f]{32}@[\w.\-]*(?:sentry\.io|ingest)[\w.\-/]*)",
+            r"(https?://[0-9a-f]{32}@[0-9A-Za-z_.\-]*(?:sentry\.io|ingest)[0-9A-Za-z_.\-/]*)",
             3.0,
         ),
         rule(
             "sentry",
             &["sentry"],
-            r"(?i)sentry[\w.\-]{0,20}?(?:token|key|auth)[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}([a-f0-9]{64})(?:[^a-f0-9]|$)",
+            r"(?i)sentry[0-9A-Za-z_.\-]{0,20}?(?:token|key|auth)[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}([a-f0-9]{64})(?:[^a-f0-9]|$)",
             3.0,
         ),
         rule(
             "sumo_logic",
             &["sumo"],
-            r"(?i)sumo[\w.\-]{0,20}?(?:access)?[_\-.]?id[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}(su[a-zA-Z0-9]{12})(?:[^a-zA-Z0-9]|$)",
+            r"(?i)sumo[0-9A-Za-z_.\-]{0,20}?(?:access)?[_\-.]?id[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}(su[a-zA-Z0-9]{12})(?:[^a-zA-Z0-9]|$)",
             3.0,
         ),
         rule(
             "sumo_logic",
             &["sumo"],
-            r"(?i)sumo[\w.\-]{0,20}?(?:key|token|secret)[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}([a-zA-Z0-9]{64})(?:[^a-zA-Z0-9]|$)",
+            r"(?i)sumo[0-9A-Za-z_.\-]{0,20}?(?:key|token|secret)[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}([a-zA-Z0-9]{64})(?:[^a-zA-Z0-9]|$)",
             3.5,
         ),
         rule("grafana", &["glc_"], r"(glc_[A-Za-z0-9+/]{32,}={0,2})", 3.5),
@@ -526,7 +536,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "datadog",
             &["datadog", "dd_api_key", "dd_app_key"],
-            r"(?i)(?:datadog|dd_ap[ip]_key)[\w.\-]{0,20}[\s'\x22\\:=?]{1,7}([a-f0-9]{32}|[a-f0-9]{40})(?:[^a-f0-9]|$)",
+            r"(?i)(?:datadog|dd_ap[ip]_key)[0-9A-Za-z_.\-]{0,20}[ \t\n\r\x0B\x0C'\x22\\:=?]{1,7}([a-f0-9]{32}|[a-f0-9]{40})(?:[^a-f0-9]|$)",
             3.0,
         ),
         rule(
@@ -535,7 +545,12 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"(NR(?:AK|JS|II)-[a-zA-Z0-9\-]{27,})",
             3.0,
         ),
-        rule("dropbox", &["sl."], r"(?:^|[^\w.])(sl\.[\w\-=]{135,})", 4.0),
+        rule(
+            "dropbox",
+            &["sl."],
+            r"(?:^|[^0-9A-Za-z_.])(sl\.[0-9A-Za-z_\-=]{135,})",
+            4.0,
+        ),
         rule("linear", &["lin_api_"], r"(lin_api_[a-zA-Z0-9]{40})", 3.5),
         rule(
             "postman",
@@ -572,19 +587,19 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "freemius",
             &["secret_key"],
-            r#"(?i)['\x22]secret_key['\x22]\s*=>\s*['\x22](sk_[^'\x22\s]{29})['\x22]"#,
+            r#"(?i)['\x22]secret_key['\x22][ \t\n\r\x0B\x0C]*=>[ \t\n\r\x0B\x0C]*['\x22](sk_[^'\x22 \t\n\r\x0B\x0C]{29})['\x22]"#,
             3.0,
         ),
         rule(
             "cloudant",
             &["cloudant"],
-            r"(?i)cloudant[\w.\-]{0,20}?(?:pass|key|secret|pwd|token)[\w.\-]{0,10}[\s'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[\s'\x22\\]{0,5}([a-z0-9]{24,64})(?:[^a-z0-9]|$)",
+            r"(?i)cloudant[0-9A-Za-z_.\-]{0,20}?(?:pass|key|secret|pwd|token)[0-9A-Za-z_.\-]{0,10}[ \t\n\r\x0B\x0C'\x22\\]{0,3}(?:[:?!]{0,3}=|:|=>|\|\|)[ \t\n\r\x0B\x0C'\x22\\]{0,5}([a-z0-9]{24,64})(?:[^a-z0-9]|$)",
             3.0,
         ),
         rule(
             "cloudant",
             &["cloudant"],
-            r"(?i)https?://[\w\-]+:([0-9a-z]{64}|[a-z]{24})@[\w\-]+\.cloudant",
+            r"(?i)https?://[0-9A-Za-z_\-]+:([0-9a-z]{64}|[a-z]{24})@[0-9A-Za-z_\-]+\.cloudant",
             3.0,
         ),
         // AI providers.
@@ -603,7 +618,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "anthropic",
             &["sk-ant-"],
-            r"(sk-ant-(?:api\d\d|admin\d\d)-[\w-]{80,}AA)",
+            r"(sk-ant-(?:api[0-9][0-9]|admin[0-9][0-9])-[0-9A-Za-z_-]{80,}AA)",
             3.5,
         ),
         rule(
@@ -630,21 +645,21 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         checked(
             "private_key",
             &["private key"],
-            r"(-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----)",
+            r"(-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[ \t\n\r\x0B\x0C\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----)",
             0.0,
             Check::PemBody,
         ),
         checked(
             "jwt",
             &["eyj"],
-            r"(?:^|[^\w.\-])(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_\-]*)",
+            r"(?:^|[^0-9A-Za-z_.\-])(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_\-]*)",
             3.0,
             Check::Jwt,
         ),
         checked(
             "connection_string",
             &["://"],
-            r"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtps?|ldaps?|https?)://[^\s:@/'\x22`<>]{1,64}:([^\s:@/'\x22`<>]{3,128})@[\w.\-\[\]]+",
+            r"(?i)(?-u:\b)(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|jdbc:[a-z]+|ftp|sftp|smtps?|ldaps?|https?)://[^ \t\n\r\x0B\x0C:@/'\x22`<>]{1,64}:([^ \t\n\r\x0B\x0C:@/'\x22`<>]{3,128})@[0-9A-Za-z_.\-\[\]]+",
             2.0,
             Check::Password,
         ),
@@ -652,14 +667,14 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         checked(
             "curl",
             &["curl"],
-            r#"(?i)curl\b[\s\S]{0,300}?\s(?:-u|--user)\s+['\x22]?([^\s'\x22]*:[^\s'\x22]*)"#,
+            r#"(?i)curl(?-u:\b)[ \t\n\r\x0B\x0C\S]{0,300}?[ \t\n\r\x0B\x0C](?:-u|--user)[ \t\n\r\x0B\x0C]+['\x22]?([^ \t\n\r\x0B\x0C'\x22]*:[^ \t\n\r\x0B\x0C'\x22]*)"#,
             2.5,
             Check::Password,
         ),
         checked(
             "curl",
             &["curl"],
-            r#"(?i)curl\b[\s\S]{0,300}?(?:-H|--header)\s*['\x22](?:authorization|[\w-]*(?:api[_-]?key|token|auth)[\w-]*)\s*:\s*(?:(?:bearer|basic|token|digest)\s+)?([^\s'\x22]{8,})['\x22]"#,
+            r#"(?i)curl(?-u:\b)[ \t\n\r\x0B\x0C\S]{0,300}?(?:-H|--header)[ \t\n\r\x0B\x0C]*['\x22](?:authorization|[0-9A-Za-z_-]*(?:api[_-]?key|token|auth)[0-9A-Za-z_-]*)[ \t\n\r\x0B\x0C]*:[ \t\n\r\x0B\x0C]*(?:(?:bearer|basic|token|digest)[ \t\n\r\x0B\x0C]+)?([^ \t\n\r\x0B\x0C'\x22]{8,})['\x22]"#,
             3.0,
             Check::Password,
         ),
@@ -692,9 +707,9 @@ impl Rule {
 
 /// `<key naming a credential> <operator> <value>`: `password = "..."`, `api_key: ...`,
 /// `secret("...")`, `apikey == "..."`. Group 1 is the key, 2 to 4 the value (quoted or bare).
-const GENERIC_ASSIGNMENT: &str = r#"(?i)((?:^|[^\w.\-])[\w.\-]{0,40}(?:pass(?:w(?:or)?d|wd|phrase)?|pwd|secrete?s?|api[_.\-]?key|apikey|access[_.\-]?key|private[_.\-]?key|auth[_.\-]?token|access[_.\-]?token|api[_.\-]?token|secret[_.\-]?key|client[_.\-]?secret|credentials?|tokens?|auth)(?:[_.\-][\w.\-]{0,20}|\d{1,3}|(?-i:[A-Z])\w{0,20})?)(?:\[\d*\])?\\?['\x22`]?(?:(?:\s*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=|\()\s*|:\s*|\s+)\\?['\x22`]([^'\x22`\n\\]{1,200})\\?['\x22`]|(?:\s*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=)\s*|:\s+)([^\s'\x22`\\]{1,200}))"#;
+const GENERIC_ASSIGNMENT: &str = r#"(?i)((?:^|[^0-9A-Za-z_.\-])[0-9A-Za-z_.\-]{0,40}(?:pass(?:w(?:or)?d|wd|phrase)?|pwd|secrete?s?|api[_.\-]?key|apikey|access[_.\-]?key|private[_.\-]?key|auth[_.\-]?token|access[_.\-]?token|api[_.\-]?token|secret[_.\-]?key|client[_.\-]?secret|credentials?|tokens?|auth)(?:[_.\-][0-9A-Za-z_.\-]{0,20}|[0-9]{1,3}|(?-i:[A-Z])[0-9A-Za-z_]{0,20})?)(?:\[[0-9]*\])?\\?['\x22`]?(?:(?:[ \t\n\r\x0B\x0C]*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=|\()[ \t\n\r\x0B\x0C]*|:[ \t\n\r\x0B\x0C]*|[ \t\n\r\x0B\x0C]+)\\?['\x22`]([^'\x22`\n\\]{1,200})\\?['\x22`]|(?:[ \t\n\r\x0B\x0C]*(?:===|!==|==|!=|:{1,3}=|\?=|=>|=)[ \t\n\r\x0B\x0C]*|:[ \t\n\r\x0B\x0C]+)([^ \t\n\r\x0B\x0C'\x22`\\]{1,200}))"#;
 
-const GENERIC_COMPARISON: &str = r#"(?i)['\x22`]([^'\x22`\n]{6,200})['\x22`]\s*(?:==|===|!=|!==)\s*([\w.\-]{0,30}(?:passw(?:or)?d|passwd|pwd|secrete?|api[_.\-]?key|apikey|token))\b"#;
+const GENERIC_COMPARISON: &str = r#"(?i)['\x22`]([^'\x22`\n]{6,200})['\x22`][ \t\n\r\x0B\x0C]*(?:==|===|!=|!==)[ \t\n\r\x0B\x0C]*([0-9A-Za-z_.\-]{0,30}(?:passw(?:or)?d|passwd|pwd|secrete?|api[_.\-]?key|apikey|token))(?-u:\b)"#;
 
 struct Compiled {
     keywords: AhoCorasick,
@@ -722,6 +737,8 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
     let keywords = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
+        // A full DFA: a few hundred kilobytes, the fastest scan (every result pays for it).
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .build(&words)
         .expect("the secret keywords are plain literals");
     let regexes = RULES
@@ -752,6 +769,12 @@ pub fn warm_up() {
     LazyLock::force(&COMPILED);
 }
 
+/// Whether `text` may hold a credential: a keyword of some rule, or the shape of the one family
+/// without keywords. False means [`find`] would find nothing.
+pub fn may_contain(text: &str) -> bool {
+    COMPILED.keywords.is_match(text) || dotted_token(text.as_bytes())
+}
+
 /// Every credential in `text`, in order, without overlaps.
 ///
 /// A tool's output is often JSON written as text (`"text": "api_key = \"...\""`): where the
@@ -780,36 +803,77 @@ pub fn find(text: &str) -> Vec<SecretMatch> {
 fn find_in(text: &str) -> Vec<SecretMatch> {
     let compiled = &*COMPILED;
     let mut wanted = vec![false; RULES.len()];
-    for &rule in &compiled.always {
-        wanted[rule] = true;
-    }
-    for m in compiled.keywords.find_overlapping_iter(text) {
-        for &rule in &compiled.rules_of_keyword[m.pattern().as_usize()] {
+    if dotted_token(text.as_bytes()) {
+        for &rule in &compiled.always {
             wanted[rule] = true;
         }
     }
+    // Generic assignments are read only around their keywords (the key is at most 40
+    // characters before it, the value within a line after it): common words (key, token,
+    // password) must not cost a scan of the whole text per rule.
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    for m in compiled.keywords.find_overlapping_iter(text) {
+        for &rule in &compiled.rules_of_keyword[m.pattern().as_usize()] {
+            wanted[rule] = true;
+            if matches!(RULES[rule].check, Check::Generic | Check::Comparison) {
+                let start = floor_boundary(text, m.start().saturating_sub(250));
+                let end = ceil_boundary(text, (m.end() + 320).min(text.len()));
+                match windows.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => windows.push((start, end)),
+                }
+            }
+        }
+    }
     let mut found: Vec<SecretMatch> = Vec::new();
+    let whole = [(0, text.len())];
     for (i, rule) in RULES.iter().enumerate() {
         if !wanted[i] {
             continue;
         }
-        for caps in compiled.regexes[i].captures_iter(text) {
-            for candidate in candidates(rule, text, &caps) {
-                if !found
-                    .iter()
-                    .any(|f| f.start < candidate.1 && candidate.0 < f.end)
-                {
-                    found.push(SecretMatch {
-                        family: rule.family,
-                        start: candidate.0,
-                        end: candidate.1,
-                    });
+        let spans: &[(usize, usize)] = if matches!(rule.check, Check::Generic | Check::Comparison) {
+            &windows
+        } else {
+            &whole
+        };
+        for &(from, to) in spans {
+            for caps in compiled.regexes[i].captures_iter(&text[from..to]) {
+                for (start, end) in candidates(rule, text, from, &caps) {
+                    if !found.iter().any(|f| f.start < end && start < f.end) {
+                        found.push(SecretMatch {
+                            family: rule.family,
+                            start,
+                            end,
+                        });
+                    }
                 }
             }
         }
     }
     found.sort_by_key(|f| f.start);
     found
+}
+
+/// The nearest character boundary at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while at > 0 && !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The nearest character boundary at or after `at`.
+fn ceil_boundary(text: &str, mut at: usize) -> usize {
+    while at < text.len() && !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Whether the text has the shape of a dotted bot token (`xxxx.yyyyyy.zzzz`: two dots seven
+/// bytes apart), the one family without a keyword.
+fn dotted_token(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'.', bytes).any(|i| bytes.get(i + 7) == Some(&b'.') && i >= 23)
 }
 
 /// The text with JSON string escapes undone (`\"`, `\\`, `\n`, `\t`, `\r`, `\/`), and for every
@@ -847,12 +911,18 @@ fn unescape(text: &str) -> (String, Vec<usize>) {
 }
 
 /// The validated secrets of one regex match: (start, end) ranges.
-fn candidates(rule: &Rule, text: &str, caps: &regex::Captures<'_>) -> Vec<(usize, usize)> {
+/// `caps` matched in `text[offset..]`; the ranges returned are in `text`.
+fn candidates(
+    rule: &Rule,
+    text: &str,
+    offset: usize,
+    caps: &regex::Captures<'_>,
+) -> Vec<(usize, usize)> {
     if rule.check == Check::KubernetesData {
         return kubernetes_values(text);
     }
     let generic = rule.check == Check::Generic;
-    if generic && sql_statement(text, caps.get(0).map_or(0, |m| m.start())) {
+    if generic && sql_statement(text, offset + caps.get(0).map_or(0, |m| m.start())) {
         return Vec::new();
     }
     let comparison = rule.check == Check::Comparison;
@@ -889,7 +959,7 @@ fn candidates(rule: &Rule, text: &str, caps: &regex::Captures<'_>) -> Vec<(usize
         Check::KubernetesData => false,
     };
     if ok {
-        vec![(value.start(), value.end())]
+        vec![(offset + value.start(), offset + value.end())]
     } else {
         Vec::new()
     }
@@ -932,18 +1002,12 @@ fn credential_key(key: &str) -> bool {
         "prefix",
         "hint",
     ];
-    let last = lower
-        .rsplit(|c: char| c == '_' || c == '.' || c == '-')
-        .next()
-        .unwrap_or(lower);
+    let last = lower.rsplit(['_', '.', '-']).next().unwrap_or(lower);
     if NOT_SECRET_SUFFIXES.contains(&last) {
         return false;
     }
     // camelCase suffixes: credentialId, keyVaultName, tokenUrl.
-    let original_last = key
-        .rsplit(|c: char| c == '_' || c == '.' || c == '-')
-        .next()
-        .unwrap_or(key);
+    let original_last = key.rsplit(['_', '.', '-']).next().unwrap_or(key);
     if let Some(upper) = original_last.rfind(|c: char| c.is_ascii_uppercase()) {
         let tail = original_last[upper..].to_ascii_lowercase();
         if NOT_SECRET_SUFFIXES.contains(&tail.as_str()) {
@@ -1247,7 +1311,7 @@ fn pem_body_ok(block: &str) -> bool {
 /// The base64 values under `data:` of a Kubernetes Secret manifest.
 fn kubernetes_values(text: &str) -> Vec<(usize, usize)> {
     static VALUE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"(?m)^[\s+./:\d\w-]*?[ \t]+['\x22]?[\w.\-]+['\x22]?:\s*['\x22>|]?[ \t]*\n?[ \t]*['\x22]?([A-Za-z0-9+/]{4,}={0,2})['\x22]?[ \t]*$"#)
+        Regex::new(r#"(?m)^[ \t\n\r\x0B\x0C+./:0-90-9A-Za-z_-]*?[ \t]+['\x22]?[0-9A-Za-z_.\-]+['\x22]?:[ \t\n\r\x0B\x0C]*['\x22>|]?[ \t]*\n?[ \t]*['\x22]?([A-Za-z0-9+/]{4,}={0,2})['\x22]?[ \t]*$"#)
             .expect("valid regex")
     });
     let Some(data) = text.find("data:") else {
