@@ -23,6 +23,12 @@
 #                                                   gateway with all four on but responses not read,
 #                                                   SECURITY_MCP_TOOLS_INSPECT=false, to isolate
 #                                                   what reading costs)
+#   RESULT=1 scripts/load.sh                       (adds a workload, result: POST tools/call
+#                                                   answered with a 1 KB result (a tool's JSON
+#                                                   output as text), which the gateway reads for
+#                                                   secrets, personal data and injections; and the
+#                                                   gateway with all four on but results not read,
+#                                                   SECURITY_MCP_RESULTS_INSPECT=false)
 #   PROFILE=call scripts/load.sh 10 1              (then profiles each gateway under that
 #                                                   workload with perf: linux-perf; top symbols)
 #
@@ -102,7 +108,18 @@ for i, (verb, thing) in enumerate((v, t) for t in things for v in verbs):
 print(json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}, separators=(",", ":")))
 PY
 # nginx's workers (nobody, when started as root) read it.
-chmod a+rx "$WORK" "$WORK/upstream"; chmod a+r "$WORK/upstream/list.json"
+# A 1 KB tools/call result: a tool's JSON output (issues of a repository) as text, nothing in it
+# to find (the shape of crates/shield/benches/results.rs's clean_1kb).
+python3 - >"$WORK/upstream/result.json" <<'PY'
+import json
+issues = [{"number": 4120 + i, "title": f"Build fails on ARM64 runners after the toolchain update #{i}",
+           "state": "open" if i % 2 == 0 else "closed", "labels": ["bug", "ci"],
+           "updated_at": f"2026-11-{10 + i:02d}T10:15:00Z", "comments": i * 3} for i in range(6)]
+text = json.dumps({"total_count": 6, "items": issues}, separators=(",", ":"))
+print(json.dumps({"jsonrpc": "2.0", "id": 42, "result": {"content": [{"type": "text", "text": text}], "isError": False}},
+                 separators=(",", ":")), end="")
+PY
+chmod a+rx "$WORK" "$WORK/upstream"; chmod a+r "$WORK/upstream/list.json" "$WORK/upstream/result.json"
 if [ -n "${TLS:-}" ]; then
   # One certificate for nginx and the gateway alike: ECDSA P-256, for 127.0.0.1.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -126,6 +143,15 @@ http {
       error_page 405 =200 /list.json;
     }
     location = /list.json {
+      root $WORK/upstream;
+      default_type application/json;
+    }
+    location = /result/mcp {
+      alias $WORK/upstream/result.json;
+      default_type application/json;
+      error_page 405 =200 /result.json;
+    }
+    location = /result.json {
       root $WORK/upstream;
       default_type application/json;
     }
@@ -180,7 +206,7 @@ nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" & NGINX_PROXY_PID=$!; PIDS+=(
 # check's): 10,000 clients sending 4,096 session ids pass it in a long run, so it is off.
 BASE=(SECURITY_TRUSTED_PROXIES=127.0.0.1 SECURITY_ADMIN_TOKEN=load-test-token
   SECURITY_IP_HASH_KEY=load-test-key RUST_LOG=warn SECURITY_MCP_MAX_SESSIONS_PER_CLIENT=0
-  SECURITY_MCP_PATHS=/mcp,/list/mcp)
+  SECURITY_MCP_PATHS=/mcp,/list/mcp,/result/mcp)
 ALL_ON=(SECURITY_ENABLE_RATE_LIMITING=true SECURITY_ENABLE_DDOS_PROTECTION=true
   SECURITY_ENABLE_IP_MANAGEMENT=true SECURITY_ENABLE_THREAT_DETECTION=true
   SECURITY_RATE_LIMIT_PER_IP_CAPACITY=1000000000 SECURITY_RATE_LIMIT_PER_IP_REFILL_RATE=100000000
@@ -266,6 +292,15 @@ if [ -n "${LIST:-}" ]; then
   PORT["mcp-shield, all four, responses not read"]=$UNREAD
   PROC["mcp-shield, all four, responses not read"]=$UNREAD_PID
 fi
+if [ -n "${RESULT:-}" ]; then
+  RESULTS_UNREAD=$(free_port)
+  env "${BASE[@]}" "${ALL_ON[@]}" SECURITY_MCP_RESULTS_INSPECT=false "$BIN" serve \
+    --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$RESULTS_UNREAD" 2>"$WORK/results-unread.log" & RU_PID=$!
+  PIDS+=($RU_PID)
+  TARGETS+=("mcp-shield, all four, results not read")
+  PORT["mcp-shield, all four, results not read"]=$RESULTS_UNREAD
+  PROC["mcp-shield, all four, results not read"]=$RU_PID
+fi
 if [ -n "${COMPARE_BIN:-}" ]; then
   name=${COMPARE_NAME:-compared}
   C_OFF=$(free_port); C_ALL=$(free_port)
@@ -317,8 +352,19 @@ request = function()
     ["Accept"] = "application/json, text/event-stream"}, body)
 end
 LUA
+cat > "$WORK/result.lua" <<'LUA'
+local n = 0
+request = function()
+  n = n + 1
+  local ip = string.format("10.%d.%d.%d", math.floor(n % 10000 / 2500) + 1, math.floor(n % 2500 / 250), n % 250 + 1)
+  local body = string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"list_issues","arguments":{"repo":"acme/app","page":%d}}}', n, n % 50 + 1)
+  return wrk.format("POST", "/result/mcp", {["X-Forwarded-For"] = ip, ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json, text/event-stream"}, body)
+end
+LUA
 WORKLOADS=(get call)
 [ -z "${LIST:-}" ] || WORKLOADS+=(list)
+[ -z "${RESULT:-}" ] || WORKLOADS+=(result)
 
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { # all processes of a proxy: the pid and its children

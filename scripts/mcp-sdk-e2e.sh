@@ -165,6 +165,37 @@ assert s["weather_after_approval"] == "sunny in Oslo", s
 PY
 grep -q 'tool_changed tool .weather.' "$work/rug-gateway.log" || { echo "no tool_changed log line"; cat "$work/rug-gateway.log"; exit 1; }
 
+echo "== a server whose tool results leak (a token, a card number, an injected instruction), through mcp-shield"
+leaky=$(free_port)
+leaky_gateway=$(free_port)
+PORT=$leaky node e2e/mcp-sdk/leaky-server.mjs >"$work/leaky.log" 2>&1 &
+pids+=($!)
+wait_port "$leaky"
+"$bin" --config e2e/mcp-sdk/results.toml \
+  serve --upstream "http://127.0.0.1:$leaky" --listen "127.0.0.1:$leaky_gateway" >"$work/leaky-gateway.log" 2>&1 &
+pids+=($!)
+wait_port "$leaky_gateway"
+(cd e2e/mcp-sdk && node leaky-client.mjs "http://127.0.0.1:$leaky_gateway") \
+  >"$work/leaky.json" || { cat "$work/leaky.json" "$work/leaky-gateway.log" "$work/leaky.log"; exit 1; }
+cat "$work/leaky.json"
+python3 - "$work/leaky.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+token, card = "ghp_R4nd0mT0k3nV4lu3W1thThirtySixChars12", "4111 1111 1111 1111"
+assert s["read_config"] == "service: billing\ngithub_token: [REDACTED:github]\nregion: eu-west-1", s
+assert s["read_config_meta"]["mcp-shield/findings"][0]["family"] == "github", s
+assert s["lookup_customer"] == "Customer 42: Jane Roe, card [REDACTED:payment_card], plan: team", s
+assert s["lookup_customer_structured"] == {"id": 42, "name": "Jane Roe", "card": "[REDACTED:payment_card]"}, s
+page = s["fetch_page"]
+assert page.startswith("<untrusted-tool-output>") and "<h1>Opening hours</h1>" in page, s
+assert any(f["type"] == "prompt_injection" and f["action"] == "wrapped" for f in s["fetch_page_meta"]["mcp-shield/findings"]), s
+assert s["progress"] == [1, 2, 3], s
+assert s["progress_before_result_ms"] >= 500, s  # the first progress came while the tool ran
+assert s["export_report"] == "report ready; upload with token [REDACTED:github]", s
+assert token not in json.dumps(s) and card not in json.dumps(s), s
+PY
+grep -q 'security.results.*prompt_injection' "$work/leaky-gateway.log" || { echo "no prompt_injection log line"; cat "$work/leaky-gateway.log"; exit 1; }
+
 echo "== SDK client against mcp-shield demo"
 SECURITY_ADMIN_TOKEN=e2e-token-0123456789abcdef "$bin" demo --listen "127.0.0.1:$demo" >"$work/demo.log" 2>&1 &
 pids+=($!)
