@@ -193,7 +193,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         checked(
             "hashicorp",
-            &["s."],
+            &["token", "vault"],
             r"(?:^|[^0-9A-Za-z_.])(s\.[a-zA-Z0-9]{24})(?:[^0-9A-Za-z_.]|$)",
             3.8,
             Check::Random,
