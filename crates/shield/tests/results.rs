@@ -249,6 +249,16 @@ async fn by_default_secrets_are_redacted_and_the_rest_is_passed_and_reported() {
     assert!(text.contains("prompt_injection"), "{text}");
     assert!(text.contains("\"kind\":\"github\""), "{text}");
     assert!(!text.contains(SECRET));
+    // The status document has the component and its counts.
+    let (_, status) = support::respond(
+        &app,
+        "127.0.0.1",
+        support::admin_request(TOKEN, "GET", "/api/security/status", None),
+    )
+    .await;
+    let component = &status["components"]["tool_results"];
+    assert_eq!(component["enabled"], true, "{status}");
+    assert!(component["details"]["findings"]["secret/redacted"].as_u64() >= Some(1));
 }
 
 #[tokio::test]

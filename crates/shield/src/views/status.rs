@@ -254,6 +254,42 @@ pub(crate) fn status(core: &Core) -> SecurityStatus {
         .details
         .insert("max_pinned", c.mcp.tools.max_pinned.into());
     components.insert("tool_integrity", tools);
+    let mut results = ComponentStatus {
+        configured: c.mcp.results.inspect,
+        enabled: core.way_back.results.inspects(),
+        implemented: true,
+        healthy: true,
+        backend: "memory",
+        note: Some(
+            "tool results, resource contents and prompt messages on MCP paths are read for \
+             secrets, personal data, injected instructions and size; tool-call arguments for \
+             secrets ([mcp.results])"
+                .into(),
+        ),
+        details: BTreeMap::new(),
+    };
+    let mut found = serde_json::Map::new();
+    for (threat, action, count) in core.stats.result_finding_counts() {
+        if count > 0 {
+            found.insert(format!("{threat}/{action}"), count.into());
+        }
+    }
+    results.details.insert("findings", found.into());
+    results
+        .details
+        .insert("secrets", serde_json::json!(c.mcp.results.secrets));
+    results.details.insert(
+        "personal_data",
+        serde_json::json!(c.mcp.results.personal_data),
+    );
+    results.details.insert(
+        "prompt_injection",
+        serde_json::json!(c.mcp.results.prompt_injection),
+    );
+    results
+        .details
+        .insert("tool_rules", c.mcp.results.tool.len().into());
+    components.insert("tool_results", results);
     let redis_configured = c.uses_redis();
     let summary = serde_json::json!({
         "enable_rate_limiting": c.enable_rate_limiting,
