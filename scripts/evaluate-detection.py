@@ -293,8 +293,10 @@ def mcp_section(binary, mcp_corpus):
             shown = f if label == "attack" else any_
             out.append(f"| {label} | {cat} | {n} | {pct(shown, n)} |")
         out.append("")
-        out.append("The benign outputs flagged are prompt templates returned by a prompt-library "
-                   "tool: instructions written for a model, which is what an injection is. A "
+        out.append("Most benign outputs flagged are prompt templates returned by a prompt-library "
+                   "tool (in `benign_prose`): instructions written for a model, which is what an "
+                   "injection is; a SQL one is a Snowflake stage statement holding an AWS key pair "
+                   "written as an example. A "
                    "deployment with such a tool turns the check off for it "
                    "(`[[mcp.results.tool]] name = \"search_prompt_library\"`, "
                    "`prompt_injection = \"off\"`). Personal data found in the benign outputs "
