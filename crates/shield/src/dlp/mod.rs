@@ -28,6 +28,22 @@ use crate::events::{EventBus, SecurityEvent};
 use crate::request::RequestFacts;
 pub use results::{Applied, Found, Outcome, Rules};
 
+/// The nearest character boundary of `text` at or before `at`.
+pub(crate) fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while at > 0 && !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The nearest character boundary of `text` at or after `at`.
+pub(crate) fn ceil_boundary(text: &str, mut at: usize) -> usize {
+    while at < text.len() && !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
 /// A finding in what a tool returned (or was sent): the payload of
 /// [`SecurityEvent::ResultFinding`].
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -10,6 +10,7 @@
 //!
 //! Pure: no I/O, no clock.
 
+use super::{ceil_boundary, floor_boundary};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -240,22 +241,6 @@ struct DigitRuns {
 
 /// Runs kept for windowed reading; past this, the whole text is read.
 const MAX_SPANS: usize = 64;
-
-/// The nearest character boundary at or before `at`.
-fn floor_boundary(text: &str, mut at: usize) -> usize {
-    while at > 0 && !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
-/// The nearest character boundary at or after `at`.
-fn ceil_boundary(text: &str, mut at: usize) -> usize {
-    while at < text.len() && !text.is_char_boundary(at) {
-        at += 1;
-    }
-    at
-}
 
 impl DigitRuns {
     fn of(bytes: &[u8]) -> DigitRuns {

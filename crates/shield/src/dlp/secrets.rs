@@ -12,6 +12,7 @@
 //!
 //! Pure: no I/O, no clock.
 
+use super::{ceil_boundary, floor_boundary};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -854,22 +855,6 @@ fn find_in(text: &str) -> Vec<SecretMatch> {
     found
 }
 
-/// The nearest character boundary at or before `at`.
-fn floor_boundary(text: &str, mut at: usize) -> usize {
-    while at > 0 && !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
-/// The nearest character boundary at or after `at`.
-fn ceil_boundary(text: &str, mut at: usize) -> usize {
-    while at < text.len() && !text.is_char_boundary(at) {
-        at += 1;
-    }
-    at
-}
-
 /// Whether the text has the shape of a dotted bot token (`xxxx.yyyyyy.zzzz`: two dots seven
 /// bytes apart), the one family without a keyword.
 fn dotted_token(bytes: &[u8]) -> bool {
@@ -1333,29 +1318,10 @@ fn kubernetes_values(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// Standard or URL-safe base64, padding optional.
+/// Standard or URL-safe base64, padding optional: `None` when anything else is in it.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    let (decoded, used) = crate::threat::decode::base64_prefix(text.as_bytes(), usize::MAX);
+    (used == text.len()).then_some(decoded)
 }
 
 #[cfg(test)]
