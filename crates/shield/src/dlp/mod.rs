@@ -188,11 +188,6 @@ impl ResultInspector {
         self.policy.load().inspect
     }
 
-    /// The rules for a tool (or prompt, or resource URI).
-    pub fn rules_for(&self, name: &str) -> Rules {
-        self.policy.load().rules_for(name).clone()
-    }
-
     /// A JSON answer (one message or a batch) read under the call's rules: the new text when
     /// something changed. Findings are published as events.
     pub fn rewrite(
@@ -218,15 +213,7 @@ impl ResultInspector {
         for message in messages {
             let (outcome, found) = results::inspect_with(rules, hints, message, text.len());
             for f in found {
-                self.bus
-                    .publish(SecurityEvent::ResultFinding(ResultFinding {
-                        path: path.to_string(),
-                        subject: call.subject,
-                        name: call.name.clone(),
-                        direction: "response",
-                        found: f,
-                        client,
-                    }));
+                self.report(path, call, f, client);
             }
             match outcome {
                 Outcome::Unchanged => {}
@@ -244,16 +231,21 @@ impl ResultInspector {
         }
     }
 
-    /// The error that replaces a result too large to read whole under a size cap (it cannot
-    /// be truncated without being read); the finding is published.
+    /// The error that replaces a result too large to read whole, when its tool has a size cap
+    /// (it cannot be truncated without being read); the finding is published. `None` without
+    /// a cap (the result passes unread).
     pub fn refuse_unread(
         &self,
         path: &str,
         call: &Call,
         client: Option<IpAddr>,
         read: usize,
-    ) -> Vec<u8> {
-        let rules = self.rules_for(&call.name);
+    ) -> Option<Vec<u8>> {
+        let policy = self.policy.load();
+        let rules = policy.rules_for(&call.name);
+        if !policy.inspect || rules.max_result_bytes == 0 {
+            return None;
+        }
         let found = Found {
             threat: crate::threat::ThreatType::OutputTooLarge,
             family: "size".into(),
@@ -262,6 +254,12 @@ impl ResultInspector {
             action: Applied::Blocked,
         };
         let error = results::withheld(Value::Null, std::slice::from_ref(&found));
+        self.report(path, call, found, client);
+        serde_json::to_vec(&error).ok()
+    }
+
+    /// A finding in a call's result, published.
+    fn report(&self, path: &str, call: &Call, found: Found, client: Option<IpAddr>) {
         self.bus
             .publish(SecurityEvent::ResultFinding(ResultFinding {
                 path: path.to_string(),
@@ -271,7 +269,6 @@ impl ResultInspector {
                 found,
                 client,
             }));
-        serde_json::to_vec(&error).unwrap_or_default()
     }
 
     /// A `tools/call`'s arguments read for credentials: each is reported; under

@@ -75,11 +75,19 @@ impl Rules {
         Rules::resolve(config, rule)
     }
 
-    fn personal_types(&self) -> Vec<personal::PersonalType> {
-        personal::PersonalType::ALL
-            .into_iter()
-            .filter(|t| !self.ignored(t.as_str()))
-            .collect()
+    /// The personal-data types looked for (no allocation: this runs for every result).
+    fn personal_types(&self) -> PersonalTypes {
+        let mut types = PersonalTypes {
+            list: personal::PersonalType::ALL,
+            len: 0,
+        };
+        for t in personal::PersonalType::ALL {
+            if !self.ignored(t.as_str()) {
+                types.list[types.len] = t;
+                types.len += 1;
+            }
+        }
+        types
     }
 
     fn ignored(&self, family: &str) -> bool {
@@ -92,6 +100,19 @@ impl Rules {
             || self.personal_data != ResultAction::Off
             || self.prompt_injection != ResultAction::Off
             || self.max_result_bytes > 0
+    }
+}
+
+/// The enabled personal-data types, inline.
+struct PersonalTypes {
+    list: [personal::PersonalType; 5],
+    len: usize,
+}
+
+impl std::ops::Deref for PersonalTypes {
+    type Target = [personal::PersonalType];
+    fn deref(&self) -> &Self::Target {
+        &self.list[..self.len]
     }
 }
 

@@ -184,11 +184,10 @@ where
         if let Some(call) = &exchange.call {
             // A result too large to read: over any size cap there is, and cut here if the
             // policy caps it (it cannot be truncated without being read whole).
-            let rules = way.results.rules_for(&call.name);
-            if rules.max_result_bytes > 0 && way.results.inspects() {
-                let refused =
-                    way.results
-                        .refuse_unread(&exchange.path, call, Some(exchange.ip), bytes.len());
+            if let Some(refused) =
+                way.results
+                    .refuse_unread(&exchange.path, call, Some(exchange.ip), bytes.len())
+            {
                 parts.headers.remove(CONTENT_LENGTH);
                 return Response::from_parts(parts, Body::from(refused));
             }
