@@ -14,10 +14,13 @@ use mcp_shield::{Config, ConfigOverrides, SecuritySystem};
 use tower::ServiceExt;
 
 fn config(toml: &str) -> Config {
+    // A folder per call: tests run in parallel, and two files of the same length (the name
+    // used to be keyed on it) removed each other's folder.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "mcp-shield-reload-{}-{}",
         std::process::id(),
-        toml.len()
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("folder");
     let file = dir.join("shield.toml");
