@@ -66,6 +66,21 @@ fn bench(c: &mut Criterion) {
         b.iter(|| inspector.rewrite("/mcp", &call, None, std::hint::black_box(&injected)))
     });
     group.finish();
+
+    // The clean result's cheap tests one by one: where its cost goes.
+    let raw = std::str::from_utf8(&clean).expect("UTF-8");
+    let types = mcp_shield::dlp::personal::PersonalType::ALL;
+    let mut parts = c.benchmark_group("clean_1kb_parts");
+    parts.bench_function("secret_keywords_and_injection_phrasing", |b| {
+        b.iter(|| mcp_shield::dlp::prefilter::scan(std::hint::black_box(raw)))
+    });
+    parts.bench_function("secret_keywords_alone", |b| {
+        b.iter(|| mcp_shield::dlp::secrets::may_contain(std::hint::black_box(raw)))
+    });
+    parts.bench_function("personal_data", |b| {
+        b.iter(|| mcp_shield::dlp::personal::may_contain(std::hint::black_box(raw), &types))
+    });
+    parts.finish();
 }
 
 criterion_group!(benches, bench);

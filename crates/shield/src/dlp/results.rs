@@ -11,7 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{injection, personal, secrets};
+use super::{injection, personal, prefilter, secrets};
 use crate::config::{OversizeAction, ResultAction};
 use crate::threat::ThreatType;
 
@@ -319,10 +319,19 @@ pub fn worth_parsing(rules: &Rules, raw: &str) -> Option<Hints> {
     {
         return Some(all);
     }
+    // The secret keywords and the injection phrasing in one pass (super::prefilter).
+    let candidates = if all.secrets || all.injection {
+        prefilter::scan(raw)
+    } else {
+        prefilter::Candidates {
+            secrets: false,
+            injection: false,
+        }
+    };
     let hints = Hints {
-        secrets: all.secrets && secrets::may_contain(raw),
+        secrets: all.secrets && candidates.secrets,
         personal: all.personal && personal::may_contain(raw, &rules.personal_types()),
-        injection: all.injection && injection::may_contain(raw),
+        injection: all.injection && candidates.injection,
     };
     (hints.secrets || hints.personal || hints.injection).then_some(hints)
 }

@@ -773,7 +773,23 @@ pub fn warm_up() {
 /// Whether `text` may hold a credential: a keyword of some rule, or the shape of the one family
 /// without keywords. False means [`find`] would find nothing.
 pub fn may_contain(text: &str) -> bool {
-    COMPILED.keywords.is_match(text) || dotted_token(text.as_bytes())
+    COMPILED.keywords.is_match(text) || keyless_shape(text)
+}
+
+/// Every rule's keywords, each once (lower case, matched ASCII case-insensitively).
+pub(crate) fn keywords() -> Vec<&'static str> {
+    let mut words: Vec<&'static str> = Vec::new();
+    for word in RULES.iter().flat_map(|r| r.keywords.iter()) {
+        if !words.contains(word) {
+            words.push(word);
+        }
+    }
+    words
+}
+
+/// Whether `text` has the shape of the rules without keywords (a dotted token).
+pub(crate) fn keyless_shape(text: &str) -> bool {
+    dotted_token(text.as_bytes())
 }
 
 /// Every credential in `text`, in order, without overlaps.

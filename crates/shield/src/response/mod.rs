@@ -382,18 +382,39 @@ async fn apply(tools: &ToolIntegrity, exchange: &Exchange, message: &mut Value) 
 }
 
 /// The body up to `limit` bytes; past it, what was read and the rest unread.
+///
+/// Most answers arrive as one frame: it is kept as it came, and the bytes are copied only when
+/// a second frame follows.
 async fn read_up_to(mut body: Body, limit: usize) -> Result<(Bytes, Option<Body>), axum::Error> {
-    let mut collected = bytes::BytesMut::new();
+    let mut first = Bytes::new();
+    let mut joined: Option<bytes::BytesMut> = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame?;
-        if let Ok(data) = frame.into_data() {
-            collected.extend_from_slice(&data);
-            if collected.len() > limit {
-                return Ok((collected.freeze(), Some(body)));
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        let read = match &mut joined {
+            Some(buffer) => {
+                buffer.extend_from_slice(&data);
+                buffer.len()
             }
+            None if first.is_empty() => {
+                first = data;
+                first.len()
+            }
+            None => {
+                let mut buffer = bytes::BytesMut::with_capacity(first.len() + data.len());
+                buffer.extend_from_slice(&first);
+                buffer.extend_from_slice(&data);
+                let read = buffer.len();
+                joined = Some(buffer);
+                read
+            }
+        };
+        if read > limit {
+            return Ok((joined.map_or(first, bytes::BytesMut::freeze), Some(body)));
         }
     }
-    Ok((collected.freeze(), None))
+    Ok((joined.map_or(first, bytes::BytesMut::freeze), None))
 }
 
 #[cfg(test)]
@@ -501,6 +522,44 @@ mod tests {
         assert_eq!(error["id"], 9);
         assert_eq!(error["error"]["code"], crate::tools::TOOL_REFUSED);
         assert!(error.get("result").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_from_one_frame_or_many_and_cut_past_the_limit() {
+        let frames = |parts: &[&'static str]| {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p.as_bytes())))
+                .collect();
+            Body::from_stream(futures_util::stream::iter(chunks))
+        };
+        let (read, rest) = read_up_to(frames(&["{\"a\":1}"]), 100).await.expect("read");
+        assert_eq!(&read[..], b"{\"a\":1}");
+        assert!(rest.is_none());
+        let (read, rest) = read_up_to(frames(&["ab", "cd", "ef"]), 100)
+            .await
+            .expect("read");
+        assert_eq!(&read[..], b"abcdef");
+        assert!(rest.is_none());
+        // Past the limit: what was read, and the rest still to come.
+        let (read, rest) = read_up_to(frames(&["ab", "cd", "ef", "gh"]), 3)
+            .await
+            .expect("read");
+        assert_eq!(&read[..], b"abcd");
+        let tail = rest
+            .expect("the rest")
+            .collect()
+            .await
+            .expect("tail")
+            .to_bytes();
+        assert_eq!(&tail[..], b"efgh");
+        let (read, rest) = read_up_to(frames(&["abcdef", "gh"]), 3)
+            .await
+            .expect("read");
+        assert_eq!(&read[..], b"abcdef");
+        assert!(rest.is_some());
+        let (read, rest) = read_up_to(frames(&[]), 3).await.expect("read");
+        assert!(read.is_empty() && rest.is_none());
     }
 
     #[tokio::test]
