@@ -98,7 +98,7 @@ pub use decision::{Annotations, BlockReason, Decision, RateLimitStatus, Verdict}
 pub use events::{EventBus, EventSink, SecurityEvent, Statistics, StatisticsSnapshot};
 pub use layer::{SecurityLayer, SecurityService};
 pub use pipeline::{Check, Guard, GuardError, Outcome, Pipeline};
-pub use request::{JsonRpcMessage, RequestFacts, UserId};
+pub use request::{HostFinding, HostFindings, JsonRpcMessage, RequestFacts, UserId};
 pub use shared::ConfigSource;
 pub use system::{Admission, ConnectionGate, InitError, ReloadError, ReloadReport, SecuritySystem};
 pub use views::{ComponentStatus, Offender, RequestRate, SecurityStatus, ThreatAssessment};

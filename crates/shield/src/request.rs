@@ -112,6 +112,31 @@ pub struct RequestFacts {
     /// A hash of the `User-Agent` (0 without one): for behavioural analysis, which runs after
     /// the headers have gone upstream.
     pub user_agent_hash: u64,
+    /// Findings of the application hosting the layer (the request extension [`HostFindings`]).
+    pub host_findings: Vec<HostFinding>,
+}
+
+/// Findings about a request made before it reached the layer by the application hosting it:
+/// the Python package's custom patterns (`@threat_detector.add_pattern`), which run in the
+/// interpreter. Attached to the request as an extension; the threat guard counts each like a
+/// finding of its own (same threshold, same events, same 403). Only code in the process can
+/// attach one: a client cannot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostFindings(pub Vec<HostFinding>);
+
+/// One finding of the hosting application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostFinding {
+    /// The threat type: a built-in name (`sql_injection`) or the custom pattern's name.
+    pub threat_type: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// How sure, 0 to 1.
+    pub confidence: f32,
+    /// Where (`custom:<pattern>` when the application does not say).
+    pub location: String,
+    /// What was seen, shown in events and logs.
+    pub snippet: String,
 }
 
 /// How to find the client and the user; from the configuration.
@@ -170,6 +195,11 @@ impl RequestFacts {
             json_rpc_batch: false,
             mcp_session_id,
             user_agent_hash,
+            host_findings: parts
+                .extensions
+                .remove::<HostFindings>()
+                .map(|h| h.0)
+                .unwrap_or_default(),
         };
         facts.read_body();
         facts

@@ -211,6 +211,34 @@ async fn custom_patterns_from_the_file_and_from_code() {
 }
 
 #[tokio::test]
+async fn findings_the_host_attached_count_like_the_detectors_own() {
+    // What the Python package's custom patterns do: findings made before the layer, attached
+    // to the request as an extension.
+    let security = system_with(POLICY, ConfigOverrides::new());
+    let app = app(&security);
+    let with = |severity: &str| {
+        let mut request = get("/fine");
+        request
+            .extensions_mut()
+            .insert(mcp_shield::HostFindings(vec![mcp_shield::HostFinding {
+                threat_type: "custom_attack".into(),
+                severity: severity.into(),
+                confidence: 0.9,
+                location: "custom:custom_attack".into(),
+                snippet: "Custom attack pattern detected".into(),
+            }]));
+        request
+    };
+    let (status, body) = send(&app, with("high")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["type"], "threat_detected");
+    assert_eq!(body["threats"], json!(["custom_attack"]));
+    // Below the blocking severity: served, as a low built-in finding would be.
+    let (status, _) = send(&app, with("low")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn monitor_mode_logs_and_serves_and_reputation_still_falls() {
     let security = system_with(
         POLICY,

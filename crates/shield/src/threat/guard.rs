@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use super::{HttpRequest, Inspection, ThreatDetector};
+use super::{HttpRequest, Inspection, Severity, ThreatDetector, ThreatIndicator};
 use crate::decision::{BlockReason, Finding, Verdict};
 use crate::events::{EventBus, SecurityEvent};
 use crate::pipeline::{Check, Guard, GuardError};
@@ -79,6 +79,23 @@ impl ThreatGuard {
     }
 }
 
+/// The hosting application's findings as indicators (an unknown severity counts as medium).
+fn host_indicators(facts: &RequestFacts) -> Vec<ThreatIndicator> {
+    facts
+        .host_findings
+        .iter()
+        .map(|f| {
+            ThreatIndicator::new(
+                &f.threat_type,
+                Severity::parse(&f.severity).unwrap_or(Severity::Medium),
+                f.confidence,
+                f.location.clone(),
+                f.snippet.clone(),
+            )
+        })
+        .collect()
+}
+
 fn uri_of(facts: &RequestFacts) -> &str {
     facts
         .uri
@@ -98,12 +115,15 @@ impl Guard for ThreatGuard {
                 .iter()
                 .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
                 .collect();
-            let inspection = self.detector.inspect(&HttpRequest {
-                method: facts.method.as_str(),
-                uri: uri_of(facts),
-                headers: &headers,
-                body: &facts.body,
-            });
+            let inspection = self.detector.inspect_with(
+                &HttpRequest {
+                    method: facts.method.as_str(),
+                    uri: uri_of(facts),
+                    headers: &headers,
+                    body: &facts.body,
+                },
+                host_indicators(facts),
+            );
             return Check::Ready(Ok(self.verdict(facts, inspection)));
         }
         // A large body: the blocking pool gets owned copies (the body is reference-counted).
@@ -120,18 +140,22 @@ impl Guard for ThreatGuard {
             })
             .collect();
         let body = facts.body.clone();
+        let host = host_indicators(facts);
         Check::Pending(Box::pin(async move {
             let inspection = tokio::task::spawn_blocking(move || {
                 let headers: Vec<(&str, &str)> = headers
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_str()))
                     .collect();
-                detector.inspect(&HttpRequest {
-                    method: &method,
-                    uri: &uri,
-                    headers: &headers,
-                    body: &body,
-                })
+                detector.inspect_with(
+                    &HttpRequest {
+                        method: &method,
+                        uri: &uri,
+                        headers: &headers,
+                        body: &body,
+                    },
+                    host,
+                )
             })
             .await
             .map_err(|e| GuardError(format!("threat inspection failed: {e}")))?;

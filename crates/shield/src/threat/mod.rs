@@ -530,7 +530,16 @@ impl ThreatDetector {
 
     /// Inspects a request.
     pub fn inspect(&self, request: &HttpRequest<'_>) -> Inspection {
-        let mut found: Vec<ThreatIndicator> = Vec::new();
+        self.inspect_with(request, Vec::new())
+    }
+
+    /// Inspects a request that comes with findings already made (by the application hosting
+    /// the layer, [`crate::request::HostFindings`]): they count like the detector's own.
+    pub fn inspect_with(
+        &self,
+        request: &HttpRequest<'_>,
+        mut found: Vec<ThreatIndicator>,
+    ) -> Inspection {
         let (path, query) = match request.uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (request.uri, None),
