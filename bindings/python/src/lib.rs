@@ -499,6 +499,14 @@ impl Core {
         Ok(facts.client_ip.to_string())
     }
 
+    /// How much of a body the layer reads (`SECURITY_MAX_INSPECT_BODY_BYTES`): the middleware
+    /// holds at most one byte more, so the layer can tell a body is larger, and streams the
+    /// rest to the application.
+    #[getter]
+    fn max_inspect_body_bytes(&self) -> u64 {
+        self.system.config().max_inspect_body_bytes
+    }
+
     /// The admin token (`SECURITY_ADMIN_TOKEN`, or the one generated at start).
     #[getter]
     fn admin_token(&self) -> String {

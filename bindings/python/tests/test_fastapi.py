@@ -80,6 +80,8 @@ def test_the_admin_api_answers_with_the_token_and_refuses_without(web):
     assert json.loads(body)["ip"] == "198.51.100.12"
     status, _, body = call(web, "/metrics", client="198.51.100.15")
     assert status == 200 and b"mcp_shield_requests_total" in body
+    status, headers, body = call(web, "/dashboard", client="198.51.100.15")
+    assert status == 200 and headers["content-type"].startswith("text/html"), headers
 
 
 def test_a_custom_pattern_refuses_like_a_built_in_finding(web):
@@ -112,3 +114,20 @@ def test_unknown_paths_still_get_the_apps_own_404(web):
     status, _, body = call(web, "/nowhere", client="198.51.100.19")
     assert status == 404
     assert json.loads(body) == {"detail": "Not Found"}
+
+
+def test_a_body_over_the_inspection_limit_is_refused_with_413(web):
+    payload = json.dumps({"blob": "x" * (2 * 1024 * 1024)}).encode()
+    status, _, body = call(web, "/echo", "POST", payload, {"Content-Type": "application/json"}, client="198.51.100.20")
+    assert status == 413, body[:200]
+
+
+def test_under_oversize_pass_the_rest_of_a_large_body_streams_to_the_app():
+    from conftest import uvicorn_server
+
+    env = {"SECURITY_MAX_INSPECT_BODY_BYTES": "1000", "SECURITY_OVERSIZE_BODY_ACTION": "pass"}
+    with uvicorn_server("apps.web:app", env=env) as base:
+        payload = json.dumps({"blob": "y" * 50_000, "tail": "end"}).encode()
+        status, _, body = call(base, "/echo", "POST", payload, {"Content-Type": "application/json"}, client="198.51.100.21")
+        assert status == 200
+        assert json.loads(body) == {"blob": "y" * 50_000, "tail": "end"}

@@ -235,15 +235,22 @@ async def shutdown_security_system() -> None:
         await system.shutdown()
 
 
-async def _read_body(receive: Callable) -> tuple:
+async def _read_body(receive: Callable, limit: int) -> tuple:
+    """The body up to ``limit + 1`` bytes (the layer reads ``limit``; one more byte tells it the
+    body is larger): (bytes read, more to come, client gone). Memory per request stays bounded;
+    the rest is streamed to the application as it arrives."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(chunks), True
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks), False
+            return b"".join(chunks), False, True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+        if not more or size > limit:
+            return b"".join(chunks), more, False
 
 
 class SecurityMiddleware:
@@ -301,7 +308,7 @@ class SecurityMiddleware:
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         system = await self._ensure()
         core = system._core
-        body, disconnected = await _read_body(receive)
+        body, more_body, disconnected = await _read_body(receive, core.max_inspect_body_bytes)
         if disconnected:
             return
         method = scope["method"]
@@ -333,16 +340,18 @@ class SecurityMiddleware:
         if state == "answered":
             await _send_response(exchange.response_now() or await exchange.response(), send)
             return
-        await self._forward(scope, receive, send, exchange, body)
+        await self._forward(scope, receive, send, exchange, body, more_body)
 
-    async def _forward(self, scope: dict, receive: Callable, send: Callable, exchange, body: bytes) -> None:
+    async def _forward(self, scope: dict, receive: Callable, send: Callable, exchange, body: bytes,
+                       more_body: bool) -> None:
         progress = asyncio.Event()
         state = {"started": False, "complete": False, "replayed": False}
 
         async def app_receive() -> dict:
             if not state["replayed"]:
                 state["replayed"] = True
-                return {"type": "http.request", "body": body, "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": more_body}
+            # The rest of a large body, as it arrives; then the client's disconnect.
             return await receive()
 
         async def app_send(message: dict) -> None:
