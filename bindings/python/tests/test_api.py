@@ -157,3 +157,100 @@ def test_two_workers_share_the_rate_limit_through_redis():
     finally:
         redis.send_signal(signal.SIGTERM)
         redis.wait(timeout=10)
+
+
+def test_the_client_is_the_forwarded_address_only_behind_a_trusted_proxy():
+    code = r'''
+import asyncio, mcp_shield
+
+seen = []
+
+@mcp_shield.threat_detector.add_pattern("records")
+async def records(ip, request):
+    seen.append(ip)
+    return None
+
+async def main():
+    await mcp_shield.init_security_system({"SECURITY_TRUSTED_PROXIES": "10.0.0.0/8", "ENABLE_RATE_LIMITING": True,
+                                           "RATE_LIMIT_PER_IP_CAPACITY": 2, "RATE_LIMIT_PER_IP_REFILL_RATE": 0.01})
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = mcp_shield.SecurityMiddleware(app)
+
+    async def request(peer, forwarded):
+        sent = []
+        async def send(message):
+            sent.append(message)
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+        headers = [(b"host", b"x"), (b"x-forwarded-for", forwarded.encode())]
+        await middleware({"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
+                          "headers": headers, "client": (peer, 5555)}, receive, send)
+        return sent[0]["status"]
+
+    # A trusted proxy: the address it forwards for is the client (its own limit of 2).
+    assert [await request("10.1.2.3", "203.0.113.50") for _ in range(3)] == [200, 200, 429]
+    assert await request("10.9.9.9", "203.0.113.51") == 200
+    # Anyone else: the header is not believed; the peer is the client.
+    assert await request("192.0.2.7", "203.0.113.52") == 200
+    assert seen == ["203.0.113.50"] * 3 + ["203.0.113.51", "192.0.2.7"], seen
+    print("ok")
+
+asyncio.run(main())
+'''
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def shared_geoip(name: str):
+    """MaxMind's test databases beside the checkout (../shared/geoip), as the Rust tests find them."""
+    directory = HERE
+    while directory != os.path.dirname(directory):
+        candidate = os.path.join(directory, "shared", "geoip", name)
+        if os.path.exists(candidate):
+            return candidate
+        directory = os.path.dirname(directory)
+    return None
+
+
+@pytest.mark.skipif(shared_geoip("GeoIP2-City-Test.mmdb") is None, reason="no shared/geoip beside the checkout")
+def test_geoip_country_rules_refuse_as_in_rust():
+    code = r'''
+import asyncio, json, sys, mcp_shield
+
+async def main():
+    await mcp_shield.init_security_system({"ENABLE_IP_MANAGEMENT": True, "GEOIP_DATABASE_PATH": sys.argv[1],
+                                           "GEO_BLOCKED_COUNTRIES": "GB"})
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = mcp_shield.SecurityMiddleware(app)
+
+    async def request(peer):
+        sent = []
+        async def send(message):
+            sent.append(message)
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await middleware({"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
+                          "headers": [(b"host", b"x")], "client": (peer, 5555)}, receive, send)
+        body = b"".join(m.get("body", b"") for m in sent[1:])
+        return sent[0]["status"], body
+
+    status, body = await request("81.2.69.142")  # GB in MaxMind's test data
+    assert status == 403 and json.loads(body)["detail"] == "Country GB is blocked", body
+    assert (await request("216.160.83.56"))[0] == 200  # US
+    print("ok")
+
+asyncio.run(main())
+'''
+    done = subprocess.run([sys.executable, "-c", code, shared_geoip("GeoIP2-City-Test.mmdb")], cwd=HERE,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

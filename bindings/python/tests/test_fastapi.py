@@ -131,3 +131,11 @@ def test_under_oversize_pass_the_rest_of_a_large_body_streams_to_the_app():
         status, _, body = call(base, "/echo", "POST", payload, {"Content-Type": "application/json"}, client="198.51.100.21")
         assert status == 200
         assert json.loads(body) == {"blob": "y" * 50_000, "tail": "end"}
+
+
+def test_websockets_pass_through_untouched(web):
+    from websockets.sync.client import connect
+
+    with connect(web.replace("http://", "ws://") + "/ws") as socket:
+        socket.send("hello")
+        assert socket.recv(timeout=5) == "echo: hello"

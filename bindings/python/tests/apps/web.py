@@ -2,7 +2,7 @@
 
 import os
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.responses import StreamingResponse
 
 import mcp_shield
@@ -14,6 +14,14 @@ app = FastAPI()
 @app.get("/items")
 async def items(q: str = ""):
     return {"items": [q], "count": 1}
+
+
+@app.websocket("/ws")
+async def ws(socket: WebSocket):
+    await socket.accept()
+    message = await socket.receive_text()
+    await socket.send_text(f"echo: {message}")
+    await socket.close()
 
 
 @app.get("/pid")
