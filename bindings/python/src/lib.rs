@@ -206,6 +206,25 @@ impl Driven {
     }
 }
 
+/// A request through a service of the layer, polled once in place.
+fn in_place<S>(service: S, request: Request<Body>) -> Driven
+where
+    S: tower_service::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let future: Pending = Box::pin(async move {
+        match service.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    });
+    let mut driven = Driven::Local(future);
+    driven.poll_now();
+    driven
+}
+
 /// A 500 with the seed's JSON error shape.
 fn failure(detail: &str) -> Response<Body> {
     let body =
@@ -442,30 +461,13 @@ impl Core {
         let admin = self.admin.clone();
         py.detach(move || {
             if is_admin_path(request.uri().path()) {
-                let service = layer.layer(admin);
-                let future: Pending = Box::pin(async move {
-                    match service.oneshot(request).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    }
-                });
-                let mut driven = Driven::Local(future);
-                driven.poll_now();
-                return Ok(Exchange::new(driven, None));
+                return Ok(Exchange::new(in_place(layer.layer(admin), request), None));
             }
             let (slot, forwarded) = oneshot::channel();
             let service = layer.layer(Bridge {
                 slot: Arc::new(Mutex::new(Some(slot))),
             });
-            let future: Pending = Box::pin(async move {
-                match service.oneshot(request).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                }
-            });
-            let mut driven = Driven::Local(future);
-            driven.poll_now();
-            Ok(Exchange::new(driven, Some(forwarded)))
+            Ok(Exchange::new(in_place(service, request), Some(forwarded)))
         })
     }
 
