@@ -14,6 +14,8 @@
 //! waiting for anything), then, if it must wait (Redis, a slow body), moved onto the module's
 //! tokio runtime and awaited from asyncio. One runtime per process, started on first use.
 
+mod logs;
+
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
@@ -859,8 +861,33 @@ impl Events {
     }
 }
 
+/// The log lines queued for Python, and how many gave way to newer ones.
+#[pyfunction]
+fn _drain_logs() -> (Vec<logs::Line>, u64) {
+    logs::drain()
+}
+
+/// Resolves when log lines are queued. An awaitable.
+#[pyfunction]
+fn _logs_waiting(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    awaitable(py, async {
+        logs::waiting().await;
+        Ok(())
+    })
+}
+
+/// The lowest Python logging level passed on.
+#[pyfunction]
+fn _set_log_level(level: u8) {
+    logs::set_min_level(level);
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    logs::install();
+    module.add_function(wrap_pyfunction!(_drain_logs, module)?)?;
+    module.add_function(wrap_pyfunction!(_logs_waiting, module)?)?;
+    module.add_function(wrap_pyfunction!(_set_log_level, module)?)?;
     module.add_class::<Core>()?;
     module.add_class::<Exchange>()?;
     module.add_class::<Head>()?;

@@ -30,6 +30,17 @@ def test_init_status_and_events_in_process():
 import asyncio, json
 import mcp_shield
 
+import logging
+
+records = []
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record)
+
+logging.getLogger("security").addHandler(Keep())
+logging.getLogger("security").setLevel(logging.INFO)
+
 async def main():
     system = await mcp_shield.init_security_system({"ENABLE_THREAT_DETECTION": True, "RATE_LIMIT_PER_IP_CAPACITY": 50})
     assert await mcp_shield.init_security_system() is system
@@ -58,6 +69,13 @@ async def main():
     assert sent[0]["status"] == 403, sent
     body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
     assert body["type"] == "threat_detected" and "xss_attack" in body["threats"]
+    # The core's log line, under the seed's logger name.
+    for _ in range(100):
+        if any(r.name == "security.threat_detector" and "xss_attack" in r.getMessage() for r in records):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError([(r.name, r.getMessage()) for r in records])
     event = await asyncio.wait_for(events.__anext__(), 5)
     assert event["event"] == "incident" and event["ip"] == "203.0.113.5", event
     assert system.statistics()["threat_detected"] == 1

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
-from ._native import Core, _quiesce
+from ._native import Core, _drain_logs, _logs_waiting, _quiesce, _set_log_level
 
 # At exit the interpreter is torn down while the runtime's threads may still finish work: from
 # here on they leave it alone.
@@ -198,6 +199,29 @@ class EventStream:
 
 _system: Optional[SecuritySystem] = None
 _starting: Optional[asyncio.Lock] = None
+_log_pump: Optional[asyncio.Task] = None
+
+
+def _log_threshold() -> int:
+    return min(logging.getLogger("security").getEffectiveLevel(), logging.getLogger("mcp_shield").getEffectiveLevel())
+
+
+def _pass_logs() -> None:
+    lines, dropped = _drain_logs()
+    for level, name, message in lines:
+        logging.getLogger(name).log(level, message)
+    if dropped:
+        logging.getLogger("security").warning("%d log lines of mcp-shield were dropped (nobody read them in time)", dropped)
+
+
+async def _pump_logs() -> None:
+    """The core's log lines to ``logging``, under the seed's names (``security.rate_limiter``,
+    ``security.threat_detector``, ...): ``logging.getLogger("security").setLevel(logging.DEBUG)``
+    works as in the seed. The level is read at start and after each batch."""
+    while True:
+        _set_log_level(_log_threshold())
+        await _logs_waiting()
+        _pass_logs()
 
 
 async def init_security_system(config_overrides: Optional[Dict[str, Any]] = None) -> SecuritySystem:
@@ -213,7 +237,10 @@ async def init_security_system(config_overrides: Optional[Dict[str, Any]] = None
         _starting = asyncio.Lock()
     async with _starting:
         if _system is None:
+            _set_log_level(_log_threshold())
             _system = SecuritySystem(await Core.start(dict(config_overrides or {})))
+            global _log_pump
+            _log_pump = asyncio.ensure_future(_pump_logs())
     return _system
 
 
@@ -229,10 +256,16 @@ async def get_security_status() -> Dict[str, Any]:
 
 
 async def shutdown_security_system() -> None:
-    global _system
+    """Saves what persistence keeps, lets queued Redis updates go out, and stops the log pump
+    (the lines still queued are passed first)."""
+    global _system, _log_pump
     if _system is not None:
         system, _system = _system, None
         await system.shutdown()
+    if _log_pump is not None:
+        _log_pump.cancel()
+        _log_pump = None
+        _pass_logs()
 
 
 async def _read_body(receive: Callable, limit: int) -> tuple:
