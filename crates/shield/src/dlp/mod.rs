@@ -245,6 +245,7 @@ impl ResultInspector {
         call: &Call,
         client: Option<IpAddr>,
         read: usize,
+        id: Value,
     ) -> Option<Vec<u8>> {
         let policy = self.policy.load();
         let rules = policy.rules_for(&call.name);
@@ -258,7 +259,7 @@ impl ResultInspector {
             evidence: format!("more than {read} bytes, cap {}", rules.max_result_bytes),
             action: Applied::Blocked,
         };
-        let error = results::withheld(Value::Null, std::slice::from_ref(&found));
+        let error = results::withheld(id, std::slice::from_ref(&found));
         self.report(path, call, found, client);
         serde_json::to_vec(&error).ok()
     }

@@ -33,6 +33,9 @@ pub struct InspectedStream {
     inspection: Option<Inspection>,
     /// The current event outgrew the limit: passed through until its end.
     passing: bool,
+    /// The current event outgrew the limit and was a result under a size cap: refused, the rest
+    /// of it dropped until its end.
+    dropping: bool,
     ended: bool,
     limit: usize,
 }
@@ -54,6 +57,7 @@ impl InspectedStream {
             ready: VecDeque::new(),
             inspection: None,
             passing: false,
+            dropping: false,
             ended: false,
             limit: limit.max(1024),
         }
@@ -63,7 +67,10 @@ impl InspectedStream {
     fn split_events(&mut self) {
         while let Some(end) = event_end(&self.partial) {
             let event = self.partial.split_to(end).freeze();
-            if self.passing {
+            if self.dropping {
+                // The tail of a refused event.
+                self.dropping = false;
+            } else if self.passing {
                 // The tail of an oversized event.
                 self.passing = false;
                 self.ready.push_back(event);
@@ -72,14 +79,48 @@ impl InspectedStream {
             }
         }
         if self.partial.len() > self.limit {
+            let head = self.partial.split().freeze();
+            if self.dropping {
+                return;
+            }
             if !self.passing {
+                // A call's result too large to read: refused when its tool has a size cap (it
+                // cannot be truncated without being read), as a JSON answer would be.
+                if let Some(refused) = self.refuse_oversized(&head) {
+                    self.dropping = true;
+                    self.ready.push_back(refused);
+                    return;
+                }
                 tracing::warn!(target: "security.tools", path = %self.exchange.path,
                     "an MCP stream event larger than {} bytes passed unread (mcp.tools.max_response_bytes)", self.limit);
             }
             self.passing = true;
-            let head = self.partial.split().freeze();
             self.ready.push_back(head);
         }
+    }
+
+    /// The event that replaces a result event too large to read, when its tool has a size cap.
+    fn refuse_oversized(&self, head: &[u8]) -> Option<Bytes> {
+        let call = self.exchange.call.as_ref()?;
+        if !worth_reading(head, &self.exchange) {
+            return None;
+        }
+        let data = head
+            .windows(5)
+            .position(|w| w == b"data:")
+            .map_or(head, |at| &head[at..]);
+        let error = self.way.results.refuse_unread(
+            &self.exchange.path,
+            call,
+            Some(self.exchange.ip),
+            head.len(),
+            super::leading_id(data),
+        )?;
+        let mut event = Vec::with_capacity(error.len() + 32);
+        event.extend_from_slice(b"event: message\ndata: ");
+        event.extend_from_slice(&error);
+        event.extend_from_slice(b"\n\n");
+        Some(Bytes::from(event))
     }
 }
 
@@ -295,6 +336,62 @@ mod tests {
         );
         let out = through(vec![&big[..500], &big[500..1500], &big[1500..]], 1024).await;
         assert_eq!(out, big, "an oversized event passes as it came");
+    }
+
+    #[tokio::test]
+    async fn a_result_event_too_large_to_read_is_refused_under_a_size_cap() {
+        let config = crate::config::ResultsConfig {
+            max_result_bytes: 500,
+            ..Default::default()
+        };
+        let way = Arc::new(WayBack {
+            tools: Arc::new(crate::tools::ToolIntegrity::for_tests()),
+            results: Arc::new(crate::dlp::ResultInspector::new(
+                &config,
+                Arc::new(crate::events::EventBus::new(Vec::new(), 16)),
+            )),
+        });
+        let progress =
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+        let big: &'static str = Box::leak(
+            format!(
+                "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{}\"}}]}}}}\n\n",
+                "z".repeat(5000)
+            )
+            .into_boxed_str(),
+        );
+        let after =
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n";
+        let frames = futures_util::stream::iter(
+            [progress, &big[..900], &big[900..3000], &big[3000..], after]
+                .into_iter()
+                .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
+        );
+        let exchange = Exchange {
+            path: "/mcp".into(),
+            user: None,
+            ip: "192.0.2.1".parse().expect("ip"),
+            asks_for_list: false,
+            call: Some(crate::dlp::Call {
+                subject: "tool",
+                name: "dump".into(),
+            }),
+        };
+        let stream =
+            InspectedStream::new(http_body_util::StreamBody::new(frames), way, exchange, 1024);
+        let out = String::from_utf8(stream.collect().await.expect("body").to_bytes().to_vec())
+            .expect("utf8");
+        assert!(out.starts_with(progress), "{out}");
+        assert!(out.ends_with(after), "the stream goes on: {out}");
+        assert!(!out.contains("zzz"), "nothing of the result passes");
+        let refused = &out[progress.len()..out.len() - after.len()];
+        let data = refused
+            .strip_prefix("event: message\ndata: ")
+            .and_then(|r| r.strip_suffix("\n\n"))
+            .expect("one event");
+        let error: serde_json::Value = serde_json::from_str(data).expect("JSON");
+        assert_eq!(error["id"], 7, "answered under the request's id");
+        assert_eq!(error["error"]["code"], crate::dlp::results::RESULT_WITHHELD);
     }
 
     #[test]
