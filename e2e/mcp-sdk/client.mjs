@@ -39,7 +39,7 @@ async function main() {
   const progress = [];
   const started = Date.now();
   const longTool = demo
-    ? tools.tools.find((t) => t.name !== "echo" && t.name !== "add")?.name
+    ? "long_running"
     : "trigger-long-running-operation";
   const longArgs = demo ? { steps: 4, delay_ms: 500 } : { duration: 2, steps: 4 };
   const result = await client.callTool({ name: longTool, arguments: longArgs }, undefined, {

@@ -657,6 +657,8 @@ Try:
   curl -s http://{addr}/api/security/status -H 'Authorization: Bearer {token}'
   curl -s http://{addr}/mcp -H 'Content-Type: application/json' -d '{{"jsonrpc":"2.0","id":3,"method":"tools/list"}}'
   curl -s http://{addr}/api/security/tools -H 'Authorization: Bearer {token}'   # notes: withheld, poisoned
+  curl -s http://{addr}/mcp -H 'Content-Type: application/json' \
+    -d '{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"read_config","arguments":{{}}}}}}'   # the key pair: redacted
   curl -s http://{addr}/api/security/ip/blacklist -H 'Authorization: Bearer {token}' \
     -H 'Content-Type: application/json' -d '{{"ip":"127.0.0.1","reason":"try it","ttl_seconds":30}}'
   curl -s http://{addr}/metrics

@@ -614,7 +614,23 @@ async fn demo_serves_the_built_in_mcp_server() {
         .iter()
         .map(|t| t["name"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(names, ["echo", "add", "long_running"]);
+    assert_eq!(names, ["echo", "add", "read_config", "long_running"]);
+    // The leaking tool's key pair is redacted on the way back, the rest of the file kept.
+    let config = raw(gw.addr, None, &call(json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "read_config", "arguments": {}}}))).await;
+    let text = config.json()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(!text.contains("AKIA5TJQ7RWNXP3VH2LM"), "{text}");
+    assert!(
+        !text.contains("q8Vd3kR2xT7mWpL9nB4sZ6cY1hF0gJ5aE8uK3oQ7"),
+        "{text}"
+    );
+    assert!(text.contains("[REDACTED:aws"), "{text}");
+    assert!(
+        text.contains("REGION=eu-west-1") && text.contains("LOG_LEVEL=info"),
+        "{text}"
+    );
     let echo = raw(gw.addr, None, &call(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "héllo"}}}))).await;
     assert_eq!(echo.json()["result"]["content"][0]["text"], "héllo");
     let long = raw(gw.addr, None, &call(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "long_running", "arguments": {"steps": 3, "delay_ms": 10}, "_meta": {"progressToken": "p"}}}))).await;
