@@ -1110,11 +1110,20 @@ fn repeated_unit(value: &str) -> bool {
     })
 }
 
-/// Whether the line holding `at` is a SQL statement that creates or changes a user or a role
+/// Whether the statement holding `at` is a SQL statement that creates or changes a user or a role
 /// (`ALTER USER x WITH PASSWORD '...'`): the text of a query or a migration, where the value is
 /// the statement's example or a stored hash (`md5...`), not a configuration's credential.
 fn sql_statement(text: &str, at: usize) -> bool {
-    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    // The statement so far: from the end of the previous one (`;`) or a blank line, at most a
+    // few lines back (`CREATE USER x\nWITH PASSWORD = '...'` spans lines).
+    let from = super::floor_boundary(text, at.saturating_sub(400));
+    let before = &text[from..at];
+    let start = from
+        + [before.rfind(';'), before.rfind("\n\n")]
+            .into_iter()
+            .flatten()
+            .max()
+            .map_or(0, |i| i + 1);
     let line = text[start..at].to_ascii_lowercase();
     let line = line.trim_start_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace());
     let statement = ["create ", "alter ", "grant "]
@@ -1159,7 +1168,16 @@ fn looks_like_code(value: &str) -> bool {
         "settings.",
     ];
     let lower = value.to_ascii_lowercase();
-    if WORDS.iter().any(|w| lower == *w || lower.starts_with(w)) {
+    // A word alone, or followed by what continues an expression (`self.token`, `null,`,
+    // `config.x`): `thisIsDog11` and `trueblue99` are values that start with a keyword.
+    let continues = |rest: &str| {
+        rest.is_empty() || rest.starts_with(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+    };
+    if WORDS.iter().any(|w| {
+        lower
+            .strip_prefix(w)
+            .is_some_and(|rest| !w.chars().all(|c| c.is_ascii_alphabetic()) || continues(rest))
+    }) {
         return true;
     }
     // identifier.identifier or identifier(...): code, when there is nothing else in it.
@@ -1312,7 +1330,7 @@ fn pem_body_ok(block: &str) -> bool {
 /// The base64 values under `data:` of a Kubernetes Secret manifest.
 fn kubernetes_values(text: &str) -> Vec<(usize, usize)> {
     static VALUE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"(?m)^[ \t\n\r\x0B\x0C+./:0-90-9A-Za-z_-]*?[ \t]+['\x22]?[0-9A-Za-z_.\-]+['\x22]?:[ \t\n\r\x0B\x0C]*['\x22>|]?[ \t]*\n?[ \t]*['\x22]?([A-Za-z0-9+/]{4,}={0,2})['\x22]?[ \t]*$"#)
+        Regex::new(r#"(?m)^[ \t\n\r\x0B\x0C+./:0-90-9A-Za-z_-]*?[ \t]+['\x22]?[0-9A-Za-z_.\-]+['\x22]?:[ \t\n\r\x0B\x0C]*['\x22>|]?[ \t]*\n?\+?[ \t]*['\x22]?([A-Za-z0-9+/]{4,}={0,2})['\x22]?[ \t]*$"#)
             .expect("valid regex")
     });
     let Some(data) = text.find("data:") else {
@@ -1379,6 +1397,12 @@ mod tests {
             "jobCredentialsId: 'f4aeb6bc-2a25-458a-8111-9be9e502c0e7'",
             "PuttyPassword=0",
             "ALTER USER my_user SET password = 'abc123'",
+            // A statement over several lines.
+            "CREATE LOGIN [Barry]\nWITH PASSWORD = 'sdjklalie8rew8337!$d',\nCHECK_POLICY = OFF;",
+            // Code, not values.
+            "token = self.token",
+            "password = None",
+            "secret = this.secretValue",
         ] {
             assert!(families(text).is_empty(), "{text}: {:?}", families(text));
         }
@@ -1404,5 +1428,14 @@ mod tests {
             families("db_password = \"hunter2-Correct-Horse\""),
             ["generic_password"]
         );
+        // Values that merely start with a keyword of code.
+        assert_eq!(
+            families("administrator_login_password = \"thisIsDog11\""),
+            ["generic_password"]
+        );
+        assert_eq!(families("db_pass: trueBlue-2024"), ["generic_password"]);
+        // A Secret manifest in a diff: the value line starts with the diff's marker.
+        let manifest = "+apiVersion: v1\n+kind: Secret\n+data:\n+  .dockercfg: |\n+    eyJhdXRocyI6eyJodHRwczovL2V4YW1wbGUvdjEvIjp7ImF1dGgiOiJvcGVuc2VzYW1lIn19fQo=\n";
+        assert_eq!(families(manifest), ["kubernetes"]);
     }
 }
