@@ -293,10 +293,10 @@ def mcp_section(binary, mcp_corpus):
             shown = f if label == "attack" else any_
             out.append(f"| {label} | {cat} | {n} | {pct(shown, n)} |")
         out.append("")
-        out.append("Most benign outputs flagged are prompt templates returned by a prompt-library "
+        out.append("The benign outputs flagged are prompt templates returned by a prompt-library "
                    "tool (in `benign_prose`): instructions written for a model, which is what an "
-                   "injection is; a SQL one is a Snowflake stage statement holding an AWS key pair "
-                   "written as an example. A "
+                   "injection is. (Credentials inside SQL statements that create users, roles, "
+                   "stages or integrations are the statement's text and not reported.) A "
                    "deployment with such a tool turns the check off for it "
                    "(`[[mcp.results.tool]] name = \"search_prompt_library\"`, "
                    "`prompt_injection = \"off\"`). Personal data found in the benign outputs "

@@ -923,7 +923,15 @@ fn candidates(
         return kubernetes_values(text);
     }
     let generic = rule.check == Check::Generic;
-    if generic && sql_statement(text, offset + caps.get(0).map_or(0, |m| m.start())) {
+    // Where the key's name starts (the match and the key's group begin with the character
+    // before it, a newline say).
+    let key_at = caps.get(1).or(caps.get(0)).map_or(0, |m| {
+        m.start()
+            + m.as_str()
+                .find(|c: char| c.is_ascii_alphanumeric())
+                .unwrap_or(0)
+    });
+    if generic && sql_statement(text, offset + key_at) {
         return Vec::new();
     }
     let comparison = rule.check == Check::Comparison;
@@ -1114,8 +1122,32 @@ fn repeated_unit(value: &str) -> bool {
 /// (`ALTER USER x WITH PASSWORD '...'`): the text of a query or a migration, where the value is
 /// the statement's example or a stored hash (`md5...`), not a configuration's credential.
 fn sql_statement(text: &str, at: usize) -> bool {
-    // The statement so far: from the end of the previous one (`;`) or a blank line, at most a
-    // few lines back (`CREATE USER x\nWITH PASSWORD = '...'` spans lines).
+    const VERBS: [&str; 3] = ["create ", "alter ", "grant "];
+    const OBJECTS: [&str; 9] = [
+        " user ",
+        " role ",
+        " login ",
+        " identified ",
+        // Where a database keeps credentials for reaching elsewhere (Snowflake stages and
+        // integrations, SQL Server credentials, Oracle links, foreign servers).
+        " stage ",
+        " integration ",
+        " credential ",
+        " database link ",
+        " server ",
+    ];
+    let names_object = |s: &str| OBJECTS.iter().any(|w| s.contains(w));
+    // The line: a statement written on one line, whatever comes before it on the line.
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..at].to_ascii_lowercase();
+    if (VERBS.iter().any(|w| line.contains(w)) && names_object(&line))
+        || line.contains("identified by")
+    {
+        return true;
+    }
+    // A statement over several lines (`CREATE LOGIN x\nWITH PASSWORD = '...'`): from the end
+    // of the previous one (`;`) or a blank line, at most a few lines back, it must open with
+    // the verb (comments and prose that mention creating a user are not statements).
     let from = super::floor_boundary(text, at.saturating_sub(400));
     let before = &text[from..at];
     let start = from
@@ -1124,15 +1156,20 @@ fn sql_statement(text: &str, at: usize) -> bool {
             .flatten()
             .max()
             .map_or(0, |i| i + 1);
-    let line = text[start..at].to_ascii_lowercase();
-    let line = line.trim_start_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace());
-    let statement = ["create ", "alter ", "grant "]
-        .iter()
-        .any(|w| line.contains(w))
-        && [" user ", " role ", " login ", " identified "]
+    let mut statement = text[start..at].to_ascii_lowercase();
+    loop {
+        let trimmed = statement
+            .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '+'));
+        let trimmed = ["\\n", "\\r", "\\t"]
             .iter()
-            .any(|w| line.contains(w));
-    statement || line.contains("identified by")
+            .find_map(|e| trimmed.strip_prefix(e))
+            .unwrap_or(trimmed);
+        if trimmed.len() == statement.len() {
+            break;
+        }
+        statement = trimmed.to_string();
+    }
+    VERBS.iter().any(|w| statement.starts_with(w)) && names_object(&statement)
 }
 
 /// A password in a URL, a `curl -u`, a config entry: not empty, not a variable, not a word
@@ -1399,6 +1436,9 @@ mod tests {
             "ALTER USER my_user SET password = 'abc123'",
             // A statement over several lines.
             "CREATE LOGIN [Barry]\nWITH PASSWORD = 'sdjklalie8rew8337!$d',\nCHECK_POLICY = OFF;",
+            "ALTER STAGE my_ext_stage SET\n    CREDENTIALS=(AWS_KEY_ID='d4c3b2a1' AWS_SECRET_KEY='z9y8x7w6');",
+            // The same inside a JSON string.
+            "x;\\nALTER STAGE s SET\\n    CREDENTIALS=(AWS_KEY_ID='d4c3b2a1' AWS_SECRET_KEY='z9y8x7w6');",
             // Code, not values.
             "token = self.token",
             "password = None",
@@ -1434,6 +1474,11 @@ mod tests {
             ["generic_password"]
         );
         assert_eq!(families("db_pass: trueBlue-2024"), ["generic_password"]);
+        // Prose about creating a user is not a SQL statement.
+        assert_eq!(
+            families("# create the user account first\napp_password = 's3cr3tP4ss!x'"),
+            ["generic_password"]
+        );
         // A Secret manifest in a diff: the value line starts with the diff's marker.
         let manifest = "+apiVersion: v1\n+kind: Secret\n+data:\n+  .dockercfg: |\n+    eyJhdXRocyI6eyJodHRwczovL2V4YW1wbGUvdjEvIjp7ImF1dGgiOiJvcGVuc2VzYW1lIn19fQo=\n";
         assert_eq!(families(manifest), ["kubernetes"]);
