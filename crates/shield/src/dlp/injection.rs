@@ -137,7 +137,7 @@ fn rules() -> Vec<Rule> {
         ),
         r(
             Signal::TaskChange,
-            4,
+            3,
             r"(?-u:\b)(?:add|include|integrate|insert|incorporate|embed|mention|append|prepend|introduce|inject|weave|put|place|attach|reference|feature|promote|advertise)(?-u:\b)[^.\n]{0,100}?(?-u:\b)(?:in|into|within|to|throughout|at\s+the\s+(?:end|start|beginning)\s+of)\s+YOUR_WORK",
         ),
         r(
@@ -148,7 +148,12 @@ fn rules() -> Vec<Rule> {
         r(
             Signal::TaskChange,
             4,
-            r"(?-u:\b)(?:substitute|replace|swap|reverse|scramble|shuffle|encrypt|encode|obfuscate)(?-u:\b)[^.\n]{0,60}(?-u:\b)YOUR_WORK|(?-u:\b)your\s+(?:answer|reply|response|output)s?\s+(?:should|must|has to|needs to|shall)(?-u:\b)|(?-u:\b)(?:respond|reply|answer|write)\s+(?:only\s+)?(?:in|with|using)\s+(?:emojis?|base64|reverse|morse|pig latin|leetspeak|caesar|binary|hex|german|french|spanish|italian|portuguese|chinese|japanese|russian|arabic|hindi|korean|dutch|turkish|polish|swedish|latin|greek|hebrew)(?-u:\b)|(?-u:\b)provide\s+your\s+response\s+in(?-u:\b)",
+            r"(?-u:\b)(?:substitute|replace|swap|reverse|scramble|shuffle|encrypt|encode|obfuscate)(?-u:\b)[^.\n]{0,60}(?-u:\b)YOUR_WORK|(?-u:\b)your\s+(?:answer|reply|response|output)s?\s+(?:should|must|has to|needs to|shall)(?-u:\b)",
+        ),
+        r(
+            Signal::TaskChange,
+            3,
+            r"(?-u:\b)(?:respond|reply|answer|write)\s+(?:only\s+)?(?:in|with|using)\s+(?:emojis?|base64|reverse|morse|pig latin|leetspeak|caesar|binary|hex|german|french|spanish|italian|portuguese|chinese|japanese|russian|arabic|hindi|korean|dutch|turkish|polish|swedish|latin|greek|hebrew)(?-u:\b)|(?-u:\b)provide\s+your\s+response\s+in(?-u:\b)",
         ),
         r(
             Signal::TaskChange,
