@@ -37,6 +37,7 @@ fn bench(c: &mut Criterion) {
     let call = Call {
         subject: "tool",
         name: "list_issues".into(),
+        id: None,
     };
     let clean = result_1kb("");
     assert!((900..1300).contains(&clean.len()), "{}", clean.len());

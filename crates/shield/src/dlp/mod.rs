@@ -74,6 +74,9 @@ pub struct Call {
     pub subject: &'static str,
     /// Its name (a resource's URI).
     pub name: String,
+    /// The request's JSON-RPC id: the answer carries the same, and so must an error that
+    /// replaces it.
+    pub id: Option<crate::request::JsonRpcId>,
 }
 
 impl Call {
@@ -87,14 +90,17 @@ impl Call {
                 (Some("tools/call"), Some(name), _) => Some(Call {
                     subject: "tool",
                     name: name.clone(),
+                    id: m.id.clone(),
                 }),
                 (Some("prompts/get"), Some(name), _) => Some(Call {
                     subject: "prompt",
                     name: name.clone(),
+                    id: m.id.clone(),
                 }),
                 (Some("resources/read"), _, Some(uri)) => Some(Call {
                     subject: "resource",
                     name: uri.clone(),
+                    id: m.id.clone(),
                 }),
                 _ => None,
             })
@@ -245,7 +251,6 @@ impl ResultInspector {
         call: &Call,
         client: Option<IpAddr>,
         read: usize,
-        id: Value,
     ) -> Option<Vec<u8>> {
         let policy = self.policy.load();
         let rules = policy.rules_for(&call.name);
@@ -259,6 +264,7 @@ impl ResultInspector {
             evidence: format!("more than {read} bytes, cap {}", rules.max_result_bytes),
             action: Applied::Blocked,
         };
+        let id = serde_json::to_value(&call.id).unwrap_or(Value::Null);
         let error = results::withheld(id, std::slice::from_ref(&found));
         self.report(path, call, found, client);
         serde_json::to_vec(&error).ok()

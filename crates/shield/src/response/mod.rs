@@ -184,13 +184,10 @@ where
         if let Some(call) = &exchange.call {
             // A result too large to read: over any size cap there is, and cut here if the
             // policy caps it (it cannot be truncated without being read whole).
-            if let Some(refused) = way.results.refuse_unread(
-                &exchange.path,
-                call,
-                Some(exchange.ip),
-                bytes.len(),
-                leading_id(&bytes),
-            ) {
+            if let Some(refused) =
+                way.results
+                    .refuse_unread(&exchange.path, call, Some(exchange.ip), bytes.len())
+            {
                 parts.headers.remove(CONTENT_LENGTH);
                 return Response::from_parts(parts, Body::from(refused));
             }
@@ -384,30 +381,6 @@ async fn apply(tools: &ToolIntegrity, exchange: &Exchange, message: &mut Value) 
     }
 }
 
-/// The id of a JSON-RPC answer read only in part: the `"id"` member when it comes before
-/// `"result"` (as servers write it), `null` otherwise. An error that replaces the answer must
-/// carry it, or the client cannot match the error to its request.
-pub(crate) fn leading_id(text: &[u8]) -> Value {
-    let before = memchr::memmem::find(text, b"\"result\"").map_or(text, |end| &text[..end]);
-    let Some(at) = memchr::memmem::find(before, b"\"id\"") else {
-        return Value::Null;
-    };
-    let rest = &before[at + 4..];
-    let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
-        return Value::Null;
-    };
-    if rest[colon] != b':' {
-        return Value::Null;
-    }
-    // The value up to the member's end: a number or a string (ids are one or the other).
-    let value = &rest[colon + 1..];
-    let mut deserializer = serde_json::Deserializer::from_slice(value).into_iter::<Value>();
-    match deserializer.next() {
-        Some(Ok(id @ (Value::Number(_) | Value::String(_)))) => id,
-        _ => Value::Null,
-    }
-}
-
 /// The body up to `limit` bytes; past it, what was read and the rest unread.
 ///
 /// Most answers arrive as one frame: it is kept as it came, and the bytes are copied only when
@@ -549,24 +522,6 @@ mod tests {
         assert_eq!(error["id"], 9);
         assert_eq!(error["error"]["code"], crate::tools::TOOL_REFUSED);
         assert!(error.get("result").is_none());
-    }
-
-    #[test]
-    fn the_id_of_an_answer_read_in_part_is_found_before_its_result() {
-        assert_eq!(
-            leading_id(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"text":"xx"#),
-            7
-        );
-        assert_eq!(leading_id(br#"{"id" : "call-9", "result": {"#), "call-9");
-        assert_eq!(
-            leading_id(br#"{"jsonrpc":"2.0","result":{"id":3,"text":"#),
-            Value::Null
-        );
-        assert_eq!(
-            leading_id(br#"{"jsonrpc":"2.0","id":{"x":1},"result":"#),
-            Value::Null
-        );
-        assert_eq!(leading_id(b"not json"), Value::Null);
     }
 
     #[tokio::test]

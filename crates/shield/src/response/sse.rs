@@ -105,16 +105,11 @@ impl InspectedStream {
         if !worth_reading(head, &self.exchange) {
             return None;
         }
-        let data = head
-            .windows(5)
-            .position(|w| w == b"data:")
-            .map_or(head, |at| &head[at..]);
         let error = self.way.results.refuse_unread(
             &self.exchange.path,
             call,
             Some(self.exchange.ip),
             head.len(),
-            super::leading_id(data),
         )?;
         let mut event = Vec::with_capacity(error.len() + 32);
         event.extend_from_slice(b"event: message\ndata: ");
@@ -375,6 +370,7 @@ mod tests {
             call: Some(crate::dlp::Call {
                 subject: "tool",
                 name: "dump".into(),
+                id: Some(crate::request::JsonRpcId::Number(7)),
             }),
         };
         let stream =
@@ -425,6 +421,7 @@ mod tests {
         exchange.call = Some(crate::dlp::Call {
             subject: "tool",
             name: "echo".into(),
+            id: None,
         });
         assert!(!worth_reading(progress, &exchange));
         assert!(worth_reading(result, &exchange));
