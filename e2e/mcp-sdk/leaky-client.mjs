@@ -4,16 +4,9 @@
 // client received; exits 1 on a failure to talk to the server.
 //
 //   node leaky-client.mjs http://127.0.0.1:8080
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { runClient, text } from "./support.mjs";
 
-const base = process.argv[2];
-const summary = {};
-const text = (result) => (result.content ?? []).map((c) => c.text).join("\n");
-
-async function main() {
-  const client = new Client({ name: "mcp-shield-results-e2e", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+await runClient("mcp-shield-results-e2e", process.argv[2], async (client, summary) => {
   const config = await client.callTool({ name: "read_config", arguments: {} });
   summary.read_config = text(config);
   summary.read_config_meta = config._meta ?? null;
@@ -33,12 +26,4 @@ async function main() {
   summary.progress = progress.map((p) => p.progress);
   summary.progress_before_result_ms = finished - (progress[0]?.at ?? finished);
   summary.export_report = text(report);
-  await client.close();
-  console.log(JSON.stringify(summary, null, 2));
-}
-
-main().catch((e) => {
-  console.error(e);
-  console.log(JSON.stringify(summary, null, 2));
-  process.exit(1);
 });

@@ -4,9 +4,8 @@
 // progress notifications (with a pause between them) before a result holding a token.
 //
 //   PORT=9000 node leaky-server.mjs
-import http from "node:http";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { serveStateless } from "./support.mjs";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 export const TOKEN = "ghp_R4nd0mT0k3nV4lu3W1thThirtySixChars12";
@@ -60,19 +59,4 @@ function mcpServer() {
   return server;
 }
 
-http
-  .createServer(async (req, res) => {
-    if (req.url !== "/mcp" || req.method !== "POST") {
-      res.writeHead(405).end();
-      return;
-    }
-    const server = mcpServer();
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on("close", () => {
-      transport.close();
-      server.close();
-    });
-    await server.connect(transport);
-    await transport.handleRequest(req, res);
-  })
-  .listen(Number(process.env.PORT), "127.0.0.1");
+serveStateless(mcpServer);

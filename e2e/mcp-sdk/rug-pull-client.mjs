@@ -4,15 +4,12 @@
 // change (admin API), `weather` is back. Prints a JSON summary; exits 1 on any failure.
 //
 //   node rug-pull-client.mjs http://127.0.0.1:8080 ADMIN_TOKEN
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { runClient, text } from "./support.mjs";
 
 const base = process.argv[2];
 const token = process.argv[3];
-const summary = {};
 
 const names = async (client) => (await client.listTools()).tools.map((t) => t.name).sort();
-const text = (result) => (result.content ?? []).map((c) => c.text).join("\n");
 
 async function refusal(client, name, args) {
   try {
@@ -23,9 +20,7 @@ async function refusal(client, name, args) {
   }
 }
 
-async function main() {
-  const client = new Client({ name: "mcp-shield-rug-pull-e2e", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+await runClient("mcp-shield-rug-pull-e2e", base, async (client, summary) => {
   summary.first_listing = await names(client);
   summary.weather_before = text(await client.callTool({ name: "weather", arguments: { city: "Oslo" } }));
 
@@ -48,12 +43,4 @@ async function main() {
   summary.weather_after_approval = text(
     await client.callTool({ name: "weather", arguments: { city: "Oslo", notes: "" } }),
   );
-  await client.close();
-  console.log(JSON.stringify(summary, null, 2));
-}
-
-main().catch((e) => {
-  console.error(e);
-  console.log(JSON.stringify(summary, null, 2));
-  process.exit(1);
 });

@@ -3,9 +3,8 @@
 // tools/list on, `weather` has a new description and a new parameter. `add` never changes.
 //
 //   PORT=9000 node rug-pull-server.mjs
-import http from "node:http";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { serveStateless } from "./support.mjs";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 let listings = 0;
@@ -56,20 +55,4 @@ function mcpServer() {
   return server;
 }
 
-http
-  .createServer(async (req, res) => {
-    if (req.url !== "/mcp" || req.method !== "POST") {
-      res.writeHead(405).end();
-      return;
-    }
-    // Stateless: a server and a transport per request.
-    const server = mcpServer();
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on("close", () => {
-      transport.close();
-      server.close();
-    });
-    await server.connect(transport);
-    await transport.handleRequest(req, res);
-  })
-  .listen(Number(process.env.PORT), "127.0.0.1");
+serveStateless(mcpServer);
