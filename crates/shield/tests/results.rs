@@ -96,18 +96,7 @@ async fn start(config: Config) -> (SecuritySystem, Router) {
 }
 
 fn rpc(method: &str, params: Value, stream: bool) -> Request<Body> {
-    let mut builder = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("user-agent", "mcp-test-client/1.0");
-    if stream {
-        builder = builder.header("x-stream", "1");
-    }
-    builder
-        .body(Body::from(
-            json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string(),
-        ))
-        .unwrap()
+    support::mcp_request(7, method, params, stream)
 }
 
 /// A tool's answer as the client receives it (the last message of a stream).

@@ -101,17 +101,7 @@ fn app(security: &SecuritySystem, server: &Server) -> Router {
 }
 
 fn rpc(method: &str, params: Value, stream: bool) -> Request<Body> {
-    let mut builder = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    if stream {
-        builder = builder.header("x-stream", "1");
-    }
-    builder
-        .body(Body::from(
-            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
-        ))
-        .unwrap()
+    support::mcp_request(1, method, params, stream)
 }
 
 /// The tool names a `tools/list` gets (JSON or stream), and the raw text.

@@ -191,3 +191,25 @@ pub fn admin_request(
     }
     .expect("request")
 }
+
+/// A JSON-RPC request with `id` to `/mcp`, as an MCP client posts it; `stream` asks the test's
+/// upstream for an event-stream answer (`x-stream`).
+pub fn mcp_request(
+    id: u64,
+    method: &str,
+    params: serde_json::Value,
+    stream: bool,
+) -> http::Request<axum::body::Body> {
+    let mut builder = http::Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("user-agent", "mcp-test-client/1.0");
+    if stream {
+        builder = builder.header("x-stream", "1");
+    }
+    let message =
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    builder
+        .body(axum::body::Body::from(message.to_string()))
+        .expect("request")
+}
