@@ -459,14 +459,13 @@ impl Core {
                     .collect(),
             ));
         }
-        let layer = self.layer.clone();
-        let admin = self.admin.clone();
         py.detach(move || {
             if is_admin_path(request.uri().path()) {
-                return Ok(Exchange::new(in_place(layer.layer(admin), request), None));
+                let service = self.layer.layer(self.admin.clone());
+                return Ok(Exchange::new(in_place(service, request), None));
             }
             let (slot, forwarded) = oneshot::channel();
-            let service = layer.layer(Bridge {
+            let service = self.layer.layer(Bridge {
                 slot: Arc::new(Mutex::new(Some(slot))),
             });
             Ok(Exchange::new(in_place(service, request), Some(forwarded)))
